@@ -1,7 +1,20 @@
 //! connscope: rebuilds every TCP connection in a capture and says whether HTTP connections were reused,
 //! who closed them first and which socket state each side is left in.
 //!
-//! Pipeline: `source` → `decode` → `flow` (TCP state) → `protocol` (HTTP/1.x, TLS, h2) → `report` → `render`.
+//! Pipeline: [`source`] → [`decode`] → [`flow`] (TCP state) → [`protocol`] (HTTP/1.x, TLS, h2) →
+//! [`report`] → [`render`]. [`analyze`] wires the stages together for every command.
 
+pub mod analyze;
+pub mod cli;
+pub mod commands;
+pub mod decode;
+pub mod error;
+pub mod flow;
+pub mod output;
+pub mod protocol;
+pub mod render;
+pub mod report;
 pub mod seq;
 pub mod side;
+pub mod source;
+pub mod tcp_state;

@@ -1,1 +1,22 @@
-fn main() {}
+//! The `connscope` binary: parses the command line, runs a subcommand, maps errors to exit status 2.
+
+use clap::Parser;
+use connscope::cli::{Cli, Command};
+use connscope::commands;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(args) => commands::analyze::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        // The reader went away (`| head`): nothing more to say.
+        Err(connscope::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("connscope: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

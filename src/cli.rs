@@ -1,0 +1,39 @@
+//! Command-line interface (clap derive). The binary is thin glue over the library.
+
+use crate::commands::analyze::AnalyzeArgs;
+use clap::{Args, Parser, Subcommand};
+
+/// Are my HTTP connections being reused, and who is closing them?
+///
+/// connscope rebuilds every TCP connection in a capture (a pcap/pcapng file, or live traffic) and
+/// counts handshakes, HTTP requests per connection, keep-alive probes and RSTs; it says which side
+/// sent FIN first, which socket state each side is left in, and whether connections were reused.
+///
+/// Exit status: 0 success (and every --assert held), 1 an --assert failed, 2 usage or input error.
+#[derive(Debug, Parser)]
+#[command(name = "connscope", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse saved captures (pcap or pcapng from tcpdump, tshark, dumpcap).
+    Analyze(AnalyzeArgs),
+}
+
+/// What to look at in the packets (shared by analyze and capture).
+#[derive(Debug, Args, Clone)]
+pub struct FilterArgs {
+    /// Only connections with this TCP port on either side (the server port).
+    #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// A BPF filter (tcpdump syntax) compiled by libpcap, for anything --port cannot say.
+    #[arg(short = 'f', long = "filter", value_name = "BPF")]
+    pub bpf: Option<String>,
+    /// Most connections held open at once; beyond it the oldest half-open ones are evicted (and counted).
+    #[arg(long, default_value_t = crate::analyze::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
+}
+

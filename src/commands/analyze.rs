@@ -1,0 +1,45 @@
+//! `connscope analyze FILE...`: the report of saved captures.
+
+use crate::analyze::{NoObserver, Options, Pipeline};
+use crate::cli::FilterArgs;
+use crate::error::Error;
+use crate::output::{self, OutputArgs};
+use crate::report::SourceInfo;
+use crate::source;
+use clap::Args;
+use std::process::ExitCode;
+
+/// `connscope analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture files, read one after the other as one capture; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Runs `analyze`.
+pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
+    let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
+    let mut observer = NoObserver;
+    let mut pipeline = Pipeline::new(options, &mut observer);
+    let outcome = source::read_files(&args.files, args.filter.bpf.as_deref(), &mut |link, raw| pipeline.packet(link, raw))?;
+    let mut link_types = outcome.link_types.clone();
+    link_types.dedup();
+    let source_info = SourceInfo {
+        kind: "file",
+        path: args.files.join(", "),
+        filter: super::effective_filter(args.filter.port, args.filter.bpf.as_deref()),
+        link_type: link_types.join(","),
+        start_ts: None,
+        warning: outcome.warning.clone(),
+    };
+    let report = pipeline.finish(source_info, None);
+    if let Some(w) = &outcome.warning {
+        eprintln!("connscope: warning: {w}");
+    }
+    output::emit(&report, &args.output)
+}

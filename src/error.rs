@@ -1,0 +1,22 @@
+//! Errors that end a run, each with the problem and the fix in one line (exit status 2).
+
+use thiserror::Error;
+
+/// What can stop connscope before it has a report.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("cannot read {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("{path}: link type {name} (DLT {dlt}) is not supported; connscope reads Ethernet, Linux cooked (SLL, SLL2: tcpdump -i any), BSD loopback (NULL/LOOP) and raw IP captures")]
+    UnsupportedLinkType { path: String, name: String, dlt: i32 },
+    #[error("{path}: pcapng interfaces with different link types ({detail}); split it per interface with `editcap -T ether` or tshark `-Y frame.interface_id==N -w`")]
+    MixedLinkTypes { path: String, detail: String },
+    #[error("filter `{filter}` does not compile: {reason}")]
+    Filter { filter: String, reason: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Capture(String),
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}

@@ -1,0 +1,148 @@
+//! The human report: summary, socket-state tally, verdict with findings, and one row per connection.
+
+use super::human_duration;
+use crate::report::{ConnectionRecord, Report};
+use crate::tcp_state::ALL_STATES;
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+use std::io::Write;
+
+/// Connection rows shown in the table before eliding (JSON lists more).
+const MAX_ROWS: usize = 200;
+
+fn new_table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t
+}
+
+/// Writes the human-readable report.
+pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let s = &report.summary;
+    let src = &report.source;
+    writeln!(out, "connscope — {} ({}{})", src.path, src.link_type, src.filter.as_ref().map(|f| format!(", filter `{f}`")).unwrap_or_default())?;
+    let p = &report.packets;
+    let mut extra = Vec::new();
+    if p.truncated > 0 {
+        extra.push(format!("{} truncated", p.truncated));
+    }
+    if p.undecodable > 0 {
+        extra.push(format!("{} undecodable", p.undecodable));
+    }
+    if p.after_close > 0 {
+        extra.push(format!("{} after close", p.after_close));
+    }
+    writeln!(out, "{} packets, {} TCP, {} analysed{}", p.total, p.tcp, p.matched,
+        if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) })?;
+    if let Some(cap) = &report.capture {
+        let dropped = cap.dropped_by_kernel + cap.dropped_by_interface;
+        writeln!(out, "capture: {} received, {} dropped by kernel, {} dropped by interface, {} — ended by {}",
+            cap.received, cap.dropped_by_kernel, cap.dropped_by_interface, human_duration(cap.duration), cap.ended_by)?;
+        if dropped > 0 {
+            writeln!(out, "!! LOSSY CAPTURE: {dropped} packets were dropped; counts may be short.")?;
+        }
+        if let Some(cmd) = &cap.command {
+            let status = cap.command_exit_status.map_or("killed by a signal".to_string(), |c| format!("exit status {c}"));
+            writeln!(out, "command: {cmd} ({status})")?;
+        }
+        if let Some(path) = &cap.saved_to {
+            writeln!(out, "saved to {path}")?;
+        }
+    }
+    if let Some(w) = &src.warning {
+        writeln!(out, "!! {w}")?;
+    }
+    writeln!(out)?;
+
+    let mut t = new_table();
+    t.set_header(vec!["connections", "handshakes (complete)", "HTTP requests", "reused", "FIN first client/server/none", "RST", "keep-alive probes", "TLS hellos"]);
+    t.add_row(vec![
+        Cell::new(s.connections),
+        Cell::new(format!("{} ({})", s.handshakes, s.handshakes_completed)),
+        Cell::new(s.http_requests),
+        Cell::new(s.reused_connections),
+        Cell::new(format!("{} / {} / {}", s.fin_first.client, s.fin_first.server, s.fin_first.none)),
+        Cell::new(s.rst_connections),
+        Cell::new(s.keepalive_probes),
+        Cell::new(s.tls_client_hellos),
+    ]);
+    writeln!(out, "{t}")?;
+
+    let mut states = new_table();
+    let shown: Vec<_> = ALL_STATES
+        .iter()
+        .filter(|st| s.client_states.get(st.name()).copied().unwrap_or(0) + s.server_states.get(st.name()).copied().unwrap_or(0) > 0)
+        .collect();
+    if !shown.is_empty() {
+        let mut header = vec!["socket state at end".to_string()];
+        header.extend(shown.iter().map(|st| st.name().to_string()));
+        states.set_header(header);
+        for (label, map) in [("client side", &s.client_states), ("server side", &s.server_states)] {
+            let mut row = vec![Cell::new(label)];
+            row.extend(shown.iter().map(|st| Cell::new(map.get(st.name()).copied().unwrap_or(0)).set_alignment(CellAlignment::Right)));
+            states.add_row(row);
+        }
+        writeln!(out, "{states}")?;
+    }
+
+    if report.ports.len() > 1 {
+        let mut ports = new_table();
+        ports.set_header(vec!["server port", "connections", "handshakes", "HTTP requests", "reused", "FIN first client/server/none", "RST"]);
+        for p in &report.ports {
+            ports.add_row(vec![
+                Cell::new(p.port),
+                Cell::new(p.connections),
+                Cell::new(p.handshakes),
+                Cell::new(p.http_requests),
+                Cell::new(p.reused_connections),
+                Cell::new(format!("{} / {} / {}", p.fin_first.client, p.fin_first.server, p.fin_first.none)),
+                Cell::new(p.rst_connections),
+            ]);
+        }
+        writeln!(out, "{ports}")?;
+    }
+
+    writeln!(out)?;
+    writeln!(out, "Verdict: {}", report.verdict.headline)?;
+    for f in &report.verdict.findings {
+        let mark = if f.severity == "warning" { "!" } else { "-" };
+        writeln!(out, " {mark} [{}] {}", f.code, f.message)?;
+    }
+    writeln!(out)?;
+
+    if !report.connections.is_empty() {
+        writeln!(out, "{}", connections_table(&report.connections[..report.connections.len().min(MAX_ROWS)]))?;
+        let hidden = (report.connections.len().saturating_sub(MAX_ROWS)) as u64 + report.connections_omitted;
+        if hidden > 0 {
+            writeln!(out, "… {hidden} more connections (use --format json, ndjson or csv for all of them)")?;
+        }
+    }
+    Ok(())
+}
+
+fn connections_table(conns: &[ConnectionRecord]) -> Table {
+    let mut t = new_table();
+    t.set_header(vec!["#", "client", "server", "start", "duration", "handshake", "requests", "FIN first", "RST", "probes c/s", "client state", "server state"]);
+    for c in conns {
+        let requests = match (c.http_requests, &c.tls) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(tls)) => format!("~{} (TLS)", tls.exchanges_estimate),
+            (None, None) => "-".to_string(),
+        };
+        t.add_row(vec![
+            Cell::new(c.id),
+            Cell::new(&c.client),
+            Cell::new(&c.server),
+            Cell::new(format!("{:.3}", c.first_ts)),
+            Cell::new(human_duration(c.duration)),
+            Cell::new(c.handshake.name()),
+            Cell::new(requests),
+            Cell::new(c.fin_first.name()),
+            Cell::new(c.rst_by.map_or("-", |s| s.name())),
+            Cell::new(format!("{}/{}", c.keepalive_probes.client, c.keepalive_probes.server)),
+            Cell::new(c.client_state.name()),
+            Cell::new(c.server_state.name()),
+        ]);
+    }
+    t
+}

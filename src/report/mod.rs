@@ -1,0 +1,463 @@
+//! The report: plain data (serde), the one source every output format renders.
+//!
+//! Connections arrive one by one as they end ([`ConnectionRecord`]); [`ReportBuilder`] folds each into
+//! the [`Summary`] at once, so the summary never needs the whole list. Field names are the JSON
+//! contract documented in `docs/json.md`: change them only with `SCHEMA_VERSION`.
+
+pub mod verdict;
+
+use crate::protocol::{HttpExchange, Protocol};
+use crate::side::Side;
+use crate::tcp_state::{TcpState, ALL_STATES};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Version of the JSON report's shape. Bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How much of the three-way handshake the capture shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handshake {
+    /// SYN, SYN-ACK and the ACK of the SYN-ACK.
+    Complete,
+    /// SYN and SYN-ACK, no ACK of the SYN-ACK.
+    SynAck,
+    /// Only the SYN (unanswered, or refused with RST).
+    SynOnly,
+    /// The connection's SYN was not captured.
+    MidStream,
+}
+
+impl Handshake {
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handshake::Complete => "complete",
+            Handshake::SynAck => "syn_ack",
+            Handshake::SynOnly => "syn_only",
+            Handshake::MidStream => "mid_stream",
+        }
+    }
+}
+
+/// Why a connection's record was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Both FINs acknowledged, or an RST.
+    Closed,
+    /// A new SYN with another initial sequence number reused the 4-tuple.
+    Replaced,
+    /// Still open when the capture ended.
+    OpenAtEnd,
+    /// Dropped to stay under `--max-connections`.
+    Evicted,
+}
+
+/// A count per side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PerSide {
+    pub client: u32,
+    pub server: u32,
+}
+
+impl PerSide {
+    /// Adds one to the given side.
+    pub fn bump(&mut self, side: Side) {
+        match side {
+            Side::Client => self.client += 1,
+            Side::Server => self.server += 1,
+        }
+    }
+
+    /// Both sides together.
+    pub fn total(&self) -> u32 {
+        self.client + self.server
+    }
+}
+
+/// One HTTP request with the status of its response, as listed per connection.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    pub method: Option<String>,
+    pub target: Option<String>,
+    pub version: Option<crate::protocol::HttpVersion>,
+    pub status: Option<u16>,
+}
+
+impl From<&HttpExchange> for RequestRecord {
+    fn from(e: &HttpExchange) -> Self {
+        RequestRecord { method: e.method.clone(), target: e.target.clone(), version: e.version, status: e.status }
+    }
+}
+
+/// TLS facts of one connection.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsRecord {
+    pub client_hellos: u32,
+    pub full_handshakes: u32,
+    pub resumed_handshakes: u32,
+    pub sni: Option<String>,
+    pub version: Option<String>,
+    /// Request/response turns of encrypted application data: an estimate of requests, never HTTP requests.
+    pub exchanges_estimate: u32,
+}
+
+/// One TCP connection, as finished.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionRecord {
+    pub id: u64,
+    pub client: String,
+    pub server: String,
+    pub server_port: u16,
+    /// Seconds since the first packet of the capture.
+    pub first_ts: f64,
+    pub last_ts: f64,
+    pub duration: f64,
+    pub handshake: Handshake,
+    pub protocol: Protocol,
+    /// HTTP/1.x requests; `null` when the traffic is encrypted (TLS) and cannot be counted.
+    pub http_requests: Option<u32>,
+    pub http_responses: Option<u32>,
+    pub requests: Vec<RequestRecord>,
+    /// True when the connection carried more than one request (or TLS exchange).
+    pub reused: bool,
+    pub fin_first: FinFirst,
+    pub simultaneous_close: bool,
+    pub rst_by: Option<Side>,
+    /// RSTs whose sequence number was outside the window, so they closed nothing.
+    pub rst_ignored: u32,
+    pub close_requested_by: Option<Side>,
+    pub keepalive_probes: PerSide,
+    /// Seconds between successive keep-alive probes, when more than one was seen.
+    pub keepalive_interval: Option<f64>,
+    pub client_state: TcpState,
+    pub server_state: TcpState,
+    pub tls: Option<TlsRecord>,
+    pub h2_streams: Option<u32>,
+    pub packets: u64,
+    /// TCP payload bytes on the wire, both directions.
+    pub bytes: u64,
+    /// Holes in the byte streams (lost, not captured or cut by snaplen), per side that sent them.
+    pub stream_gaps: PerSide,
+    pub end: EndReason,
+    /// Seconds from the last response to the first FIN, when both were seen.
+    pub close_after_response: Option<f64>,
+}
+
+/// Which side sent the first FIN of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinFirst {
+    Client,
+    Server,
+    None,
+}
+
+impl FinFirst {
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FinFirst::Client => "client",
+            FinFirst::Server => "server",
+            FinFirst::None => "none",
+        }
+    }
+}
+
+impl From<Option<Side>> for FinFirst {
+    fn from(side: Option<Side>) -> Self {
+        match side {
+            Some(Side::Client) => FinFirst::Client,
+            Some(Side::Server) => FinFirst::Server,
+            None => FinFirst::None,
+        }
+    }
+}
+
+/// FIN-first tally.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct FinFirstCounts {
+    pub client: u64,
+    pub server: u64,
+    pub none: u64,
+}
+
+/// Aggregates over every connection: the numbers `--assert` checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub connections: u64,
+    pub handshakes: u64,
+    pub handshakes_completed: u64,
+    pub mid_stream: u64,
+    pub http_requests: u64,
+    pub http_responses: u64,
+    /// Connections whose requests could be counted (not encrypted).
+    pub http_connections: u64,
+    pub reused_connections: u64,
+    pub requests_per_connection: f64,
+    pub fin_first: FinFirstCounts,
+    pub simultaneous_closes: u64,
+    pub rst_connections: u64,
+    pub rst_by: FinFirstCounts,
+    pub keepalive_probes: u64,
+    pub keepalive_probes_by: FinFirstCounts,
+    pub tls_client_hellos: u64,
+    pub tls_full_handshakes: u64,
+    pub tls_resumed_handshakes: u64,
+    pub tls_exchanges_estimate: u64,
+    pub h2_streams: u64,
+    pub client_states: BTreeMap<&'static str, u64>,
+    pub server_states: BTreeMap<&'static str, u64>,
+    pub evicted_connections: u64,
+    pub stream_gaps: u64,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        let zero_states = || ALL_STATES.iter().filter(|s| **s != TcpState::LISTEN).map(|s| (s.name(), 0)).collect();
+        Summary {
+            connections: 0,
+            handshakes: 0,
+            handshakes_completed: 0,
+            mid_stream: 0,
+            http_requests: 0,
+            http_responses: 0,
+            http_connections: 0,
+            reused_connections: 0,
+            requests_per_connection: 0.0,
+            fin_first: FinFirstCounts::default(),
+            simultaneous_closes: 0,
+            rst_connections: 0,
+            rst_by: FinFirstCounts::default(),
+            keepalive_probes: 0,
+            keepalive_probes_by: FinFirstCounts::default(),
+            tls_client_hellos: 0,
+            tls_full_handshakes: 0,
+            tls_resumed_handshakes: 0,
+            tls_exchanges_estimate: 0,
+            h2_streams: 0,
+            client_states: zero_states(),
+            server_states: zero_states(),
+            evicted_connections: 0,
+            stream_gaps: 0,
+        }
+    }
+}
+
+impl Summary {
+    /// Folds one finished connection into the totals.
+    pub fn add(&mut self, c: &ConnectionRecord) {
+        self.connections += 1;
+        match c.handshake {
+            Handshake::Complete => {
+                self.handshakes += 1;
+                self.handshakes_completed += 1;
+            }
+            Handshake::SynAck | Handshake::SynOnly => self.handshakes += 1,
+            Handshake::MidStream => self.mid_stream += 1,
+        }
+        if let Some(n) = c.http_requests {
+            self.http_requests += u64::from(n);
+            self.http_connections += 1;
+        }
+        if let Some(n) = c.http_responses {
+            self.http_responses += u64::from(n);
+        }
+        if c.reused {
+            self.reused_connections += 1;
+        }
+        match c.fin_first {
+            FinFirst::Client => self.fin_first.client += 1,
+            FinFirst::Server => self.fin_first.server += 1,
+            FinFirst::None => self.fin_first.none += 1,
+        }
+        if c.simultaneous_close {
+            self.simultaneous_closes += 1;
+        }
+        match c.rst_by {
+            Some(Side::Client) => self.rst_by.client += 1,
+            Some(Side::Server) => self.rst_by.server += 1,
+            None => self.rst_by.none += 1,
+        }
+        if c.rst_by.is_some() {
+            self.rst_connections += 1;
+        }
+        self.keepalive_probes += u64::from(c.keepalive_probes.total());
+        self.keepalive_probes_by.client += u64::from(c.keepalive_probes.client);
+        self.keepalive_probes_by.server += u64::from(c.keepalive_probes.server);
+        if let Some(tls) = &c.tls {
+            self.tls_client_hellos += u64::from(tls.client_hellos);
+            self.tls_full_handshakes += u64::from(tls.full_handshakes);
+            self.tls_resumed_handshakes += u64::from(tls.resumed_handshakes);
+            self.tls_exchanges_estimate += u64::from(tls.exchanges_estimate);
+        }
+        self.h2_streams += u64::from(c.h2_streams.unwrap_or(0));
+        *self.client_states.entry(c.client_state.name()).or_insert(0) += 1;
+        *self.server_states.entry(c.server_state.name()).or_insert(0) += 1;
+        if c.end == EndReason::Evicted {
+            self.evicted_connections += 1;
+        }
+        self.stream_gaps += u64::from(c.stream_gaps.total());
+        self.requests_per_connection =
+            if self.http_connections == 0 { 0.0 } else { self.http_requests as f64 / self.http_connections as f64 };
+    }
+}
+
+/// Packet counts of the whole capture.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PacketCounts {
+    /// Packets read (after any BPF filter).
+    pub total: u64,
+    /// Of those, TCP segments decoded whole.
+    pub tcp: u64,
+    /// TCP segments on the selected port (all TCP without `--port`).
+    pub matched: u64,
+    /// Packets cut short before the end of their TCP header.
+    pub truncated: u64,
+    /// Packets whose headers do not parse.
+    pub undecodable: u64,
+    /// Packets that are not TCP (UDP, ICMP, ARP, ...).
+    pub not_tcp: u64,
+    /// Segments of a connection already closed (late retransmissions, ACKs after a reset).
+    pub after_close: u64,
+}
+
+/// Where the packets came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceInfo {
+    /// `file` or `live`.
+    pub kind: &'static str,
+    /// File path(s) read, or the interface captured.
+    pub path: String,
+    /// Effective filter, `null` when every TCP packet is analysed.
+    pub filter: Option<String>,
+    pub link_type: String,
+    /// Epoch seconds of the first packet; connection times are relative to it.
+    pub start_ts: Option<f64>,
+    /// Set when reading stopped early (damaged file); says where and why.
+    pub warning: Option<String>,
+}
+
+/// Per-server-port totals (the table groups by server port when no `--port` is given).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PortSummary {
+    pub port: u16,
+    pub connections: u64,
+    pub handshakes: u64,
+    pub http_requests: u64,
+    pub reused_connections: u64,
+    pub fin_first: FinFirstCounts,
+    pub rst_connections: u64,
+}
+
+/// Capture statistics from libpcap (live capture only).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CaptureStats {
+    pub received: u64,
+    pub dropped_by_kernel: u64,
+    pub dropped_by_interface: u64,
+    pub duration: f64,
+    /// Why the capture ended: `interrupted`, `duration`, `count`, `command_exited`, `interface_gone`, ...
+    pub ended_by: String,
+    pub command: Option<String>,
+    pub command_exit_status: Option<i32>,
+    pub saved_to: Option<String>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub source: SourceInfo,
+    pub packets: PacketCounts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureStats>,
+    pub summary: Summary,
+    pub ports: Vec<PortSummary>,
+    pub verdict: verdict::Verdict,
+    pub connections: Vec<ConnectionRecord>,
+    /// Connections not listed in `connections` (the list is capped; the summary counts them all).
+    pub connections_omitted: u64,
+}
+
+/// Builds the report as connections end: summary and per-port totals at once, and the first
+/// `keep` connection records for the per-connection listing.
+pub struct ReportBuilder {
+    summary: Summary,
+    ports: BTreeMap<u16, PortSummary>,
+    connections: Vec<ConnectionRecord>,
+    keep: usize,
+    omitted: u64,
+    verdict_inputs: verdict::Tallies,
+}
+
+/// At most this many server ports get their own row; the rest are folded into port 0.
+const MAX_PORT_ROWS: usize = 1000;
+
+impl ReportBuilder {
+    /// A builder that keeps up to `keep` connection records in memory.
+    pub fn new(keep: usize) -> Self {
+        ReportBuilder {
+            summary: Summary::default(),
+            ports: BTreeMap::new(),
+            connections: Vec::new(),
+            keep,
+            omitted: 0,
+            verdict_inputs: verdict::Tallies::default(),
+        }
+    }
+
+    /// Folds in one finished connection, then shows it and the updated summary to `on_added`.
+    pub fn add(&mut self, record: ConnectionRecord, on_added: impl FnOnce(&ConnectionRecord, &Summary)) {
+        self.summary.add(&record);
+        self.verdict_inputs.add(&record);
+        let port_key = if self.ports.len() >= MAX_PORT_ROWS && !self.ports.contains_key(&record.server_port) {
+            0
+        } else {
+            record.server_port
+        };
+        let port = self.ports.entry(port_key).or_insert_with(|| PortSummary { port: port_key, ..Default::default() });
+        port.connections += 1;
+        if record.handshake != Handshake::MidStream {
+            port.handshakes += 1;
+        }
+        port.http_requests += u64::from(record.http_requests.unwrap_or(0));
+        port.reused_connections += u64::from(record.reused);
+        match record.fin_first {
+            FinFirst::Client => port.fin_first.client += 1,
+            FinFirst::Server => port.fin_first.server += 1,
+            FinFirst::None => port.fin_first.none += 1,
+        }
+        port.rst_connections += u64::from(record.rst_by.is_some());
+        on_added(&record, &self.summary);
+        if self.connections.len() < self.keep {
+            self.connections.push(record);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// The summary so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Finishes the report.
+    pub fn finish(mut self, source: SourceInfo, packets: PacketCounts, capture: Option<CaptureStats>) -> Report {
+        self.connections.sort_by_key(|c| c.id);
+        let verdict = verdict::judge(&self.summary, &self.verdict_inputs, capture.as_ref());
+        Report {
+            schema_version: SCHEMA_VERSION,
+            source,
+            packets,
+            capture,
+            summary: self.summary,
+            ports: self.ports.into_values().collect(),
+            verdict,
+            connections: self.connections,
+            connections_omitted: self.omitted,
+        }
+    }
+}
