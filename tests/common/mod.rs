@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests: running the binary and reading fixture expectations.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The connscope binary built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_connscope")
+}
+
+/// The repository's `fixtures/` directory.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// One fixture's `NAME.expect`: `key = value  # why` lines.
+pub struct Expect {
+    pub name: String,
+    pub pcap: PathBuf,
+    pub values: BTreeMap<String, String>,
+}
+
+impl Expect {
+    /// The connscope arguments the fixture is analysed with.
+    pub fn args(&self) -> Vec<String> {
+        self.values.get("args").map(|a| a.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+    }
+}
+
+/// Every fixture with an `.expect` file, sorted by name.
+pub fn all_expectations() -> Vec<Expect> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(fixtures_dir()).expect("fixtures/ exists") {
+        let path = entry.expect("readable entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("expect") {
+            continue;
+        }
+        let name = path.file_stem().and_then(|s| s.to_str()).expect("utf-8 name").to_string();
+        let text = std::fs::read_to_string(&path).expect("readable .expect");
+        let mut values = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("{name}.expect: bad line `{line}`"));
+            values.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let pcap = ["pcap", "pcapng"]
+            .iter()
+            .map(|ext| fixtures_dir().join(format!("{name}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{name}.expect has no {name}.pcap or .pcapng"));
+        out.push(Expect { name, pcap, values });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Runs `connscope analyze FILE ARGS --format json` and parses the report.
+pub fn analyze_json(pcap: &Path, args: &[String]) -> serde_json::Value {
+    let out = Command::new(bin())
+        .arg("analyze")
+        .arg(pcap)
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .expect("run connscope");
+    assert!(out.status.success(), "connscope failed on {}: {}", pcap.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("valid JSON report")
+}
+
+/// Looks up a dotted path (`fin_first.client`) in a JSON value.
+pub fn lookup<'a>(v: &'a serde_json::Value, dotted: &str) -> Option<&'a serde_json::Value> {
+    dotted.split('.').try_fold(v, |v, k| v.get(k))
+}

@@ -1,0 +1,57 @@
+//! Cross-checks fixture counts against tshark, where it is installed: the handshakes (initial SYNs,
+//! retransmissions counted once) and, on cleartext HTTP, the requests tshark's dissector finds.
+//! Where tshark is known to disagree, the fixture's `.expect` says what tshark reports
+//! (`tshark.http_requests = N`) and why; this test checks tshark still says exactly that.
+
+mod common;
+use common::*;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+fn tshark_lines(pcap: &std::path::Path, extra: &[&str], display_filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-n").arg("-r").arg(pcap).args(extra).args(["-Y", display_filter, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn fixture_counts_agree_with_tshark() {
+    if Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("tshark not installed: cross-check skipped (scripts/install-deps.sh test installs it)");
+        return;
+    }
+    let mut failures = Vec::new();
+    for exp in all_expectations() {
+        let port = exp.args().windows(2).find(|w| w[0] == "--port").map(|w| w[1].clone());
+        let port_filter = port.as_ref().map(|p| format!(" && tcp.port=={p}")).unwrap_or_default();
+        let report = analyze_json(&exp.pcap, &exp.args());
+        // Initial SYNs, one per (4-tuple, ISN): tshark lists retransmissions separately.
+        let syns: BTreeSet<String> = tshark_lines(
+            &exp.pcap,
+            &[],
+            &format!("tcp.flags.syn==1 && tcp.flags.ack==0{port_filter}"),
+            &["ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.seq_raw"],
+        )
+        .into_iter()
+        .collect();
+        let want_handshakes = exp.values.get("tshark.handshakes").map_or(report["summary"]["handshakes"].as_u64().expect("n"), |v| v.parse().expect("number"));
+        if syns.len() as u64 != want_handshakes {
+            failures.push(format!("{}: tshark sees {} initial SYNs, expected {want_handshakes}", exp.name, syns.len()));
+        }
+        let encrypted = report["summary"]["tls_client_hellos"].as_u64().unwrap_or(0) > 0;
+        if let (Some(p), false) = (&port, encrypted) {
+            let decode_as = format!("tcp.port=={p},http");
+            let requests = tshark_lines(&exp.pcap, &["-d", &decode_as], "http.request", &["frame.number"]).len() as u64;
+            let want = exp.values.get("tshark.http_requests").map_or(report["summary"]["http_requests"].as_u64().expect("n"), |v| v.parse().expect("number"));
+            if requests != want {
+                failures.push(format!("{}: tshark finds {requests} HTTP requests, expected {want}", exp.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
