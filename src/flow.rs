@@ -203,7 +203,7 @@ impl Connection {
     }
 
     fn half_open(&self) -> bool {
-        !self.handshake_acked && self.ends.iter().all(|e| e.bytes == 0)
+        self.syn_seen && !self.handshake_acked && self.ends.iter().all(|e| e.bytes == 0)
     }
 }
 
@@ -571,7 +571,12 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
                 conn.simultaneous_close = true;
             }
         }
-        conn.transition(side, StateEvent::SendFin);
+        if conn.simultaneous_close && conn.fin_first == Some(peer) {
+            // This side sent its FIN before the peer's arrived (FIN_WAIT_1), then got the peer's FIN.
+            conn.end_mut(side).state = TcpState::FIN_WAIT_1.next(StateEvent::RecvFin);
+        } else {
+            conn.transition(side, StateEvent::SendFin);
+        }
         conn.transition(peer, StateEvent::RecvFin);
         events.clear();
         conn.watcher.on_fin(side, fin_seq, events);
@@ -644,4 +649,248 @@ fn rst_acceptable(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
     let window = receiver.window.max(65_535);
     let offset = seg.seq.diff(expected);
     (-1..=window as i64).contains(&i64::from(offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpFlags;
+
+    const C: &str = "127.0.0.1:40000";
+    const S: &str = "127.0.0.1:8080";
+
+    #[derive(Default)]
+    struct Records(Vec<ConnectionRecord>, Vec<FlowEvent>);
+    impl FlowSink for Records {
+        fn event(&mut self, _id: u64, event: &FlowEvent) {
+            self.1.push(event.clone());
+        }
+        fn connection_ended(&mut self, record: ConnectionRecord) {
+            self.0.push(record);
+        }
+    }
+
+    fn flags(s: &str) -> TcpFlags {
+        TcpFlags { syn: s.contains('S'), ack: s.contains('.'), fin: s.contains('F'), rst: s.contains('R'), psh: s.contains('P') }
+    }
+
+    /// Feeds segments `(ts, from_client, flags, seq, ack, payload_len)` and returns the finished records.
+    fn run(segments: &[(f64, bool, &str, u32, u32, u32)]) -> Records {
+        let mut table = FlowTable::new(Some(8080), 1000);
+        let mut sink = Records::default();
+        let payload = vec![b'x'; 2000];
+        for &(ts, from_client, f, seq, ack, len) in segments {
+            let (src, dst) = if from_client { (C, S) } else { (S, C) };
+            let seg = Segment {
+                ts,
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                flags: flags(f),
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                window: 512,
+                window_scale: None,
+                payload: &payload[..len as usize],
+                wire_len: len,
+            };
+            table.process(&seg, &mut sink);
+        }
+        table.finish(&mut sink);
+        sink
+    }
+
+    /// A full exchange: handshake, one 100-byte request, one 200-byte response, ISNs 1000 / 5000.
+    fn opened() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
+        vec![
+            (0.0, true, "S", 1000, 0, 0),
+            (0.001, false, "S.", 5000, 1001, 0),
+            (0.002, true, ".", 1001, 5001, 0),
+            (0.003, true, "P.", 1001, 5001, 100),
+            (0.004, false, "P.", 5001, 1101, 200),
+            (0.005, true, ".", 1101, 5201, 0),
+        ]
+    }
+
+    #[test]
+    fn test_client_fin_first_leaves_client_time_wait_server_closed() {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+        assert_eq!(c.end, EndReason::Closed);
+        assert!(!c.simultaneous_close);
+    }
+
+    #[test]
+    fn test_server_fin_acked_without_client_fin_is_fin_wait_2_and_close_wait() {
+        let mut segs = opened();
+        segs.extend([(0.01, false, "F.", 5201, 1101, 0), (0.011, true, ".", 1101, 5202, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.fin_first, FinFirst::Server);
+        assert_eq!((c.client_state, c.server_state), (TcpState::CLOSE_WAIT, TcpState::FIN_WAIT_2));
+        assert_eq!(c.end, EndReason::OpenAtEnd);
+    }
+
+    #[test]
+    fn test_simultaneous_close_ends_in_time_wait_on_both_sides() {
+        let mut segs = opened();
+        segs.extend([
+            (0.01, true, "F.", 1101, 5201, 0),
+            (0.01, false, "F.", 5201, 1101, 0),
+            (0.011, true, ".", 1102, 5202, 0),
+            (0.011, false, ".", 5202, 1102, 0),
+        ]);
+        let c = &run(&segs).0[0];
+        assert!(c.simultaneous_close);
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::TIME_WAIT));
+    }
+
+    #[test]
+    fn test_retransmitted_syn_counts_once() {
+        let mut segs = vec![(0.0, true, "S", 1000, 0, 0), (1.0, true, "S", 1000, 0, 0)];
+        segs.extend(opened().into_iter().skip(1).map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s, a, l)));
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+        assert_eq!(r.0[0].handshake, Handshake::Complete);
+    }
+
+    #[test]
+    fn test_new_syn_with_new_isn_on_same_tuple_starts_a_new_connection() {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
+        segs.extend(opened().into_iter().map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)));
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 2);
+        assert_eq!(r.0[1].handshake, Handshake::Complete);
+        assert_eq!(r.0[1].client_state, TcpState::ESTABLISHED);
+    }
+
+    #[test]
+    fn test_late_ack_after_close_is_not_a_new_connection() {
+        let mut segs = opened();
+        segs.extend([
+            (0.01, true, "F.", 1101, 5201, 0),
+            (0.011, false, "F.", 5201, 1102, 0),
+            (0.012, true, ".", 1102, 5202, 0),
+            (0.2, true, ".", 1102, 5202, 0),
+        ]);
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+    }
+
+    #[test]
+    fn test_keepalive_probe_after_idle_with_everything_acked() {
+        let mut segs = opened();
+        // Probe at seq next-1 after 15 s idle, and the server's ACK of it.
+        segs.extend([(15.0, true, ".", 1100, 5201, 0), (15.0001, false, ".", 5201, 1101, 0), (30.0, true, ".", 1100, 5201, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.keepalive_probes, PerSide { client: 2, server: 0 });
+        assert_eq!(c.keepalive_interval, Some(15.0));
+    }
+
+    #[test]
+    fn test_one_byte_retransmission_soon_after_data_is_not_a_probe() {
+        let mut segs = opened();
+        segs.push((0.2, true, "P.", 1100, 5201, 1));
+        assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+    }
+
+    #[test]
+    fn test_segment_at_next_minus_one_with_unacked_data_is_not_a_probe() {
+        let mut segs = opened();
+        segs.push((0.006, true, "P.", 1101, 5201, 50)); // not acknowledged by the server
+        segs.push((10.0, true, ".", 1150, 5201, 0));
+        assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+    }
+
+    #[test]
+    fn test_last_ack_after_close_is_not_a_probe() {
+        let mut segs = opened();
+        segs.extend([(0.01, false, "F.", 5201, 1101, 0), (5.0, true, ".", 1101, 5202, 0)]);
+        assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+    }
+
+    #[test]
+    fn test_rst_with_sequence_outside_window_is_ignored() {
+        let mut segs = opened();
+        segs.push((0.01, true, "R", 1101 + 10_000_000, 0, 0));
+        let c = &run(&segs).0[0];
+        assert_eq!(c.rst_by, None);
+        assert_eq!(c.rst_ignored, 1);
+        assert_eq!(c.client_state, TcpState::ESTABLISHED);
+    }
+
+    #[test]
+    fn test_rst_in_window_closes_both_sides() {
+        let mut segs = opened();
+        segs.push((0.01, true, "R.", 1101, 5201, 0));
+        let c = &run(&segs).0[0];
+        assert_eq!(c.rst_by, Some(Side::Client));
+        assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_refused_syn_is_syn_only_and_reset_by_server() {
+        let r = run(&[(0.0, true, "S", 1000, 0, 0), (0.0001, false, "R.", 0, 1001, 0)]);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::SynOnly);
+        assert_eq!(c.rst_by, Some(Side::Server));
+    }
+
+    #[test]
+    fn test_sequence_numbers_wrapping_past_2_pow_32() {
+        let isn = u32::MAX - 50;
+        let segs = [
+            (0.0, true, "S", isn, 0, 0),
+            (0.001, false, "S.", 5000, isn.wrapping_add(1), 0),
+            (0.002, true, ".", isn.wrapping_add(1), 5001, 0),
+            (0.003, true, "P.", isn.wrapping_add(1), 5001, 100),
+            (0.004, false, ".", 5001, isn.wrapping_add(101), 0),
+            (0.01, true, "F.", isn.wrapping_add(101), 5001, 0),
+            (0.011, false, "F.", 5001, isn.wrapping_add(102), 0),
+            (0.012, true, ".", isn.wrapping_add(102), 5002, 0),
+        ];
+        let c = &run(&segs).0[0];
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_mid_stream_connection_takes_port_side_as_server() {
+        let r = run(&[(0.0, false, "P.", 5001, 1101, 10), (0.001, true, ".", 1101, 5011, 0)]);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::MidStream);
+        assert_eq!(c.server, S);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_table_full_evicts_oldest_half_open_first() {
+        let mut table = FlowTable::new(Some(8080), 2);
+        let mut sink = Records::default();
+        let mk = |port: u16, f: &str, seq: u32| Segment {
+            ts: f64::from(port),
+            src: format!("127.0.0.1:{port}").parse().unwrap(),
+            dst: S.parse().unwrap(),
+            flags: flags(f),
+            seq: SeqNumber(seq),
+            ack: SeqNumber(0),
+            window: 512,
+            window_scale: None,
+            payload: &[],
+            wire_len: 0,
+        };
+        table.process(&mk(1, ".", 10), &mut sink); // mid-stream, established: not half-open
+        table.process(&mk(2, "S", 10), &mut sink); // half-open
+        table.process(&mk(3, "S", 10), &mut sink); // table full: evicts port 2's
+        assert_eq!(sink.0.len(), 1);
+        assert_eq!(sink.0[0].client, "127.0.0.1:2");
+        assert_eq!(sink.0[0].end, EndReason::Evicted);
+        assert_eq!(table.counters().evicted, 1);
+    }
 }
