@@ -3,5 +3,6 @@
 //!
 //! Pipeline: `source` → `decode` → `flow` (TCP state) → `protocol` (HTTP/1.x, TLS, h2) → `report` → `render`.
 
+pub mod protocol;
 pub mod seq;
 pub mod side;
