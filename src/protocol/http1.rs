@@ -597,3 +597,265 @@ fn find_head_end(scan: &mut BlankLineScan, bytes: &[u8]) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Side::{Client, Server};
+
+    fn frame(chunks: &[(Side, &[u8])]) -> (Http1Framer, Vec<ProtocolEvent>) {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        for (i, (side, bytes)) in chunks.iter().enumerate() {
+            framer.data(*side, bytes, i as f64, &mut events);
+        }
+        (framer, events)
+    }
+
+    fn statuses(framer: &Http1Framer) -> Vec<Option<u16>> {
+        framer.exchanges.iter().map(|e| e.status).collect()
+    }
+
+    /// Feeds `side`'s bytes cut at `cut`, then at every byte.
+    fn each_segmentation(side: Side, bytes: &[u8], check: impl Fn(&Http1Framer)) {
+        for cut in 0..=bytes.len() {
+            let (framer, _) = frame(&[(side, &bytes[..cut]), (side, &bytes[cut..])]);
+            check(&framer);
+        }
+        let mut framer = Http1Framer::new();
+        for byte in bytes.chunks(1) {
+            framer.data(side, byte, 0.0, &mut Vec::new());
+        }
+        check(&framer);
+    }
+
+    const THREE_PIPELINED: &[u8] = b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n\
+POST /b HTTP/1.1\r\nHost: example.com\r\nContent-Length: 11\r\n\r\nhello=world\
+HEAD /c HTTP/1.1\r\nHost: example.com\r\n\r\n";
+
+    #[test]
+    fn test_pipelined_requests_in_one_segment_each_count() {
+        let (framer, events) = frame(&[(Client, THREE_PIPELINED)]);
+        assert_eq!(framer.requests, 3);
+        let targets: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                ProtocolEvent::HttpRequest { method, target, version } => {
+                    assert_eq!(*version, HttpVersion::Http11);
+                    format!("{method} {target}")
+                }
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        assert_eq!(targets, ["GET /a", "POST /b", "HEAD /c"]);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_pipelined_requests_survive_any_segmentation() {
+        each_segmentation(Client, THREE_PIPELINED, |framer| {
+            assert_eq!(framer.requests, 3);
+            assert_eq!(framer.resyncs, 0);
+        });
+    }
+
+    #[test]
+    fn test_responses_pair_with_pipelined_requests_in_order() {
+        let responses: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
+HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n\
+HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+        let (framer, _) = frame(&[(Client, THREE_PIPELINED), (Server, responses)]);
+        assert_eq!((framer.requests, framer.responses), (3, 3));
+        assert_eq!(statuses(&framer), [Some(200), Some(201), Some(200)]);
+        assert_eq!(framer.exchanges[1].method.as_deref(), Some("POST"));
+        assert_eq!(framer.exchanges[2].response_ts, Some(1.0));
+        assert_eq!(framer.directions[Server.index()].phase, Phase::Head);
+    }
+
+    #[test]
+    fn test_head_response_has_no_body() {
+        let (framer, _) = frame(&[
+            (Client, b"HEAD /big.iso HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n"),
+            (Server, b"HTTP/1.1 200 OK\r\nContent-Length: 700000000\r\n\r\n"),
+            (Server, b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!"),
+        ]);
+        assert_eq!(framer.responses, 2);
+        assert_eq!(statuses(&framer), [Some(200), Some(404)]);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_204_and_304_responses_have_no_body() {
+        let (framer, _) = frame(&[
+            (Client, b"DELETE /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\nGET /z HTTP/1.1\r\n\r\n"),
+            (
+                Server,
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 99\r\n\r\n\
+HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ]);
+        assert_eq!(statuses(&framer), [Some(204), Some(304), Some(200)]);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    const CHUNKED_WITH_TRAILERS: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+1a;name=value\r\nabcdefghijklmnopqrstuvwxyz\r\n\
+5\r\nHTTP/\r\n0\r\nExpires: never\r\nX-Checksum: 1234\r\n\r\n\
+HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn test_chunked_body_with_trailers_split_across_segments() {
+        each_segmentation(Server, CHUNKED_WITH_TRAILERS, |framer| {
+            assert_eq!(framer.responses, 2);
+            assert_eq!(framer.resyncs, 0);
+            assert_eq!(framer.directions[Server.index()].phase, Phase::Head);
+        });
+    }
+
+    #[test]
+    fn test_chunked_request_body_is_skipped() {
+        let (framer, _) = frame(&[(
+            Client,
+            b"POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGET \r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+        )]);
+        assert_eq!(framer.requests, 2);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_interim_100_continue_is_not_the_final_response() {
+        let (framer, events) = frame(&[
+            (Client, b"PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"),
+            (Server, b"HTTP/1.1 100 Continue\r\n\r\n"),
+            (Client, b"abc"),
+            (Server, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        assert_eq!((framer.requests, framer.responses), (1, 1));
+        assert_eq!(statuses(&framer), [Some(201)]);
+        assert_eq!(events.iter().filter(|e| matches!(e, ProtocolEvent::HttpResponse { .. })).count(), 1);
+    }
+
+    #[test]
+    fn test_headers_split_byte_by_byte() {
+        let request = b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
+        each_segmentation(Client, request, |framer| {
+            assert_eq!(framer.requests, 1);
+            assert_eq!(framer.exchanges[0].target.as_deref(), Some("/index.html?q=1"));
+        });
+    }
+
+    #[test]
+    fn test_gap_in_content_length_body_is_survived() {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", 0.0, &mut events);
+        framer.gap(Server, 60);
+        framer.data(Server, b"012345678901234567890123456789HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1.0, &mut events);
+        assert_eq!(framer.responses, 2);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_gap_past_a_known_body_resynchronises_on_the_next_status_line() {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", 0.0, &mut events);
+        framer.gap(Server, 500); // the rest of the body and the head of an unknown next response
+        framer.data(Server, b"tail of a lost body\r\nHTTP/1.1 200 OK\r\nfake\r\n", 1.0, &mut events);
+        assert_eq!(framer.responses, 1, "a status line inside a lost body is only a candidate until its head parses");
+        framer.data(Server, b"\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 2.0, &mut events);
+        assert_eq!(framer.resyncs, 1);
+        assert_eq!(statuses(&framer), [Some(200), Some(404)]);
+    }
+
+    #[test]
+    fn test_gap_in_headers_drops_the_message() {
+        let mut framer = Http1Framer::new();
+        framer.data(Client, b"GET /lost HTTP/1.1\r\nHost: ex", 0.0, &mut Vec::new());
+        framer.gap(Client, 20);
+        framer.data(Client, b"ample.com\r\n\r\nGET /kept HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
+        assert_eq!(framer.requests, 1);
+        assert_eq!(framer.exchanges[0].target.as_deref(), Some("/kept"));
+        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_garbage_is_skipped_without_inventing_messages() {
+        let (framer, _) = frame(&[(Client, b"\x16\x03\x01 junk FOO\r\nnot a request\r\nGET / HTTP/1.1\r\n\r\n")]);
+        assert_eq!(framer.requests, 1);
+        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_oversized_header_block_is_dropped() {
+        let mut framer = Http1Framer::new();
+        framer.data(Client, b"GET / HTTP/1.1\r\nX-Big: ", 0.0, &mut Vec::new());
+        let filler = vec![b'a'; 1000];
+        for _ in 0..70 {
+            framer.data(Client, &filler, 0.0, &mut Vec::new());
+        }
+        assert!(framer.directions[0].head.len() <= MAX_HEADER_BLOCK);
+        framer.data(Client, b"\r\n\r\nGET /after HTTP/1.1\r\n\r\n", 0.0, &mut Vec::new());
+        assert_eq!(framer.requests, 1);
+        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_close_delimited_http10_response_ends_at_server_fin() {
+        let (mut framer, _) = frame(&[
+            (Client, b"GET / HTTP/1.0\r\n\r\n"),
+            (Server, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody that says HTTP/1.1 200 OK\r\n\r\n"),
+        ]);
+        framer.end_of_stream(Server);
+        assert_eq!(framer.responses, 1);
+        assert!(framer.http10);
+        assert_eq!(framer.close_requested_by, Some(Server));
+    }
+
+    #[test]
+    fn test_first_side_asking_to_close_is_recorded() {
+        let (framer, _) = frame(&[
+            (Client, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            (Server, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        assert_eq!(framer.close_requested_by, Some(Client));
+        let (framer, _) = frame(&[
+            (Client, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+            (Server, b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        assert_eq!(framer.close_requested_by, None);
+        assert!(framer.http10);
+    }
+
+    #[test]
+    fn test_101_switching_protocols_ends_framing() {
+        let (framer, _) = frame(&[
+            (Client, b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+            (Server, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"),
+            (Client, b"\x81\x85GET / HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!((framer.requests, framer.responses), (1, 1));
+        assert_eq!(framer.switch, Some(Switch::Other));
+    }
+
+    #[test]
+    fn test_exchanges_are_capped_but_counts_go_on() {
+        let request = b"GET / HTTP/1.1\r\n\r\n".repeat(MAX_EXCHANGES + 10);
+        let (framer, _) = frame(&[(Client, &request)]);
+        assert_eq!(framer.requests as usize, MAX_EXCHANGES + 10);
+        assert_eq!(framer.exchanges.len(), MAX_EXCHANGES);
+    }
+
+    #[test]
+    fn test_start_line_checks() {
+        assert_eq!(looks_like_request_line(b"GET / HTTP/1.1\r\n"), Verdict::Yes);
+        assert_eq!(looks_like_request_line(b"GET /a"), Verdict::NeedMore);
+        assert_eq!(looks_like_request_line(b"GET /a HTTP/2"), Verdict::No);
+        assert_eq!(looks_like_request_line(b"get / HTTP/1.1"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1 200 OK"), Verdict::Yes);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1 2"), Verdict::NeedMore);
+        assert_eq!(looks_like_status_line(b"HTTP/2 200"), Verdict::No);
+        assert_eq!(looks_like_method(b"OPTIONS * HTTP/1.1"), Verdict::Yes);
+        assert_eq!(looks_like_method(b"\x16\x03\x01"), Verdict::No);
+    }
+}
