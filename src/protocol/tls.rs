@@ -369,3 +369,195 @@ impl TlsSniffer {
 fn record_len(direction: &RecordReader) -> usize {
     usize::from(u16::from_be_bytes([direction.header[3], direction.header[4]]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Side::{Client, Server};
+
+    fn vec16(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn extension(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = kind.to_be_bytes().to_vec();
+        v.extend(vec16(data));
+        v
+    }
+
+    /// A handshake message of `kind` in one TLS 1.2-framed record.
+    fn handshake_record(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut message = vec![kind, 0, (body.len() >> 8) as u8, body.len() as u8];
+        message.extend_from_slice(body);
+        let mut record = vec![CONTENT_HANDSHAKE, 3, 1];
+        record.extend(vec16(&message));
+        record
+    }
+
+    fn client_hello(sni: &str, session_id: &[u8], psk: bool) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([0x42; 32]);
+        body.push(session_id.len() as u8);
+        body.extend_from_slice(session_id);
+        body.extend(vec16(&[0x13, 0x01, 0xc0, 0x2f]));
+        body.extend([1, 0]);
+        let mut name = vec![0];
+        name.extend(vec16(sni.as_bytes()));
+        let mut extensions = extension(EXTENSION_SERVER_NAME, &vec16(&name));
+        extensions.extend(extension(EXTENSION_SUPPORTED_VERSIONS, &[4, 0x03, 0x04, 0x03, 0x03]));
+        if psk {
+            extensions.extend(extension(EXTENSION_PRE_SHARED_KEY, &[0, 6, 0, 1, 0xaa, 0, 0, 0, 0, 2, 1, 0xbb]));
+        }
+        body.extend(vec16(&extensions));
+        handshake_record(HANDSHAKE_CLIENT_HELLO, &body)
+    }
+
+    fn server_hello(session_id: &[u8], version: u16, psk: bool, random: [u8; 32]) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend(random);
+        body.push(session_id.len() as u8);
+        body.extend_from_slice(session_id);
+        body.extend([0x13, 0x01, 0]);
+        let mut extensions = Vec::new();
+        if version == TLS13 {
+            extensions.extend(extension(EXTENSION_SUPPORTED_VERSIONS, &TLS13.to_be_bytes()));
+        }
+        if psk {
+            extensions.extend(extension(EXTENSION_PRE_SHARED_KEY, &[0, 0]));
+        }
+        body.extend(vec16(&extensions));
+        handshake_record(HANDSHAKE_SERVER_HELLO, &body)
+    }
+
+    fn record(content_type: u8, len: usize) -> Vec<u8> {
+        let mut v = vec![content_type, 3, 3];
+        v.extend(vec16(&vec![0x17; len]));
+        v
+    }
+
+    fn sniff(chunks: &[(Side, &[u8])]) -> (TlsSniffer, Vec<ProtocolEvent>) {
+        let mut sniffer = TlsSniffer::default();
+        let mut events = Vec::new();
+        for (side, bytes) in chunks {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        (sniffer, events)
+    }
+
+    #[test]
+    fn test_client_hello_sni_is_read() {
+        let hello = client_hello("api.example.com", &[], false);
+        assert_eq!(looks_like_handshake_record(&hello), Verdict::Yes);
+        let (sniffer, events) = sniff(&[(Client, &hello)]);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("api.example.com".into()) }]);
+        let summary = sniffer.summary();
+        assert_eq!(summary.client_hellos, 1);
+        assert_eq!(summary.sni.as_deref(), Some("api.example.com"));
+    }
+
+    #[test]
+    fn test_client_hello_split_across_segments() {
+        let hello = client_hello("split.example.org", &[7; 32], false);
+        for cut in 0..=hello.len() {
+            let (sniffer, _) = sniff(&[(Client, &hello[..cut]), (Client, &hello[cut..])]);
+            assert_eq!(sniffer.client_hellos, 1, "cut at {cut}");
+            assert_eq!(sniffer.sni.as_deref(), Some("split.example.org"));
+        }
+    }
+
+    #[test]
+    fn test_tls_resumption_by_session_id() {
+        let id = [0x5a; 32];
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, 0x0303, false, [1; 32]))]);
+        let summary = sniffer.summary();
+        assert_eq!((summary.full_handshakes, summary.resumed_handshakes), (0, 1));
+        assert_eq!(summary.version.as_deref(), Some("TLS 1.2"));
+
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&[9; 32], 0x0303, false, [1; 32]))]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
+    }
+
+    #[test]
+    fn test_tls13_echoed_session_id_is_full_unless_psk_selected() {
+        let id = [0x33; 32];
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, TLS13, false, [1; 32]))]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
+        assert_eq!(sniffer.summary().version.as_deref(), Some("TLS 1.3"));
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, true)), (Server, &server_hello(&id, TLS13, true, [1; 32]))]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (0, 1));
+    }
+
+    #[test]
+    fn test_hello_retry_request_is_not_a_handshake() {
+        let (sniffer, events) = sniff(&[
+            (Client, &client_hello("hrr.example", &[], false)),
+            (Server, &server_hello(&[], TLS13, false, HELLO_RETRY_REQUEST_RANDOM)),
+            (Client, &client_hello("hrr.example", &[], false)),
+            (Server, &server_hello(&[], TLS13, false, [2; 32])),
+        ]);
+        assert_eq!(events.len(), 2);
+        assert_eq!((sniffer.client_hellos, sniffer.full_handshakes, sniffer.resumed_handshakes), (2, 1, 0));
+    }
+
+    #[test]
+    fn test_application_data_turns_are_counted_as_exchanges() {
+        let id = [1; 32];
+        let (sniffer, _) = sniff(&[
+            (Client, &client_hello("a", &id, false)),
+            (Server, &server_hello(&[2; 32], 0x0303, false, [1; 32])),
+            (Client, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_HANDSHAKE, 40)].concat()),
+            (Server, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_HANDSHAKE, 40)].concat()),
+            (Client, &[record(CONTENT_APPLICATION_DATA, 300), record(CONTENT_APPLICATION_DATA, 20)].concat()),
+            (Server, &record(CONTENT_APPLICATION_DATA, 1200)),
+            (Server, &record(CONTENT_APPLICATION_DATA, 1200)),
+            (Client, &record(CONTENT_APPLICATION_DATA, 300)),
+            (Server, &record(CONTENT_APPLICATION_DATA, 100)),
+            (Client, &record(CONTENT_APPLICATION_DATA, 31)), // unanswered
+        ]);
+        assert_eq!(sniffer.summary().exchanges_estimate, 2);
+        assert_eq!(sniffer.client_hellos, 1);
+    }
+
+    #[test]
+    fn test_tls13_client_finished_is_not_an_exchange() {
+        let (sniffer, _) = sniff(&[
+            (Client, &client_hello("a", &[3; 32], false)),
+            (Server, &[server_hello(&[3; 32], TLS13, false, [1; 32]), record(CONTENT_APPLICATION_DATA, 2000)].concat()),
+            (Client, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_APPLICATION_DATA, 53)].concat()),
+            (Server, &record(CONTENT_APPLICATION_DATA, 200)), // NewSessionTicket
+            (Client, &record(CONTENT_APPLICATION_DATA, 90)),
+            (Server, &record(CONTENT_APPLICATION_DATA, 500)),
+        ]);
+        assert_eq!(sniffer.exchanges, 1);
+    }
+
+    #[test]
+    fn test_gap_inside_a_record_keeps_record_boundaries() {
+        let mut sniffer = TlsSniffer::default();
+        let data = record(CONTENT_APPLICATION_DATA, 1000);
+        sniffer.data(Client, &data[..100], &mut Vec::new());
+        sniffer.gap(Client, 800);
+        sniffer.data(Client, &data[900..], &mut Vec::new());
+        sniffer.data(Server, &record(CONTENT_APPLICATION_DATA, 10), &mut Vec::new());
+        assert_eq!(sniffer.exchanges, 1);
+        assert!(!sniffer.directions[0].lost);
+        sniffer.gap(Client, 5); // between records: boundaries are lost
+        assert!(sniffer.directions[0].lost);
+    }
+
+    #[test]
+    fn test_garbage_and_truncated_hellos_do_not_count() {
+        let mut hello = client_hello("x", &[], false);
+        hello[5 + 4 + 2 + 32] = 200; // session id length: longer than 32 and than the message
+        let (sniffer, events) = sniff(&[(Client, &hello), (Client, b"\xff\xff\xff\xff\xff\xff")]);
+        assert_eq!(sniffer.client_hellos, 0);
+        assert!(events.is_empty());
+        assert!(sniffer.directions[0].lost);
+    }
+}
