@@ -99,3 +99,83 @@ impl H2Counter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload_len: usize) -> Vec<u8> {
+        let len = (payload_len as u32).to_be_bytes();
+        let mut v = vec![len[1], len[2], len[3], kind, flags];
+        v.extend(stream.to_be_bytes());
+        v.extend(vec![0u8; payload_len]);
+        v
+    }
+
+    const SETTINGS: u8 = 0x4;
+    const DATA: u8 = 0x0;
+    const WINDOW_UPDATE: u8 = 0x8;
+
+    fn client_stream() -> Vec<u8> {
+        [
+            CLIENT_PREFACE.to_vec(),
+            frame(SETTINGS, 0, 0, 18),
+            frame(WINDOW_UPDATE, 0, 0, 4),
+            frame(FRAME_HEADERS, 0x4, 1, 30),
+            frame(DATA, 0x1, 1, 1000),
+            frame(FRAME_HEADERS, 0x5, 3, 12),
+            frame(FRAME_HEADERS, 0x5, 3, 7), // trailers on stream 3: not a new stream
+            frame(SETTINGS, 0x1, 0, 0),
+            frame(FRAME_HEADERS, 0x5, 5, 12),
+            frame(FRAME_HEADERS, 0x5, 2, 12), // even id: not client-initiated
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn test_h2c_prior_knowledge_counts_client_streams() {
+        let bytes = client_stream();
+        for cut in 0..=bytes.len() {
+            let mut counter = H2Counter::prior_knowledge();
+            let mut events = Vec::new();
+            counter.data(Side::Client, &bytes[..cut], &mut events);
+            counter.data(Side::Server, &frame(FRAME_HEADERS, 0x4, 7, 20), &mut events);
+            counter.data(Side::Client, &bytes[cut..], &mut events);
+            assert_eq!(counter.summary().streams, 3, "cut at {cut}");
+            assert_eq!(events, [ProtocolEvent::H2Preface]);
+        }
+    }
+
+    #[test]
+    fn test_h2c_upgrade_counts_stream_one_once() {
+        let mut counter = H2Counter::upgraded();
+        let bytes = [CLIENT_PREFACE.to_vec(), frame(SETTINGS, 0, 0, 6), frame(FRAME_HEADERS, 0x5, 3, 9)].concat();
+        counter.data(Side::Client, &bytes, &mut Vec::new());
+        let summary = counter.summary();
+        assert_eq!((summary.streams, summary.upgraded_from_http1), (2, true));
+    }
+
+    #[test]
+    fn test_bad_preface_stops_counting() {
+        let mut counter = H2Counter::prior_knowledge();
+        let bytes = [b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n".to_vec(), frame(FRAME_HEADERS, 0x5, 1, 9)].concat();
+        let mut events = Vec::new();
+        counter.data(Side::Client, &bytes, &mut events);
+        assert_eq!(counter.summary().streams, 0);
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn test_gap_inside_a_frame_payload_keeps_frame_boundaries() {
+        let mut counter = H2Counter::prior_knowledge();
+        let data = frame(DATA, 0, 1, 500);
+        let bytes = [CLIENT_PREFACE.to_vec(), frame(FRAME_HEADERS, 0x4, 1, 10), data[..100].to_vec()].concat();
+        counter.data(Side::Client, &bytes, &mut Vec::new());
+        counter.gap(Side::Client, 300);
+        counter.data(Side::Client, &[&data[400..], &frame(FRAME_HEADERS, 0x5, 3, 4)[..]].concat(), &mut Vec::new());
+        assert_eq!(counter.summary().streams, 2);
+        counter.gap(Side::Client, 1); // between frames: boundaries are lost
+        counter.data(Side::Client, &frame(FRAME_HEADERS, 0x5, 5, 4), &mut Vec::new());
+        assert_eq!(counter.summary().streams, 2);
+    }
+}
