@@ -393,3 +393,226 @@ impl StreamConsumer for Delivery<'_> {
         self.dispatch.gap(self.side, len);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Side::{Client, Server};
+
+    /// Feeds segments `(side, seq, payload)` with `wire_len == payload.len()`.
+    fn watch(watcher: &mut ProtocolWatcher, segments: &[(Side, u32, &[u8])]) -> Vec<ProtocolEvent> {
+        let mut events = Vec::new();
+        for (i, (side, seq, payload)) in segments.iter().enumerate() {
+            watcher.on_segment(*side, SeqNumber(*seq), payload, payload.len() as u32, i as f64, &mut events);
+        }
+        events
+    }
+
+    const REQUEST: &[u8] = b"GET /api/items HTTP/1.1\r\nHost: localhost:8087\r\nAccept: */*\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"items\": []}";
+
+    #[test]
+    fn test_reused_http_connection_with_reordering_and_retransmission() {
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(1000));
+        watcher.on_syn(Server, SeqNumber(5000));
+        let r = REQUEST.len() as u32;
+        let s = RESPONSE.len() as u32;
+        let events = watch(
+            &mut watcher,
+            &[
+                (Client, 1001, REQUEST),
+                (Server, 5001 + 20, &RESPONSE[20..]), // out of order
+                (Server, 5001, &RESPONSE[..20]),
+                (Server, 5001, &RESPONSE[..20]), // retransmission
+                (Client, 1001 + r, REQUEST),
+                (Server, 5001 + s, RESPONSE),
+            ],
+        );
+        let mut more = Vec::new();
+        watcher.on_fin(Client, SeqNumber(1001 + 2 * r), &mut more);
+        let summary = watcher.finish(&mut more);
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 2));
+        assert_eq!(events.len(), 4);
+        assert_eq!(summary.exchanges.len(), 2);
+        assert_eq!(summary.exchanges[0].response_ts, Some(2.0));
+        assert_eq!((summary.gaps, summary.resyncs), ([0, 0], 0));
+        assert!(more.is_empty());
+    }
+
+    #[test]
+    fn test_snaplen_cut_body_is_a_gap_not_a_resync() {
+        let mut watcher = ProtocolWatcher::new();
+        let mut events = Vec::new();
+        let body_response = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+        let head_len = body_response.len() as u32;
+        watcher.on_segment(Client, SeqNumber(1), REQUEST, REQUEST.len() as u32, 0.0, &mut events);
+        watcher.on_segment(Client, SeqNumber(1 + REQUEST.len() as u32), REQUEST, REQUEST.len() as u32, 0.0, &mut events);
+        // 1000 body bytes on the wire, only 40 captured after the head.
+        let captured = [&body_response[..], &[b'x'; 40][..]].concat();
+        watcher.on_segment(Server, SeqNumber(700), &captured, head_len + 1000, 1.0, &mut events);
+        watcher.on_segment(Server, SeqNumber(700 + head_len + 1000), RESPONSE, RESPONSE.len() as u32, 2.0, &mut events);
+        let summary = watcher.finish(&mut events);
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 2));
+        assert_eq!(summary.gaps, [0, 1]);
+        assert_eq!(summary.gap_bytes, [0, 960]);
+        assert_eq!(summary.resyncs, 0);
+    }
+
+    #[test]
+    fn test_request_split_before_the_method_space_is_detected() {
+        let mut watcher = ProtocolWatcher::new();
+        watch(&mut watcher, &[(Client, 1, b"GE"), (Client, 3, &REQUEST[2..])]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!(summary.http_requests, 1);
+    }
+
+    #[test]
+    fn test_mid_stream_capture_finds_http_on_a_later_segment() {
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(
+            &mut watcher,
+            &[
+                (Server, 90_000, b"ody of a response whose head was not captured</html>"),
+                (Client, 7, REQUEST),
+                (Server, 90_052, RESPONSE),
+            ],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!(events.len(), 2);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+    }
+
+    #[test]
+    fn test_tls_connection_is_never_counted_as_http() {
+        // A ClientHello whose SNI happens to contain an HTTP request line.
+        let sni = b"GET / HTTP/1.1";
+        let mut hello = vec![0x16, 0x03, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 0x03];
+        hello.extend([0u8; 32]);
+        hello.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+        let name_len = sni.len() as u8;
+        let ext = [&[0, 0, 0, name_len + 5, 0, name_len + 3, 0, 0, name_len][..], sni].concat();
+        hello.extend([0, ext.len() as u8]);
+        hello.extend(ext);
+        let record_len = hello.len() - 5;
+        hello[3..5].copy_from_slice(&(record_len as u16).to_be_bytes());
+        hello[8] = (record_len - 4) as u8;
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(&mut watcher, &[(Client, 1, &hello)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Tls);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("GET / HTTP/1.1".into()) }]);
+        assert_eq!((summary.http_requests, summary.http_responses), (0, 0));
+        assert_eq!(summary.tls.map(|t| t.client_hellos), Some(1));
+    }
+
+    #[test]
+    fn test_h2c_prior_knowledge_is_recognised() {
+        let mut watcher = ProtocolWatcher::new();
+        let headers = [0, 0, 0, 1, 5, 0, 0, 0, 1];
+        let events = watch(&mut watcher, &[(Client, 1, &h2::CLIENT_PREFACE[..10]), (Client, 11, &h2::CLIENT_PREFACE[10..]), (Client, 25, &headers)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::H2c);
+        assert_eq!(events, [ProtocolEvent::H2Preface]);
+        assert_eq!(summary.h2.map(|h| h.streams), Some(1));
+        assert_eq!(summary.http_requests, 0);
+    }
+
+    #[test]
+    fn test_upgrade_to_h2c_hands_over_to_the_frame_counter() {
+        let request = b"GET / HTTP/1.1\r\nHost: server\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+        let client_h2 = [&h2::CLIENT_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 0, 1, 5, 0, 0, 0, 3]].concat();
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(&mut watcher, &[(Client, 1, request), (Server, 1, response), (Client, 1 + request.len() as u32, &client_h2)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::H2c);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(events.last(), Some(&ProtocolEvent::H2Preface));
+        let h2 = summary.h2.expect("h2 summary");
+        assert_eq!((h2.streams, h2.upgraded_from_http1), (2, true));
+    }
+
+    #[test]
+    fn test_no_payload_is_protocol_none_and_garbage_is_unknown() {
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(1));
+        assert_eq!(watcher.finish(&mut Vec::new()).protocol, Protocol::None);
+        let mut watcher = ProtocolWatcher::new();
+        watch(&mut watcher, &[(Client, 1, b"SSH-2.0-OpenSSH_9.6\r\n"), (Server, 1, b"SSH-2.0-OpenSSH_9.2\r\n")]);
+        assert_eq!(watcher.finish(&mut Vec::new()).protocol, Protocol::Unknown);
+    }
+
+    #[test]
+    fn test_fin_flushes_held_data_and_ends_a_close_delimited_body() {
+        let mut watcher = ProtocolWatcher::new();
+        let response = b"HTTP/1.0 200 OK\r\n\r\nclose-delimited body";
+        watcher.on_syn(Server, SeqNumber(0));
+        let mut events = watch(&mut watcher, &[(Client, 1, b"GET / HTTP/1.0\r\n\r\n"), (Server, 1 + 30, &response[30..])]);
+        watcher.on_fin(Server, SeqNumber(1 + response.len() as u32 + 5), &mut events);
+        let summary = watcher.finish(&mut events);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 0));
+        assert_eq!(summary.gaps, [0, 2]);
+        assert_eq!(summary.gap_bytes, [0, 35]);
+        assert_eq!(summary.resyncs, 1);
+        assert_eq!(summary.close_requested_by, None);
+        assert!(summary.http10);
+    }
+
+    /// xorshift64*: deterministic pseudo-random numbers for the robustness test.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    #[test]
+    fn test_arbitrary_bytes_and_segmentation_never_panic() {
+        let seeds: [&[u8]; 5] = [
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 101 x\r\nUpgrade: h2c\r\n\r\n",
+            b"\x16\x03\x01\x00\x30\x01\x00\x00\x2c\x03\x03",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x01\x05\x00\x00\x00\x01",
+            b"\x17\x03\x03\xff\xff",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..400 {
+            let mut watcher = ProtocolWatcher::new();
+            let mut events = Vec::new();
+            let mut next_seq = [rng.next() as u32, rng.next() as u32];
+            if round % 2 == 0 {
+                watcher.on_syn(Client, SeqNumber(next_seq[0].wrapping_sub(1)));
+            }
+            for _ in 0..60 {
+                let side = if rng.below(2) == 0 { Client } else { Server };
+                let mut payload = seeds[rng.below(seeds.len() as u64) as usize].to_vec();
+                for _ in 0..rng.below(4) {
+                    let at = rng.below(payload.len() as u64) as usize;
+                    payload[at] = rng.next() as u8;
+                }
+                payload.truncate(rng.below(payload.len() as u64 + 1) as usize);
+                let wire_len = payload.len() as u32 + rng.below(3) as u32 * rng.below(2000) as u32;
+                let jitter = rng.below(200) as u32;
+                let seq = next_seq[side.index()].wrapping_add(jitter).wrapping_sub(100);
+                next_seq[side.index()] = seq.wrapping_add(wire_len);
+                watcher.on_segment(side, SeqNumber(seq), &payload, wire_len, round as f64, &mut events);
+                if rng.below(50) == 0 {
+                    watcher.on_fin(side, SeqNumber(next_seq[side.index()]), &mut events);
+                }
+            }
+            let summary = watcher.finish(&mut events);
+            assert!(summary.exchanges.len() <= http1::MAX_EXCHANGES);
+            assert!(summary.http_responses as usize <= events.len());
+        }
+    }
+}
