@@ -266,7 +266,7 @@ impl Dispatch {
             // Whole chunks are tried on their own first: the common case copies nothing.
             match recognise(side, bytes) {
                 Ok(protocol) => {
-                    self.start(protocol);
+                    self.start(protocol, side, ts, events);
                     self.analyze(side, bytes, ts, events);
                     return;
                 }
@@ -286,7 +286,7 @@ impl Dispatch {
         match recognise(side, &prefix[..len]) {
             Ok(protocol) => {
                 self.sniffs[i].prefix_len = 0;
-                self.start(protocol);
+                self.start(protocol, side, ts, events);
                 self.analyze(side, &prefix[..len], ts, events);
                 self.analyze(side, &bytes[take..], ts, events);
             }
@@ -295,12 +295,15 @@ impl Dispatch {
         }
     }
 
-    fn start(&mut self, protocol: Recognised) {
+    /// Starts the analyzer for `protocol`, recognised on `side`; the peer's undecided first bytes go to it first.
+    fn start(&mut self, protocol: Recognised, side: Side, ts: f64, events: &mut Vec<ProtocolEvent>) {
         self.analyzer = match protocol {
             Recognised::Http1 => Analyzer::Http1 { framer: Box::default(), upgraded: None },
             Recognised::Tls => Analyzer::Tls(Box::default()),
             Recognised::H2c => Analyzer::H2c(Box::new(H2Counter::prior_knowledge())),
         };
+        let peer = std::mem::take(&mut self.sniffs[side.peer().index()]);
+        self.analyze(side.peer(), &peer.prefix[..peer.prefix_len], ts, events);
     }
 
     fn analyze(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
@@ -470,6 +473,15 @@ mod tests {
     }
 
     #[test]
+    fn test_undecided_first_bytes_of_the_peer_are_not_lost() {
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(&mut watcher, &[(Server, 1, &RESPONSE[..6]), (Client, 1, REQUEST), (Server, 7, &RESPONSE[6..])]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(events.len(), 2);
+        assert_eq!((summary.http_requests, summary.http_responses, summary.resyncs), (1, 1, 0));
+    }
+
+    #[test]
     fn test_mid_stream_capture_finds_http_on_a_later_segment() {
         let mut watcher = ProtocolWatcher::new();
         let events = watch(
@@ -576,6 +588,10 @@ mod tests {
         }
     }
 
+    fn rounds() -> u32 {
+        std::env::var("CONNSCOPE_FUZZ_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(400)
+    }
+
     #[test]
     fn test_arbitrary_bytes_and_segmentation_never_panic() {
         let seeds: [&[u8]; 5] = [
@@ -586,7 +602,7 @@ mod tests {
             b"\x17\x03\x03\xff\xff",
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for round in 0..400 {
+        for round in 0..rounds() {
             let mut watcher = ProtocolWatcher::new();
             let mut events = Vec::new();
             let mut next_seq = [rng.next() as u32, rng.next() as u32];
@@ -614,5 +630,115 @@ mod tests {
             assert!(summary.exchanges.len() <= http1::MAX_EXCHANGES);
             assert!(summary.http_responses as usize <= events.len());
         }
+    }
+
+    /// An HTTP/1.1 conversation of `n` pipelined exchanges with every body framing: (client stream, server stream).
+    fn conversation(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<u8>) {
+        let (mut client, mut server) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let body: Vec<u8> = (0..rng.below(3000) as usize).map(|j| b"abcdefghij \r\n"[(i + j) % 13]).collect();
+            let kind = rng.below(4);
+            match kind {
+                0 => client.extend_from_slice(format!("GET /item/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()),
+                1 => client.extend_from_slice(format!("HEAD /item/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()),
+                2 => {
+                    client.extend_from_slice(format!("POST /up/{i} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+                    client.extend_from_slice(&body);
+                }
+                _ => {
+                    client.extend_from_slice(format!("PUT /up/{i} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes());
+                    for piece in body.chunks(700) {
+                        client.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                        client.extend_from_slice(piece);
+                        client.extend_from_slice(b"\r\n");
+                    }
+                    client.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\n");
+                }
+            }
+            let head_request = kind == 1;
+            if rng.below(2) == 0 {
+                server.extend_from_slice(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+                if !head_request {
+                    server.extend_from_slice(&body);
+                }
+            } else if head_request {
+                server.extend_from_slice(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            } else {
+                server.extend_from_slice(format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", body.len() + 1).as_bytes());
+                server.extend_from_slice(&body);
+                server.extend_from_slice(b"!\r\n0\r\n\r\n");
+            }
+        }
+        (client, server)
+    }
+
+    /// Cuts a stream into segments (seq, bytes) of random sizes, starting at `isn + 1`.
+    fn segments(rng: &mut Rng, isn: u32, stream: &[u8]) -> Vec<(u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let len = (1 + rng.below(1460) as usize).min(stream.len() - at);
+            out.push((isn.wrapping_add(1).wrapping_add(at as u32), stream[at..at + len].to_vec()));
+            at += len;
+        }
+        out
+    }
+
+    #[test]
+    fn test_reordered_and_duplicated_segments_give_exact_counts() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..rounds() / 10 {
+            let n = 1 + rng.below(12) as usize;
+            let (client, server) = conversation(&mut rng, n);
+            let mut watcher = ProtocolWatcher::new();
+            let mut events = Vec::new();
+            for (side, stream) in [(Client, &client), (Server, &server)] {
+                let isn = rng.next() as u32;
+                watcher.on_syn(side, SeqNumber(isn));
+                let mut segs = segments(&mut rng, isn, stream);
+                for i in 1..segs.len() {
+                    if rng.below(3) == 0 {
+                        segs.swap(i - 1, i);
+                    }
+                }
+                for (seq, bytes) in &segs {
+                    watcher.on_segment(side, SeqNumber(*seq), bytes, bytes.len() as u32, 0.0, &mut events);
+                    if rng.below(5) == 0 {
+                        watcher.on_segment(side, SeqNumber(*seq), bytes, bytes.len() as u32, 0.0, &mut events);
+                    }
+                }
+            }
+            let summary = watcher.finish(&mut events);
+            assert_eq!((summary.http_requests, summary.http_responses), (n as u32, n as u32));
+            assert_eq!((summary.gaps, summary.resyncs), ([0, 0], 0));
+        }
+    }
+
+    #[test]
+    fn test_lost_segments_never_invent_messages() {
+        let mut rng = Rng(0x0fed_cba9_8765_4321);
+        let (mut sent, mut framed) = (0, 0);
+        for _ in 0..rounds() / 10 {
+            let n = 1 + rng.below(12) as usize;
+            let (client, server) = conversation(&mut rng, n);
+            let mut watcher = ProtocolWatcher::new();
+            let mut events = Vec::new();
+            for (side, stream) in [(Client, &client), (Server, &server)] {
+                let isn = rng.next() as u32;
+                watcher.on_syn(side, SeqNumber(isn));
+                for (seq, bytes) in segments(&mut rng, isn, stream) {
+                    let captured = if rng.below(6) == 0 { rng.below(bytes.len() as u64) as usize } else { bytes.len() };
+                    if rng.below(8) != 0 {
+                        watcher.on_segment(side, SeqNumber(seq), &bytes[..captured], bytes.len() as u32, 0.0, &mut events);
+                    }
+                }
+            }
+            let summary = watcher.finish(&mut events);
+            assert!(summary.http_requests as usize <= n, "{} requests out of {n}", summary.http_requests);
+            assert!(summary.http_responses as usize <= n, "{} responses out of {n}", summary.http_responses);
+            sent += 2 * n;
+            framed += (summary.http_requests + summary.http_responses) as usize;
+        }
+        assert!(framed * 3 > sent, "framing recovers after losses: {framed} of {sent} messages");
     }
 }

@@ -134,7 +134,7 @@ impl Reassembler {
 
     fn report_gap(&mut self, len: u32, out: &mut impl StreamConsumer) {
         if len > 0 {
-            self.gaps += 1;
+            self.gaps = self.gaps.saturating_add(1);
             self.gap_bytes += u64::from(len);
             out.gap(u64::from(len));
         }
