@@ -2,10 +2,10 @@
 //! application protocol from its first bytes and hand the streams to its analyzer
 //! (HTTP/1.x framer, TLS sniffer or h2c frame counter).
 
-pub mod h2;
-pub mod http1;
-pub mod stream;
-pub mod tls;
+mod h2;
+mod http1;
+mod stream;
+mod tls;
 
 use crate::seq::SeqNumber;
 use crate::side::Side;
@@ -85,7 +85,7 @@ pub struct ProtocolSummary {
     pub http_requests: u32,
     /// Final HTTP/1 responses framed (never capped).
     pub http_responses: u32,
-    /// Requests paired with responses in order; at most [`http1::MAX_EXCHANGES`].
+    /// Requests paired with responses in order; at most 256 per connection.
     pub exchanges: Vec<HttpExchange>,
     /// First side that sent `Connection: close` (or an HTTP/1.0 response without keep-alive: the server).
     pub close_requested_by: Option<Side>,
@@ -103,14 +103,14 @@ pub struct ProtocolSummary {
 
 /// Whether some bytes can begin a given kind of message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+enum Verdict {
     Yes,
     No,
     NeedMore,
 }
 
 /// `Yes` when `bytes` starts with `expected`, `NeedMore` when it is a shorter prefix of it.
-pub fn prefix_verdict(bytes: &[u8], expected: &[u8]) -> Verdict {
+fn prefix_verdict(bytes: &[u8], expected: &[u8]) -> Verdict {
     let n = bytes.len().min(expected.len());
     if bytes[..n] != expected[..n] {
         Verdict::No
