@@ -18,9 +18,13 @@ use tls::TlsSniffer;
 /// A message start found in a connection's byte streams.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProtocolEvent {
+    /// An HTTP/1 request head from the client.
     HttpRequest { method: String, target: String, version: HttpVersion },
+    /// A final HTTP/1 response head from the server (interim 1xx responses other than 101 are not reported).
     HttpResponse { status: u16 },
+    /// A TLS ClientHello, with its server name if it had one.
     TlsClientHello { sni: Option<String> },
+    /// The HTTP/2 client connection preface.
     H2Preface,
 }
 
@@ -413,6 +417,11 @@ mod tests {
 
     const REQUEST: &[u8] = b"GET /api/items HTTP/1.1\r\nHost: localhost:8087\r\nAccept: */*\r\n\r\n";
     const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"items\": []}";
+
+    #[test]
+    fn test_idle_watcher_is_small() {
+        assert!(std::mem::size_of::<ProtocolWatcher>() <= 256, "{} bytes", std::mem::size_of::<ProtocolWatcher>());
+    }
 
     #[test]
     fn test_reused_http_connection_with_reordering_and_retransmission() {
