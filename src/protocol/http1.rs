@@ -299,7 +299,7 @@ impl Http1Framer {
     fn lose_sync(&mut self, side: Side) {
         let direction = &mut self.directions[side.index()];
         if !direction.resyncing && !matches!(direction.phase, Phase::Resync { .. }) {
-            self.resyncs += 1;
+            self.resyncs = self.resyncs.saturating_add(1);
         }
         direction.resyncing = false;
         direction.reset_head();

@@ -196,7 +196,7 @@ impl Reassembler {
     fn hold(&mut self, seq: SeqNumber, payload: &[u8], wire_len: u32) {
         let end = seq.add(wire_len);
         let mut cursor = seq;
-        let mut index = 0;
+        let mut index = self.held.partition_point(|piece| !piece.end().after(cursor));
         while cursor.diff(end) < 0 {
             // Find the first held piece that ends after the cursor.
             while index < self.held.len() && !self.held[index].end().after(cursor) {
