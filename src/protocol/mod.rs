@@ -140,7 +140,8 @@ impl ProtocolWatcher {
         Self::default()
     }
 
-    /// The side's SYN was seen with this initial sequence number: its byte stream starts at isn+1.
+    /// The side's SYN was seen with this initial sequence number: its byte stream starts at isn+1
+    /// (ignored once the side's stream has started).
     pub fn on_syn(&mut self, side: Side, isn: SeqNumber) {
         self.streams[side.index()].start_at(isn.add(1));
     }
@@ -164,6 +165,7 @@ impl ProtocolWatcher {
     }
 
     /// `side` sent FIN at sequence number `seq` (its stream ends there): flush held data and close-delimited bodies.
+    /// When the FIN segment carries payload, call [`Self::on_segment`] for it first.
     pub fn on_fin(&mut self, side: Side, seq: SeqNumber, events: &mut Vec<ProtocolEvent>) {
         self.end_stream(side, Some(seq), events);
     }
