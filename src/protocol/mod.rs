@@ -1,29 +1,755 @@
-//! Placeholder with the protocol layer's interface, replaced by the real watcher from branch `protocol`.
+//! Protocol watchers: per TCP connection, reassemble each direction's byte stream, recognise the
+//! application protocol from its first bytes and hand the streams to its analyzer
+//! (HTTP/1.x framer, TLS sniffer or h2c frame counter).
+
+mod h2;
+mod http1;
+mod stream;
+mod tls;
+
 use crate::seq::SeqNumber;
 use crate::side::Side;
+use h2::H2Counter;
+use http1::{Http1Framer, Switch};
 use serde::Serialize;
+use stream::{Reassembler, StreamConsumer};
+use tls::TlsSniffer;
 
-pub struct ProtocolWatcher { bytes: [u64; 2] }
-impl Default for ProtocolWatcher { fn default() -> Self { Self::new() } }
-impl ProtocolWatcher {
-    pub fn new() -> Self { ProtocolWatcher { bytes: [0; 2] } }
-    pub fn on_syn(&mut self, _side: Side, _isn: SeqNumber) {}
-    pub fn on_segment(&mut self, side: Side, _seq: SeqNumber, payload: &[u8], _wire_len: u32, _ts: f64, _events: &mut Vec<ProtocolEvent>) { self.bytes[side.index()] += payload.len() as u64; }
-    pub fn on_fin(&mut self, _side: Side, _seq: SeqNumber, _events: &mut Vec<ProtocolEvent>) {}
-    pub fn finish(&mut self, _events: &mut Vec<ProtocolEvent>) -> ProtocolSummary {
-        ProtocolSummary { protocol: if self.bytes == [0, 0] { Protocol::None } else { Protocol::Unknown }, http_requests: 0, http_responses: 0, exchanges: vec![], close_requested_by: None, http10: false, tls: None, h2: None, gaps: [0; 2], gap_bytes: [0; 2], resyncs: 0 }
+/// A message start found in a connection's byte streams.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProtocolEvent {
+    /// An HTTP/1 request head from the client.
+    HttpRequest { method: String, target: String, version: HttpVersion },
+    /// A final HTTP/1 response head from the server (interim 1xx responses other than 101 are not reported).
+    HttpResponse { status: u16 },
+    /// A TLS ClientHello, with its server name if it had one.
+    TlsClientHello { sni: Option<String> },
+    /// The HTTP/2 client connection preface.
+    H2Preface,
+}
+
+/// HTTP/1 protocol version of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum HttpVersion {
+    #[serde(rename = "HTTP/1.0")]
+    Http10,
+    #[serde(rename = "HTTP/1.1")]
+    Http11,
+}
+
+/// Application protocol of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// No payload in either direction.
+    None,
+    Http1,
+    Tls,
+    H2c,
+    /// Payload that none of the analyzers recognised.
+    Unknown,
+}
+
+/// One request paired with its response; a half that was not seen is `None`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpExchange {
+    pub method: Option<String>,
+    pub target: Option<String>,
+    pub version: Option<HttpVersion>,
+    pub status: Option<u16>,
+    pub request_ts: Option<f64>,
+    pub response_ts: Option<f64>,
+}
+
+/// What the TLS sniffer saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsSummary {
+    pub client_hellos: u32,
+    pub full_handshakes: u32,
+    pub resumed_handshakes: u32,
+    pub sni: Option<String>,
+    pub version: Option<String>,
+    /// Client application-data bursts answered by a server burst.
+    pub exchanges_estimate: u32,
+}
+
+/// What the h2c frame counter saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct H2Summary {
+    /// Streams opened by the client (distinct odd stream ids with a HEADERS frame).
+    pub streams: u32,
+    pub upgraded_from_http1: bool,
+}
+
+/// Everything the watcher learnt about one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolSummary {
+    pub protocol: Protocol,
+    /// HTTP/1 requests framed (never capped).
+    pub http_requests: u32,
+    /// Final HTTP/1 responses framed (never capped).
+    pub http_responses: u32,
+    /// Requests paired with responses in order; at most 256 per connection.
+    pub exchanges: Vec<HttpExchange>,
+    /// First side that sent `Connection: close` (or an HTTP/1.0 response without keep-alive: the server).
+    pub close_requested_by: Option<Side>,
+    /// Any HTTP/1.0 message.
+    pub http10: bool,
+    pub tls: Option<TlsSummary>,
+    pub h2: Option<H2Summary>,
+    /// Holes in each side's byte stream, indexed by [`Side::index`].
+    pub gaps: [u32; 2],
+    /// Bytes missing in those holes.
+    pub gap_bytes: [u64; 2],
+    /// Times the HTTP framer had to resynchronise after a gap or garbage.
+    pub resyncs: u32,
+}
+
+/// Whether some bytes can begin a given kind of message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Yes,
+    No,
+    NeedMore,
+}
+
+/// `Yes` when `bytes` starts with `expected`, `NeedMore` when it is a shorter prefix of it.
+fn prefix_verdict(bytes: &[u8], expected: &[u8]) -> Verdict {
+    let n = bytes.len().min(expected.len());
+    if bytes[..n] != expected[..n] {
+        Verdict::No
+    } else if n < expected.len() {
+        Verdict::NeedMore
+    } else {
+        Verdict::Yes
     }
 }
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProtocolEvent { HttpRequest { method: String, target: String, version: HttpVersion }, HttpResponse { status: u16 }, TlsClientHello { sni: Option<String> }, H2Preface }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)] pub enum HttpVersion { #[serde(rename="HTTP/1.0")] Http10, #[serde(rename="HTTP/1.1")] Http11 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)] #[serde(rename_all="snake_case")]
-pub enum Protocol { None, Http1, Tls, H2c, Unknown }
-#[derive(Debug, Clone, Serialize)]
-pub struct HttpExchange { pub method: Option<String>, pub target: Option<String>, pub version: Option<HttpVersion>, pub status: Option<u16>, pub request_ts: Option<f64>, pub response_ts: Option<f64> }
-#[derive(Debug, Clone, Serialize)]
-pub struct TlsSummary { pub client_hellos: u32, pub full_handshakes: u32, pub resumed_handshakes: u32, pub sni: Option<String>, pub version: Option<String>, pub exchanges_estimate: u32 }
-#[derive(Debug, Clone, Serialize)]
-pub struct H2Summary { pub streams: u32, pub upgraded_from_http1: bool }
-#[derive(Debug, Clone, Serialize)]
-pub struct ProtocolSummary { pub protocol: Protocol, pub http_requests: u32, pub http_responses: u32, pub exchanges: Vec<HttpExchange>, pub close_requested_by: Option<Side>, pub http10: bool, pub tls: Option<TlsSummary>, pub h2: Option<H2Summary>, pub gaps: [u32; 2], pub gap_bytes: [u64; 2], pub resyncs: u32 }
+
+/// Watches one TCP connection's payload; small when idle.
+#[derive(Debug, Default)]
+pub struct ProtocolWatcher {
+    streams: [Reassembler; 2],
+    dispatch: Dispatch,
+    /// Time of the latest segment: data flushed at FIN or finish is dated by it.
+    last_ts: f64,
+}
+
+impl ProtocolWatcher {
+    /// A watcher for a new connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The side's SYN was seen with this initial sequence number: its byte stream starts at isn+1
+    /// (ignored once the side's stream has started).
+    pub fn on_syn(&mut self, side: Side, isn: SeqNumber) {
+        self.streams[side.index()].start_at(isn.add(1));
+    }
+
+    /// A segment from `side` with payload. `seq` = sequence number of the first payload byte,
+    /// `payload` = the captured bytes (may be shorter than `wire_len` when the snaplen cut the packet),
+    /// `wire_len` = TCP payload length on the wire, `ts` = seconds since epoch. New messages found are pushed onto `events`.
+    /// If no SYN was seen (mid-stream), the first segment seen on a side starts its stream.
+    pub fn on_segment(
+        &mut self,
+        side: Side,
+        seq: SeqNumber,
+        payload: &[u8],
+        wire_len: u32,
+        ts: f64,
+        events: &mut Vec<ProtocolEvent>,
+    ) {
+        self.last_ts = ts;
+        let mut delivery = Delivery { dispatch: &mut self.dispatch, side, ts, events };
+        self.streams[side.index()].segment(seq, payload, wire_len, &mut delivery);
+    }
+
+    /// `side` sent FIN at sequence number `seq` (its stream ends there): flush held data and close-delimited bodies.
+    /// When the FIN segment carries payload, call [`Self::on_segment`] for it first.
+    pub fn on_fin(&mut self, side: Side, seq: SeqNumber, events: &mut Vec<ProtocolEvent>) {
+        self.end_stream(side, Some(seq), events);
+    }
+
+    /// End of the connection (RST, end of capture or eviction): flush and summarise.
+    pub fn finish(&mut self, events: &mut Vec<ProtocolEvent>) -> ProtocolSummary {
+        for side in [Side::Client, Side::Server] {
+            self.end_stream(side, None, events);
+        }
+        let gaps = [self.streams[0].gaps(), self.streams[1].gaps()];
+        let gap_bytes = [self.streams[0].gap_bytes(), self.streams[1].gap_bytes()];
+        self.dispatch.summary(gaps, gap_bytes)
+    }
+
+    fn end_stream(&mut self, side: Side, end: Option<SeqNumber>, events: &mut Vec<ProtocolEvent>) {
+        let ts = self.last_ts;
+        let mut delivery = Delivery { dispatch: &mut self.dispatch, side, ts, events };
+        self.streams[side.index()].flush(end, &mut delivery);
+        self.dispatch.end_of_stream(side);
+    }
+}
+
+/// The analyzer a connection's streams go to.
+#[derive(Debug, Default)]
+enum Analyzer {
+    /// Not recognised yet.
+    #[default]
+    Detecting,
+    /// HTTP/1.x, and the h2c counter once upgraded by a 101.
+    Http1 { framer: Box<Http1Framer>, upgraded: Option<Box<H2Counter>> },
+    Tls(Box<TlsSniffer>),
+    H2c(Box<H2Counter>),
+}
+
+/// Recognition state of one side before the protocol is known.
+#[derive(Debug, Default)]
+struct Sniff {
+    /// First bytes of the side when they were too few to decide.
+    prefix: [u8; h2::CLIENT_PREFACE.len()],
+    prefix_len: usize,
+    /// The side's first bytes matched no protocol.
+    unrecognised: bool,
+}
+
+/// A protocol recognised from a side's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recognised {
+    Http1,
+    Tls,
+    H2c,
+}
+
+/// Recognition of `side`'s first bytes; `Err(true)` when more bytes could decide.
+fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
+    let candidates = match side {
+        Side::Client => [
+            (prefix_verdict(bytes, h2::CLIENT_PREFACE), Recognised::H2c),
+            (tls::looks_like_handshake_record(bytes), Recognised::Tls),
+            (http1::looks_like_method(bytes), Recognised::Http1),
+        ],
+        Side::Server => [
+            (Verdict::No, Recognised::H2c),
+            (tls::looks_like_handshake_record(bytes), Recognised::Tls),
+            (http1::looks_like_status_line(bytes), Recognised::Http1),
+        ],
+    };
+    let mut need_more = false;
+    for (verdict, protocol) in candidates {
+        match verdict {
+            Verdict::Yes if !need_more => return Ok(protocol),
+            Verdict::Yes | Verdict::NeedMore => need_more = true,
+            Verdict::No => {}
+        }
+    }
+    Err(need_more)
+}
+
+/// Everything downstream of the reassemblers.
+#[derive(Debug, Default)]
+struct Dispatch {
+    sniffs: [Sniff; 2],
+    analyzer: Analyzer,
+    saw_payload: bool,
+}
+
+impl Dispatch {
+    fn data(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.saw_payload = true;
+        if matches!(self.analyzer, Analyzer::Detecting) {
+            self.detect(side, bytes, ts, events);
+        } else {
+            self.analyze(side, bytes, ts, events);
+        }
+    }
+
+    /// Recognises the protocol from `side`'s first bytes, then feeds them to its analyzer.
+    /// A side whose first bytes matched nothing (mid-stream capture) is retried on each later chunk.
+    fn detect(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+        let i = side.index();
+        if self.sniffs[i].prefix_len == 0 {
+            // Whole chunks are tried on their own first: the common case copies nothing.
+            match recognise(side, bytes) {
+                Ok(protocol) => {
+                    self.start(protocol, side, ts, events);
+                    self.analyze(side, bytes, ts, events);
+                    return;
+                }
+                Err(true) if !self.sniffs[i].unrecognised => {}
+                Err(_) => {
+                    self.sniffs[i].unrecognised = true;
+                    return;
+                }
+            }
+        }
+        let sniff = &mut self.sniffs[i];
+        let held = sniff.prefix_len;
+        let take = (sniff.prefix.len() - held).min(bytes.len());
+        sniff.prefix[held..held + take].copy_from_slice(&bytes[..take]);
+        sniff.prefix_len += take;
+        let (prefix, len) = (sniff.prefix, sniff.prefix_len);
+        match recognise(side, &prefix[..len]) {
+            Ok(protocol) => {
+                self.sniffs[i].prefix_len = 0;
+                self.start(protocol, side, ts, events);
+                self.analyze(side, &prefix[..len], ts, events);
+                self.analyze(side, &bytes[take..], ts, events);
+            }
+            Err(true) if len < prefix.len() => {}
+            Err(_) => self.sniffs[i] = Sniff { unrecognised: true, ..Sniff::default() },
+        }
+    }
+
+    /// Starts the analyzer for `protocol`, recognised on `side`; the peer's undecided first bytes go to it first.
+    fn start(&mut self, protocol: Recognised, side: Side, ts: f64, events: &mut Vec<ProtocolEvent>) {
+        self.analyzer = match protocol {
+            Recognised::Http1 => Analyzer::Http1 { framer: Box::default(), upgraded: None },
+            Recognised::Tls => Analyzer::Tls(Box::default()),
+            Recognised::H2c => Analyzer::H2c(Box::new(H2Counter::prior_knowledge())),
+        };
+        let peer = std::mem::take(&mut self.sniffs[side.peer().index()]);
+        self.analyze(side.peer(), &peer.prefix[..peer.prefix_len], ts, events);
+    }
+
+    fn analyze(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+        if bytes.is_empty() {
+            return;
+        }
+        match &mut self.analyzer {
+            Analyzer::Detecting => {}
+            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, events),
+            Analyzer::Http1 { framer, upgraded } => {
+                framer.data(side, bytes, ts, events);
+                if framer.switch == Some(Switch::H2c) {
+                    *upgraded = Some(Box::new(H2Counter::upgraded()));
+                }
+            }
+            Analyzer::Tls(sniffer) => sniffer.data(side, bytes, events),
+            Analyzer::H2c(counter) => counter.data(side, bytes, events),
+        }
+    }
+
+    fn gap(&mut self, side: Side, len: u64) {
+        match &mut self.analyzer {
+            Analyzer::Detecting => self.sniffs[side.index()] = Sniff::default(),
+            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.gap(side, len),
+            Analyzer::Http1 { framer, .. } => framer.gap(side, len),
+            Analyzer::Tls(sniffer) => sniffer.gap(side, len),
+            Analyzer::H2c(counter) => counter.gap(side, len),
+        }
+    }
+
+    fn end_of_stream(&mut self, side: Side) {
+        if let Analyzer::Http1 { framer, upgraded: None } = &mut self.analyzer {
+            framer.end_of_stream(side);
+        }
+    }
+
+    fn summary(&mut self, gaps: [u32; 2], gap_bytes: [u64; 2]) -> ProtocolSummary {
+        let mut summary = ProtocolSummary {
+            protocol: if self.saw_payload { Protocol::Unknown } else { Protocol::None },
+            http_requests: 0,
+            http_responses: 0,
+            exchanges: Vec::new(),
+            close_requested_by: None,
+            http10: false,
+            tls: None,
+            h2: None,
+            gaps,
+            gap_bytes,
+            resyncs: 0,
+        };
+        match &mut self.analyzer {
+            Analyzer::Detecting => {}
+            Analyzer::Http1 { framer, upgraded } => {
+                summary.protocol = if upgraded.is_some() { Protocol::H2c } else { Protocol::Http1 };
+                summary.http_requests = framer.requests;
+                summary.http_responses = framer.responses;
+                summary.exchanges = std::mem::take(&mut framer.exchanges);
+                summary.close_requested_by = framer.close_requested_by;
+                summary.http10 = framer.http10;
+                summary.resyncs = framer.resyncs;
+                summary.h2 = upgraded.as_ref().map(|h2| h2.summary());
+            }
+            Analyzer::Tls(sniffer) => {
+                summary.protocol = Protocol::Tls;
+                summary.tls = Some(sniffer.summary());
+            }
+            Analyzer::H2c(counter) => {
+                summary.protocol = Protocol::H2c;
+                summary.h2 = Some(counter.summary());
+            }
+        }
+        summary
+    }
+}
+
+/// Hands one side's reassembled stream to the dispatch.
+struct Delivery<'a> {
+    dispatch: &'a mut Dispatch,
+    side: Side,
+    ts: f64,
+    events: &'a mut Vec<ProtocolEvent>,
+}
+
+impl StreamConsumer for Delivery<'_> {
+    fn data(&mut self, bytes: &[u8]) {
+        self.dispatch.data(self.side, bytes, self.ts, self.events);
+    }
+
+    fn gap(&mut self, len: u64) {
+        self.dispatch.gap(self.side, len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Side::{Client, Server};
+
+    /// Feeds segments `(side, seq, payload)` with `wire_len == payload.len()`.
+    fn watch(watcher: &mut ProtocolWatcher, segments: &[(Side, u32, &[u8])]) -> Vec<ProtocolEvent> {
+        let mut events = Vec::new();
+        for (i, (side, seq, payload)) in segments.iter().enumerate() {
+            watcher.on_segment(*side, SeqNumber(*seq), payload, payload.len() as u32, i as f64, &mut events);
+        }
+        events
+    }
+
+    const REQUEST: &[u8] = b"GET /api/items HTTP/1.1\r\nHost: localhost:8087\r\nAccept: */*\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"items\": []}";
+
+    #[test]
+    fn test_idle_watcher_is_small() {
+        assert!(std::mem::size_of::<ProtocolWatcher>() <= 256, "{} bytes", std::mem::size_of::<ProtocolWatcher>());
+    }
+
+    #[test]
+    fn test_reused_http_connection_with_reordering_and_retransmission() {
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(1000));
+        watcher.on_syn(Server, SeqNumber(5000));
+        let r = REQUEST.len() as u32;
+        let s = RESPONSE.len() as u32;
+        let events = watch(
+            &mut watcher,
+            &[
+                (Client, 1001, REQUEST),
+                (Server, 5001 + 20, &RESPONSE[20..]), // out of order
+                (Server, 5001, &RESPONSE[..20]),
+                (Server, 5001, &RESPONSE[..20]), // retransmission
+                (Client, 1001 + r, REQUEST),
+                (Server, 5001 + s, RESPONSE),
+            ],
+        );
+        let mut more = Vec::new();
+        watcher.on_fin(Client, SeqNumber(1001 + 2 * r), &mut more);
+        let summary = watcher.finish(&mut more);
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 2));
+        assert_eq!(events.len(), 4);
+        assert_eq!(summary.exchanges.len(), 2);
+        assert_eq!(summary.exchanges[0].response_ts, Some(2.0));
+        assert_eq!((summary.gaps, summary.resyncs), ([0, 0], 0));
+        assert!(more.is_empty());
+    }
+
+    #[test]
+    fn test_snaplen_cut_body_is_a_gap_not_a_resync() {
+        let mut watcher = ProtocolWatcher::new();
+        let mut events = Vec::new();
+        let body_response = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+        let head_len = body_response.len() as u32;
+        watcher.on_segment(Client, SeqNumber(1), REQUEST, REQUEST.len() as u32, 0.0, &mut events);
+        watcher.on_segment(Client, SeqNumber(1 + REQUEST.len() as u32), REQUEST, REQUEST.len() as u32, 0.0, &mut events);
+        // 1000 body bytes on the wire, only 40 captured after the head.
+        let captured = [&body_response[..], &[b'x'; 40][..]].concat();
+        watcher.on_segment(Server, SeqNumber(700), &captured, head_len + 1000, 1.0, &mut events);
+        watcher.on_segment(Server, SeqNumber(700 + head_len + 1000), RESPONSE, RESPONSE.len() as u32, 2.0, &mut events);
+        let summary = watcher.finish(&mut events);
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 2));
+        assert_eq!(summary.gaps, [0, 1]);
+        assert_eq!(summary.gap_bytes, [0, 960]);
+        assert_eq!(summary.resyncs, 0);
+    }
+
+    #[test]
+    fn test_request_split_before_the_method_space_is_detected() {
+        let mut watcher = ProtocolWatcher::new();
+        watch(&mut watcher, &[(Client, 1, b"GE"), (Client, 3, &REQUEST[2..])]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!(summary.http_requests, 1);
+    }
+
+    #[test]
+    fn test_undecided_first_bytes_of_the_peer_are_not_lost() {
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(&mut watcher, &[(Server, 1, &RESPONSE[..6]), (Client, 1, REQUEST), (Server, 7, &RESPONSE[6..])]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(events.len(), 2);
+        assert_eq!((summary.http_requests, summary.http_responses, summary.resyncs), (1, 1, 0));
+    }
+
+    #[test]
+    fn test_mid_stream_capture_finds_http_on_a_later_segment() {
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(
+            &mut watcher,
+            &[
+                (Server, 90_000, b"ody of a response whose head was not captured</html>"),
+                (Client, 7, REQUEST),
+                (Server, 90_052, RESPONSE),
+            ],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!(events.len(), 2);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+    }
+
+    #[test]
+    fn test_tls_connection_is_never_counted_as_http() {
+        // A ClientHello whose SNI happens to contain an HTTP request line.
+        let sni = b"GET / HTTP/1.1";
+        let mut hello = vec![0x16, 0x03, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 0x03];
+        hello.extend([0u8; 32]);
+        hello.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+        let name_len = sni.len() as u8;
+        let ext = [&[0, 0, 0, name_len + 5, 0, name_len + 3, 0, 0, name_len][..], sni].concat();
+        hello.extend([0, ext.len() as u8]);
+        hello.extend(ext);
+        let record_len = hello.len() - 5;
+        hello[3..5].copy_from_slice(&(record_len as u16).to_be_bytes());
+        hello[8] = (record_len - 4) as u8;
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(&mut watcher, &[(Client, 1, &hello)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Tls);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("GET / HTTP/1.1".into()) }]);
+        assert_eq!((summary.http_requests, summary.http_responses), (0, 0));
+        assert_eq!(summary.tls.map(|t| t.client_hellos), Some(1));
+    }
+
+    #[test]
+    fn test_h2c_prior_knowledge_is_recognised() {
+        let mut watcher = ProtocolWatcher::new();
+        let headers = [0, 0, 0, 1, 5, 0, 0, 0, 1];
+        let events = watch(&mut watcher, &[(Client, 1, &h2::CLIENT_PREFACE[..10]), (Client, 11, &h2::CLIENT_PREFACE[10..]), (Client, 25, &headers)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::H2c);
+        assert_eq!(events, [ProtocolEvent::H2Preface]);
+        assert_eq!(summary.h2.map(|h| h.streams), Some(1));
+        assert_eq!(summary.http_requests, 0);
+    }
+
+    #[test]
+    fn test_upgrade_to_h2c_hands_over_to_the_frame_counter() {
+        let request = b"GET / HTTP/1.1\r\nHost: server\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+        let client_h2 = [&h2::CLIENT_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 0, 1, 5, 0, 0, 0, 3]].concat();
+        let mut watcher = ProtocolWatcher::new();
+        let events = watch(&mut watcher, &[(Client, 1, request), (Server, 1, response), (Client, 1 + request.len() as u32, &client_h2)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::H2c);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(events.last(), Some(&ProtocolEvent::H2Preface));
+        let h2 = summary.h2.expect("h2 summary");
+        assert_eq!((h2.streams, h2.upgraded_from_http1), (2, true));
+    }
+
+    #[test]
+    fn test_no_payload_is_protocol_none_and_garbage_is_unknown() {
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(1));
+        assert_eq!(watcher.finish(&mut Vec::new()).protocol, Protocol::None);
+        let mut watcher = ProtocolWatcher::new();
+        watch(&mut watcher, &[(Client, 1, b"SSH-2.0-OpenSSH_9.6\r\n"), (Server, 1, b"SSH-2.0-OpenSSH_9.2\r\n")]);
+        assert_eq!(watcher.finish(&mut Vec::new()).protocol, Protocol::Unknown);
+    }
+
+    #[test]
+    fn test_fin_flushes_held_data_and_ends_a_close_delimited_body() {
+        let mut watcher = ProtocolWatcher::new();
+        let response = b"HTTP/1.0 200 OK\r\n\r\nclose-delimited body";
+        watcher.on_syn(Server, SeqNumber(0));
+        let mut events = watch(&mut watcher, &[(Client, 1, b"GET / HTTP/1.0\r\n\r\n"), (Server, 1 + 30, &response[30..])]);
+        watcher.on_fin(Server, SeqNumber(1 + response.len() as u32 + 5), &mut events);
+        let summary = watcher.finish(&mut events);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 0));
+        assert_eq!(summary.gaps, [0, 2]);
+        assert_eq!(summary.gap_bytes, [0, 35]);
+        assert_eq!(summary.resyncs, 1);
+        assert_eq!(summary.close_requested_by, None);
+        assert!(summary.http10);
+    }
+
+    /// xorshift64*: deterministic pseudo-random numbers for the robustness test.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    fn rounds() -> u32 {
+        std::env::var("CONNSCOPE_FUZZ_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(400)
+    }
+
+    #[test]
+    fn test_arbitrary_bytes_and_segmentation_never_panic() {
+        let seeds: [&[u8]; 5] = [
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 101 x\r\nUpgrade: h2c\r\n\r\n",
+            b"\x16\x03\x01\x00\x30\x01\x00\x00\x2c\x03\x03",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x01\x05\x00\x00\x00\x01",
+            b"\x17\x03\x03\xff\xff",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..rounds() {
+            let mut watcher = ProtocolWatcher::new();
+            let mut events = Vec::new();
+            let mut next_seq = [rng.next() as u32, rng.next() as u32];
+            if round % 2 == 0 {
+                watcher.on_syn(Client, SeqNumber(next_seq[0].wrapping_sub(1)));
+            }
+            for _ in 0..60 {
+                let side = if rng.below(2) == 0 { Client } else { Server };
+                let mut payload = seeds[rng.below(seeds.len() as u64) as usize].to_vec();
+                for _ in 0..rng.below(4) {
+                    let at = rng.below(payload.len() as u64) as usize;
+                    payload[at] = rng.next() as u8;
+                }
+                payload.truncate(rng.below(payload.len() as u64 + 1) as usize);
+                let wire_len = payload.len() as u32 + rng.below(3) as u32 * rng.below(2000) as u32;
+                let jitter = rng.below(200) as u32;
+                let seq = next_seq[side.index()].wrapping_add(jitter).wrapping_sub(100);
+                next_seq[side.index()] = seq.wrapping_add(wire_len);
+                watcher.on_segment(side, SeqNumber(seq), &payload, wire_len, round as f64, &mut events);
+                if rng.below(50) == 0 {
+                    watcher.on_fin(side, SeqNumber(next_seq[side.index()]), &mut events);
+                }
+            }
+            let summary = watcher.finish(&mut events);
+            assert!(summary.exchanges.len() <= http1::MAX_EXCHANGES);
+            assert!(summary.http_responses as usize <= events.len());
+        }
+    }
+
+    /// An HTTP/1.1 conversation of `n` pipelined exchanges with every body framing: (client stream, server stream).
+    fn conversation(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<u8>) {
+        let (mut client, mut server) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let body: Vec<u8> = (0..rng.below(3000) as usize).map(|j| b"abcdefghij \r\n"[(i + j) % 13]).collect();
+            let kind = rng.below(4);
+            match kind {
+                0 => client.extend_from_slice(format!("GET /item/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()),
+                1 => client.extend_from_slice(format!("HEAD /item/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()),
+                2 => {
+                    client.extend_from_slice(format!("POST /up/{i} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+                    client.extend_from_slice(&body);
+                }
+                _ => {
+                    client.extend_from_slice(format!("PUT /up/{i} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes());
+                    for piece in body.chunks(700) {
+                        client.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                        client.extend_from_slice(piece);
+                        client.extend_from_slice(b"\r\n");
+                    }
+                    client.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\n");
+                }
+            }
+            let head_request = kind == 1;
+            if rng.below(2) == 0 {
+                server.extend_from_slice(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+                if !head_request {
+                    server.extend_from_slice(&body);
+                }
+            } else if head_request {
+                server.extend_from_slice(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            } else {
+                server.extend_from_slice(format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", body.len() + 1).as_bytes());
+                server.extend_from_slice(&body);
+                server.extend_from_slice(b"!\r\n0\r\n\r\n");
+            }
+        }
+        (client, server)
+    }
+
+    /// Cuts a stream into segments (seq, bytes) of random sizes, starting at `isn + 1`.
+    fn segments(rng: &mut Rng, isn: u32, stream: &[u8]) -> Vec<(u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let len = (1 + rng.below(1460) as usize).min(stream.len() - at);
+            out.push((isn.wrapping_add(1).wrapping_add(at as u32), stream[at..at + len].to_vec()));
+            at += len;
+        }
+        out
+    }
+
+    #[test]
+    fn test_reordered_and_duplicated_segments_give_exact_counts() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..rounds() / 10 {
+            let n = 1 + rng.below(12) as usize;
+            let (client, server) = conversation(&mut rng, n);
+            let mut watcher = ProtocolWatcher::new();
+            let mut events = Vec::new();
+            for (side, stream) in [(Client, &client), (Server, &server)] {
+                let isn = rng.next() as u32;
+                watcher.on_syn(side, SeqNumber(isn));
+                let mut segs = segments(&mut rng, isn, stream);
+                for i in 1..segs.len() {
+                    if rng.below(3) == 0 {
+                        segs.swap(i - 1, i);
+                    }
+                }
+                for (seq, bytes) in &segs {
+                    watcher.on_segment(side, SeqNumber(*seq), bytes, bytes.len() as u32, 0.0, &mut events);
+                    if rng.below(5) == 0 {
+                        watcher.on_segment(side, SeqNumber(*seq), bytes, bytes.len() as u32, 0.0, &mut events);
+                    }
+                }
+            }
+            let summary = watcher.finish(&mut events);
+            assert_eq!((summary.http_requests, summary.http_responses), (n as u32, n as u32));
+            assert_eq!((summary.gaps, summary.resyncs), ([0, 0], 0));
+        }
+    }
+
+    #[test]
+    fn test_lost_segments_never_invent_messages() {
+        let mut rng = Rng(0x0fed_cba9_8765_4321);
+        let (mut sent, mut framed) = (0, 0);
+        for _ in 0..rounds() / 10 {
+            let n = 1 + rng.below(12) as usize;
+            let (client, server) = conversation(&mut rng, n);
+            let mut watcher = ProtocolWatcher::new();
+            let mut events = Vec::new();
+            for (side, stream) in [(Client, &client), (Server, &server)] {
+                let isn = rng.next() as u32;
+                watcher.on_syn(side, SeqNumber(isn));
+                for (seq, bytes) in segments(&mut rng, isn, stream) {
+                    let captured = if rng.below(6) == 0 { rng.below(bytes.len() as u64) as usize } else { bytes.len() };
+                    if rng.below(8) != 0 {
+                        watcher.on_segment(side, SeqNumber(seq), &bytes[..captured], bytes.len() as u32, 0.0, &mut events);
+                    }
+                }
+            }
+            let summary = watcher.finish(&mut events);
+            assert!(summary.http_requests as usize <= n, "{} requests out of {n}", summary.http_requests);
+            assert!(summary.http_responses as usize <= n, "{} responses out of {n}", summary.http_responses);
+            sent += 2 * n;
+            framed += (summary.http_requests + summary.http_responses) as usize;
+        }
+        assert!(framed * 3 > sent, "framing recovers after losses: {framed} of {sent} messages");
+    }
+}

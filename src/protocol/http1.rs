@@ -1,0 +1,861 @@
+//! HTTP/1.x framing over the two reassembled byte streams of a connection.
+//!
+//! Start lines and headers go through `httparse`; bodies are skipped by their framing
+//! (Content-Length, chunked, close-delimited) without being buffered. Requests and responses
+//! are paired in order. After a gap or garbage the framer resynchronises on the next line that
+//! starts a plausible request or status line, and never invents a message.
+
+use super::{prefix_verdict, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
+use crate::side::Side;
+use std::collections::VecDeque;
+
+/// Largest incomplete header block buffered; a longer one is treated as garbage.
+pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// Exchanges kept per connection (counts go on beyond it).
+pub const MAX_EXCHANGES: usize = 256;
+/// Requests waiting for a response that are remembered for pairing.
+const MAX_PENDING: usize = 1024;
+/// Headers httparse may return per message.
+const MAX_HEADERS: usize = 128;
+/// How far into a start line the plausibility check looks; httparse judges the rest.
+const START_LINE_CHECK_WINDOW: usize = 256;
+
+/// Longest method token believed.
+const MAX_METHOD_LEN: usize = 20;
+
+/// Does `bytes` begin with a method token and a space (how Wireshark and Zeek spot HTTP requests)?
+pub fn looks_like_method(bytes: &[u8]) -> Verdict {
+    let method_len = method_len(bytes);
+    match bytes.get(method_len) {
+        None if method_len <= MAX_METHOD_LEN => Verdict::NeedMore,
+        Some(b' ') if (1..=MAX_METHOD_LEN).contains(&method_len) => Verdict::Yes,
+        _ => Verdict::No,
+    }
+}
+
+fn method_len(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count()
+}
+
+/// Does `bytes` begin like a request line (`METHOD SP target SP HTTP/1.x`)?
+pub fn looks_like_request_line(bytes: &[u8]) -> Verdict {
+    let window = &bytes[..bytes.len().min(START_LINE_CHECK_WINDOW)];
+    match looks_like_method(window) {
+        Verdict::Yes => {}
+        other => return other,
+    }
+    let after_method = &window[method_len(window) + 1..];
+    let target_len = after_method.iter().take_while(|b| b.is_ascii_graphic()).count();
+    let Some(after_target) = after_method.get(target_len..) else { return Verdict::NeedMore };
+    if after_target.is_empty() {
+        return Verdict::NeedMore;
+    }
+    if target_len == 0 || after_target[0] != b' ' {
+        return Verdict::No;
+    }
+    prefix_verdict(&after_target[1..], b"HTTP/1.")
+}
+
+/// Does `bytes` begin like a status line (`HTTP/1.x NNN`)?
+pub fn looks_like_status_line(bytes: &[u8]) -> Verdict {
+    match prefix_verdict(bytes, b"HTTP/1.") {
+        Verdict::Yes => {}
+        other => return other,
+    }
+    let rest = &bytes[7..];
+    let shape: [fn(u8) -> bool; 5] =
+        [|b| b.is_ascii_digit(), |b| b == b' ', |b| b.is_ascii_digit(), |b| b.is_ascii_digit(), |b| b.is_ascii_digit()];
+    for (i, fits) in shape.iter().enumerate() {
+        match rest.get(i) {
+            None => return Verdict::NeedMore,
+            Some(b) if !fits(*b) => return Verdict::No,
+            Some(_) => {}
+        }
+    }
+    Verdict::Yes
+}
+
+/// Where a chunked body's decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Reading a chunk-size line.
+    Size { value: u64, digits: u8, in_extension: bool },
+    /// Inside chunk data with this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// Reading trailer lines after the last chunk; `line_len` bytes of the current line seen.
+    Trailer { line_len: u32 },
+}
+
+const NEW_CHUNK: Chunk = Chunk::Size { value: 0, digits: 0, in_extension: false };
+
+/// What one direction's parser expects next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// A message head (possibly partly buffered).
+    Head,
+    /// A body of this many more bytes.
+    Length(u64),
+    /// A chunked body.
+    Chunked(Chunk),
+    /// A response body that runs until the server closes.
+    UntilClose,
+    /// Lost sync: looking for a line that starts a message. `at_line_start`: the next byte begins a line.
+    Resync { at_line_start: bool },
+    /// Framing ended (FIN, protocol switch).
+    Done,
+}
+
+/// Progress of the search for the blank line that ends a header block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum BlankLineScan {
+    #[default]
+    InLine,
+    AfterNewline,
+    AfterNewlineCr,
+}
+
+/// One direction's parser.
+#[derive(Debug)]
+struct Direction {
+    phase: Phase,
+    /// The incomplete header block, when a head spans segments.
+    head: Vec<u8>,
+    scan: BlankLineScan,
+    /// True while the current head is only a resynchronisation candidate (a failure does not count again).
+    resyncing: bool,
+}
+
+impl Direction {
+    fn new() -> Self {
+        Direction { phase: Phase::Head, head: Vec::new(), scan: BlankLineScan::InLine, resyncing: false }
+    }
+
+    fn reset_head(&mut self) {
+        self.head.clear();
+        self.scan = BlankLineScan::InLine;
+    }
+}
+
+/// A request waiting for its response.
+#[derive(Debug, Clone, Copy)]
+struct PendingRequest {
+    exchange: Option<usize>,
+    is_head: bool,
+    is_connect: bool,
+}
+
+/// How framing of the connection ended, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// 101 Switching Protocols to h2c.
+    H2c,
+    /// Another protocol (WebSocket, CONNECT tunnel, ...): the rest is not HTTP/1.
+    Other,
+}
+
+/// Framing-relevant facts from a message's headers.
+#[derive(Debug, Default)]
+struct HeadFacts {
+    content_length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+    upgrade_h2c: bool,
+}
+
+impl HeadFacts {
+    fn from_headers(headers: &[httparse::Header<'_>]) -> Self {
+        let mut facts = HeadFacts::default();
+        for header in headers {
+            let name = header.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                facts.content_length = std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse().ok());
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                facts.chunked = tokens(header.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in tokens(header.value) {
+                    facts.close |= token.eq_ignore_ascii_case(b"close");
+                    facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                facts.upgrade_h2c |= tokens(header.value).any(|t| t.eq_ignore_ascii_case(b"h2c"));
+            }
+        }
+        facts
+    }
+}
+
+/// Comma-separated tokens of a header value, trimmed.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(|t| t.trim_ascii()).filter(|t| !t.is_empty())
+}
+
+fn version_of(minor: Option<u8>) -> HttpVersion {
+    match minor {
+        Some(0) => HttpVersion::Http10,
+        _ => HttpVersion::Http11,
+    }
+}
+
+/// Frames both directions of one HTTP/1.x connection.
+#[derive(Debug)]
+pub struct Http1Framer {
+    directions: [Direction; 2],
+    pending: VecDeque<PendingRequest>,
+    /// Requests paired with responses in order (at most [`MAX_EXCHANGES`]).
+    pub exchanges: Vec<HttpExchange>,
+    /// Requests framed.
+    pub requests: u32,
+    /// Final responses framed (1xx other than 101 excluded).
+    pub responses: u32,
+    /// First side that asked to close the connection.
+    pub close_requested_by: Option<Side>,
+    /// Any HTTP/1.0 message seen.
+    pub http10: bool,
+    /// Times a direction lost sync and had to search for the next message.
+    pub resyncs: u32,
+    /// Set when a 101 response or a CONNECT tunnel ended HTTP/1 framing.
+    pub switch: Option<Switch>,
+}
+
+impl Default for Http1Framer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http1Framer {
+    /// A framer expecting a request from the client and a response from the server.
+    pub fn new() -> Self {
+        Http1Framer {
+            directions: [Direction::new(), Direction::new()],
+            pending: VecDeque::new(),
+            exchanges: Vec::new(),
+            requests: 0,
+            responses: 0,
+            close_requested_by: None,
+            http10: false,
+            resyncs: 0,
+            switch: None,
+        }
+    }
+
+    /// The next bytes of `side`'s stream, received at `ts`.
+    pub fn data(&mut self, side: Side, mut bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+        while !bytes.is_empty() {
+            if self.switch.is_some() {
+                return;
+            }
+            let phase = self.directions[side.index()].phase;
+            bytes = match phase {
+                Phase::Head => self.head_bytes(side, bytes, ts, events),
+                Phase::Length(left) => {
+                    let take = left.min(bytes.len() as u64);
+                    self.directions[side.index()].phase = if take == left { Phase::Head } else { Phase::Length(left - take) };
+                    &bytes[take as usize..]
+                }
+                Phase::Chunked(chunk) => self.chunked_bytes(side, chunk, bytes),
+                Phase::UntilClose => &[],
+                Phase::Resync { at_line_start } => self.resync_bytes(side, at_line_start, bytes),
+                Phase::Done => &[],
+            };
+        }
+    }
+
+    /// `len` bytes of `side`'s stream are missing.
+    pub fn gap(&mut self, side: Side, len: u64) {
+        let direction = &mut self.directions[side.index()];
+        let next = match direction.phase {
+            Phase::Length(left) if len <= left => {
+                if len == left {
+                    Phase::Head
+                } else {
+                    Phase::Length(left - len)
+                }
+            }
+            Phase::Chunked(Chunk::Data(left)) if len <= left => {
+                Phase::Chunked(if len == left { Chunk::DataEnd } else { Chunk::Data(left - len) })
+            }
+            Phase::UntilClose | Phase::Done => direction.phase,
+            Phase::Resync { .. } => Phase::Resync { at_line_start: true },
+            _ => {
+                self.lose_sync(side);
+                Phase::Resync { at_line_start: true }
+            }
+        };
+        self.directions[side.index()].phase = next;
+    }
+
+    /// `side` closed its stream: a close-delimited body ends here, anything incomplete is dropped.
+    pub fn end_of_stream(&mut self, side: Side) {
+        let direction = &mut self.directions[side.index()];
+        direction.reset_head();
+        direction.phase = Phase::Done;
+    }
+
+    /// Enters resynchronisation, counting it unless already searching.
+    fn lose_sync(&mut self, side: Side) {
+        let direction = &mut self.directions[side.index()];
+        if !direction.resyncing && !matches!(direction.phase, Phase::Resync { .. }) {
+            self.resyncs = self.resyncs.saturating_add(1);
+        }
+        direction.resyncing = false;
+        direction.reset_head();
+    }
+
+    /// Looks for the next line that may start a message; returns the bytes from there on.
+    fn resync_bytes<'b>(&mut self, side: Side, mut at_line_start: bool, bytes: &'b [u8]) -> &'b [u8] {
+        let mut pos = 0;
+        while pos < bytes.len() {
+            if at_line_start && start_line_verdict(side, &bytes[pos..]) != Verdict::No {
+                let direction = &mut self.directions[side.index()];
+                direction.phase = Phase::Head;
+                direction.resyncing = true;
+                return &bytes[pos..];
+            }
+            match bytes[pos..].iter().position(|b| *b == b'\n') {
+                Some(newline) => {
+                    pos += newline + 1;
+                    at_line_start = true;
+                }
+                None => {
+                    at_line_start = false;
+                    pos = bytes.len();
+                }
+            }
+        }
+        self.directions[side.index()].phase = Phase::Resync { at_line_start };
+        &[]
+    }
+
+    /// Collects a message head; returns the bytes after it (or nothing when it is still incomplete).
+    fn head_bytes<'b>(&mut self, side: Side, mut bytes: &'b [u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> &'b [u8] {
+        let direction = &mut self.directions[side.index()];
+        if direction.head.is_empty() {
+            let blank = bytes.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+            bytes = &bytes[blank..];
+            if bytes.is_empty() {
+                return bytes;
+            }
+        }
+        if direction.head.len() < START_LINE_CHECK_WINDOW {
+            let verdict = if direction.head.is_empty() {
+                start_line_verdict(side, bytes)
+            } else {
+                let mut window = [0u8; START_LINE_CHECK_WINDOW];
+                let held = direction.head.len();
+                let extra = bytes.len().min(START_LINE_CHECK_WINDOW - held);
+                window[..held].copy_from_slice(&direction.head);
+                window[held..held + extra].copy_from_slice(&bytes[..extra]);
+                start_line_verdict(side, &window[..held + extra])
+            };
+            if verdict == Verdict::No {
+                self.lose_sync(side);
+                self.directions[side.index()].phase = Phase::Resync { at_line_start: false };
+                return bytes;
+            }
+        }
+        let direction = &mut self.directions[side.index()];
+        let Some(end) = find_head_end(&mut direction.scan, bytes) else {
+            if direction.head.len() + bytes.len() > MAX_HEADER_BLOCK {
+                self.lose_sync(side);
+                self.directions[side.index()].phase = Phase::Resync { at_line_start: false };
+            } else {
+                direction.head.extend_from_slice(bytes);
+            }
+            return &[];
+        };
+        let phase = if direction.head.is_empty() {
+            self.parse_head(side, &bytes[..end], ts, events)
+        } else {
+            let mut head = std::mem::take(&mut direction.head);
+            head.extend_from_slice(&bytes[..end]);
+            let phase = self.parse_head(side, &head, ts, events);
+            head.clear();
+            self.directions[side.index()].head = head; // keep the allocation for the next long head
+            phase
+        };
+        let direction = &mut self.directions[side.index()];
+        direction.scan = BlankLineScan::InLine;
+        match phase {
+            Some(phase) => {
+                direction.resyncing = false;
+                direction.phase = phase;
+            }
+            None => {
+                self.lose_sync(side);
+                self.directions[side.index()].phase = Phase::Resync { at_line_start: true };
+            }
+        }
+        &bytes[end..]
+    }
+
+    /// Parses a complete head and records the message; returns how its body is framed, or `None` if invalid.
+    fn parse_head(&mut self, side: Side, block: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> Option<Phase> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match side {
+            Side::Client => {
+                let mut request = httparse::Request::new(&mut headers);
+                if !matches!(request.parse(block), Ok(httparse::Status::Complete(_))) {
+                    return None;
+                }
+                let (method, target) = (request.method?, request.path?);
+                let version = version_of(request.version);
+                let facts = HeadFacts::from_headers(request.headers);
+                Some(self.on_request(method, target, version, &facts, ts, events))
+            }
+            Side::Server => {
+                let mut response = httparse::Response::new(&mut headers);
+                if !matches!(response.parse(block), Ok(httparse::Status::Complete(_))) {
+                    return None;
+                }
+                let status = response.code?;
+                let version = version_of(response.version);
+                let facts = HeadFacts::from_headers(response.headers);
+                Some(self.on_response(status, version, &facts, ts, events))
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        method: &str,
+        target: &str,
+        version: HttpVersion,
+        facts: &HeadFacts,
+        ts: f64,
+        events: &mut Vec<ProtocolEvent>,
+    ) -> Phase {
+        self.requests = self.requests.saturating_add(1);
+        self.http10 |= version == HttpVersion::Http10;
+        if facts.close {
+            self.close_requested_by.get_or_insert(Side::Client);
+        }
+        events.push(ProtocolEvent::HttpRequest { method: method.to_owned(), target: target.to_owned(), version });
+        let exchange = (self.exchanges.len() < MAX_EXCHANGES).then(|| {
+            self.exchanges.push(HttpExchange {
+                method: Some(method.to_owned()),
+                target: Some(target.to_owned()),
+                version: Some(version),
+                status: None,
+                request_ts: Some(ts),
+                response_ts: None,
+            });
+            self.exchanges.len() - 1
+        });
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push_back(PendingRequest {
+                exchange,
+                is_head: method == "HEAD",
+                is_connect: method == "CONNECT",
+            });
+        }
+        if facts.chunked {
+            Phase::Chunked(NEW_CHUNK)
+        } else {
+            match facts.content_length {
+                Some(len) if len > 0 => Phase::Length(len),
+                _ => Phase::Head,
+            }
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        status: u16,
+        version: HttpVersion,
+        facts: &HeadFacts,
+        ts: f64,
+        events: &mut Vec<ProtocolEvent>,
+    ) -> Phase {
+        self.http10 |= version == HttpVersion::Http10;
+        if (100..200).contains(&status) && status != 101 {
+            return Phase::Head; // interim response: the final one follows
+        }
+        self.responses = self.responses.saturating_add(1);
+        events.push(ProtocolEvent::HttpResponse { status });
+        let request = self.pending.pop_front();
+        let exchange = match request.and_then(|r| r.exchange) {
+            Some(index) => self.exchanges.get_mut(index),
+            None if self.exchanges.len() < MAX_EXCHANGES => {
+                self.exchanges.push(HttpExchange {
+                    method: None,
+                    target: None,
+                    version: None,
+                    status: None,
+                    request_ts: None,
+                    response_ts: None,
+                });
+                self.exchanges.last_mut()
+            }
+            None => None,
+        };
+        if let Some(exchange) = exchange {
+            exchange.status = Some(status);
+            exchange.response_ts = Some(ts);
+        }
+        let closes = facts.close || (version == HttpVersion::Http10 && !facts.keep_alive);
+        if closes {
+            self.close_requested_by.get_or_insert(Side::Server);
+        }
+        let is_head = request.is_some_and(|r| r.is_head);
+        let is_connect = request.is_some_and(|r| r.is_connect);
+        if status == 101 {
+            self.switch = Some(if facts.upgrade_h2c { Switch::H2c } else { Switch::Other });
+            return Phase::Done;
+        }
+        if is_connect && (200..300).contains(&status) {
+            self.switch = Some(Switch::Other);
+            return Phase::Done;
+        }
+        if is_head || status == 204 || status == 304 {
+            Phase::Head
+        } else if facts.chunked {
+            Phase::Chunked(NEW_CHUNK)
+        } else {
+            match facts.content_length {
+                Some(0) => Phase::Head,
+                Some(len) => Phase::Length(len),
+                None => Phase::UntilClose,
+            }
+        }
+    }
+
+    /// Walks a chunked body; returns the bytes after the part consumed.
+    fn chunked_bytes<'b>(&mut self, side: Side, mut chunk: Chunk, bytes: &'b [u8]) -> &'b [u8] {
+        let mut pos = 0;
+        while pos < bytes.len() {
+            if let Chunk::Data(left) = chunk {
+                let take = left.min((bytes.len() - pos) as u64);
+                pos += take as usize;
+                chunk = if take == left { Chunk::DataEnd } else { Chunk::Data(left - take) };
+                continue;
+            }
+            let byte = bytes[pos];
+            pos += 1;
+            chunk = match (chunk, byte) {
+                (Chunk::Size { value, digits, in_extension: false }, b) if b.is_ascii_hexdigit() => {
+                    if digits >= 15 {
+                        return self.chunk_error(side, &bytes[pos..]);
+                    }
+                    let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
+                    Chunk::Size { value: value * 16 + digit, digits: digits + 1, in_extension: false }
+                }
+                (Chunk::Size { digits: 0, .. }, b'\n') => return self.chunk_error(side, &bytes[pos..]),
+                (Chunk::Size { value: 0, .. }, b'\n') => Chunk::Trailer { line_len: 0 },
+                (Chunk::Size { value, .. }, b'\n') => Chunk::Data(value),
+                (Chunk::Size { value, digits, .. }, b';' | b' ' | b'\t') if digits > 0 => {
+                    Chunk::Size { value, digits, in_extension: true }
+                }
+                (Chunk::Size { .. }, b'\r') => chunk,
+                (Chunk::Size { in_extension: true, .. }, _) => chunk,
+                (Chunk::Size { .. }, _) => return self.chunk_error(side, &bytes[pos..]),
+                (Chunk::DataEnd, b'\r') => chunk,
+                (Chunk::DataEnd, b'\n') => NEW_CHUNK,
+                (Chunk::DataEnd, _) => return self.chunk_error(side, &bytes[pos..]),
+                (Chunk::Trailer { line_len: 0 }, b'\n') => {
+                    self.directions[side.index()].phase = Phase::Head;
+                    return &bytes[pos..];
+                }
+                (Chunk::Trailer { .. }, b'\n') => Chunk::Trailer { line_len: 0 },
+                (Chunk::Trailer { .. }, b'\r') => chunk,
+                (Chunk::Trailer { line_len }, _) => Chunk::Trailer { line_len: line_len.saturating_add(1) },
+                (Chunk::Data(_), _) => chunk,
+            };
+        }
+        self.directions[side.index()].phase = Phase::Chunked(chunk);
+        &[]
+    }
+
+    fn chunk_error<'b>(&mut self, side: Side, rest: &'b [u8]) -> &'b [u8] {
+        self.lose_sync(side);
+        self.directions[side.index()].phase = Phase::Resync { at_line_start: false };
+        rest
+    }
+}
+
+/// Whether `bytes` can start a message in `side`'s direction.
+fn start_line_verdict(side: Side, bytes: &[u8]) -> Verdict {
+    match side {
+        Side::Client => looks_like_request_line(bytes),
+        Side::Server => looks_like_status_line(bytes),
+    }
+}
+
+/// Scans `bytes` for the blank line ending a header block, continuing from `scan`;
+/// returns the length of the block's part in `bytes` when the end is found.
+fn find_head_end(scan: &mut BlankLineScan, bytes: &[u8]) -> Option<usize> {
+    for (i, byte) in bytes.iter().enumerate() {
+        *scan = match (*scan, byte) {
+            (BlankLineScan::AfterNewline | BlankLineScan::AfterNewlineCr, b'\n') => return Some(i + 1),
+            (BlankLineScan::AfterNewline, b'\r') => BlankLineScan::AfterNewlineCr,
+            (_, b'\n') => BlankLineScan::AfterNewline,
+            _ => BlankLineScan::InLine,
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Side::{Client, Server};
+
+    fn frame(chunks: &[(Side, &[u8])]) -> (Http1Framer, Vec<ProtocolEvent>) {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        for (i, (side, bytes)) in chunks.iter().enumerate() {
+            framer.data(*side, bytes, i as f64, &mut events);
+        }
+        (framer, events)
+    }
+
+    fn statuses(framer: &Http1Framer) -> Vec<Option<u16>> {
+        framer.exchanges.iter().map(|e| e.status).collect()
+    }
+
+    /// Feeds `side`'s bytes cut at `cut`, then at every byte.
+    fn each_segmentation(side: Side, bytes: &[u8], check: impl Fn(&Http1Framer)) {
+        for cut in 0..=bytes.len() {
+            let (framer, _) = frame(&[(side, &bytes[..cut]), (side, &bytes[cut..])]);
+            check(&framer);
+        }
+        let mut framer = Http1Framer::new();
+        for byte in bytes.chunks(1) {
+            framer.data(side, byte, 0.0, &mut Vec::new());
+        }
+        check(&framer);
+    }
+
+    const THREE_PIPELINED: &[u8] = b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n\
+POST /b HTTP/1.1\r\nHost: example.com\r\nContent-Length: 11\r\n\r\nhello=world\
+HEAD /c HTTP/1.1\r\nHost: example.com\r\n\r\n";
+
+    #[test]
+    fn test_pipelined_requests_in_one_segment_each_count() {
+        let (framer, events) = frame(&[(Client, THREE_PIPELINED)]);
+        assert_eq!(framer.requests, 3);
+        let targets: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                ProtocolEvent::HttpRequest { method, target, version } => {
+                    assert_eq!(*version, HttpVersion::Http11);
+                    format!("{method} {target}")
+                }
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        assert_eq!(targets, ["GET /a", "POST /b", "HEAD /c"]);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_pipelined_requests_survive_any_segmentation() {
+        each_segmentation(Client, THREE_PIPELINED, |framer| {
+            assert_eq!(framer.requests, 3);
+            assert_eq!(framer.resyncs, 0);
+        });
+    }
+
+    #[test]
+    fn test_responses_pair_with_pipelined_requests_in_order() {
+        let responses: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
+HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n\
+HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+        let (framer, _) = frame(&[(Client, THREE_PIPELINED), (Server, responses)]);
+        assert_eq!((framer.requests, framer.responses), (3, 3));
+        assert_eq!(statuses(&framer), [Some(200), Some(201), Some(200)]);
+        assert_eq!(framer.exchanges[1].method.as_deref(), Some("POST"));
+        assert_eq!(framer.exchanges[2].response_ts, Some(1.0));
+        assert_eq!(framer.directions[Server.index()].phase, Phase::Head);
+    }
+
+    #[test]
+    fn test_head_response_has_no_body() {
+        let (framer, _) = frame(&[
+            (Client, b"HEAD /big.iso HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n"),
+            (Server, b"HTTP/1.1 200 OK\r\nContent-Length: 700000000\r\n\r\n"),
+            (Server, b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!"),
+        ]);
+        assert_eq!(framer.responses, 2);
+        assert_eq!(statuses(&framer), [Some(200), Some(404)]);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_204_and_304_responses_have_no_body() {
+        let (framer, _) = frame(&[
+            (Client, b"DELETE /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\nGET /z HTTP/1.1\r\n\r\n"),
+            (
+                Server,
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 99\r\n\r\n\
+HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ]);
+        assert_eq!(statuses(&framer), [Some(204), Some(304), Some(200)]);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    const CHUNKED_WITH_TRAILERS: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+1a;name=value\r\nabcdefghijklmnopqrstuvwxyz\r\n\
+5\r\nHTTP/\r\n0\r\nExpires: never\r\nX-Checksum: 1234\r\n\r\n\
+HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn test_chunked_body_with_trailers_split_across_segments() {
+        each_segmentation(Server, CHUNKED_WITH_TRAILERS, |framer| {
+            assert_eq!(framer.responses, 2);
+            assert_eq!(framer.resyncs, 0);
+            assert_eq!(framer.directions[Server.index()].phase, Phase::Head);
+        });
+    }
+
+    #[test]
+    fn test_chunked_request_body_is_skipped() {
+        let (framer, _) = frame(&[(
+            Client,
+            b"POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGET \r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+        )]);
+        assert_eq!(framer.requests, 2);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_interim_100_continue_is_not_the_final_response() {
+        let (framer, events) = frame(&[
+            (Client, b"PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"),
+            (Server, b"HTTP/1.1 100 Continue\r\n\r\n"),
+            (Client, b"abc"),
+            (Server, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        assert_eq!((framer.requests, framer.responses), (1, 1));
+        assert_eq!(statuses(&framer), [Some(201)]);
+        assert_eq!(events.iter().filter(|e| matches!(e, ProtocolEvent::HttpResponse { .. })).count(), 1);
+    }
+
+    #[test]
+    fn test_headers_split_byte_by_byte() {
+        let request = b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
+        each_segmentation(Client, request, |framer| {
+            assert_eq!(framer.requests, 1);
+            assert_eq!(framer.exchanges[0].target.as_deref(), Some("/index.html?q=1"));
+        });
+    }
+
+    #[test]
+    fn test_gap_in_content_length_body_is_survived() {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", 0.0, &mut events);
+        framer.gap(Server, 60);
+        framer.data(Server, b"012345678901234567890123456789HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1.0, &mut events);
+        assert_eq!(framer.responses, 2);
+        assert_eq!(framer.resyncs, 0);
+    }
+
+    #[test]
+    fn test_gap_past_a_known_body_resynchronises_on_the_next_status_line() {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", 0.0, &mut events);
+        framer.gap(Server, 500); // the rest of the body and the head of an unknown next response
+        framer.data(Server, b"tail of a lost body\r\nHTTP/1.1 200 OK\r\nfake\r\n", 1.0, &mut events);
+        assert_eq!(framer.responses, 1, "a status line inside a lost body is only a candidate until its head parses");
+        framer.data(Server, b"\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 2.0, &mut events);
+        assert_eq!(framer.resyncs, 1);
+        assert_eq!(statuses(&framer), [Some(200), Some(404)]);
+    }
+
+    #[test]
+    fn test_gap_in_headers_drops_the_message() {
+        let mut framer = Http1Framer::new();
+        framer.data(Client, b"GET /lost HTTP/1.1\r\nHost: ex", 0.0, &mut Vec::new());
+        framer.gap(Client, 20);
+        framer.data(Client, b"ample.com\r\n\r\nGET /kept HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
+        assert_eq!(framer.requests, 1);
+        assert_eq!(framer.exchanges[0].target.as_deref(), Some("/kept"));
+        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_garbage_is_skipped_without_inventing_messages() {
+        let (framer, _) = frame(&[(Client, b"\x16\x03\x01 junk FOO\r\nnot a request\r\nGET / HTTP/1.1\r\n\r\n")]);
+        assert_eq!(framer.requests, 1);
+        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_oversized_header_block_is_dropped() {
+        let mut framer = Http1Framer::new();
+        framer.data(Client, b"GET / HTTP/1.1\r\nX-Big: ", 0.0, &mut Vec::new());
+        let filler = vec![b'a'; 1000];
+        for _ in 0..70 {
+            framer.data(Client, &filler, 0.0, &mut Vec::new());
+        }
+        assert!(framer.directions[0].head.len() <= MAX_HEADER_BLOCK);
+        framer.data(Client, b"\r\n\r\nGET /after HTTP/1.1\r\n\r\n", 0.0, &mut Vec::new());
+        assert_eq!(framer.requests, 1);
+        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_close_delimited_http10_response_ends_at_server_fin() {
+        let (mut framer, _) = frame(&[
+            (Client, b"GET / HTTP/1.0\r\n\r\n"),
+            (Server, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody that says HTTP/1.1 200 OK\r\n\r\n"),
+        ]);
+        framer.end_of_stream(Server);
+        assert_eq!(framer.responses, 1);
+        assert!(framer.http10);
+        assert_eq!(framer.close_requested_by, Some(Server));
+    }
+
+    #[test]
+    fn test_first_side_asking_to_close_is_recorded() {
+        let (framer, _) = frame(&[
+            (Client, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            (Server, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        assert_eq!(framer.close_requested_by, Some(Client));
+        let (framer, _) = frame(&[
+            (Client, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+            (Server, b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        assert_eq!(framer.close_requested_by, None);
+        assert!(framer.http10);
+    }
+
+    #[test]
+    fn test_101_switching_protocols_ends_framing() {
+        let (framer, _) = frame(&[
+            (Client, b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+            (Server, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"),
+            (Client, b"\x81\x85GET / HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!((framer.requests, framer.responses), (1, 1));
+        assert_eq!(framer.switch, Some(Switch::Other));
+    }
+
+    #[test]
+    fn test_exchanges_are_capped_but_counts_go_on() {
+        let request = b"GET / HTTP/1.1\r\n\r\n".repeat(MAX_EXCHANGES + 10);
+        let (framer, _) = frame(&[(Client, &request)]);
+        assert_eq!(framer.requests as usize, MAX_EXCHANGES + 10);
+        assert_eq!(framer.exchanges.len(), MAX_EXCHANGES);
+    }
+
+    #[test]
+    fn test_start_line_checks() {
+        assert_eq!(looks_like_request_line(b"GET / HTTP/1.1\r\n"), Verdict::Yes);
+        assert_eq!(looks_like_request_line(b"GET /a"), Verdict::NeedMore);
+        assert_eq!(looks_like_request_line(b"GET /a HTTP/2"), Verdict::No);
+        assert_eq!(looks_like_request_line(b"get / HTTP/1.1"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1 200 OK"), Verdict::Yes);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1 2"), Verdict::NeedMore);
+        assert_eq!(looks_like_status_line(b"HTTP/2 200"), Verdict::No);
+        assert_eq!(looks_like_method(b"OPTIONS * HTTP/1.1"), Verdict::Yes);
+        assert_eq!(looks_like_method(b"\x16\x03\x01"), Verdict::No);
+    }
+}

@@ -1,0 +1,563 @@
+//! TLS record sniffing: ClientHello / ServerHello (SNI, resumption) and turns of application data.
+//!
+//! Only the plaintext handshake hellos are read; everything else is skipped record by record.
+
+use super::{prefix_verdict, ProtocolEvent, TlsSummary, Verdict};
+use crate::side::Side;
+
+const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
+const CONTENT_HANDSHAKE: u8 = 22;
+const CONTENT_APPLICATION_DATA: u8 = 23;
+const CONTENT_HEARTBEAT: u8 = 24;
+const HANDSHAKE_CLIENT_HELLO: u8 = 1;
+const HANDSHAKE_SERVER_HELLO: u8 = 2;
+const EXTENSION_SERVER_NAME: u16 = 0;
+const EXTENSION_PRE_SHARED_KEY: u16 = 41;
+const EXTENSION_SUPPORTED_VERSIONS: u16 = 43;
+const TLS13: u16 = 0x0304;
+/// Largest record body (2^14 plus the allowed expansion).
+const MAX_RECORD_BODY: usize = 16384 + 2048;
+/// The ServerHello random that marks a HelloRetryRequest (RFC 8446, 4.1.3).
+const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11,
+    0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+];
+
+/// Does `bytes` begin like a TLS handshake record (content type 22, version 3.x)?
+pub fn looks_like_handshake_record(bytes: &[u8]) -> Verdict {
+    match prefix_verdict(bytes, &[CONTENT_HANDSHAKE, 3]) {
+        Verdict::Yes => match bytes.get(2) {
+            None => Verdict::NeedMore,
+            Some(minor) if *minor <= 4 => Verdict::Yes,
+            Some(_) => Verdict::No,
+        },
+        other => other,
+    }
+}
+
+/// Bounds-checked reader over a handshake message.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.bytes.split_at_checked(n)?;
+        self.bytes = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        let b = self.take(2)?;
+        Some(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    /// A vector with a one-byte length prefix.
+    fn vec8(&mut self) -> Option<&'a [u8]> {
+        let len = self.u8()?;
+        self.take(usize::from(len))
+    }
+
+    /// A vector with a two-byte length prefix.
+    fn vec16(&mut self) -> Option<&'a [u8]> {
+        let len = self.u16()?;
+        self.take(usize::from(len))
+    }
+
+    /// Extensions as (type, data); stops quietly at a truncated one.
+    fn extensions(mut self) -> impl Iterator<Item = (u16, &'a [u8])> {
+        std::iter::from_fn(move || Some((self.u16()?, self.vec16()?)))
+    }
+}
+
+/// A legacy session id (at most 32 bytes).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct SessionId {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl SessionId {
+    fn from_slice(id: &[u8]) -> Option<Self> {
+        let mut session = SessionId::default();
+        session.bytes.get_mut(..id.len())?.copy_from_slice(id);
+        session.len = id.len() as u8;
+        Some(session)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What the ClientHello offered.
+#[derive(Debug, Default)]
+struct ClientHello {
+    sni: Option<String>,
+    session_id: SessionId,
+}
+
+/// What the ServerHello chose.
+#[derive(Debug)]
+struct ServerHello {
+    retry_request: bool,
+    session_id: SessionId,
+    psk_selected: bool,
+    version: u16,
+}
+
+/// Parses a ClientHello handshake message (type byte included); `None` when malformed.
+fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
+    let mut r = Reader { bytes: message };
+    if r.u8()? != HANDSHAKE_CLIENT_HELLO {
+        return None;
+    }
+    r.take(3 + 2 + 32)?; // length, legacy version, random
+    let session_id = SessionId::from_slice(r.vec8()?)?;
+    r.vec16()?; // cipher suites
+    r.vec8()?; // compression methods
+    let mut hello = ClientHello { sni: None, session_id };
+    let Some(extensions) = r.vec16() else { return Some(hello) };
+    for (kind, data) in (Reader { bytes: extensions }).extensions() {
+        if kind == EXTENSION_SERVER_NAME {
+            hello.sni = server_name(data);
+        }
+    }
+    Some(hello)
+}
+
+/// The host name of a server_name extension.
+fn server_name(data: &[u8]) -> Option<String> {
+    let mut list = Reader { bytes: Reader { bytes: data }.vec16()? };
+    while let Some(name_type) = list.u8() {
+        let name = list.vec16()?;
+        if name_type == 0 {
+            return Some(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    None
+}
+
+/// Parses a ServerHello handshake message (type byte included); `None` when malformed.
+fn parse_server_hello(message: &[u8]) -> Option<ServerHello> {
+    let mut r = Reader { bytes: message };
+    if r.u8()? != HANDSHAKE_SERVER_HELLO {
+        return None;
+    }
+    r.take(3)?;
+    let legacy_version = r.u16()?;
+    let random = r.take(32)?;
+    let session_id = SessionId::from_slice(r.vec8()?)?;
+    r.take(2 + 1)?; // cipher suite, compression method
+    let mut hello = ServerHello {
+        retry_request: random == HELLO_RETRY_REQUEST_RANDOM,
+        session_id,
+        psk_selected: false,
+        version: legacy_version,
+    };
+    if let Some(extensions) = r.vec16() {
+        for (kind, data) in (Reader { bytes: extensions }).extensions() {
+            match kind {
+                EXTENSION_PRE_SHARED_KEY => hello.psk_selected = true,
+                EXTENSION_SUPPORTED_VERSIONS => {
+                    if let Some(version) = (Reader { bytes: data }).u16() {
+                        hello.version = version;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(hello)
+}
+
+fn version_name(version: u16) -> String {
+    match version {
+        0x0300 => "SSL 3.0".to_owned(),
+        0x0301 => "TLS 1.0".to_owned(),
+        0x0302 => "TLS 1.1".to_owned(),
+        0x0303 => "TLS 1.2".to_owned(),
+        TLS13 => "TLS 1.3".to_owned(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+/// Record framing state of one direction.
+#[derive(Debug, Default)]
+struct RecordReader {
+    header: [u8; 5],
+    header_len: u8,
+    /// Body bytes of the current record still to come.
+    body_left: usize,
+    /// The current record's body, when it may hold a hello.
+    body: Vec<u8>,
+    buffering: bool,
+    /// ChangeCipherSpec seen: later handshake records are encrypted.
+    encrypted: bool,
+    /// Record boundaries lost (gap or garbage): the rest of this direction is skipped.
+    lost: bool,
+}
+
+impl RecordReader {
+    fn content_type(&self) -> u8 {
+        self.header[0]
+    }
+}
+
+/// Sniffs both directions of one TLS connection.
+#[derive(Debug, Default)]
+pub struct TlsSniffer {
+    directions: [RecordReader; 2],
+    client_hellos: u32,
+    full_handshakes: u32,
+    resumed_handshakes: u32,
+    sni: Option<String>,
+    version: Option<u16>,
+    offered_session_id: SessionId,
+    exchanges: u32,
+    /// The client sent application data the server has not answered yet.
+    awaiting_response: bool,
+    /// Client application-data records that are really its encrypted Finished (TLS 1.3).
+    client_records_to_ignore: u8,
+}
+
+impl TlsSniffer {
+    /// The next bytes of `side`'s stream.
+    pub fn data(&mut self, side: Side, mut bytes: &[u8], events: &mut Vec<ProtocolEvent>) {
+        while !bytes.is_empty() && !self.directions[side.index()].lost {
+            let direction = &mut self.directions[side.index()];
+            if usize::from(direction.header_len) < direction.header.len() {
+                let start = usize::from(direction.header_len);
+                let take = (direction.header.len() - start).min(bytes.len());
+                direction.header[start..start + take].copy_from_slice(&bytes[..take]);
+                direction.header_len += take as u8;
+                bytes = &bytes[take..];
+                if usize::from(direction.header_len) == direction.header.len() {
+                    self.record_started(side);
+                }
+                continue;
+            }
+            if direction.body_left == record_len(direction) && !direction.encrypted {
+                let hello_type = match side {
+                    Side::Client => HANDSHAKE_CLIENT_HELLO,
+                    Side::Server => HANDSHAKE_SERVER_HELLO,
+                };
+                direction.buffering = direction.content_type() == CONTENT_HANDSHAKE && bytes[0] == hello_type;
+                direction.body.clear();
+            }
+            let take = direction.body_left.min(bytes.len());
+            if direction.buffering {
+                direction.body.extend_from_slice(&bytes[..take]);
+            }
+            direction.body_left -= take;
+            bytes = &bytes[take..];
+            if direction.body_left == 0 {
+                self.record_finished(side, events);
+            }
+        }
+    }
+
+    /// `len` bytes of `side`'s stream are missing.
+    pub fn gap(&mut self, side: Side, len: u64) {
+        let direction = &mut self.directions[side.index()];
+        let in_body = usize::from(direction.header_len) == direction.header.len();
+        if in_body && len < direction.body_left as u64 {
+            direction.body_left -= len as usize;
+            direction.buffering = false;
+        } else if in_body && len == direction.body_left as u64 {
+            direction.buffering = false;
+            direction.header_len = 0;
+        } else {
+            direction.lost = true;
+        }
+    }
+
+    /// What was seen, for the connection's summary.
+    pub fn summary(&self) -> TlsSummary {
+        TlsSummary {
+            client_hellos: self.client_hellos,
+            full_handshakes: self.full_handshakes,
+            resumed_handshakes: self.resumed_handshakes,
+            sni: self.sni.clone(),
+            version: self.version.map(version_name),
+            exchanges_estimate: self.exchanges,
+        }
+    }
+
+    fn record_started(&mut self, side: Side) {
+        let direction = &mut self.directions[side.index()];
+        let content_type = direction.content_type();
+        let valid_type = (CONTENT_CHANGE_CIPHER_SPEC..=CONTENT_HEARTBEAT).contains(&content_type);
+        if !valid_type || direction.header[1] != 3 || record_len(direction) > MAX_RECORD_BODY {
+            direction.lost = true;
+            return;
+        }
+        direction.body_left = record_len(direction);
+        direction.buffering = false;
+        match content_type {
+            CONTENT_CHANGE_CIPHER_SPEC => direction.encrypted = true,
+            CONTENT_APPLICATION_DATA => self.application_data(side),
+            _ => {}
+        }
+        if self.directions[side.index()].body_left == 0 {
+            self.directions[side.index()].header_len = 0;
+        }
+    }
+
+    fn record_finished(&mut self, side: Side, events: &mut Vec<ProtocolEvent>) {
+        let direction = &mut self.directions[side.index()];
+        direction.header_len = 0;
+        if !direction.buffering {
+            return;
+        }
+        direction.buffering = false;
+        let body = std::mem::take(&mut direction.body);
+        match side {
+            Side::Client => self.client_hello(&body, events),
+            Side::Server => self.server_hello(&body),
+        }
+        self.directions[side.index()].body = body;
+    }
+
+    fn client_hello(&mut self, message: &[u8], events: &mut Vec<ProtocolEvent>) {
+        let Some(hello) = parse_client_hello(message) else { return };
+        self.client_hellos = self.client_hellos.saturating_add(1);
+        if self.sni.is_none() {
+            self.sni.clone_from(&hello.sni);
+        }
+        self.offered_session_id = hello.session_id;
+        events.push(ProtocolEvent::TlsClientHello { sni: hello.sni });
+    }
+
+    fn server_hello(&mut self, message: &[u8]) {
+        let Some(hello) = parse_server_hello(message) else { return };
+        if hello.retry_request {
+            return; // the client sends a second ClientHello
+        }
+        self.version = Some(hello.version);
+        let echoed_session = !hello.session_id.is_empty() && hello.session_id == self.offered_session_id;
+        let resumed = hello.psk_selected || (hello.version != TLS13 && echoed_session);
+        if resumed {
+            self.resumed_handshakes = self.resumed_handshakes.saturating_add(1);
+        } else {
+            self.full_handshakes = self.full_handshakes.saturating_add(1);
+        }
+        if hello.version == TLS13 {
+            self.client_records_to_ignore = 1;
+        }
+    }
+
+    /// An application-data record starts: a client burst followed by a server burst is one exchange.
+    fn application_data(&mut self, side: Side) {
+        match side {
+            Side::Client if self.client_records_to_ignore > 0 => self.client_records_to_ignore -= 1,
+            Side::Client => self.awaiting_response = true,
+            Side::Server if self.awaiting_response => {
+                self.awaiting_response = false;
+                self.exchanges = self.exchanges.saturating_add(1);
+            }
+            Side::Server => {}
+        }
+    }
+}
+
+/// The body length announced by a direction's complete record header.
+fn record_len(direction: &RecordReader) -> usize {
+    usize::from(u16::from_be_bytes([direction.header[3], direction.header[4]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Side::{Client, Server};
+
+    fn vec16(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn extension(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = kind.to_be_bytes().to_vec();
+        v.extend(vec16(data));
+        v
+    }
+
+    /// A handshake message of `kind` in one TLS 1.2-framed record.
+    fn handshake_record(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut message = vec![kind, 0, (body.len() >> 8) as u8, body.len() as u8];
+        message.extend_from_slice(body);
+        let mut record = vec![CONTENT_HANDSHAKE, 3, 1];
+        record.extend(vec16(&message));
+        record
+    }
+
+    fn client_hello(sni: &str, session_id: &[u8], psk: bool) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([0x42; 32]);
+        body.push(session_id.len() as u8);
+        body.extend_from_slice(session_id);
+        body.extend(vec16(&[0x13, 0x01, 0xc0, 0x2f]));
+        body.extend([1, 0]);
+        let mut name = vec![0];
+        name.extend(vec16(sni.as_bytes()));
+        let mut extensions = extension(EXTENSION_SERVER_NAME, &vec16(&name));
+        extensions.extend(extension(EXTENSION_SUPPORTED_VERSIONS, &[4, 0x03, 0x04, 0x03, 0x03]));
+        if psk {
+            extensions.extend(extension(EXTENSION_PRE_SHARED_KEY, &[0, 6, 0, 1, 0xaa, 0, 0, 0, 0, 2, 1, 0xbb]));
+        }
+        body.extend(vec16(&extensions));
+        handshake_record(HANDSHAKE_CLIENT_HELLO, &body)
+    }
+
+    fn server_hello(session_id: &[u8], version: u16, psk: bool, random: [u8; 32]) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend(random);
+        body.push(session_id.len() as u8);
+        body.extend_from_slice(session_id);
+        body.extend([0x13, 0x01, 0]);
+        let mut extensions = Vec::new();
+        if version == TLS13 {
+            extensions.extend(extension(EXTENSION_SUPPORTED_VERSIONS, &TLS13.to_be_bytes()));
+        }
+        if psk {
+            extensions.extend(extension(EXTENSION_PRE_SHARED_KEY, &[0, 0]));
+        }
+        body.extend(vec16(&extensions));
+        handshake_record(HANDSHAKE_SERVER_HELLO, &body)
+    }
+
+    fn record(content_type: u8, len: usize) -> Vec<u8> {
+        let mut v = vec![content_type, 3, 3];
+        v.extend(vec16(&vec![0x17; len]));
+        v
+    }
+
+    fn sniff(chunks: &[(Side, &[u8])]) -> (TlsSniffer, Vec<ProtocolEvent>) {
+        let mut sniffer = TlsSniffer::default();
+        let mut events = Vec::new();
+        for (side, bytes) in chunks {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        (sniffer, events)
+    }
+
+    #[test]
+    fn test_client_hello_sni_is_read() {
+        let hello = client_hello("api.example.com", &[], false);
+        assert_eq!(looks_like_handshake_record(&hello), Verdict::Yes);
+        let (sniffer, events) = sniff(&[(Client, &hello)]);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("api.example.com".into()) }]);
+        let summary = sniffer.summary();
+        assert_eq!(summary.client_hellos, 1);
+        assert_eq!(summary.sni.as_deref(), Some("api.example.com"));
+    }
+
+    #[test]
+    fn test_client_hello_split_across_segments() {
+        let hello = client_hello("split.example.org", &[7; 32], false);
+        for cut in 0..=hello.len() {
+            let (sniffer, _) = sniff(&[(Client, &hello[..cut]), (Client, &hello[cut..])]);
+            assert_eq!(sniffer.client_hellos, 1, "cut at {cut}");
+            assert_eq!(sniffer.sni.as_deref(), Some("split.example.org"));
+        }
+    }
+
+    #[test]
+    fn test_tls_resumption_by_session_id() {
+        let id = [0x5a; 32];
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, 0x0303, false, [1; 32]))]);
+        let summary = sniffer.summary();
+        assert_eq!((summary.full_handshakes, summary.resumed_handshakes), (0, 1));
+        assert_eq!(summary.version.as_deref(), Some("TLS 1.2"));
+
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&[9; 32], 0x0303, false, [1; 32]))]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
+    }
+
+    #[test]
+    fn test_tls13_echoed_session_id_is_full_unless_psk_selected() {
+        let id = [0x33; 32];
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, TLS13, false, [1; 32]))]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
+        assert_eq!(sniffer.summary().version.as_deref(), Some("TLS 1.3"));
+        let (sniffer, _) =
+            sniff(&[(Client, &client_hello("a", &id, true)), (Server, &server_hello(&id, TLS13, true, [1; 32]))]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (0, 1));
+    }
+
+    #[test]
+    fn test_hello_retry_request_is_not_a_handshake() {
+        let (sniffer, events) = sniff(&[
+            (Client, &client_hello("hrr.example", &[], false)),
+            (Server, &server_hello(&[], TLS13, false, HELLO_RETRY_REQUEST_RANDOM)),
+            (Client, &client_hello("hrr.example", &[], false)),
+            (Server, &server_hello(&[], TLS13, false, [2; 32])),
+        ]);
+        assert_eq!(events.len(), 2);
+        assert_eq!((sniffer.client_hellos, sniffer.full_handshakes, sniffer.resumed_handshakes), (2, 1, 0));
+    }
+
+    #[test]
+    fn test_application_data_turns_are_counted_as_exchanges() {
+        let id = [1; 32];
+        let (sniffer, _) = sniff(&[
+            (Client, &client_hello("a", &id, false)),
+            (Server, &server_hello(&[2; 32], 0x0303, false, [1; 32])),
+            (Client, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_HANDSHAKE, 40)].concat()),
+            (Server, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_HANDSHAKE, 40)].concat()),
+            (Client, &[record(CONTENT_APPLICATION_DATA, 300), record(CONTENT_APPLICATION_DATA, 20)].concat()),
+            (Server, &record(CONTENT_APPLICATION_DATA, 1200)),
+            (Server, &record(CONTENT_APPLICATION_DATA, 1200)),
+            (Client, &record(CONTENT_APPLICATION_DATA, 300)),
+            (Server, &record(CONTENT_APPLICATION_DATA, 100)),
+            (Client, &record(CONTENT_APPLICATION_DATA, 31)), // unanswered
+        ]);
+        assert_eq!(sniffer.summary().exchanges_estimate, 2);
+        assert_eq!(sniffer.client_hellos, 1);
+    }
+
+    #[test]
+    fn test_tls13_client_finished_is_not_an_exchange() {
+        let (sniffer, _) = sniff(&[
+            (Client, &client_hello("a", &[3; 32], false)),
+            (Server, &[server_hello(&[3; 32], TLS13, false, [1; 32]), record(CONTENT_APPLICATION_DATA, 2000)].concat()),
+            (Client, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_APPLICATION_DATA, 53)].concat()),
+            (Server, &record(CONTENT_APPLICATION_DATA, 200)), // NewSessionTicket
+            (Client, &record(CONTENT_APPLICATION_DATA, 90)),
+            (Server, &record(CONTENT_APPLICATION_DATA, 500)),
+        ]);
+        assert_eq!(sniffer.exchanges, 1);
+    }
+
+    #[test]
+    fn test_gap_inside_a_record_keeps_record_boundaries() {
+        let mut sniffer = TlsSniffer::default();
+        let data = record(CONTENT_APPLICATION_DATA, 1000);
+        sniffer.data(Client, &data[..100], &mut Vec::new());
+        sniffer.gap(Client, 800);
+        sniffer.data(Client, &data[900..], &mut Vec::new());
+        sniffer.data(Server, &record(CONTENT_APPLICATION_DATA, 10), &mut Vec::new());
+        assert_eq!(sniffer.exchanges, 1);
+        assert!(!sniffer.directions[0].lost);
+        sniffer.gap(Client, 5); // between records: boundaries are lost
+        assert!(sniffer.directions[0].lost);
+    }
+
+    #[test]
+    fn test_garbage_and_truncated_hellos_do_not_count() {
+        let mut hello = client_hello("x", &[], false);
+        hello[5 + 4 + 2 + 32] = 200; // session id length: longer than 32 and than the message
+        let (sniffer, events) = sniff(&[(Client, &hello), (Client, b"\xff\xff\xff\xff\xff\xff")]);
+        assert_eq!(sniffer.client_hellos, 0);
+        assert!(events.is_empty());
+        assert!(sniffer.directions[0].lost);
+    }
+}
