@@ -264,8 +264,15 @@ impl Http1Framer {
         }
     }
 
-    /// `len` bytes of `side`'s stream are missing.
-    pub fn gap(&mut self, side: Side, len: u64) {
+    /// `len` bytes of `side`'s stream are missing. A message whose start line was seen whole before
+    /// the gap still counts (a capture with a small snaplen keeps start lines and cuts headers); its
+    /// body cannot be framed, so the framer then resynchronises.
+    pub fn gap(&mut self, side: Side, len: u64, ts: f64, events: &mut Vec<ProtocolEvent>) {
+        if self.directions[side.index()].phase == Phase::Head && !self.directions[side.index()].head.is_empty() {
+            let head = std::mem::take(&mut self.directions[side.index()].head);
+            self.count_cut_head(side, &head, ts, events);
+            self.directions[side.index()].head = head;
+        }
         let direction = &mut self.directions[side.index()];
         let next = match direction.phase {
             Phase::Length(left) if len <= left => {
@@ -390,6 +397,30 @@ impl Http1Framer {
             }
         }
         &bytes[end..]
+    }
+
+    /// Records the message of a head cut off by a gap, if its start line is complete and valid.
+    fn count_cut_head(&mut self, side: Side, head: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+        let Some(line_end) = head.iter().position(|b| *b == b'\n') else { return };
+        let line = &head[..=line_end];
+        let mut headers = [httparse::EMPTY_HEADER; 0];
+        let facts = HeadFacts::default();
+        match side {
+            Side::Client => {
+                let mut request = httparse::Request::new(&mut headers);
+                let _ = request.parse(line);
+                if let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version) {
+                    self.on_request(method, target, version_of(Some(minor)), &facts, ts, events);
+                }
+            }
+            Side::Server => {
+                let mut response = httparse::Response::new(&mut headers);
+                let _ = response.parse(line);
+                if let (Some(code), Some(minor)) = (response.code, response.version) {
+                    self.on_response(code, version_of(Some(minor)), &facts, ts, events);
+                }
+            }
+        }
     }
 
     /// Parses a complete head and records the message; returns how its body is framed, or `None` if invalid.
@@ -749,7 +780,7 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let mut framer = Http1Framer::new();
         let mut events = Vec::new();
         framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", 0.0, &mut events);
-        framer.gap(Server, 60);
+        framer.gap(Server, 60, 0.0, &mut Vec::new());
         framer.data(Server, b"012345678901234567890123456789HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1.0, &mut events);
         assert_eq!(framer.responses, 2);
         assert_eq!(framer.resyncs, 0);
@@ -760,7 +791,7 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let mut framer = Http1Framer::new();
         let mut events = Vec::new();
         framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", 0.0, &mut events);
-        framer.gap(Server, 500); // the rest of the body and the head of an unknown next response
+        framer.gap(Server, 500, 0.0, &mut Vec::new()); // the rest of the body and the head of an unknown next response
         framer.data(Server, b"tail of a lost body\r\nHTTP/1.1 200 OK\r\nfake\r\n", 1.0, &mut events);
         assert_eq!(framer.responses, 1, "a status line inside a lost body is only a candidate until its head parses");
         framer.data(Server, b"\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 2.0, &mut events);
@@ -769,14 +800,38 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     }
 
     #[test]
-    fn test_gap_in_headers_drops_the_message() {
+    fn test_gap_in_headers_after_a_whole_start_line_counts_the_message() {
         let mut framer = Http1Framer::new();
-        framer.data(Client, b"GET /lost HTTP/1.1\r\nHost: ex", 0.0, &mut Vec::new());
-        framer.gap(Client, 20);
+        framer.data(Client, b"GET /cut HTTP/1.1\r\nHost: ex", 0.0, &mut Vec::new());
+        framer.gap(Client, 20, 0.0, &mut Vec::new());
+        framer.data(Client, b"ample.com\r\n\r\nGET /kept HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
+        assert_eq!(framer.requests, 2);
+        assert_eq!(framer.exchanges[0].target.as_deref(), Some("/cut"));
+        assert_eq!(framer.exchanges[1].target.as_deref(), Some("/kept"));
+        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_gap_inside_the_start_line_drops_the_message() {
+        let mut framer = Http1Framer::new();
+        framer.data(Client, b"GET /lo", 0.0, &mut Vec::new());
+        framer.gap(Client, 20, 0.0, &mut Vec::new());
         framer.data(Client, b"ample.com\r\n\r\nGET /kept HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
         assert_eq!(framer.requests, 1);
         assert_eq!(framer.exchanges[0].target.as_deref(), Some("/kept"));
-        assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_snaplen_cut_status_line_counts_the_response() {
+        let mut framer = Http1Framer::new();
+        framer.data(Client, b"GET / HTTP/1.1\r\n\r\n", 0.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Le", 0.1, &mut Vec::new());
+        framer.gap(Server, 100, 0.1, &mut Vec::new());
+        framer.data(Client, b"GET /2 HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 404 Not Found\r\nConte", 1.1, &mut Vec::new());
+        framer.gap(Server, 100, 1.1, &mut Vec::new());
+        assert_eq!((framer.requests, framer.responses), (2, 2));
+        assert_eq!(statuses(&framer), vec![Some(200), Some(404)]);
     }
 
     #[test]

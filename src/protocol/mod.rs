@@ -330,11 +330,11 @@ impl Dispatch {
         }
     }
 
-    fn gap(&mut self, side: Side, len: u64) {
+    fn gap(&mut self, side: Side, len: u64, ts: f64, events: &mut Vec<ProtocolEvent>) {
         match &mut self.analyzer {
             Analyzer::Detecting => self.sniffs[side.index()] = Sniff::default(),
             Analyzer::Http1 { upgraded: Some(h2), .. } => h2.gap(side, len),
-            Analyzer::Http1 { framer, .. } => framer.gap(side, len),
+            Analyzer::Http1 { framer, .. } => framer.gap(side, len, ts, events),
             Analyzer::Tls(sniffer) => sniffer.gap(side, len),
             Analyzer::H2c(counter) => counter.gap(side, len),
         }
@@ -399,7 +399,7 @@ impl StreamConsumer for Delivery<'_> {
     }
 
     fn gap(&mut self, len: u64) {
-        self.dispatch.gap(self.side, len);
+        self.dispatch.gap(self.side, len, self.ts, self.events);
     }
 }
 
