@@ -278,7 +278,9 @@ fx_https_new_client() {       # 3 POSTs, new Transport each -> 3 TLS handshakes
 	capture_stop; server_stop
 }
 
-fx_h2c() {                    # nginx 'listen PORT http2' (cleartext), curl --http2-prior-knowledge, 2 URLs
+fx_h2c() {                    # nginx 'listen PORT http2' (cleartext), curl --http2-prior-knowledge, 1 URL
+	# One URL only: curl 7.88.1 fails the second request on a reused h2c
+	# connection ("Error in the HTTP2 framing layer", also with --parallel).
 	local p=18121 d=$WORK/nginx
 	mkdir -p "$d/www" "$d/tmp"; echo hello >"$d/www/hello.txt"
 	cat >"$d/nginx.conf" <<CONF
@@ -299,8 +301,7 @@ CONF
 	nginx -c "$d/nginx.conf" &
 	SERVER_PID=$!
 	wait_listen $p
-	curl -sS --http2-prior-knowledge -o /dev/null -o /dev/null \
-		http://127.0.0.1:$p/hello.txt http://127.0.0.1:$p/hello.txt
+	curl -sS --http2-prior-knowledge -o /dev/null http://127.0.0.1:$p/hello.txt
 	capture_stop; server_stop
 }
 
