@@ -171,8 +171,17 @@ fx_python_http_server_curl() { # python http.server (HTTP/1.0) closes after each
 	python3 -m http.server --bind 127.0.0.1 --directory "$d" $p 2>"$WORK/pyhttp.log" &
 	SERVER_PID=$!
 	wait_listen $p
-	curl -sS -o /dev/null -o /dev/null -o /dev/null \
+	# Python closes right after its HTTP/1.0 response and curl closes as soon as
+	# it has the Content-Length bytes: left alone the two FINs race (a
+	# simultaneous close was seen). curl writes each body into a FIFO that is
+	# opened for reading 200 ms late; curl blocks in open() before it can end the
+	# transfer, so the server's FIN is always first.
+	mkfifo "$WORK/body1" "$WORK/body2" "$WORK/body3"
+	( for i in 1 2 3; do sleep 0.2; timeout 5 cat "$WORK/body$i" >/dev/null || true; done ) &
+	local rpid=$!
+	curl -sS -o "$WORK/body1" -o "$WORK/body2" -o "$WORK/body3" \
 		http://127.0.0.1:$p/a.txt http://127.0.0.1:$p/b.txt http://127.0.0.1:$p/c.txt
+	wait "$rpid"
 	capture_stop; server_stop
 }
 
@@ -262,20 +271,33 @@ fx_head_304() {               # HEAD, then conditional GET answered 304, one con
 	capture_stop; server_stop
 }
 
+# https_client_held CLIENT-ARGS...: the TLS connections are left open and the
+# capture ends while the client still holds them. Closing them races: Go sends
+# close_notify + FIN, the server answers with its own close_notify, and when that
+# arrives after close() the client kernel answers RST (seen in some runs, not
+# others). Holding the sockets makes the end deterministic: ESTABLISHED.
+https_client_held() {
+	client "$@" -hold 4s &
+	local cpid=$!
+	sleep 1.5
+	capture_stop
+	wait "$cpid" || true
+}
+
 fx_https_shared_client() {    # 3 POSTs over one TLS connection
 	local p=18119
 	capture_start https-shared-client $p
 	go_server $p -tls
-	client -n 3 -url https://127.0.0.1:$p/echo -tls-insecure -post-size 1000 -read all -close -close-idle
-	capture_stop; server_stop
+	https_client_held -n 3 -url https://127.0.0.1:$p/echo -tls-insecure -post-size 1000 -read all -close
+	server_stop
 }
 
 fx_https_new_client() {       # 3 POSTs, new Transport each -> 3 TLS handshakes
 	local p=18120
 	capture_start https-new-client $p
 	go_server $p -tls
-	client -n 3 -new-client-per-request -url https://127.0.0.1:$p/echo -tls-insecure -post-size 1000 -read all -close -close-idle
-	capture_stop; server_stop
+	https_client_held -n 3 -new-client-per-request -url https://127.0.0.1:$p/echo -tls-insecure -post-size 1000 -read all -close
+	server_stop
 }
 
 fx_h2c() {                    # nginx 'listen PORT http2' (cleartext), curl --http2-prior-knowledge, 1 URL
