@@ -258,7 +258,7 @@ fx_post_multisegment() {      # one POST with a 100 000-byte body
 	local p=18117
 	capture_start post-multisegment $p
 	go_server $p
-	client -n 1 -url http://127.0.0.1:$p/echo -post-size 100000 -read all -close -close-idle
+	client -n 1 -url http://127.0.0.1:$p/echo -post-size 100000 -post-chunk 1400 -read all -close -close-idle
 	capture_stop; server_stop
 }
 
