@@ -356,6 +356,8 @@ main() {
 		log "fixture $f"
 		"fx_$f"
 	done
+	log "cross-checking TCP-level keys of fixtures/*.expect (scripts/fixtures/check-expect.py)"
+	python3 "$SRC/check-expect.py"
 }
 
 main "$@"
