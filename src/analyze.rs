@@ -89,6 +89,9 @@ impl<'o> Pipeline<'o> {
         match decode(link, raw.data, raw.orig_len, raw.ts) {
             Decoded::Tcp(seg) => {
                 self.packets.tcp += 1;
+                if seg.truncated() {
+                    self.packets.truncated += 1;
+                }
                 if let Some(port) = self.options.port {
                     if seg.src.port() != port && seg.dst.port() != port {
                         return;

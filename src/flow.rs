@@ -473,7 +473,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
             conn.transition(side, StateEvent::SendSyn);
         }
     } else if seg.flags.syn && seg.flags.ack && side == Side::Server {
-        let answers_syn = conn.end(Side::Client).isn.is_none_or(|isn| seg.ack == isn.add(1));
+        let answers_syn = conn.end(Side::Client).isn.is_none_or(|isn| seg.ack == isn.wrapping_add(1));
         if answers_syn && !conn.syn_ack_seen {
             conn.syn_ack_seen = conn.syn_seen;
             conn.end_mut(side).isn = Some(seg.seq);
@@ -524,7 +524,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         end.acked = Some(end.acked.map_or(seg.ack, |a| a.max(seg.ack)));
         if !conn.handshake_acked && conn.syn_ack_seen && side == Side::Client && !seg.flags.syn {
             if let Some(isn) = conn.end(Side::Server).isn {
-                if seg.ack.at_or_after(isn.add(1)) {
+                if seg.ack.at_or_after(isn.wrapping_add(1)) {
                     conn.handshake_acked = true;
                     conn.transition(Side::Server, StateEvent::RecvAckOfSyn);
                 }
@@ -532,14 +532,14 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         }
         let peer_end = conn.end(peer);
         if let (Some(fin), false) = (peer_end.fin_seq, peer_end.fin_acked) {
-            if seg.ack.at_or_after(fin.add(1)) {
+            if seg.ack.at_or_after(fin.wrapping_add(1)) {
                 conn.end_mut(peer).fin_acked = true;
                 conn.transition(peer, StateEvent::RecvAckOfFin);
             }
         }
     }
 
-    let data_seq = if seg.flags.syn { seg.seq.add(1) } else { seg.seq };
+    let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
     if seg.wire_len > 0 && !keepalive {
         conn.end_mut(side).last_data_ts = Some(seg.ts);
         if conn.last_payload_side != Some(side) {
@@ -553,21 +553,21 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         forward_protocol_events(conn, side, events, seg.ts, sink);
     }
 
-    let seg_end = seg.seq.add(seg.seq_len());
+    let seg_end = seg.seq.wrapping_add(seg.seq_len());
     {
         let end = conn.end_mut(side);
         end.next_seq = Some(end.next_seq.map_or(seg_end, |n| n.max(seg_end)));
     }
 
     if seg.flags.fin && conn.end(side).fin_seq.is_none() {
-        let fin_seq = data_seq.add(seg.wire_len);
+        let fin_seq = data_seq.wrapping_add(seg.wire_len);
         conn.end_mut(side).fin_seq = Some(fin_seq);
         if conn.fin_first.is_none() {
             conn.fin_first = Some(side);
             conn.first_fin_ts = Some(seg.ts);
         } else if let Some(peer_fin) = conn.end(peer).fin_seq {
             // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
-            if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.add(1))) {
+            if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
                 conn.simultaneous_close = true;
             }
         }
@@ -631,7 +631,7 @@ fn is_keepalive_probe(conn: &Connection, seg: &Segment<'_>, side: Side, idle: f6
     let receiver = conn.end(side.peer());
     let Some(next) = sender.next_seq else { return false };
     sender.fin_seq.is_none()
-        && seg.seq == next.sub(1)
+        && seg.seq == next.wrapping_sub(1)
         && receiver.acked == Some(next)
         && receiver.window > 0
 }
@@ -642,7 +642,7 @@ fn rst_acceptable(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
     let sender = conn.end(side);
     let receiver = conn.end(side.peer());
     if receiver.state == TcpState::SYN_SENT {
-        return seg.flags.ack && receiver.isn.is_none_or(|isn| seg.ack == isn.add(1));
+        return seg.flags.ack && receiver.isn.is_none_or(|isn| seg.ack == isn.wrapping_add(1));
     }
     // Where the receiver expects the sender's next byte: what it acknowledged, else what the sender sent.
     let Some(expected) = receiver.acked.or(sender.next_seq) else { return true };

@@ -9,12 +9,12 @@ pub struct SeqNumber(pub u32);
 
 impl SeqNumber {
     /// `self + n`, wrapping at 2^32.
-    pub fn add(self, n: u32) -> SeqNumber {
+    pub fn wrapping_add(self, n: u32) -> SeqNumber {
         SeqNumber(self.0.wrapping_add(n))
     }
 
     /// `self - n`, wrapping at 2^32.
-    pub fn sub(self, n: u32) -> SeqNumber {
+    pub fn wrapping_sub(self, n: u32) -> SeqNumber {
         SeqNumber(self.0.wrapping_sub(n))
     }
 
@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn comparison_wraps_around_2_pow_32() {
         let before_wrap = SeqNumber(u32::MAX - 10);
-        let after_wrap = before_wrap.add(20);
+        let after_wrap = before_wrap.wrapping_add(20);
         assert_eq!(after_wrap, SeqNumber(9));
         assert!(after_wrap.after(before_wrap));
         assert!(!before_wrap.after(after_wrap));

@@ -90,13 +90,17 @@ fn read_mapped_pcap(
     let fraction = if header.is_nanosecond_precision() { 1e-9 } else { 1e-6 };
     let mut packets = 0u64;
     while !rest.is_empty() {
-        let parsed = if big_endian { pcap_parser::parse_pcap_frame_be(rest) } else { pcap_parser::parse_pcap_frame(rest) };
-        let (next, block) = match parsed {
-            Ok(ok) if ok.1.caplen <= MAX_RECORD_LEN => ok,
-            Ok((_, block)) => {
-                outcome.warning = Some(damaged(path, packets, &format!("record {} claims {} captured bytes, more than any capture holds", packets + 1, block.caplen)));
+        if let Some(caplen) = rest.get(8..12).map(|b| [b[0], b[1], b[2], b[3]]) {
+            let caplen = if big_endian { u32::from_be_bytes(caplen) } else { u32::from_le_bytes(caplen) };
+            if caplen > MAX_RECORD_LEN {
+                let what = format!("record {} claims {caplen} captured bytes, more than any capture holds", packets + 1);
+                outcome.warning = Some(damaged(path, packets, &what));
                 return Ok(());
             }
+        }
+        let parsed = if big_endian { pcap_parser::parse_pcap_frame_be(rest) } else { pcap_parser::parse_pcap_frame(rest) };
+        let (next, block) = match parsed {
+            Ok(ok) => ok,
             Err(_) => {
                 let offset = data.len() - rest.len();
                 outcome.warning = Some(damaged(path, packets, &format!("the record at byte {offset} is cut off ({} bytes left)", rest.len())));

@@ -1,4 +1,8 @@
 //! Every real capture in `fixtures/` gives exactly the counts its `.expect` file states (and says why).
+//!
+//! Keys: `args`; summary fields by JSON name (`fin_first.client`); `packets.*`; `connections.N.field`
+//! (N counts from 0 in connection order); `verdict.*`; `findings` (the exact set of finding codes);
+//! `tshark.*` (what tshark reports where it differs, checked by `tshark_crosscheck.rs`).
 
 mod common;
 use common::*;
@@ -36,8 +40,8 @@ fn every_fixture_gives_its_expected_counts() {
                     failures.push(format!("{}: findings: want {want:?}, got {got:?}", exp.name));
                 }
                 continue;
-            } else if let Some(rest) = key.strip_prefix("packets.") {
-                (key.clone(), lookup(&report["packets"], rest))
+            } else if key.starts_with("packets.") || key.starts_with("connections.") {
+                (key.clone(), lookup(&report, key))
             } else {
                 (key.clone(), lookup(&report["summary"], key))
             };

@@ -143,7 +143,7 @@ impl ProtocolWatcher {
     /// The side's SYN was seen with this initial sequence number: its byte stream starts at isn+1
     /// (ignored once the side's stream has started).
     pub fn on_syn(&mut self, side: Side, isn: SeqNumber) {
-        self.streams[side.index()].start_at(isn.add(1));
+        self.streams[side.index()].start_at(isn.wrapping_add(1));
     }
 
     /// A segment from `side` with payload. `seq` = sequence number of the first payload byte,

@@ -34,7 +34,7 @@ struct HeldPiece {
 
 impl HeldPiece {
     fn end(&self) -> SeqNumber {
-        self.seq.add(self.wire_len)
+        self.seq.wrapping_add(self.wire_len)
     }
 }
 
@@ -78,7 +78,7 @@ impl Reassembler {
             return;
         }
         let next = *self.next.get_or_insert(seq);
-        if !seq.add(wire_len).after(next) {
+        if !seq.wrapping_add(wire_len).after(next) {
             return; // retransmission of bytes already delivered
         }
         if seq.after(next) && !self.make_room_for(seq, payload.len(), out) {
@@ -143,7 +143,7 @@ impl Reassembler {
     /// Delivers the part of an in-order segment after the next expected byte. Held pieces that start
     /// inside it arrived earlier, so their bytes win where they overlap.
     fn deliver_in_order(&mut self, seq: SeqNumber, payload: &[u8], wire_len: u32, out: &mut impl StreamConsumer) {
-        let end = seq.add(wire_len);
+        let end = seq.wrapping_add(wire_len);
         while let Some(next) = self.next {
             if !end.after(next) {
                 break;
@@ -194,7 +194,7 @@ impl Reassembler {
 
     /// Copies the parts of a future segment that no held piece covers yet (first copy wins).
     fn hold(&mut self, seq: SeqNumber, payload: &[u8], wire_len: u32) {
-        let end = seq.add(wire_len);
+        let end = seq.wrapping_add(wire_len);
         let mut cursor = seq;
         let mut index = self.held.partition_point(|piece| !piece.end().after(cursor));
         while cursor.diff(end) < 0 {
@@ -241,7 +241,7 @@ mod tests {
         }
         fn gap(&mut self, len: u64) {
             self.gaps.push(len);
-            self.bytes.extend(std::iter::repeat(b'?').take(len as usize));
+            self.bytes.extend(std::iter::repeat_n(b'?', len as usize));
         }
     }
 
@@ -305,11 +305,11 @@ mod tests {
     fn test_sequence_wrap() {
         let (mut r, mut out) = (Reassembler::default(), Recorder::default());
         let isn = SeqNumber(u32::MAX - 3);
-        r.start_at(isn.add(1));
-        feed(&mut r, &mut out, isn.add(5).0, b"ef"); // after the wrap, out of order
-        feed(&mut r, &mut out, isn.add(1).0, b"abcd"); // crosses 2^32
-        feed(&mut r, &mut out, isn.add(7).0, b"g");
-        assert_eq!(SeqNumber(1), isn.add(5));
+        r.start_at(isn.wrapping_add(1));
+        feed(&mut r, &mut out, isn.wrapping_add(5).0, b"ef"); // after the wrap, out of order
+        feed(&mut r, &mut out, isn.wrapping_add(1).0, b"abcd"); // crosses 2^32
+        feed(&mut r, &mut out, isn.wrapping_add(7).0, b"g");
+        assert_eq!(SeqNumber(1), isn.wrapping_add(5));
         assert_eq!(out.bytes, b"abcdefg");
         assert_eq!(r.gaps(), 0);
     }

@@ -59,7 +59,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     t.add_row(vec![
         Cell::new(s.connections),
         Cell::new(format!("{} ({})", s.handshakes, s.handshakes_completed)),
-        Cell::new(s.http_requests),
+        Cell::new(s.http_requests.map_or("n/a (TLS)".to_string(), |n| n.to_string())),
         Cell::new(s.reused_connections),
         Cell::new(format!("{} / {} / {}", s.fin_first.client, s.fin_first.server, s.fin_first.none)),
         Cell::new(s.rst_connections),

@@ -191,10 +191,13 @@ pub struct Summary {
     pub handshakes: u64,
     pub handshakes_completed: u64,
     pub mid_stream: u64,
-    pub http_requests: u64,
-    pub http_responses: u64,
-    /// Connections whose requests could be counted (not encrypted).
+    /// HTTP/1.x requests; `null` when every connection with traffic was encrypted (TLS) so none could be counted.
+    pub http_requests: Option<u64>,
+    pub http_responses: Option<u64>,
+    /// Connections that carried cleartext HTTP/1.x.
     pub http_connections: u64,
+    /// Connections that carried TLS: their HTTP requests cannot be counted.
+    pub tls_connections: u64,
     pub reused_connections: u64,
     pub requests_per_connection: f64,
     pub fin_first: FinFirstCounts,
@@ -212,6 +215,10 @@ pub struct Summary {
     pub server_states: BTreeMap<&'static str, u64>,
     pub evicted_connections: u64,
     pub stream_gaps: u64,
+    #[serde(skip)]
+    requests_counted: u64,
+    #[serde(skip)]
+    responses_counted: u64,
 }
 
 impl Default for Summary {
@@ -222,9 +229,10 @@ impl Default for Summary {
             handshakes: 0,
             handshakes_completed: 0,
             mid_stream: 0,
-            http_requests: 0,
-            http_responses: 0,
+            http_requests: Some(0),
+            http_responses: Some(0),
             http_connections: 0,
+            tls_connections: 0,
             reused_connections: 0,
             requests_per_connection: 0.0,
             fin_first: FinFirstCounts::default(),
@@ -242,6 +250,8 @@ impl Default for Summary {
             server_states: zero_states(),
             evicted_connections: 0,
             stream_gaps: 0,
+            requests_counted: 0,
+            responses_counted: 0,
         }
     }
 }
@@ -258,13 +268,16 @@ impl Summary {
             Handshake::SynAck | Handshake::SynOnly => self.handshakes += 1,
             Handshake::MidStream => self.mid_stream += 1,
         }
-        if let Some(n) = c.http_requests {
-            self.http_requests += u64::from(n);
-            self.http_connections += 1;
+        self.requests_counted += u64::from(c.http_requests.unwrap_or(0));
+        self.responses_counted += u64::from(c.http_responses.unwrap_or(0));
+        match c.protocol {
+            Protocol::Http1 | Protocol::H2c => self.http_connections += 1,
+            Protocol::Tls => self.tls_connections += 1,
+            Protocol::None | Protocol::Unknown => {}
         }
-        if let Some(n) = c.http_responses {
-            self.http_responses += u64::from(n);
-        }
+        let hidden = self.tls_connections > 0 && self.http_connections == 0;
+        self.http_requests = (!hidden).then_some(self.requests_counted);
+        self.http_responses = (!hidden).then_some(self.responses_counted);
         if c.reused {
             self.reused_connections += 1;
         }
@@ -301,7 +314,7 @@ impl Summary {
         }
         self.stream_gaps += u64::from(c.stream_gaps.total());
         self.requests_per_connection =
-            if self.http_connections == 0 { 0.0 } else { self.http_requests as f64 / self.http_connections as f64 };
+            if self.http_connections == 0 { 0.0 } else { self.requests_counted as f64 / self.http_connections as f64 };
     }
 }
 
@@ -314,7 +327,8 @@ pub struct PacketCounts {
     pub tcp: u64,
     /// TCP segments on the selected port (all TCP without `--port`).
     pub matched: u64,
-    /// Packets cut short before the end of their TCP header.
+    /// Packets the capture cut short (snaplen): TCP segments with part of their payload missing
+    /// (still analysed), and packets cut before the end of their TCP header (not analysed).
     pub truncated: u64,
     /// Packets whose headers do not parse.
     pub undecodable: u64,

@@ -3,7 +3,7 @@
 //! Each finding has a stable `code`, the side it concerns, the count that backs it, and a message in
 //! plain language saying what it means and what to do.
 
-use super::{CaptureStats, ConnectionRecord, FinFirst, Summary};
+use super::{CaptureStats, ConnectionRecord, FinFirst, Handshake, Summary};
 use crate::protocol::Protocol;
 use crate::side::Side;
 use crate::tcp_state::TcpState;
@@ -68,6 +68,7 @@ pub struct Tallies {
     probe_connections: u64,
     rst_client: u64,
     rst_server: u64,
+    refused: u64,
 }
 
 /// A server FIN within this many seconds of its last response counts as "right after the response".
@@ -120,6 +121,9 @@ impl Tallies {
             if let Some(i) = c.keepalive_interval {
                 self.probe_intervals.push(i);
             }
+        }
+        if c.handshake == Handshake::SynOnly && c.rst_by == Some(Side::Server) {
+            self.refused += 1;
         }
         match c.rst_by {
             Some(Side::Client) => self.rst_client += 1,
@@ -258,10 +262,16 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
             "{} on {}{interval}: idle connections are kept open between requests and checked by TCP keep-alive (healthy).",
             plural(s.keepalive_probes, "TCP keep-alive probe", "TCP keep-alive probes"), plural(t.probe_connections, "connection", "connections")));
     }
-    if s.rst_connections > 0 {
-        add("connections_reset", "info", None, s.rst_connections, format!(
-            "{} ended with RST (client {}, server {}): an abortive close, or a close with unread data, or a refused connection.",
-            plural(s.rst_connections, "connection", "connections"), t.rst_client, t.rst_server));
+    if t.refused > 0 {
+        add("connections_refused", "warning", Some(Side::Server), t.refused, format!(
+            "{} refused: the SYN was answered by RST, nothing was listening on the port (server down, wrong port, or backlog full).",
+            plural(t.refused, "connection was", "connections were")));
+    }
+    let resets = s.rst_connections - t.refused;
+    if resets > 0 {
+        add("connections_reset", "info", None, resets, format!(
+            "{} ended with RST (client {}, server {}): an abortive close (SO_LINGER 0), or a close with unread data in the receive buffer.",
+            plural(resets, "connection", "connections"), t.rst_client, t.rst_server - t.refused));
     }
     if s.mid_stream > 0 {
         add("mid_stream_connections", "info", None, s.mid_stream, format!(

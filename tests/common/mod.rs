@@ -72,7 +72,10 @@ pub fn analyze_json(pcap: &Path, args: &[String]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("valid JSON report")
 }
 
-/// Looks up a dotted path (`fin_first.client`) in a JSON value.
+/// Looks up a dotted path (`fin_first.client`, `connections.0.reused`) in a JSON value.
 pub fn lookup<'a>(v: &'a serde_json::Value, dotted: &str) -> Option<&'a serde_json::Value> {
-    dotted.split('.').try_fold(v, |v, k| v.get(k))
+    dotted.split('.').try_fold(v, |v, k| match k.parse::<usize>() {
+        Ok(index) => v.get(index),
+        Err(_) => v.get(k),
+    })
 }
