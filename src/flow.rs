@@ -54,6 +54,9 @@ pub struct SegmentNote {
     pub keepalive: bool,
     pub client_state: TcpState,
     pub server_state: TcpState,
+    /// A short label from the payload's first line: `GET /hello` for a request line, `200 OK` for a
+    /// status line; `None` for other payloads.
+    pub label: Option<String>,
 }
 
 /// Receives what the flow table finds.
@@ -611,8 +614,30 @@ fn note_segment(conn: &Connection, seg: &Segment<'_>, side: Side, keepalive: boo
         keepalive,
         client_state: conn.end(Side::Client).state,
         server_state: conn.end(Side::Server).state,
+        label: http_first_line_label(seg.payload),
     };
     sink.event(conn.id, &FlowEvent::Segment(note));
+}
+
+/// Longest label taken from a payload.
+const MAX_LABEL: usize = 40;
+
+/// `GET /hello` from `GET /hello HTTP/1.1`, `200 OK` from `HTTP/1.1 200 OK`; `None` when the first
+/// line of the payload is neither (a body, TLS, a continuation).
+fn http_first_line_label(payload: &[u8]) -> Option<String> {
+    let head = &payload[..payload.len().min(256)];
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let label = if let Some(rest) = line.strip_prefix("HTTP/") {
+        rest.split_once(' ')?.1.trim()
+    } else {
+        let (request, version) = line.rsplit_once(' ')?;
+        if !version.starts_with("HTTP/") || !request.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return None;
+        }
+        request
+    };
+    Some(label.chars().take(MAX_LABEL).collect())
 }
 
 /// A keep-alive probe: 0 or 1 byte, no SYN/FIN/RST, sequence number one below the sender's next,
