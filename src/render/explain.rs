@@ -51,7 +51,7 @@ fn closed(c: &ConnectionRecord) -> String {
 /// Writes the explanation.
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let s = &report.summary;
-    writeln!(out, "What happened, in plain words")?;
+    writeln!(out, "\nWhat happened, in plain words")?;
     writeln!(out, "─────────────────────────────")?;
     if s.connections == 0 {
         writeln!(out, "The capture holds no TCP connection{}. Check the port (--port) and that the capture ran while the client was talking.",
@@ -83,7 +83,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     if report.connections.len() > LISTED {
         writeln!(out, "  … and {} more.", plural(report.connections.len() as u64 - LISTED as u64, "connection", "connections"))?;
     }
-    if s.http_connections > 0 {
+    if s.http_requests > 0 {
         writeln!(out, "On average a connection carried {:.1} HTTP requests; {} carried more than one, i.e. {} reused. \
             Reusing a connection (HTTP keep-alive) saves a handshake per request and the sockets that each close leaves behind.",
             s.requests_per_connection, plural(s.reused_connections, "connection", "connections"),
