@@ -38,13 +38,13 @@ fn test_explain_tells_who_closed_and_what_each_side_holds() {
     let text = &server_first.stdout;
     assert!(text.contains("\nWhat happened, in plain words\n"));
     assert!(text.contains("The client sent the first FIN on 0 connections, the server on 1 connection"), "{text}");
-    assert!(text.contains("the server holds 1 socket in TIME_WAIT now"), "{text}");
+    assert!(text.contains("here the server holds 1 socket in TIME_WAIT now"), "{text}");
     assert!(text.contains("No socket was left in CLOSE_WAIT"), "{text}");
 
     let client_first = connscope(&["analyze", &fixture("client-first.pcap"), "--explain"]);
     let text = &client_first.stdout;
     assert!(text.contains("The client sent the first FIN on 1 connection, the server on 0 connections"), "{text}");
-    assert!(text.contains("the client holds 1 socket in TIME_WAIT now"), "{text}");
+    assert!(text.contains("here the client holds 1 socket in TIME_WAIT now"), "{text}");
     assert!(text.contains("2 TCP keep-alive probes were seen"), "{text}");
 }
 

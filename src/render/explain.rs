@@ -60,12 +60,17 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
 
     // Opening.
-    let server = report.connections.first().map(|c| c.server.as_str()).unwrap_or("the server");
+    let mut servers: Vec<&str> = report.connections.iter().map(|c| c.server.as_str()).collect();
+    servers.sort_unstable();
+    servers.dedup();
+    let more_servers = if servers.len() > 3 { format!(" and {} more", servers.len() - 3) } else { String::new() };
     writeln!(out, "\nOpening. {} seen{}. A TCP connection opens with a three-way handshake: the client sends SYN \
         (\"I want to talk\"), the server answers SYN-ACK, the client ACKs that. The client is the side that sent the SYN; \
-        here the server is {server}.",
+        here the {} {}{more_servers}.",
         plural(s.connections, "connection was", "connections were"),
-        if s.connections as usize > report.connections.len() { " (the first ones are listed below)" } else { "" })?;
+        if s.connections as usize > report.connections.len() { " (the first ones are listed below)" } else { "" },
+        if servers.len() == 1 { "server is" } else { "servers are" },
+        servers.iter().take(3).copied().collect::<Vec<_>>().join(", "))?;
     if s.handshakes_completed == s.connections {
         writeln!(out, "Every connection completed its handshake.")?;
     } else {
@@ -95,17 +100,18 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         and {} no FIN at all.",
         plural(s.fin_first.client, "connection", "connections"), plural(s.fin_first.server, "connection", "connections"),
         plural(s.fin_first.none, "connection had", "connections had"))?;
-    for (side, n, states) in [("client", s.fin_first.client, &s.client_states), ("server", s.fin_first.server, &s.server_states)] {
-        if n == 0 {
-            continue;
-        }
-        let tw = states.get("TIME_WAIT").copied().unwrap_or(0);
-        writeln!(out, "The side that closes first ends in TIME_WAIT once both FINs are acknowledged: the {side} holds {} now. \
+    let time_wait: Vec<String> = [("client", &s.client_states), ("server", &s.server_states)]
+        .into_iter()
+        .map(|(side, states)| (side, states.get("TIME_WAIT").copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(side, n)| format!("the {side} holds {}", plural(n, "socket in TIME_WAIT", "sockets in TIME_WAIT")))
+        .collect();
+    if !time_wait.is_empty() {
+        writeln!(out, "The side that closes first ends in TIME_WAIT once both FINs are acknowledged; here {} now. \
             The kernel keeps such a socket for twice the maximum segment lifetime (60 s on Linux), so that a late \
-            duplicate packet of this connection cannot be taken for part of a new connection on the same ports, and so \
-            it can resend the last ACK if that was lost. A {side} that opens and closes many connections therefore \
-            piles up TIME_WAIT sockets, each holding a port for a minute.",
-            plural(tw, "socket in TIME_WAIT", "sockets in TIME_WAIT"))?;
+            duplicate packet of the old connection cannot be taken for part of a new one on the same ports, and so \
+            it can resend the last ACK if that was lost. A side that opens and closes many connections therefore \
+            piles up TIME_WAIT sockets, each holding a port for a minute.", time_wait.join(" and "))?;
     }
 
     // CLOSE_WAIT.

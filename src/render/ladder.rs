@@ -177,3 +177,56 @@ pub fn write(traces: &[Trace], report: &Report, color: bool, out: &mut dyn Write
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpFlags;
+
+    fn note(ts: f64) -> SegmentNote {
+        SegmentNote {
+            ts,
+            side: Side::Client,
+            flags: TcpFlags { syn: false, ack: true, fin: false, rst: false, psh: false },
+            rel_seq: 1,
+            rel_ack: Some(1),
+            len: 0,
+            keepalive: false,
+            client_state: TcpState::ESTABLISHED,
+            server_state: TcpState::ESTABLISHED,
+            label: None,
+        }
+    }
+
+    #[test]
+    fn test_recorder_keeps_head_and_tail_and_counts_the_middle() {
+        let mut r = Recorder::new(2..=2);
+        for i in 0..100 {
+            r.segment(1, &note(f64::from(i)));
+            r.segment(2, &note(f64::from(i)));
+        }
+        let [trace] = r.traces() else { panic!("only connection 2 is recorded") };
+        assert_eq!(trace.id, 2);
+        assert_eq!((trace.head.len(), trace.skipped, trace.tail.len()), (HEAD, 100 - (HEAD + TAIL) as u64, TAIL));
+        assert_eq!(trace.tail.front().unwrap().ts, 90.0);
+        assert_eq!(trace.rows().filter(|r| r.is_none()).count(), 1, "one elision marker");
+    }
+
+    #[test]
+    fn test_long_connection_is_drawn_elided_with_the_count() {
+        let mut r = Recorder::new(1..=1);
+        for i in 0..50 {
+            r.segment(1, &note(f64::from(i)));
+        }
+        let mut out = Vec::new();
+        let report = crate::report::ReportBuilder::new(0).finish(
+            crate::report::SourceInfo { kind: "file", path: String::new(), filter: None, link_type: String::new(), start_ts: None, warning: None },
+            Default::default(),
+            None,
+        );
+        write(r.traces(), &report, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("⋮ 10 segments skipped ⋮"), "{text}");
+        assert_eq!(text.lines().count(), 2 + HEAD + 1 + TAIL);
+    }
+}

@@ -103,13 +103,10 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
             Side::Server => (sx, cx, "#ff7f0e"),
         };
         let (text, label) = arrow_text(n);
-        let text = match label {
-            Some(l) => format!("{text} · {l}"),
-            None => text,
-        };
+        let label = label.map_or(String::new(), |l| format!(r#" <tspan font-weight="bold">{}</tspan>"#, esc(&l)));
         writeln!(out, r##"<text x="{MARGIN}" y="{}" font-size="11" fill="#555">{:.3}</text>"##, y + 14.0, (n.ts - trace.start()) * 1000.0)?;
         writeln!(out, r#"<line x1="{from}" y1="{}" x2="{to}" y2="{}" stroke="{fill}" stroke-width="2" marker-end="url(#head)"/>"#, y + 6.0, y + 22.0)?;
-        writeln!(out, r#"<text x="{}" y="{}" text-anchor="middle" font-family="DejaVu Sans Mono, monospace" font-size="12">{}</text>"#, (cx + sx) / 2.0, y + 8.0, esc(&text))?;
+        writeln!(out, r#"<text x="{}" y="{}" text-anchor="middle" font-family="DejaVu Sans Mono, monospace" font-size="12">{}{label}</text>"#, (cx + sx) / 2.0, y + 8.0, esc(&text))?;
         if n.client_state != shown.0 {
             writeln!(out, r##"<text x="{}" y="{}" text-anchor="end" fill="#7b1fa2" font-weight="bold">{}</text>"##, cx - 10.0, y + 20.0, n.client_state)?;
         }
