@@ -112,7 +112,7 @@ impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
 
 enum Kind {
     Ndjson,
-    Csv(csv::Writer<std::io::Stdout>),
+    Csv(Box<csv::Writer<std::io::Stdout>>),
 }
 
 /// Writes connection rows to standard output as they come, then the closing summary.
@@ -132,7 +132,7 @@ impl Stream {
     pub fn csv() -> Stream {
         let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(std::io::stdout());
         let error = writer.write_record(CSV_HEADER).err().map(std::io::Error::from);
-        Stream { kind: Kind::Csv(writer), error }
+        Stream { kind: Kind::Csv(Box::new(writer)), error }
     }
 
     /// Writes one connection and flushes it.
