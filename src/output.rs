@@ -47,13 +47,13 @@ pub struct OutputArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ViewArgs {
     /// Draw a ladder (sequence) diagram of the first 3 connections, or of --conn, instead of the report.
-    #[arg(long, conflicts_with = "format")]
+    #[arg(long)]
     pub ladder: bool,
     /// The connection (its # in the report) for --ladder and --svg.
     #[arg(long, value_name = "ID")]
     pub conn: Option<u64>,
     /// After the report, explain in plain language what happened and what it suggests.
-    #[arg(long, conflicts_with = "format")]
+    #[arg(long)]
     pub explain: bool,
     /// Write an SVG picture for slides: a timeline of the connections and the ladder of the first (or --conn).
     #[arg(long, value_name = "FILE")]
@@ -75,6 +75,11 @@ pub struct Output {
 impl Output {
     /// Checks the arguments (a bad `--assert` is a usage error before any packet is read).
     pub fn new(args: &OutputArgs, view: &ViewArgs) -> Result<Output, Error> {
+        if args.format != Format::Table && (view.ladder || view.explain) {
+            let flag = if view.ladder { "--ladder" } else { "--explain" };
+            let format = args.format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+            return Err(Error::Usage(format!("{flag} draws text for people: use it with the table format, not --format {format}")));
+        }
         let assertions = args.assertions.iter().map(|e| assert::parse(e)).collect::<Result<Vec<_>, _>>()?;
         let stream = match args.format {
             Format::Ndjson => Some(Stream::ndjson()),
