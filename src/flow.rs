@@ -670,3 +670,25 @@ fn rst_acceptable(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
     let offset = seg.seq.diff(expected);
     (-1..=window as i64).contains(&i64::from(offset))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::http_first_line_label;
+
+    #[test]
+    fn test_label_of_a_request_line_is_method_and_target() {
+        assert_eq!(http_first_line_label(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").as_deref(), Some("GET /hello"));
+    }
+
+    #[test]
+    fn test_label_of_a_status_line_is_code_and_reason() {
+        assert_eq!(http_first_line_label(b"HTTP/1.0 200 OK\r\nServer: x\r\n").as_deref(), Some("200 OK"));
+    }
+
+    #[test]
+    fn test_no_label_for_bodies_and_binary() {
+        assert_eq!(http_first_line_label(b"hello\n"), None);
+        assert_eq!(http_first_line_label(b"\x16\x03\x01\x02\x00"), None);
+        assert_eq!(http_first_line_label(b""), None);
+    }
+}

@@ -138,7 +138,7 @@ pub fn write(traces: &[Trace], report: &Report, color: bool, out: &mut dyn Write
                 "none" => "no FIN".to_string(),
                 side => format!("{side} closed first"),
             };
-            write!(out, ", {closed}, ended {} / {}", c.client_state, c.server_state)?;
+            write!(out, ", {closed}; client ends {}, server {}", c.client_state, c.server_state)?;
         }
         writeln!(out)?;
         writeln!(out, "{}{:>10}  {:>STATE$} │{:ARROW$}│ server{}", st.dim, "ms", "client", "", st.reset)?;
