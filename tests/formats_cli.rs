@@ -83,3 +83,36 @@ fn test_completions_and_man_page_come_from_the_clap_definitions() {
     assert!(man.stdout.contains("connscope analyze"));
     assert!(man.stdout.contains("\\-\\-assert"));
 }
+
+#[test]
+fn test_ndjson_streams_each_connection_before_the_input_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connscope"))
+        .args(["analyze", "-", "--format", "ndjson"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The whole capture, but standard input stays open: the connection ended, the input did not.
+    let pcap = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/server-first.pcap")).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&pcap).unwrap();
+    stdin.flush().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        tx.send(lines.next().unwrap().unwrap()).unwrap();
+        lines.map(Result::unwrap).collect::<Vec<_>>()
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("a connection line before end of input");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["type"], "connection");
+    assert_eq!(first["fin_first"], "server");
+    drop(stdin);
+    let rest = reader.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].starts_with(r#"{"type":"summary","#));
+}
