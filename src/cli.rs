@@ -21,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Analyse saved captures (pcap or pcapng from tcpdump, tshark, dumpcap).
     Analyze(AnalyzeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions(crate::commands::completions::CompletionsArgs),
+    /// Print the man page (roff) to standard output: `connscope man | man -l -`.
+    Man,
 }
 
 /// What to look at in the packets (shared by analyze and capture).

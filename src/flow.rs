@@ -54,6 +54,9 @@ pub struct SegmentNote {
     pub keepalive: bool,
     pub client_state: TcpState,
     pub server_state: TcpState,
+    /// A short label from the payload's first line: `GET /hello` for a request line, `200 OK` for a
+    /// status line; `None` for other payloads.
+    pub label: Option<String>,
 }
 
 /// Receives what the flow table finds.
@@ -616,8 +619,30 @@ fn note_segment(conn: &Connection, seg: &Segment<'_>, side: Side, keepalive: boo
         keepalive,
         client_state: conn.end(Side::Client).state,
         server_state: conn.end(Side::Server).state,
+        label: http_first_line_label(seg.payload),
     };
     sink.event(conn.id, &FlowEvent::Segment(note));
+}
+
+/// Longest label taken from a payload.
+const MAX_LABEL: usize = 40;
+
+/// `GET /hello` from `GET /hello HTTP/1.1`, `200 OK` from `HTTP/1.1 200 OK`; `None` when the first
+/// line of the payload is neither (a body, TLS, a continuation).
+fn http_first_line_label(payload: &[u8]) -> Option<String> {
+    let head = &payload[..payload.len().min(256)];
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let label = if let Some(rest) = line.strip_prefix("HTTP/") {
+        rest.split_once(' ')?.1.trim()
+    } else {
+        let (request, version) = line.rsplit_once(' ')?;
+        if !version.starts_with("HTTP/") || !request.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return None;
+        }
+        request
+    };
+    Some(label.chars().take(MAX_LABEL).collect())
 }
 
 /// A keep-alive probe: 0 or 1 byte, no SYN/FIN/RST, sequence number one below the sender's next,
@@ -892,5 +917,22 @@ mod tests {
         assert_eq!(sink.0[0].client, "127.0.0.1:2");
         assert_eq!(sink.0[0].end, EndReason::Evicted);
         assert_eq!(table.counters().evicted, 1);
+    }
+
+    #[test]
+    fn test_label_of_a_request_line_is_method_and_target() {
+        assert_eq!(http_first_line_label(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").as_deref(), Some("GET /hello"));
+    }
+
+    #[test]
+    fn test_label_of_a_status_line_is_code_and_reason() {
+        assert_eq!(http_first_line_label(b"HTTP/1.0 200 OK\r\nServer: x\r\n").as_deref(), Some("200 OK"));
+    }
+
+    #[test]
+    fn test_no_label_for_bodies_and_binary() {
+        assert_eq!(http_first_line_label(b"hello\n"), None);
+        assert_eq!(http_first_line_label(b"\x16\x03\x01\x02\x00"), None);
+        assert_eq!(http_first_line_label(b""), None);
     }
 }

@@ -5,6 +5,7 @@
 //! [`report`] → [`render`]. [`analyze`] wires the stages together for every command.
 
 pub mod analyze;
+pub mod assert;
 pub mod cli;
 pub mod commands;
 pub mod decode;

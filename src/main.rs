@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => commands::analyze::run(args),
+        Command::Completions(args) => commands::completions::run(&args),
+        Command::Man => commands::man::run(),
     };
     match result {
         Ok(code) => code,

@@ -1,10 +1,19 @@
-//! The last stage every command shares: render the report in the chosen format.
+//! The last stage every command shares: render the report in the chosen format, draw the teaching
+//! views, and check `--assert`ions.
+//!
+//! [`Output`] is also the pipeline's [`Observer`]: NDJSON and CSV rows are written as each connection
+//! ends (so a long capture can be piped), and segments are recorded for `--ladder` and `--svg`.
+//! Commands that cannot stream use [`emit`], which renders a finished report the same way.
 
+use crate::analyze::Observer;
+use crate::assert::{self, Assertion};
 use crate::error::Error;
-use crate::render;
-use crate::report::Report;
+use crate::flow::FlowEvent;
+use crate::render::{self, ladder::Recorder, stream::Stream};
+use crate::report::{ConnectionRecord, Report, Summary};
 use clap::{Args, ValueEnum};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Output format.
@@ -14,6 +23,10 @@ pub enum Format {
     Table,
     /// One JSON object (schema in docs/json.md).
     Json,
+    /// One JSON object per connection as it ends, then one summary object (docs/json.md).
+    Ndjson,
+    /// One row per connection with a header line.
+    Csv,
 }
 
 /// How to print the report (shared by analyze and capture).
@@ -22,16 +35,131 @@ pub struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Check a summary field: 'FIELD OP VALUE', OP one of == != < <= > >=, FIELD any numeric field of
+    /// the JSON summary, dotted when nested (fin_first.client, client_states.TIME_WAIT), VALUE a number
+    /// or another field. Repeatable. Prints PASS/FAIL per assertion on stderr; exit status 1 when one
+    /// fails, 2 when one is malformed or names an unknown field.
+    #[arg(long = "assert", value_name = "EXPR")]
+    pub assertions: Vec<String>,
 }
 
-/// Prints the report to standard output and returns the exit status.
-pub fn emit(report: &Report, args: &OutputArgs) -> Result<ExitCode, Error> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        Format::Table => render::table::write(report, &mut out)?,
-        Format::Json => render::json::write(report, &mut out)?,
+/// Teaching views of the same report (table format only).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ViewArgs {
+    /// Draw a ladder (sequence) diagram of the first 3 connections, or of --conn, instead of the report.
+    #[arg(long)]
+    pub ladder: bool,
+    /// The connection (its # in the report) for --ladder and --svg.
+    #[arg(long, value_name = "ID")]
+    pub conn: Option<u64>,
+    /// After the report, explain in plain language what happened and what it suggests.
+    #[arg(long)]
+    pub explain: bool,
+    /// Write an SVG picture for slides: a timeline of the connections and the ladder of the first (or --conn).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// Connections drawn by `--ladder` without `--conn`.
+const LADDER_DEFAULT_CONNECTIONS: u64 = 3;
+
+/// The output of one run: parsed assertions, the streaming writer and the ladder recorder.
+pub struct Output {
+    format: Format,
+    assertions: Vec<Assertion>,
+    view: ViewArgs,
+    stream: Option<Stream>,
+    recorder: Option<Recorder>,
+}
+
+impl Output {
+    /// Checks the arguments (a bad `--assert` is a usage error before any packet is read).
+    pub fn new(args: &OutputArgs, view: &ViewArgs) -> Result<Output, Error> {
+        if args.format != Format::Table && (view.ladder || view.explain) {
+            let flag = if view.ladder { "--ladder" } else { "--explain" };
+            let format = args.format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+            return Err(Error::Usage(format!("{flag} draws text for people: use it with the table format, not --format {format}")));
+        }
+        let assertions = args.assertions.iter().map(|e| assert::parse(e)).collect::<Result<Vec<_>, _>>()?;
+        let stream = match args.format {
+            Format::Ndjson => Some(Stream::ndjson()),
+            Format::Csv => Some(Stream::csv()),
+            Format::Table | Format::Json => None,
+        };
+        let recorder = if view.ladder {
+            Some(Recorder::new(view.conn.map_or(1..=LADDER_DEFAULT_CONNECTIONS, |id| id..=id)))
+        } else if view.svg.is_some() {
+            Some(Recorder::new(view.conn.map_or(1..=1, |id| id..=id)))
+        } else {
+            None
+        };
+        Ok(Output { format: args.format, assertions, view: view.clone(), stream, recorder })
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+
+    /// Prints the report (or the ladder), the explanation and the SVG, then checks the assertions.
+    pub fn finish(self, report: &Report) -> Result<ExitCode, Error> {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let color = out.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        match (self.format, &self.stream) {
+            (_, Some(stream)) => stream.finish(report, &mut out)?,
+            (Format::Json, None) => render::json::write(report, &mut out)?,
+            _ if self.view.ladder => {}
+            _ => render::table::write(report, &mut out)?,
+        }
+        if let Some(recorder) = &self.recorder {
+            if self.view.ladder {
+                if let Some(id) = self.view.conn.filter(|_| recorder.traces().is_empty()) {
+                    return Err(Error::Usage(format!("--conn {id}: no such connection in this capture")));
+                }
+                render::ladder::write(recorder.traces(), report, color, &mut out)?;
+            }
+            if let Some(path) = &self.view.svg {
+                let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| Error::Open {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?);
+                render::svg::write(report, recorder.traces().first(), &mut file)?;
+                file.flush()?;
+            }
+        }
+        if self.view.explain {
+            render::explain::write(report, &mut out)?;
+        }
+        out.flush()?;
+        if self.assertions.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let outcomes = assert::evaluate(&self.assertions, &report.summary);
+        let all_passed = assert::report(&outcomes, &report.summary, &mut std::io::stderr().lock())?;
+        Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    }
+}
+
+impl Observer for Output {
+    fn wants_segments(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    fn event(&mut self, id: u64, event: &FlowEvent) {
+        if let (Some(recorder), FlowEvent::Segment(note)) = (&mut self.recorder, event) {
+            recorder.segment(id, note);
+        }
+    }
+
+    fn connection_ended(&mut self, record: &ConnectionRecord, _summary: &Summary) {
+        if let Some(stream) = &mut self.stream {
+            stream.connection(record);
+        }
+    }
+}
+
+/// Prints a finished report and checks its assertions: for commands that do not stream. NDJSON and
+/// CSV rows come from the report's connection list.
+pub fn emit(report: &Report, args: &OutputArgs) -> Result<ExitCode, Error> {
+    let mut output = Output::new(args, &ViewArgs::default())?;
+    for record in &report.connections {
+        output.connection_ended(record, &report.summary);
+    }
+    output.finish(report)
 }

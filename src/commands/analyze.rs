@@ -1,9 +1,9 @@
 //! `connscope analyze FILE...`: the report of saved captures.
 
-use crate::analyze::{NoObserver, Options, Pipeline};
+use crate::analyze::{Options, Pipeline};
 use crate::cli::FilterArgs;
 use crate::error::Error;
-use crate::output::{self, OutputArgs};
+use crate::output::{Output, OutputArgs, ViewArgs};
 use crate::report::SourceInfo;
 use crate::source;
 use clap::Args;
@@ -19,13 +19,15 @@ pub struct AnalyzeArgs {
     pub filter: FilterArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
-    let mut observer = NoObserver;
-    let mut pipeline = Pipeline::new(options, &mut observer);
+    let mut output = Output::new(&args.output, &args.view)?;
+    let mut pipeline = Pipeline::new(options, &mut output);
     let outcome = source::read_files(&args.files, args.filter.bpf.as_deref(), &mut |link, raw| pipeline.packet(link, raw))?;
     let mut link_types = outcome.link_types.clone();
     link_types.dedup();
@@ -41,5 +43,5 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     if let Some(w) = &outcome.warning {
         eprintln!("connscope: warning: {w}");
     }
-    output::emit(&report, &args.output)
+    output.finish(&report)
 }

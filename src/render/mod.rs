@@ -1,6 +1,10 @@
 //! Output formats. Every format renders the same [`Report`](crate::report::Report); none computes anything.
 
+pub mod explain;
 pub mod json;
+pub mod ladder;
+pub mod stream;
+pub mod svg;
 pub mod table;
 
 /// Formats a duration in seconds for people: `0.8 ms`, `12.3 ms`, `1.25 s`, `2m05s`.

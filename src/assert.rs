@@ -1,0 +1,220 @@
+//! `--assert EXPR`: checks on the report's summary, for scripts and CI.
+//!
+//! An assertion is `FIELD OP VALUE`: FIELD is any numeric field of the JSON `summary` by its name,
+//! dotted for nested ones (`fin_first.client`, `client_states.TIME_WAIT`); OP is one of
+//! `== != < <= > >=`; VALUE is a number or another field (`reused_connections == connections`).
+//! The valid names come from serialising the summary itself, so every field works without a list
+//! kept by hand. Each assertion prints `PASS`/`FAIL` with the actual value; the exit status is 0
+//! when all hold, 1 when one fails, 2 for a malformed assertion or an unknown field.
+
+use crate::error::Error;
+use crate::report::Summary;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    /// Every operator with its spelling, two-character ones first so `<=` is not read as `<`.
+    const ALL: [(&'static str, Op); 6] =
+        [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)];
+
+    fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            Op::Eq => left == right,
+            Op::Ne => left != right,
+            Op::Lt => left < right,
+            Op::Le => left <= right,
+            Op::Gt => left > right,
+            Op::Ge => left >= right,
+        }
+    }
+
+    fn symbol(self) -> &'static str {
+        Op::ALL.iter().find(|(_, op)| *op == self).map(|(s, _)| *s).expect("every op is listed")
+    }
+}
+
+/// The right-hand side: a number, or another summary field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operand {
+    Number(f64),
+    Field(String),
+}
+
+/// One parsed `--assert` expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assertion {
+    pub field: String,
+    pub op: Op,
+    pub value: Operand,
+}
+
+impl fmt::Display for Assertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = match &self.value {
+            Operand::Number(n) => number(*n),
+            Operand::Field(name) => name.clone(),
+        };
+        write!(f, "{} {} {}", self.field, self.op.symbol(), value)
+    }
+}
+
+/// The outcome of one assertion.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub assertion: Assertion,
+    pub passed: bool,
+    pub actual: f64,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = if self.passed { "PASS" } else { "FAIL" };
+        write!(f, "{word} {} (actual {})", self.assertion, number(self.actual))
+    }
+}
+
+/// Integers print without a fraction (`1`, not `1.0`).
+fn number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// Every numeric field of a summary by its dotted JSON name, with its value.
+pub fn numeric_fields(summary: &Summary) -> BTreeMap<String, f64> {
+    let mut fields = BTreeMap::new();
+    let value = serde_json::to_value(summary).expect("the summary serialises");
+    flatten("", &value, &mut fields);
+    fields
+}
+
+fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, f64>) {
+    match value {
+        Value::Number(n) => {
+            if let Some(n) = n.as_f64() {
+                out.insert(prefix.to_string(), n);
+            }
+        }
+        Value::Object(map) => {
+            for (key, v) in map {
+                let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&name, v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Parses `FIELD OP VALUE` and checks that the fields exist (in an empty summary: the names do not
+/// depend on the capture). An error is a usage error that lists the valid names.
+pub fn parse(expr: &str) -> Result<Assertion, Error> {
+    let valid = numeric_fields(&Summary::default());
+    let usage = |why: String| Error::Usage(format!("--assert '{expr}': {why}"));
+    let (at, symbol, op) = Op::ALL
+        .iter()
+        .filter_map(|(s, op)| expr.find(s).map(|at| (at, *s, *op)))
+        .min_by_key(|(at, s, _)| (*at, std::cmp::Reverse(s.len())))
+        .ok_or_else(|| usage("expected FIELD OP VALUE with OP one of == != < <= > >=, e.g. 'handshakes == 1'".into()))?;
+    let field = expr[..at].trim().to_string();
+    let right = expr[at + symbol.len()..].trim();
+    let check_field = |name: &str| -> Result<(), Error> {
+        if valid.contains_key(name) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = valid.keys().map(String::as_str).collect();
+            Err(usage(format!("unknown field `{name}`; valid fields: {}", names.join(", "))))
+        }
+    };
+    if field.is_empty() {
+        return Err(usage("missing the field before the operator".into()));
+    }
+    check_field(&field)?;
+    let value = if right.is_empty() {
+        return Err(usage("missing the value after the operator".into()));
+    } else if let Ok(n) = right.parse::<f64>() {
+        Operand::Number(n)
+    } else {
+        check_field(right)?;
+        Operand::Field(right.to_string())
+    };
+    Ok(Assertion { field, op, value })
+}
+
+/// Evaluates every assertion against the summary.
+pub fn evaluate(assertions: &[Assertion], summary: &Summary) -> Vec<Outcome> {
+    let fields = numeric_fields(summary);
+    // `parse` checked the names against the same serialisation, so a missing one is a bug.
+    let get = |name: &str| *fields.get(name).unwrap_or_else(|| panic!("summary field `{name}` vanished"));
+    assertions
+        .iter()
+        .map(|a| {
+            let actual = get(&a.field);
+            let expected = match &a.value {
+                Operand::Number(n) => *n,
+                Operand::Field(name) => get(name),
+            };
+            Outcome { assertion: a.clone(), passed: a.op.holds(actual, expected), actual }
+        })
+        .collect()
+}
+
+/// Prints one `PASS`/`FAIL` line per outcome to `out`; true when all passed.
+pub fn report(outcomes: &[Outcome], summary: &Summary, out: &mut dyn Write) -> std::io::Result<bool> {
+    let fields = numeric_fields(summary);
+    for o in outcomes {
+        match &o.assertion.value {
+            Operand::Field(name) => writeln!(out, "{o}, {name} = {}", number(fields[name]))?,
+            Operand::Number(_) => writeln!(out, "{o}")?,
+        }
+    }
+    Ok(outcomes.iter().all(|o| o.passed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_reads_two_character_operators_whole() {
+        let a = parse("handshakes <= 3").unwrap();
+        assert_eq!(a.op, Op::Le);
+        assert_eq!(a.value, Operand::Number(3.0));
+        assert_eq!(parse("handshakes>=3").unwrap().op, Op::Ge);
+        assert_eq!(parse("handshakes!=3").unwrap().op, Op::Ne);
+    }
+
+    #[test]
+    fn test_parse_accepts_nested_fields_and_field_operands() {
+        assert_eq!(parse("client_states.TIME_WAIT < 5").unwrap().field, "client_states.TIME_WAIT");
+        assert_eq!(parse("reused_connections == connections").unwrap().value, Operand::Field("connections".into()));
+    }
+
+    #[test]
+    fn test_parse_rejects_unknown_fields_with_the_list() {
+        let err = parse("handshake == 1").unwrap_err().to_string();
+        assert!(err.contains("unknown field `handshake`"), "{err}");
+        assert!(err.contains("fin_first.client"), "{err}");
+    }
+
+    #[test]
+    fn test_outcome_prints_integers_without_fraction() {
+        let s = Summary::default();
+        let out = evaluate(&[parse("connections == 0").unwrap()], &s);
+        assert_eq!(out[0].to_string(), "PASS connections == 0 (actual 0)");
+    }
+}

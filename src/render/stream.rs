@@ -1,0 +1,197 @@
+//! Streamed formats, written one connection at a time as connections end.
+//!
+//! **NDJSON** (`--format ndjson`): one JSON object per line, flushed per line.
+//!
+//! - `{"type":"connection", ...}`: one per connection, in the order connections end, with every field
+//!   of a connection record (`docs/json.md`, "Connection").
+//!   `{"type":"connection","id":1,"client":"127.0.0.1:36284","server":"127.0.0.1:18471",...}`
+//! - `{"type":"summary", ...}`: the last line, with every field of the JSON report except the
+//!   `connections` list and `connections_omitted` (every connection was streamed above):
+//!   `{"type":"summary","schema_version":1,"source":{...},"packets":{...},"summary":{...},"ports":[...],"verdict":{...}}`
+//!
+//! **CSV** (`--format csv`): a header line, then one row per connection in the order they end; the
+//! columns are the fields of [`CsvRow`]. Empty cells are `null` values.
+
+use crate::protocol::Protocol;
+use crate::report::{verdict::Verdict, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary};
+use serde::Serialize;
+use std::io::Write;
+
+/// A record with a `type` tag in front, as NDJSON lines carry it.
+#[derive(Serialize)]
+struct Tagged<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    inner: &'a T,
+}
+
+/// The last NDJSON line: the report without its connection list.
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    schema_version: u32,
+    source: &'a SourceInfo,
+    packets: &'a PacketCounts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capture: &'a Option<CaptureStats>,
+    summary: &'a Summary,
+    ports: &'a [PortSummary],
+    verdict: &'a Verdict,
+}
+
+/// One CSV row: the flat fields of a connection record (lists and nested objects left out; per-side
+/// counts split into two columns).
+#[derive(Serialize)]
+pub struct CsvRow<'a> {
+    pub id: u64,
+    pub client: &'a str,
+    pub server: &'a str,
+    pub server_port: u16,
+    pub first_ts: f64,
+    pub last_ts: f64,
+    pub duration: f64,
+    pub handshake: &'static str,
+    pub protocol: Protocol,
+    pub http_requests: Option<u32>,
+    pub http_responses: Option<u32>,
+    pub reused: bool,
+    pub fin_first: &'static str,
+    pub simultaneous_close: bool,
+    pub rst_by: Option<&'static str>,
+    pub keepalive_probes_client: u32,
+    pub keepalive_probes_server: u32,
+    pub tls_client_hellos: Option<u32>,
+    pub h2_streams: Option<u32>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub end: EndReason,
+    pub client_state: &'static str,
+    pub server_state: &'static str,
+}
+
+/// The CSV header, written even when no connection is (kept equal to [`CsvRow`] by a test).
+pub const CSV_HEADER: [&str; 24] = [
+    "id", "client", "server", "server_port", "first_ts", "last_ts", "duration", "handshake", "protocol",
+    "http_requests", "http_responses", "reused", "fin_first", "simultaneous_close", "rst_by",
+    "keepalive_probes_client", "keepalive_probes_server", "tls_client_hellos", "h2_streams", "packets", "bytes",
+    "end", "client_state", "server_state",
+];
+
+impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
+    fn from(c: &'a ConnectionRecord) -> Self {
+        CsvRow {
+            id: c.id,
+            client: &c.client,
+            server: &c.server,
+            server_port: c.server_port,
+            first_ts: c.first_ts,
+            last_ts: c.last_ts,
+            duration: c.duration,
+            handshake: c.handshake.name(),
+            protocol: c.protocol,
+            http_requests: c.http_requests,
+            http_responses: c.http_responses,
+            reused: c.reused,
+            fin_first: c.fin_first.name(),
+            simultaneous_close: c.simultaneous_close,
+            rst_by: c.rst_by.map(|s| s.name()),
+            keepalive_probes_client: c.keepalive_probes.client,
+            keepalive_probes_server: c.keepalive_probes.server,
+            tls_client_hellos: c.tls.as_ref().map(|t| t.client_hellos),
+            h2_streams: c.h2_streams,
+            packets: c.packets,
+            bytes: c.bytes,
+            end: c.end,
+            client_state: c.client_state.name(),
+            server_state: c.server_state.name(),
+        }
+    }
+}
+
+enum Kind {
+    Ndjson,
+    Csv(Box<csv::Writer<std::io::Stdout>>),
+}
+
+/// Writes connection rows to standard output as they come, then the closing summary.
+pub struct Stream {
+    kind: Kind,
+    /// The first write error; later rows are dropped and [`Stream::finish`] returns it.
+    error: Option<std::io::Error>,
+}
+
+impl Stream {
+    /// NDJSON lines.
+    pub fn ndjson() -> Stream {
+        Stream { kind: Kind::Ndjson, error: None }
+    }
+
+    /// CSV rows after a header.
+    pub fn csv() -> Stream {
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(std::io::stdout());
+        let error = writer.write_record(CSV_HEADER).err().map(std::io::Error::from);
+        Stream { kind: Kind::Csv(Box::new(writer)), error }
+    }
+
+    /// Writes one connection and flushes it.
+    pub fn connection(&mut self, record: &ConnectionRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = match &mut self.kind {
+            Kind::Ndjson => {
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer(&mut out, &Tagged { kind: "connection", inner: record })
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| writeln!(out))
+                    .and_then(|()| out.flush())
+            }
+            Kind::Csv(writer) => writer.serialize(CsvRow::from(record)).map_err(std::io::Error::from).and_then(|()| writer.flush()),
+        };
+        self.error = result.err();
+    }
+
+    /// Ends the stream: the NDJSON summary line (CSV has none), or the first write error.
+    pub fn finish(&self, report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+        if let Some(e) = &self.error {
+            return Err(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        if let Kind::Ndjson = self.kind {
+            let line = SummaryLine {
+                kind: "summary",
+                schema_version: report.schema_version,
+                source: &report.source,
+                packets: &report.packets,
+                capture: &report.capture,
+                summary: &report.summary,
+                ports: &report.ports,
+                verdict: &report.verdict,
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_csv_header_matches_row_fields() {
+        let row = CsvRow {
+            id: 1, client: "c", server: "s", server_port: 1, first_ts: 0.0, last_ts: 0.0, duration: 0.0,
+            handshake: "complete", protocol: Protocol::None, http_requests: None, http_responses: None, reused: false,
+            fin_first: "none", simultaneous_close: false, rst_by: None, keepalive_probes_client: 0,
+            keepalive_probes_server: 0, tls_client_hellos: None, h2_streams: None, packets: 0, bytes: 0,
+            end: EndReason::Closed, client_state: "CLOSED", server_state: "CLOSED",
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(row).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(text.lines().next().unwrap(), CSV_HEADER.join(","));
+    }
+}

@@ -1,0 +1,76 @@
+//! `docs/json.md` documents every field the JSON report emits, and nothing else: the field paths in
+//! the document's tables are compared with the keys of a real report, both ways.
+
+mod common;
+use common::{connscope, fixture};
+use connscope::report::{CaptureStats, RequestRecord, TlsRecord};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// Objects whose keys are data (socket state names), documented as a whole.
+const MAPS: [&str; 2] = ["summary.client_states", "summary.server_states"];
+
+/// Field paths in the first column of the document's tables: `| \`summary.handshakes\` | ...`.
+fn documented() -> BTreeSet<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
+    doc.lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|rest| rest.split('`').next().unwrap().to_string())
+        .collect()
+}
+
+/// Every key path of `value`, `[]` for list elements.
+fn paths(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                out.insert(path.clone());
+                if !MAPS.contains(&path.as_str()) {
+                    paths(&path, v, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                paths(&format!("{prefix}[]"), item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A real report of a fixture, with the parts that fixture cannot show (live capture statistics,
+/// TLS facts, listed requests) filled in from the same types the code serialises.
+fn emitted() -> BTreeSet<String> {
+    let run = connscope(&["analyze", &fixture("client-first.pcap"), "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(!report["verdict"]["findings"].as_array().unwrap().is_empty(), "the fixture has a finding");
+    report["capture"] = serde_json::to_value(CaptureStats::default()).unwrap();
+    let conn = &mut report["connections"][0];
+    conn["tls"] = serde_json::to_value(TlsRecord {
+        client_hellos: 1, full_handshakes: 1, resumed_handshakes: 0, sni: None, version: None, exchanges_estimate: 1,
+    })
+    .unwrap();
+    conn["requests"] = serde_json::to_value([RequestRecord { method: None, target: None, version: None, status: None }]).unwrap();
+    let mut out = BTreeSet::new();
+    paths("", &report, &mut out);
+    out
+}
+
+#[test]
+fn test_json_doc_lists_exactly_the_emitted_fields() {
+    let doc = documented();
+    let code = emitted();
+    let undocumented: Vec<_> = code.difference(&doc).collect();
+    let stale: Vec<_> = doc.difference(&code).collect();
+    assert!(undocumented.is_empty(), "fields emitted but not in docs/json.md: {undocumented:?}");
+    assert!(stale.is_empty(), "fields in docs/json.md that the code does not emit: {stale:?}");
+}
+
+#[test]
+fn test_json_doc_states_the_schema_version_the_code_emits() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
+    assert!(doc.contains(&format!("Schema version **{}**", connscope::report::SCHEMA_VERSION)));
+}
