@@ -1,6 +1,7 @@
 //! Command-line interface (clap derive). The binary is thin glue over the library.
 
 use crate::commands::analyze::AnalyzeArgs;
+use crate::commands::sockets::SocketsArgs;
 use clap::{Args, Parser, Subcommand};
 
 /// Are my HTTP connections being reused, and who is closing them?
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse saved captures (pcap or pcapng from tcpdump, tshark, dumpcap).
     Analyze(AnalyzeArgs),
+    /// The kernel's TCP sockets on a port (Linux): counts by state and side, owning processes; --watch redraws.
+    Sockets(SocketsArgs),
 }
 
 /// What to look at in the packets (shared by analyze and capture).
