@@ -53,11 +53,11 @@ impl Drop for Spawned {
     }
 }
 
-/// The Go test programs, built once into a temporary directory.
+/// The Go test programs, built once per run into cargo's scratch directory for integration tests.
 fn go_program(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("connscope-sockets-tests-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sockets-programs");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs");
         for program in ["httpserver", "httpclient"] {

@@ -107,7 +107,7 @@ fn watch_loop(port: u16, interval: f64, table: bool, stop: &AtomicBool, out: &mu
             snap.compare_with(p);
         }
         let text = if table {
-            render::frame(&snap, interval, &clock(snap.time))
+            render::frame(&snap, interval, &clock(snap.time), terminal_size())
         } else {
             serde_json::to_string(&snap).map_err(|e| Error::Usage(e.to_string()))? + "\n"
         };
@@ -120,6 +120,21 @@ fn watch_loop(port: u16, interval: f64, table: bool, stop: &AtomicBool, out: &mu
         }
     }
     Ok(())
+}
+
+/// The terminal's (columns, rows), when standard output is one.
+#[cfg(target_os = "linux")]
+fn terminal_size() -> Option<(usize, usize)> {
+    let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass; fd 1 is only read.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0 && size.ws_row > 0).then(|| (usize::from(size.ws_col), usize::from(size.ws_row)))
+}
+
+/// Elsewhere frames are not cut (the socket tables are Linux-only anyway).
+#[cfg(not(target_os = "linux"))]
+fn terminal_size() -> Option<(usize, usize)> {
+    None
 }
 
 /// `HH:MM:SS` UTC of a Unix time.

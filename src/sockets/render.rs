@@ -21,14 +21,17 @@ pub fn table(snap: &Snapshot) -> String {
 }
 
 /// One `--watch` frame: cursor home, every line cleared to its end, the rest of the screen cleared,
-/// so that writing it in one go redraws in place without scrolling or flicker.
-pub fn frame(snap: &Snapshot, interval: f64, clock: &str) -> String {
+/// so that writing it in one go redraws in place without flicker. Given the terminal's size
+/// (columns, rows), lines are cut to its width and the frame to its height, so it never scrolls.
+pub fn frame(snap: &Snapshot, interval: f64, clock: &str, size: Option<(usize, usize)>) -> String {
     let mut body = format!("connscope sockets — port {} — every {interval}s — {clock} — Ctrl-C to stop\n{} sockets\n", snap.port, snap.sockets);
     write_body(&mut body, snap, true);
     let mut out = String::with_capacity(body.len() + 256);
     out.push_str("\x1b[H");
-    for line in body.lines() {
-        out.push_str(line);
+    let (columns, rows) = size.unwrap_or((usize::MAX, usize::MAX));
+    // The last row stays free: a newline there would scroll.
+    for line in body.lines().take(rows.saturating_sub(1).max(1)) {
+        out.extend(line.chars().take(columns));
         out.push_str("\x1b[K\n");
     }
     out.push_str("\x1b[J");
@@ -98,7 +101,7 @@ fn write_body(out: &mut String, snap: &Snapshot, watch: bool) {
     }
     let unowned = snap.no_owner.total();
     if unowned > 0 {
-        let _ = writeln!(out, "{unowned} sockets have no owning process (inode 0: {}) — the kernel holds them after the application closed; TIME_WAIT lasts 60 s on Linux.", state_list(&snap.no_owner));
+        let _ = writeln!(out, "{unowned} sockets have no owning process (inode 0: {}): the kernel holds them after close (TIME_WAIT: 60 s).", state_list(&snap.no_owner));
     }
     let unknown = snap.owner_unknown.total();
     if unknown > 0 {
@@ -144,11 +147,18 @@ mod tests {
         let before = snap(1);
         let mut now = snap(4);
         now.compare_with(&before);
-        let f = frame(&now, 1.0, "00:00:00");
+        let f = frame(&now, 1.0, "00:00:00", None);
         assert!(f.starts_with("\x1b[H"));
         assert!(f.ends_with("\x1b[J"));
         assert!(f.lines().all(|l| l.ends_with("\x1b[K") || l == "\x1b[J"));
         assert!(f.contains("+3"), "{f}");
+    }
+
+    #[test]
+    fn test_frame_fits_the_terminal() {
+        let f = frame(&snap(4), 1.0, "00:00:00", Some((20, 5)));
+        assert_eq!(f.lines().count(), 5, "4 rows of text and the closing clear: {f}");
+        assert!(f.lines().all(|l| l.trim_end_matches("\x1b[K").trim_start_matches("\x1b[H").chars().count() <= 20), "{f}");
     }
 
     #[test]
