@@ -28,7 +28,7 @@ pub enum SocketsFormat {
 #[derive(Debug, Args)]
 pub struct SocketsArgs {
     /// The port: sockets whose own port is N are the server side, those whose peer's port is N the client side.
-    #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(short = 'p', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Redraw every INTERVAL seconds (default 1) with each state's change since the last tick, until Ctrl-C.
     #[arg(short = 'w', long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1")]

@@ -90,7 +90,7 @@ impl ProcessIndex {
                 }
             }
         }
-        self.owners.clone()
+        inodes.iter().filter_map(|i| Some((*i, self.owners.get(i)?.clone()))).collect()
     }
 
     /// Reads every process's descriptors.
@@ -163,5 +163,20 @@ mod tests {
         // A hit is served from the cache.
         assert_eq!(resolve_process(client_addr, local), Some(owner));
         assert_eq!(table::kernel_state(client_addr, local), Some(crate::tcp_state::TcpState::ESTABLISHED));
+    }
+
+    /// A dual-stack server (listening on `[::]`) holds IPv4 connections as IPv4-mapped IPv6
+    /// sockets; the IPv4 4-tuple seen on the wire must still find them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn test_ipv4_tuple_finds_dual_stack_server_socket() {
+        let Ok(listener) = std::net::TcpListener::bind("[::]:0") else { return };
+        let port = listener.local_addr().expect("addr").port();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (_accepted, _) = listener.accept().expect("accept");
+        let client_addr = client.local_addr().expect("addr");
+        let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        assert_eq!(table::kernel_state(server_addr, client_addr), Some(crate::tcp_state::TcpState::ESTABLISHED));
+        assert_eq!(resolve_process(server_addr, client_addr).map(|p| p.pid), Some(std::process::id()));
     }
 }

@@ -66,7 +66,8 @@ mod imp {
     }
 
     pub fn find(local: SocketAddr, remote: SocketAddr) -> Result<Option<KernelSocket>, SocketsError> {
-        // An IPv4-mapped IPv6 socket is listed under AF_INET6 with mapped addresses.
+        // Asked as AF_INET, an IPv4 tuple also finds a dual-stack server's IPv4-mapped IPv6 socket:
+        // the kernel's IPv4 lookup is the one that delivers its packets.
         let family = if local.is_ipv4() { AF_INET } else { AF_INET6 };
         let id = SocketId {
             source_port: local.port(),
