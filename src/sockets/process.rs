@@ -93,8 +93,10 @@ impl ProcessIndex {
         inodes.iter().filter_map(|i| Some((*i, self.owners.get(i)?.clone()))).collect()
     }
 
-    /// Reads every process's descriptors.
+    /// Reads every process's descriptors afresh, so the cache holds only sockets that exist.
     fn rescan(&mut self) {
+        self.owners.clear();
+        self.misses.retain(|_, t| t.elapsed() < MISS_TTL);
         let Ok(dir) = std::fs::read_dir("/proc") else { return };
         for entry in dir.flatten() {
             if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {

@@ -14,8 +14,8 @@ pub fn read_all() -> Result<Vec<KernelSocket>, SocketsError> {
 }
 
 /// The kernel's state of the socket whose own address is `local` and whose peer is `remote`
-/// (TIME_WAIT included), or `None` when the kernel has no such socket. One netlink round trip
-/// for that socket alone: cheap however many sockets there are.
+/// (TIME_WAIT included), or `None` when the kernel has no such socket (or the system no socket
+/// tables). One netlink round trip for that socket alone: cheap however many sockets there are.
 pub fn kernel_state(local: SocketAddr, remote: SocketAddr) -> Option<TcpState> {
     find(local, remote).ok().flatten().map(|s| s.state)
 }
