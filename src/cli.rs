@@ -1,6 +1,7 @@
 //! Command-line interface (clap derive). The binary is thin glue over the library.
 
 use crate::commands::analyze::AnalyzeArgs;
+use crate::commands::sockets::SocketsArgs;
 use clap::{Args, Parser, Subcommand};
 
 /// Are my HTTP connections being reused, and who is closing them?
@@ -25,6 +26,8 @@ pub enum Command {
     Completions(crate::commands::completions::CompletionsArgs),
     /// Print the man page (roff) to standard output: `connscope man | man -l -`.
     Man,
+    /// The kernel's TCP sockets on a port (Linux): counts by state and side, owning processes; --watch redraws.
+    Sockets(SocketsArgs),
 }
 
 /// What to look at in the packets (shared by analyze and capture).

@@ -17,6 +17,8 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Capture(String),
+    #[error(transparent)]
+    Sockets(#[from] crate::sockets::SocketsError),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
 }

@@ -17,5 +17,6 @@ pub mod render;
 pub mod report;
 pub mod seq;
 pub mod side;
+pub mod sockets;
 pub mod source;
 pub mod tcp_state;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => commands::analyze::run(args),
         Command::Completions(args) => commands::completions::run(&args),
         Command::Man => commands::man::run(),
+        Command::Sockets(args) => commands::sockets::run(args),
     };
     match result {
         Ok(code) => code,
