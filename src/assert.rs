@@ -1,4 +1,4 @@
-//! `--assert EXPR`: checks on the report's summary, for scripts and CI.
+//! `--assert EXPR`: checks on the report's summary (and on `sockets` snapshots), for scripts and CI.
 //!
 //! An assertion is `FIELD OP VALUE`: FIELD is any numeric field of the JSON `summary` by its name,
 //! dotted for nested ones (`fin_first.client`, `client_states.TIME_WAIT`); OP is one of
@@ -95,8 +95,11 @@ fn number(n: f64) -> String {
     }
 }
 
+/// Named numbers an assertion can check: dotted JSON names and their values.
+pub type Fields = BTreeMap<String, f64>;
+
 /// Every numeric field of a summary by its dotted JSON name, with its value.
-pub fn numeric_fields(summary: &Summary) -> BTreeMap<String, f64> {
+pub fn numeric_fields(summary: &Summary) -> Fields {
     let mut fields = BTreeMap::new();
     let value = serde_json::to_value(summary).expect("the summary serialises");
     flatten("", &value, &mut fields);
@@ -120,10 +123,14 @@ fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, f64>) {
     }
 }
 
-/// Parses `FIELD OP VALUE` and checks that the fields exist (in an empty summary: the names do not
-/// depend on the capture). An error is a usage error that lists the valid names.
+/// Parses `FIELD OP VALUE` against the report summary's fields (taken from an empty summary: the
+/// names do not depend on the capture). An error is a usage error that lists the valid names.
 pub fn parse(expr: &str) -> Result<Assertion, Error> {
-    let valid = numeric_fields(&Summary::default());
+    parse_against(expr, &numeric_fields(&Summary::default()))
+}
+
+/// Parses `FIELD OP VALUE` with FIELD (and a field VALUE) among the names of `valid`.
+pub fn parse_against(expr: &str, valid: &Fields) -> Result<Assertion, Error> {
     let usage = |why: String| Error::Usage(format!("--assert '{expr}': {why}"));
     let (at, symbol, op) = Op::ALL
         .iter()
@@ -157,7 +164,11 @@ pub fn parse(expr: &str) -> Result<Assertion, Error> {
 
 /// Evaluates every assertion against the summary.
 pub fn evaluate(assertions: &[Assertion], summary: &Summary) -> Vec<Outcome> {
-    let fields = numeric_fields(summary);
+    evaluate_fields(assertions, &numeric_fields(summary))
+}
+
+/// Evaluates every assertion against a set of named numbers (the set they were parsed against).
+pub fn evaluate_fields(assertions: &[Assertion], fields: &Fields) -> Vec<Outcome> {
     // `parse` checked the names against the same serialisation, so a missing one is a bug.
     let get = |name: &str| *fields.get(name).unwrap_or_else(|| panic!("summary field `{name}` vanished"));
     assertions
@@ -175,7 +186,11 @@ pub fn evaluate(assertions: &[Assertion], summary: &Summary) -> Vec<Outcome> {
 
 /// Prints one `PASS`/`FAIL` line per outcome to `out`; true when all passed.
 pub fn report(outcomes: &[Outcome], summary: &Summary, out: &mut dyn Write) -> std::io::Result<bool> {
-    let fields = numeric_fields(summary);
+    report_fields(outcomes, &numeric_fields(summary), out)
+}
+
+/// Prints one `PASS`/`FAIL` line per outcome, field operands shown with their values; true when all passed.
+pub fn report_fields(outcomes: &[Outcome], fields: &Fields, out: &mut dyn Write) -> std::io::Result<bool> {
     for o in outcomes {
         match &o.assertion.value {
             Operand::Field(name) => writeln!(out, "{o}, {name} = {}", number(fields[name]))?,

@@ -176,11 +176,13 @@ fn test_assert_fails_with_status_1_on_a_close_wait() {
             .output()
             .expect("run connscope")
     };
-    assert_eq!(run("CLOSE_WAIT == 0").status.code(), Some(1));
+    let failing = run("CLOSE_WAIT == 0");
+    assert_eq!(failing.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&failing.stderr), "FAIL CLOSE_WAIT == 0 (actual 1)\n");
     assert_eq!(run("server.CLOSE_WAIT == 1").status.code(), Some(0));
     let bad = run("CLOSE_WAIT equals 0");
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("KEY OP NUMBER"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected FIELD OP VALUE"));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `connscope sockets --port N`: the kernel's TCP sockets on a port, by state, side and owning
 //! process; `--watch` redraws them every interval with the change since the last tick.
 
+use crate::assert;
 use crate::error::Error;
 use crate::sockets::check;
 use crate::sockets::process::ProcessIndex;
@@ -61,20 +62,19 @@ fn take(port: u16, index: &mut ProcessIndex) -> Result<Snapshot, Error> {
 }
 
 fn once(args: &SocketsArgs) -> Result<ExitCode, Error> {
+    let keys = check::keys();
+    let assertions = args.asserts.iter().map(|a| assert::parse_against(a, &keys)).collect::<Result<Vec<_>, _>>()?;
     let snap = take(args.port, &mut ProcessIndex::new())?;
-    let outcomes = args.asserts.iter().map(|a| check::evaluate(a, &snap)).collect::<Result<Vec<_>, _>>().map_err(Error::Usage)?;
+    let fields = check::fields(&snap);
+    let outcomes = assert::evaluate_fields(&assertions, &fields);
     let mut out = std::io::stdout().lock();
     match args.format {
         SocketsFormat::Table => out.write_all(render::table(&snap).as_bytes())?,
         SocketsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&snap).map_err(|e| Error::Usage(e.to_string()))?)?,
     }
     out.flush()?;
-    let mut status = ExitCode::SUCCESS;
-    for o in outcomes.iter().filter(|o| !o.held) {
-        eprintln!("connscope: assert failed: {} (it is {})", o.expr, o.actual);
-        status = ExitCode::from(1);
-    }
-    Ok(status)
+    let all_held = assert::report_fields(&outcomes, &fields, &mut std::io::stderr().lock())?;
+    Ok(if all_held { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn watch(args: &SocketsArgs, interval: f64) -> Result<ExitCode, Error> {

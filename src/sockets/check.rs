@@ -1,108 +1,51 @@
 //! `--assert` for `connscope sockets`: checks such as `CLOSE_WAIT == 0` or `client.TIME_WAIT < 100`
-//! on a [`Snapshot`].
+//! on a [`Snapshot`], through the same parser and evaluator as the report's `--assert`.
 //!
 //! Keys: a state name alone is the count on both sides (`TIME_WAIT`); `client.STATE`,
 //! `server.STATE`, `no_owner.STATE` and `owner_unknown.STATE` count one group; `sockets` is every
 //! socket on the port. Operators: `==`, `!=`, `<`, `<=`, `>`, `>=`.
 
-use super::snapshot::Snapshot;
-use crate::tcp_state::TcpState;
+use super::snapshot::{Snapshot, StateCounts};
+use crate::assert::Fields;
+use crate::tcp_state::ALL_STATES;
 
-/// A comparison operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl Op {
-    fn holds(self, left: f64, right: f64) -> bool {
-        match self {
-            Op::Eq => left == right,
-            Op::Ne => left != right,
-            Op::Lt => left < right,
-            Op::Le => left <= right,
-            Op::Gt => left > right,
-            Op::Ge => left >= right,
+/// Every key a sockets assertion can name, with its value in `snapshot`.
+pub fn fields(snapshot: &Snapshot) -> Fields {
+    let mut fields = Fields::new();
+    fields.insert("sockets".to_string(), f64::from(snapshot.sockets));
+    let groups: [(&str, &StateCounts); 5] = [
+        ("", &snapshot.states),
+        ("client.", &snapshot.client),
+        ("server.", &snapshot.server),
+        ("no_owner.", &snapshot.no_owner),
+        ("owner_unknown.", &snapshot.owner_unknown),
+    ];
+    for (prefix, counts) in groups {
+        for state in ALL_STATES {
+            fields.insert(format!("{prefix}{}", state.name()), f64::from(counts.get(state)));
         }
     }
+    fields
 }
 
-/// One parsed check: `KEY OP NUMBER`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Check {
-    pub key: String,
-    pub op: Op,
-    pub value: f64,
-}
-
-/// The outcome of one check on a snapshot.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
-    /// The check as written.
-    pub expr: String,
-    /// The key's value in the snapshot.
-    pub actual: f64,
-    pub held: bool,
-}
-
-/// Parses `KEY OP NUMBER` (spaces optional). The grammar is the one of the report `--assert`
-/// (`src/assert.rs`, written in parallel): kept in this one function so that `sockets` can switch
-/// to that shared parser once it lands, with [`evaluate`] unchanged.
-pub fn parse(expr: &str) -> Result<Check, String> {
-    // Two-character operators first, so `<=` is not read as `<`.
-    const OPS: [(&str, Op); 6] = [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)];
-    let (at, text, op) = OPS
-        .iter()
-        .filter_map(|(text, op)| expr.find(text).map(|at| (at, *text, *op)))
-        .min_by_key(|(at, text, _)| (*at, usize::MAX - text.len()))
-        .ok_or_else(|| format!("--assert `{expr}`: expected KEY OP NUMBER, e.g. `CLOSE_WAIT == 0` (OP: == != < <= > >=)"))?;
-    let key = expr[..at].trim();
-    let value = expr[at + text.len()..].trim();
-    if key.is_empty() {
-        return Err(format!("--assert `{expr}`: no key before `{text}`"));
+/// The keys, for parsing before any snapshot exists (they do not depend on the sockets).
+pub fn keys() -> Fields {
+    let mut fields = Fields::new();
+    fields.insert("sockets".to_string(), 0.0);
+    for prefix in ["", "client.", "server.", "no_owner.", "owner_unknown."] {
+        for state in ALL_STATES {
+            fields.insert(format!("{prefix}{}", state.name()), 0.0);
+        }
     }
-    let value = value.parse::<f64>().map_err(|_| format!("--assert `{expr}`: `{value}` is not a number"))?;
-    Ok(Check { key: key.to_string(), op, value })
-}
-
-/// Evaluates one `--assert` expression on a snapshot.
-pub fn evaluate(expr: &str, snapshot: &Snapshot) -> Result<Outcome, String> {
-    let check = parse(expr)?;
-    let actual = value_of(&check.key, snapshot).ok_or_else(|| {
-        format!("--assert `{expr}`: unknown key `{}`; keys are a state (TIME_WAIT), client.STATE, server.STATE, no_owner.STATE, owner_unknown.STATE and sockets", check.key)
-    })?;
-    Ok(Outcome { expr: expr.to_string(), actual: f64::from(actual), held: check.op.holds(f64::from(actual), check.value) })
-}
-
-/// The count a key names.
-fn value_of(key: &str, s: &Snapshot) -> Option<u32> {
-    if key == "sockets" {
-        return Some(s.sockets);
-    }
-    let (group, state) = match key.split_once('.') {
-        Some((group, state)) => (group, state),
-        None => ("states", key),
-    };
-    let counts = match group {
-        "states" => &s.states,
-        "client" => &s.client,
-        "server" => &s.server,
-        "no_owner" => &s.no_owner,
-        "owner_unknown" => &s.owner_unknown,
-        _ => return None,
-    };
-    TcpState::from_name(state).map(|st| counts.get(st))
+    fields
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assert::{evaluate_fields, parse_against};
     use crate::sockets::KernelSocket;
+    use crate::tcp_state::TcpState;
     use std::collections::HashMap;
 
     fn snapshot() -> Snapshot {
@@ -121,36 +64,31 @@ mod tests {
         Snapshot::build(9000, 0.0, &sockets, &HashMap::new())
     }
 
-    #[test]
-    fn test_parse_reads_two_character_operators_whole() {
-        assert_eq!(parse("client.TIME_WAIT<=3"), Ok(Check { key: "client.TIME_WAIT".into(), op: Op::Le, value: 3.0 }));
-        assert_eq!(parse(" CLOSE_WAIT != 0 ").map(|c| c.op), Ok(Op::Ne));
-        assert!(parse("CLOSE_WAIT 0").is_err());
-        assert!(parse("== 0").is_err());
-        assert!(parse("CLOSE_WAIT == many").is_err());
+    fn check(expr: &str) -> (bool, f64) {
+        let assertion = parse_against(expr, &keys()).expect("valid");
+        let outcome = &evaluate_fields(&[assertion], &fields(&snapshot()))[0];
+        (outcome.passed, outcome.actual)
     }
 
     #[test]
     fn test_state_alone_counts_both_sides() {
-        let snap = snapshot();
-        assert!(evaluate("TIME_WAIT == 2", &snap).expect("eval").held);
-        assert!(!evaluate("CLOSE_WAIT == 0", &snap).expect("eval").held);
-        assert_eq!(evaluate("CLOSE_WAIT == 0", &snap).expect("eval").actual, 1.0);
+        assert_eq!(check("TIME_WAIT == 2"), (true, 2.0));
+        assert_eq!(check("CLOSE_WAIT == 0"), (false, 1.0));
     }
 
     #[test]
     fn test_side_keys_count_one_side() {
-        let snap = snapshot();
-        assert!(evaluate("client.TIME_WAIT == 2", &snap).expect("eval").held);
-        assert!(evaluate("server.TIME_WAIT == 0", &snap).expect("eval").held);
-        assert!(evaluate("server.close-wait >= 1", &snap).expect("eval").held);
-        assert!(evaluate("no_owner.TIME_WAIT == 2", &snap).expect("eval").held);
-        assert!(evaluate("sockets == 3", &snap).expect("eval").held);
+        assert!(check("client.TIME_WAIT == 2").0);
+        assert!(check("server.TIME_WAIT == 0").0);
+        assert!(check("server.CLOSE_WAIT >= 1").0);
+        assert!(check("no_owner.TIME_WAIT == 2").0);
+        assert!(check("sockets == 3").0);
     }
 
     #[test]
-    fn test_unknown_key_is_an_error() {
-        assert!(evaluate("client.NOPE == 0", &snapshot()).is_err());
-        assert!(evaluate("elsewhere.TIME_WAIT == 0", &snapshot()).is_err());
+    fn test_unknown_key_is_a_usage_error_listing_the_keys() {
+        let err = parse_against("client.NOPE == 0", &keys()).unwrap_err().to_string();
+        assert!(err.contains("unknown field `client.NOPE`") && err.contains("server.CLOSE_WAIT"), "{err}");
+        assert!(parse_against("elsewhere.TIME_WAIT == 0", &keys()).is_err());
     }
 }
