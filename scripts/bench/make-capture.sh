@@ -51,8 +51,8 @@ need() {
 # Build the stdlib-only Go server into the temp dir (no module, no network).
 start_server() {
     log "building server.go"
-    GOFLAGS= go build -o "$tmp/server" "$here/server.go"
-    "$tmp/server" "127.0.0.1:$port" 2>"$tmp/server.log" &
+    GOFLAGS= go build -o "$tmp/connscope-bench-server" "$here/server.go"
+    "$tmp/connscope-bench-server" "127.0.0.1:$port" 2>"$outdir/server.log" &
     server_pid=$!
     # Wait (bounded) until it accepts connections. This probe happens before
     # tcpdump starts, so it is not in the capture.
@@ -61,7 +61,7 @@ start_server() {
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    echo "server did not start:" >&2; cat "$tmp/server.log" >&2; exit 1
+    echo "server did not start:" >&2; cat "$outdir/server.log" >&2; exit 1
 }
 
 # tcpdump with a 64 MiB kernel buffer (-B, in KiB) so the loopback burst is not
@@ -85,14 +85,27 @@ stop_tcpdump() {
     cat "$outdir/tcpdump.log" >&2
 }
 
+# A capture made while the server was down is full of SYN/RST: refuse it.
+check_server() {
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "the server (pid $server_pid) died during $1; its log:" >&2
+        cat "$outdir/server.log" >&2
+        wait "$server_pid" || echo "exit status $?" >&2
+        server_pid=""
+        exit 1
+    fi
+}
+
 load() {
     local url=http://127.0.0.1:$port/
     log "phase 1: keep-alive, ${keepalive_s}s"
     timeout $((keepalive_s + 15)) wrk -t"$threads" -c"$conns" -d"${keepalive_s}s" "$url" \
         | tee "$outdir/wrk-keepalive.txt" >&2
+    check_server "the keep-alive phase"
     log "phase 2: Connection: close, ${close_s}s"
     timeout $((close_s + 15)) wrk -t"$threads" -c"$conns" -d"${close_s}s" \
         -H 'Connection: close' "$url" | tee "$outdir/wrk-close.txt" >&2
+    check_server "the Connection: close phase"
 }
 
 # One tshark pass (they take minutes and GBs on millions of packets): per-packet
