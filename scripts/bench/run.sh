@@ -51,7 +51,7 @@ median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else prin
 
 # measure ID N CMD...: runs CMD N times (stdout to /dev/null, stderr kept in $tmp/ID.err),
 # wall time from bash's EPOCHREALTIME, peak RSS from /usr/bin/time %M (KiB).
-# Leaves "median_seconds median_rss_kib status" in $tmp/ID.res; never aborts the run,
+# Leaves "median_seconds median_rss_kib min_seconds max_seconds status" in $tmp/ID.res; never aborts the run,
 # a failing command shows up as "exit N" in the table.
 measure() {
     local id=$1 n=$2; shift 2
@@ -67,17 +67,18 @@ measure() {
         echo "$t0 $t1" | awk '{printf "%.3f\n", $2 - $1}' >>"$tmp/$id.times"
         tail -1 "$tmp/$id.time" >>"$tmp/$id.rss"
     done
-    echo "$(median <"$tmp/$id.times") $(median <"$tmp/$id.rss") $status" >"$tmp/$id.res"
+    echo "$(median <"$tmp/$id.times") $(median <"$tmp/$id.rss") $(sort -g "$tmp/$id.times" | sed -n '1p;$p' | paste -sd' ') $status" >"$tmp/$id.res"
 }
 
 # row ID LABEL RUNS COMMAND FILE_BYTES PACKETS: one Markdown table row from $tmp/ID.res.
 row() {
     local id=$1 label=$2 n=$3 cmd=$4 bytes=$5 packets=$6
-    read -r secs rss status <"$tmp/$id.res"
+    read -r secs rss lo hi status <"$tmp/$id.res"
     awk -v l="$label" -v n="$n" -v c="$cmd" -v s="$secs" -v r="$rss" -v b="$bytes" \
-        -v p="$packets" -v st="$status" 'BEGIN {
+        -v p="$packets" -v st="$status" -v lo="$lo" -v hi="$hi" 'BEGIN {
         note = (st == "ok") ? "" : " (" st ")"
-        printf "| %s%s | `%s` | %d | %.2f | %.2f M | %.0f | %.1f |\n", l, note, c, n, s, p / s / 1e6, b / s / 1e6, r / 1024
+        range = (n > 1) ? sprintf("%.2f–%.2f", lo, hi) : "(1 run)"
+        printf "| %s%s | `%s` | %d | %.2f | %s | %.2f M | %.0f | %.1f |\n", l, note, c, n, s, range, p / s / 1e6, b / s / 1e6, r / 1024
     }'
 }
 
@@ -102,8 +103,8 @@ timings() {
 
     echo "Capture: \`$f\` — $packets packets, $bytes bytes; page cache warm; median wall time over the runs shown."
     echo
-    echo "| program | command | runs | wall s (median) | packets/s | MB/s | peak RSS MiB |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| program | command | runs | wall s (median) | min–max s | packets/s | MB/s | peak RSS MiB |"
+    echo "|---|---|---|---|---|---|---|---|"
     row json "connscope JSON" "$runs" "connscope analyze FILE --port $port --format json" "$bytes" "$packets"
     row table "connscope table" "$runs" "connscope analyze FILE --port $port" "$bytes" "$packets"
     row floor "libpcap floor" "$runs" "floor FILE" "$bytes" "$packets"
@@ -120,6 +121,22 @@ timings() {
     echo "| connscope JSON peak RSS | $(rss_mib json) MiB | ≤ 64 MiB |"
 }
 
+# peak_anon FILE: one more connscope run, polling RssAnon in /proc/PID/status every 20 ms.
+# %M (VmHWM) also counts the pages of a memory-mapped input file, which grow with the file
+# but are clean page cache the kernel can drop; RssAnon is the heap and stacks alone.
+# Sampling can miss a spike shorter than 20 ms.
+peak_anon() {
+    local pid kib peak=0
+    "$connscope" analyze "$1" --port "$port" --format json >/dev/null 2>&1 &
+    pid=$!
+    while kib=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [[ -n $kib ]]; do
+        ((kib > peak)) && peak=$kib
+        sleep 0.02
+    done
+    wait "$pid" || true
+    awk -v k="$peak" 'BEGIN {printf "%.1f", k / 1024}'
+}
+
 # Peak RSS on the capture and on the capture twice (mergecap -a: the same packets again,
 # same timestamps and ISNs, after the first copy). It must not grow with the file.
 memory_check() {
@@ -133,10 +150,10 @@ memory_check() {
     echo
     echo "Memory check: \`connscope analyze FILE --port $port --format json\`, peak RSS (median of runs)."
     echo
-    echo "| file | size bytes | wall s | peak RSS MiB |"
-    echo "|---|---|---|---|"
-    echo "| capture | $(stat -c %s "$capture") | $(secs json) | $(rss_mib json) |"
-    echo "| capture twice (\`mergecap -a\`) | $(stat -c %s "$x2") | $(secs x2) | $(rss_mib x2)$(awk '$3 != "ok" {print " (" $3 " " $4 ")"}' "$tmp/x2.res") |"
+    echo "| file | size bytes | wall s | peak RSS MiB | peak anonymous RSS MiB (sampled) |"
+    echo "|---|---|---|---|---|"
+    echo "| capture | $(stat -c %s "$capture") | $(secs json) | $(rss_mib json) | $(peak_anon "$capture") |"
+    echo "| capture twice (\`mergecap -a\`) | $(stat -c %s "$x2") | $(secs x2) | $(rss_mib x2)$(awk '$5 != "ok" {print " (" $5 " " $6 ")"}' "$tmp/x2.res") | $(peak_anon "$x2") |"
 }
 
 # connscope's summary next to make-capture.sh's reference counts.
