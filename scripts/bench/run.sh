@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# run.sh CAPTURE [PORT] [RUNS]
+#
+# Times, on one capture and in one run, side by side:
+#   connscope analyze --format json, connscope analyze (table), the bare libpcap loop
+#   (floor.c), tshark -q -z conv,tcp, tshark -q -z http,tree, tcpdump -nr FILE -w /dev/null
+# and prints Markdown tables on stdout (paste into docs/performance.md):
+#   wall time (median over RUNS, default 5; tshark once, it takes minutes), packets/s, MB/s
+#   (10^6 bytes of file per second), peak RSS (/usr/bin/time %M), the ratios
+#   connscope/floor and tshark/connscope, a memory check on the capture doubled with
+#   `mergecap -a` (peak RSS must not grow with the file), and connscope's counts next to the
+#   reference counts from make-capture.sh (reference.txt beside the capture), if present.
+# Progress goes to stderr.
+#
+# Environment:
+#   CONNSCOPE   binary to time (default: target/release/connscope of this repository,
+#               built with `cargo build --release` if missing)
+#   OUTDIR      where the doubled capture goes (default: the capture's directory)
+#   SLOW_RUNS   runs for the tshark commands (default 1)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+capture=${1:?usage: run.sh CAPTURE [PORT] [RUNS]}
+port=${2:-18087}
+runs=${3:-5}
+slow_runs=${SLOW_RUNS:-1}
+outdir=${OUTDIR:-$(dirname "$capture")}
+connscope=${CONNSCOPE:-$repo/target/release/connscope}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+log() { printf '[run %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+need() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null || { echo "missing: $c (apt-get install ...)" >&2; exit 1; }
+    done
+}
+
+build() {
+    if [[ ! -x $connscope ]]; then
+        log "building connscope (cargo build --release in $repo)"
+        (cd "$repo" && cargo build --release)
+    fi
+    cc -O2 "$here/floor.c" -lpcap -o "$tmp/floor"
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+# measure ID N CMD...: runs CMD N times (stdout to /dev/null, stderr kept in $tmp/ID.err),
+# wall time from bash's EPOCHREALTIME, peak RSS from /usr/bin/time %M (KiB).
+# Leaves "median_seconds median_rss_kib min_seconds max_seconds status" in $tmp/ID.res; never aborts the run,
+# a failing command shows up as "exit N" in the table.
+measure() {
+    local id=$1 n=$2; shift 2
+    local i t0 t1 rc status=ok
+    : >"$tmp/$id.times"; : >"$tmp/$id.rss"
+    for ((i = 1; i <= n; i++)); do
+        log "$id run $i/$n: $*"
+        t0=$EPOCHREALTIME
+        rc=0
+        /usr/bin/time -f '%M' -o "$tmp/$id.time" "$@" >/dev/null 2>"$tmp/$id.err" || rc=$?
+        t1=$EPOCHREALTIME
+        if ((rc != 0)); then status="exit $rc"; log "$id failed: $(tail -3 "$tmp/$id.err")"; fi
+        echo "$t0 $t1" | awk '{printf "%.3f\n", $2 - $1}' >>"$tmp/$id.times"
+        tail -1 "$tmp/$id.time" >>"$tmp/$id.rss"
+    done
+    echo "$(median <"$tmp/$id.times") $(median <"$tmp/$id.rss") $(sort -g "$tmp/$id.times" | sed -n '1p;$p' | paste -sd' ') $status" >"$tmp/$id.res"
+}
+
+# row ID LABEL RUNS COMMAND FILE_BYTES PACKETS: one Markdown table row from $tmp/ID.res.
+row() {
+    local id=$1 label=$2 n=$3 cmd=$4 bytes=$5 packets=$6
+    read -r secs rss lo hi status <"$tmp/$id.res"
+    awk -v l="$label" -v n="$n" -v c="$cmd" -v s="$secs" -v r="$rss" -v b="$bytes" \
+        -v p="$packets" -v st="$status" -v lo="$lo" -v hi="$hi" 'BEGIN {
+        note = (st == "ok") ? "" : " (" st ")"
+        range = (n > 1) ? sprintf("%.2f–%.2f", lo, hi) : "(1 run)"
+        printf "| %s%s | `%s` | %d | %.2f | %s | %.2f M | %.0f | %.1f |\n", l, note, c, n, s, range, p / s / 1e6, b / s / 1e6, r / 1024
+    }'
+}
+
+secs() { awk '{printf "%.2f", $1}' "$tmp/$1.res"; }
+rss_mib() { awk '{printf "%.1f", $2 / 1024}' "$tmp/$1.res"; }
+ratio() { awk -v a="$(secs "$1")" -v b="$(secs "$2")" 'BEGIN {printf "%.2f", a / b}'; }
+
+timings() {
+    local bytes packets f=$capture
+    bytes=$(stat -c %s "$f")
+    log "warming the page cache (every tool then reads the file from memory)"
+    cat "$f" >/dev/null
+    packets=$("$tmp/floor" "$f" | sed -n 's/^packets=\([0-9]*\).*/\1/p')
+
+    measure floor "$runs" "$tmp/floor" "$f"
+    measure json "$runs" "$connscope" analyze "$f" --port "$port" --format json
+    "$connscope" analyze "$f" --port "$port" --format json >"$tmp/report.json" 2>/dev/null || true
+    measure table "$runs" "$connscope" analyze "$f" --port "$port"
+    measure tcpdump "$runs" tcpdump -nr "$f" -w /dev/null
+    measure conv "$slow_runs" tshark -r "$f" -q -z conv,tcp
+    measure http "$slow_runs" tshark -r "$f" -q -z http,tree
+
+    echo "Capture: \`$f\` — $packets packets, $bytes bytes; page cache warm; median wall time over the runs shown."
+    echo
+    echo "| program | command | runs | wall s (median) | min–max s | packets/s | MB/s | peak RSS MiB |"
+    echo "|---|---|---|---|---|---|---|---|"
+    row json "connscope JSON" "$runs" "connscope analyze FILE --port $port --format json" "$bytes" "$packets"
+    row table "connscope table" "$runs" "connscope analyze FILE --port $port" "$bytes" "$packets"
+    row floor "libpcap floor" "$runs" "floor FILE" "$bytes" "$packets"
+    row tcpdump "tcpdump" "$runs" "tcpdump -nr FILE -w /dev/null" "$bytes" "$packets"
+    row conv "tshark conv" "$slow_runs" "tshark -r FILE -q -z conv,tcp" "$bytes" "$packets"
+    row http "tshark http" "$slow_runs" "tshark -r FILE -q -z http,tree" "$bytes" "$packets"
+    echo
+    echo "| ratio | value | target (issue 9) |"
+    echo "|---|---|---|"
+    echo "| connscope JSON / libpcap floor (time) | $(ratio json floor) | ≤ 1.0 |"
+    echo "| connscope table / libpcap floor (time) | $(ratio table floor) | |"
+    echo "| tshark conv,tcp / connscope JSON (time) | $(ratio conv json) | ≥ 75 |"
+    echo "| tshark http,tree / connscope JSON (time) | $(ratio http json) | |"
+    echo "| connscope JSON peak RSS | $(rss_mib json) MiB | ≤ 64 MiB |"
+}
+
+# peak_anon FILE: one more connscope run, polling RssAnon in /proc/PID/status every 20 ms.
+# %M (VmHWM) also counts the pages of a memory-mapped input file, which grow with the file
+# but are clean page cache the kernel can drop; RssAnon is the heap and stacks alone.
+# Sampling can miss a spike shorter than 20 ms.
+peak_anon() {
+    local pid kib peak=0
+    "$connscope" analyze "$1" --port "$port" --format json >/dev/null 2>&1 &
+    pid=$!
+    while kib=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [[ -n $kib ]]; do
+        ((kib > peak)) && peak=$kib
+        sleep 0.02
+    done
+    wait "$pid" || true
+    awk -v k="$peak" 'BEGIN {printf "%.1f", k / 1024}'
+}
+
+# Peak RSS on the capture and on the capture twice (mergecap -a: the same packets again,
+# same timestamps and ISNs, after the first copy). It must not grow with the file.
+memory_check() {
+    local x2=$outdir/$(basename "${capture%.*}")-x2.pcap n=$((runs < 3 ? runs : 3))
+    if [[ ! -s $x2 || $x2 -ot $capture ]]; then
+        log "mergecap -a -F pcap -w $x2 (capture twice)"
+        mergecap -a -F pcap -w "$x2" "$capture" "$capture"
+    fi
+    cat "$x2" >/dev/null
+    measure x2 "$n" "$connscope" analyze "$x2" --port "$port" --format json
+    echo
+    echo "Memory check: \`connscope analyze FILE --port $port --format json\`, peak RSS (median of runs)."
+    echo
+    echo "| file | size bytes | wall s | peak RSS MiB | peak anonymous RSS MiB (sampled) |"
+    echo "|---|---|---|---|---|"
+    echo "| capture | $(stat -c %s "$capture") | $(secs json) | $(rss_mib json) | $(peak_anon "$capture") |"
+    echo "| capture twice (\`mergecap -a\`) | $(stat -c %s "$x2") | $(secs x2) | $(rss_mib x2)$(awk '$5 != "ok" {print " (" $5 " " $6 ")"}' "$tmp/x2.res") | $(peak_anon "$x2") |"
+}
+
+# connscope's summary next to make-capture.sh's reference counts.
+counts() {
+    local ref
+    ref=$(dirname "$capture")/reference.txt
+    [[ -s $ref && -s $tmp/report.json ]] || { log "no reference.txt or no JSON report: skipping counts"; return 0; }
+    echo
+    echo "Counts: connscope (JSON summary) vs reference (tshark, \`$ref\`)."
+    echo
+    python3 - "$ref" "$tmp/report.json" <<'PY'
+import json, sys
+ref = dict(l.strip().split("=", 1) for l in open(sys.argv[1]) if "=" in l and not l.startswith("#"))
+s = json.load(open(sys.argv[2]))["summary"]
+rows = [
+    ("connections", "connections_conv_tcp", s["connections"]),
+    ("handshakes (initial SYN seen)", "handshakes_initial_syn", s["handshakes"]),
+    ("FIN first: client", "fin_first_client", s["fin_first"]["client"]),
+    ("FIN first: server", "fin_first_server", s["fin_first"]["server"]),
+    ("FIN first: none", "fin_first_none", s["fin_first"]["none"]),
+    ("HTTP requests", "http_requests", s["http_requests"]),
+    ("connections with RST", "streams_with_rst", s["rst_connections"]),
+]
+print("| count | reference | connscope | equal |")
+print("|---|---|---|---|")
+for name, key, got in rows:
+    want = ref.get(key, "?")
+    print(f"| {name} | {want} | {got} | {'yes' if str(got) == want else '**no**'} |")
+PY
+}
+
+main() {
+    need cc tshark tcpdump mergecap python3 /usr/bin/time
+    [[ -r $capture ]] || { echo "no such capture: $capture" >&2; exit 1; }
+    build
+    log "connscope: $connscope"
+    timings
+    memory_check
+    counts
+}
+
+main
