@@ -1,13 +1,13 @@
 //! Link layer → IP → TCP: turns a captured frame into a borrowed [`Segment`].
 //!
-//! Ethernet goes through etherparse's lax slicer (VLAN tags included). Linux cooked SLL and SLL2 and
-//! BSD loopback NULL/LOOP headers are stripped here (etherparse has no slicer for SLL2 or NULL), then
-//! the IP layer is sliced by etherparse. Lengths come from the IP header, so a packet cut short by the
+//! Ethernet and VLAN headers are sliced by etherparse; Linux cooked SLL and SLL2 and BSD loopback
+//! NULL/LOOP headers are stripped here (etherparse has no slicer for SLL2 or NULL); then etherparse's
+//! lax IP slicer and its TCP slicer do the rest, one layer at a time (no whole-packet struct is built). Lengths come from the IP header, so a packet cut short by the
 //! capture's snaplen still yields its TCP header and the length its payload had on the wire.
 
 use crate::seq::SeqNumber;
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
-use std::net::{IpAddr, SocketAddr};
+use etherparse::{EtherType, Ethernet2Slice, IpNumber, LaxIpSlice, SingleVlanSlice, TcpSlice};
+use std::net::SocketAddr;
 
 /// The link-layer header types connscope decodes (libpcap DLT/LINKTYPE values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,12 +141,12 @@ pub enum Decoded<'a> {
 
 /// Decodes one frame of the given link type. `orig_len` is the frame's length on the wire.
 pub fn decode(link: LinkType, frame: &[u8], orig_len: u32, ts: f64) -> Decoded<'_> {
-    let sliced = match link {
-        LinkType::Ethernet => match LaxSlicedPacket::from_ethernet(frame) {
-            Ok(p) => p,
+    let (ether_type, rest) = match link {
+        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => return from_ip(frame, orig_len, ts),
+        LinkType::Ethernet => match Ethernet2Slice::from_slice_without_fcs(frame) {
+            Ok(eth) => (eth.ether_type(), eth.payload_slice()),
             Err(_) => return Decoded::Truncated,
         },
-        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => return from_ip(frame, orig_len, ts),
         LinkType::Null | LinkType::Loop => {
             let Some(family) = frame.get(..4) else { return Decoded::Truncated };
             let family = [family[0], family[1], family[2], family[3]];
@@ -167,73 +167,63 @@ pub fn decode(link: LinkType, frame: &[u8], orig_len: u32, ts: f64) -> Decoded<'
                 _ => Decoded::NotTcp,
             };
         }
-        LinkType::LinuxSll => {
-            let Some(proto) = frame.get(14..16) else { return Decoded::Truncated };
-            let ether_type = u16::from_be_bytes([proto[0], proto[1]]);
-            LaxSlicedPacket::from_ether_type(EtherType(ether_type), &frame[16..])
-        }
-        LinkType::LinuxSll2 => {
-            if frame.len() < 20 {
-                return Decoded::Truncated;
-            }
-            let ether_type = u16::from_be_bytes([frame[0], frame[1]]);
-            LaxSlicedPacket::from_ether_type(EtherType(ether_type), &frame[20..])
-        }
+        LinkType::LinuxSll => match frame.get(14..16) {
+            Some(proto) => (EtherType(u16::from_be_bytes([proto[0], proto[1]])), &frame[16..]),
+            None => return Decoded::Truncated,
+        },
+        LinkType::LinuxSll2 => match frame.get(..2) {
+            Some(proto) if frame.len() >= 20 => (EtherType(u16::from_be_bytes([proto[0], proto[1]])), &frame[20..]),
+            _ => return Decoded::Truncated,
+        },
     };
-    let link_len = link_header_len(frame, &sliced);
-    segment_from(sliced, orig_len.saturating_sub(link_len), ts)
-}
-
-/// Length of the link header (and VLAN tags): where the IP header starts in the frame.
-fn link_header_len(frame: &[u8], sliced: &LaxSlicedPacket<'_>) -> u32 {
-    let ip_start = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(s)) => s.header().slice().as_ptr(),
-        Some(LaxNetSlice::Ipv6(s)) => s.header().slice().as_ptr(),
-        _ => return 0,
+    let (ether_type, ip) = match strip_vlan_tags(ether_type, rest) {
+        Some(inner) => inner,
+        None => return Decoded::Truncated,
     };
-    (ip_start as usize).saturating_sub(frame.as_ptr() as usize) as u32
-}
-
-fn from_ip(data: &[u8], orig_ip_len: u32, ts: f64) -> Decoded<'_> {
-    match LaxSlicedPacket::from_ip(data) {
-        Ok(sliced) => segment_from(sliced, orig_ip_len, ts),
-        Err(_) => {
-            if data.is_empty() || matches!(data[0] >> 4, 4 | 6) {
-                Decoded::Truncated
-            } else {
-                Decoded::Undecodable
-            }
-        }
+    if ether_type != EtherType::IPV4 && ether_type != EtherType::IPV6 {
+        return Decoded::NotTcp;
     }
+    let link_len = (ip.as_ptr() as usize - frame.as_ptr() as usize) as u32;
+    from_ip(ip, orig_len.saturating_sub(link_len), ts)
 }
 
-/// Builds the segment from a sliced packet. `orig_ip_len` is the length of the packet on the wire
-/// from the IP header on; it is the fallback when the IP header gives no length (TSO/jumbograms).
-fn segment_from(sliced: LaxSlicedPacket<'_>, orig_ip_len: u32, ts: f64) -> Decoded<'_> {
-    let Some(net) = &sliced.net else { return Decoded::NotTcp };
-    let (src_ip, dst_ip, ip_start, ip_total_len, ip_payload): (IpAddr, IpAddr, *const u8, u32, _) = match net {
-        LaxNetSlice::Ipv4(s) => {
-            let h = s.header();
-            (h.source_addr().into(), h.destination_addr().into(), h.slice().as_ptr(), u32::from(h.total_len()), s.payload())
+/// Skips 802.1Q / 802.1ad VLAN tags (up to three); `None` when the frame ends inside one.
+fn strip_vlan_tags(mut ether_type: EtherType, mut rest: &[u8]) -> Option<(EtherType, &[u8])> {
+    for _ in 0..3 {
+        if !matches!(ether_type, EtherType::VLAN_TAGGED_FRAME | EtherType::PROVIDER_BRIDGING | EtherType::VLAN_DOUBLE_TAGGED_FRAME) {
+            break;
         }
-        LaxNetSlice::Ipv6(s) => {
-            let h = s.header();
-            let payload_len = u32::from(h.payload_length());
-            let total = if payload_len == 0 { 0 } else { 40 + payload_len };
-            (h.source_addr().into(), h.destination_addr().into(), h.slice().as_ptr(), total, s.payload())
+        let tag = SingleVlanSlice::from_slice(rest).ok()?;
+        ether_type = tag.ether_type();
+        rest = tag.payload_slice();
+    }
+    Some((ether_type, rest))
+}
+
+/// Decodes from the IP header on. `orig_ip_len` is the packet's length on the wire from the IP
+/// header on; it is the fallback when the IP header gives no length (TSO, jumbograms).
+fn from_ip(data: &[u8], orig_ip_len: u32, ts: f64) -> Decoded<'_> {
+    let ip = match LaxIpSlice::from_slice(data) {
+        Ok((ip, _)) => ip,
+        Err(_) => {
+            return if data.is_empty() || matches!(data[0] >> 4, 4 | 6) { Decoded::Truncated } else { Decoded::Undecodable };
         }
-        LaxNetSlice::Arp(_) => return Decoded::NotTcp,
     };
-    if ip_payload.ip_number != etherparse::IpNumber::TCP {
+    let (ip_start, ip_total_len) = match &ip {
+        LaxIpSlice::Ipv4(s) => (s.header().slice().as_ptr(), u32::from(s.header().total_len())),
+        LaxIpSlice::Ipv6(s) => {
+            let payload_len = u32::from(s.header().payload_length());
+            (s.header().slice().as_ptr(), if payload_len == 0 { 0 } else { 40 + payload_len })
+        }
+    };
+    let ip_payload = ip.payload();
+    if ip_payload.ip_number != IpNumber::TCP {
         return Decoded::NotTcp;
     }
     if ip_payload.fragmented {
         return Decoded::Undecodable;
     }
-    let tcp = match &sliced.transport {
-        Some(TransportSlice::Tcp(tcp)) => tcp,
-        _ => return Decoded::Truncated,
-    };
+    let Ok(tcp) = TcpSlice::from_slice(ip_payload.payload) else { return Decoded::Truncated };
     let payload = tcp.payload();
     // Bytes from the start of the IP header to the end of the TCP header (IP options and extension headers included).
     let headers_len = (payload.as_ptr() as usize).saturating_sub(ip_start as usize) as u32;
@@ -241,8 +231,8 @@ fn segment_from(sliced: LaxSlicedPacket<'_>, orig_ip_len: u32, ts: f64) -> Decod
     let wire_len = wire_ip_len.saturating_sub(headers_len).max(payload.len() as u32);
     Decoded::Tcp(Segment {
         ts,
-        src: SocketAddr::new(src_ip, tcp.source_port()),
-        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        src: SocketAddr::new(ip.source_addr(), tcp.source_port()),
+        dst: SocketAddr::new(ip.destination_addr(), tcp.destination_port()),
         flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst(), psh: tcp.psh() },
         seq: SeqNumber(tcp.sequence_number()),
         ack: SeqNumber(tcp.acknowledgment_number()),

@@ -99,8 +99,9 @@ impl Output {
     /// Prints the report (or the ladder), the explanation and the SVG, then checks the assertions.
     pub fn finish(self, report: &Report) -> Result<ExitCode, Error> {
         let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let color = out.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        // Buffered: stdout alone flushes at every newline, a syscall per line of a long JSON report.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         match (self.format, &self.stream) {
             (_, Some(stream)) => stream.finish(report, &mut out)?,
             (Format::Json, None) => render::json::write(report, &mut out)?,

@@ -147,7 +147,9 @@ fn test_server_that_never_closes_is_left_in_close_wait() {
     assert!(owned(&accepted, server.pid(), "server").is_some(), "{accepted:#}");
     drop(client);
 
-    let snap = wait_for(port, |s| s["server"]["CLOSE_WAIT"].as_u64() == Some(1));
+    // The server's ACK of the FIN moves the client to FIN_WAIT_2 a moment after the server enters
+    // CLOSE_WAIT: wait for both.
+    let snap = wait_for(port, |s| s["server"]["CLOSE_WAIT"].as_u64() == Some(1) && s["client"]["FIN_WAIT_2"].as_u64() == Some(1));
     assert_eq!(snap["server"]["CLOSE_WAIT"], 1, "{snap:#}");
     assert_eq!(snap["client"]["FIN_WAIT_2"], 1, "{snap:#}");
     let by_server = owned(&snap, server.pid(), "server").unwrap_or_else(|| panic!("server PID {} not an owner: {snap:#}", server.pid()));

@@ -17,6 +17,8 @@ pub const MAX_EXCHANGES: usize = 256;
 const MAX_PENDING: usize = 1024;
 /// Headers httparse may return per message.
 const MAX_HEADERS: usize = 128;
+/// Header slots tried first; a head with more is parsed again with [`MAX_HEADERS`].
+const FEW_HEADERS: usize = 24;
 /// How far into a start line the plausibility check looks; httparse judges the rest.
 const START_LINE_CHECK_WINDOW: usize = 256;
 
@@ -424,28 +426,47 @@ impl Http1Framer {
     }
 
     /// Parses a complete head and records the message; returns how its body is framed, or `None` if invalid.
+    /// Most heads have few headers: a small header array is tried first (it is set up for every
+    /// message, so its size is paid each time), the full one only when that is too small.
     fn parse_head(&mut self, side: Side, block: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> Option<Phase> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+        match self.parse_head_with(side, block, &mut few, ts, events) {
+            Err(httparse::Error::TooManyHeaders) => {
+                let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                self.parse_head_with(side, block, &mut many, ts, events).ok().flatten()
+            }
+            other => other.ok().flatten(),
+        }
+    }
+
+    fn parse_head_with<'b>(
+        &mut self,
+        side: Side,
+        block: &'b [u8],
+        headers: &mut [httparse::Header<'b>],
+        ts: f64,
+        events: &mut Vec<ProtocolEvent>,
+    ) -> Result<Option<Phase>, httparse::Error> {
         match side {
             Side::Client => {
-                let mut request = httparse::Request::new(&mut headers);
-                if !matches!(request.parse(block), Ok(httparse::Status::Complete(_))) {
-                    return None;
+                let mut request = httparse::Request::new(headers);
+                if !matches!(request.parse(block)?, httparse::Status::Complete(_)) {
+                    return Ok(None);
                 }
-                let (method, target) = (request.method?, request.path?);
+                let (Some(method), Some(target)) = (request.method, request.path) else { return Ok(None) };
                 let version = version_of(request.version);
                 let facts = HeadFacts::from_headers(request.headers);
-                Some(self.on_request(method, target, version, &facts, ts, events))
+                Ok(Some(self.on_request(method, target, version, &facts, ts, events)))
             }
             Side::Server => {
-                let mut response = httparse::Response::new(&mut headers);
-                if !matches!(response.parse(block), Ok(httparse::Status::Complete(_))) {
-                    return None;
+                let mut response = httparse::Response::new(headers);
+                if !matches!(response.parse(block)?, httparse::Status::Complete(_)) {
+                    return Ok(None);
                 }
-                let status = response.code?;
+                let Some(status) = response.code else { return Ok(None) };
                 let version = version_of(response.version);
                 let facts = HeadFacts::from_headers(response.headers);
-                Some(self.on_response(status, version, &facts, ts, events))
+                Ok(Some(self.on_response(status, version, &facts, ts, events)))
             }
         }
     }
@@ -764,6 +785,18 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         assert_eq!((framer.requests, framer.responses), (1, 1));
         assert_eq!(statuses(&framer), [Some(201)]);
         assert_eq!(events.iter().filter(|e| matches!(e, ProtocolEvent::HttpResponse { .. })).count(), 1);
+    }
+
+    #[test]
+    fn test_head_with_more_headers_than_the_first_try_still_parses() {
+        let mut request = b"GET /many HTTP/1.1\r\n".to_vec();
+        for i in 0..(FEW_HEADERS + 6) {
+            request.extend_from_slice(format!("X-Header-{i}: v\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        let (framer, _) = frame(&[(Client, &request)]);
+        assert_eq!(framer.requests, 1);
+        assert_eq!(framer.resyncs, 0);
     }
 
     #[test]
