@@ -14,7 +14,8 @@ use crate::seq::SeqNumber;
 use crate::side::Side;
 use crate::tcp_state::{StateEvent, TcpState};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::hash_map::Entry;
+use std::net::{IpAddr, SocketAddr};
 
 /// A segment counts as a keep-alive probe only after this much silence on the connection (seconds).
 /// Linux's smallest keep-alive interval is 1 s; retransmissions come sooner than this after the data.
@@ -78,17 +79,30 @@ pub struct FlowCounters {
     pub evicted: u64,
 }
 
-/// Canonical 4-tuple: the lower endpoint first, so both directions map to one key.
+/// Canonical 4-tuple, packed: each endpoint as 16 address bytes (IPv4 mapped into IPv6) and a port,
+/// the lower endpoint first so both directions map to one key. Cheap to hash and compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey(SocketAddr, SocketAddr);
+struct FlowKey([u8; 36]);
 
 impl FlowKey {
     fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
-        if (a.ip(), a.port()) <= (b.ip(), b.port()) {
-            FlowKey(a, b)
-        } else {
-            FlowKey(b, a)
-        }
+        let (a, b) = (Self::endpoint(a), Self::endpoint(b));
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let mut key = [0u8; 36];
+        key[..18].copy_from_slice(&lo);
+        key[18..].copy_from_slice(&hi);
+        FlowKey(key)
+    }
+
+    fn endpoint(addr: SocketAddr) -> [u8; 18] {
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let mut out = [0u8; 18];
+        out[..16].copy_from_slice(&ip);
+        out[16..].copy_from_slice(&addr.port().to_be_bytes());
+        out
     }
 }
 
@@ -212,7 +226,7 @@ impl Connection {
 
 /// The table of open connections.
 pub struct FlowTable {
-    open: HashMap<FlowKey, Connection, ahash::RandomState>,
+    open: HashMap<FlowKey, Box<Connection>, ahash::RandomState>,
     /// Closed tuples and when they closed, to recognise late segments.
     tombstones: HashMap<FlowKey, f64, ahash::RandomState>,
     /// Tuples in the order their connections opened, for eviction.
@@ -261,59 +275,58 @@ impl FlowTable {
         self.open.len()
     }
 
-    /// Processes one segment.
+    /// Processes one segment. An open connection is found with one hash lookup.
     pub fn process(&mut self, seg: &Segment<'_>, sink: &mut dyn FlowSink) {
-        let start = *self.capture_start.get_or_insert(seg.ts);
+        self.capture_start.get_or_insert(seg.ts);
         if seg.ts > self.latest_ts {
             self.latest_ts = seg.ts;
-        }
-        let key = FlowKey::of(seg.src, seg.dst);
-        let is_syn = seg.flags.syn && !seg.flags.ack;
-
-        if is_syn {
-            if let Some(conn) = self.open.get(&key) {
-                let retransmission = conn.client == seg.src && conn.end(Side::Client).isn == Some(seg.seq);
-                if !retransmission {
-                    let old = self.open.remove(&key).expect("present");
-                    self.finalise(old, EndReason::Replaced, sink);
-                }
-            }
-        }
-        if !self.open.contains_key(&key) {
-            if !is_syn && self.tombstones.contains_key(&key) {
-                self.counters.after_close += 1;
-                return;
-            }
-            self.tombstones.remove(&key);
-            self.make_room(sink);
-            let (client, server) = self.orient(seg);
-            let id = self.next_id;
-            self.next_id += 1;
-            self.open.insert(key, Connection::new(id, client, server, seg.ts));
-            self.opened_order.push_back((key, id));
-            sink.event(id, &FlowEvent::Opened { handshake: is_syn });
-        }
-
-        let conn = self.open.get_mut(&key).expect("inserted above");
-        let events = &mut self.protocol_events;
-        update(conn, seg, sink, events);
-        if conn.closed() {
-            let conn = self.open.remove(&key).expect("present");
-            self.tombstones.insert(key, seg.ts);
-            self.finalise(conn, EndReason::Closed, sink);
         }
         if self.latest_ts - self.last_sweep_ts > TOMBSTONE_TTL / 4.0 {
             self.sweep_tombstones();
         }
-        let _ = start;
+        let key = FlowKey::of(seg.src, seg.dst);
+        let is_syn = seg.flags.syn && !seg.flags.ack;
+        if let Entry::Occupied(mut open) = self.open.entry(key) {
+            let conn = open.get_mut();
+            let retransmitted_syn = conn.client == seg.src && conn.end(Side::Client).isn == Some(seg.seq);
+            if !is_syn || retransmitted_syn {
+                update(conn, seg, sink, &mut self.protocol_events);
+                if conn.closed() {
+                    self.tombstones.insert(key, seg.ts);
+                    finalise(open.remove(), EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
+                }
+                return;
+            }
+            // A SYN with another ISN on an open tuple: the old connection ends, a new one starts.
+            finalise(open.remove(), EndReason::Replaced, self.capture_start, &mut self.protocol_events, sink);
+        } else if !is_syn && self.tombstones.contains_key(&key) {
+            self.counters.after_close += 1;
+            return;
+        }
+        self.tombstones.remove(&key);
+        self.make_room(sink);
+        let (client, server) = self.orient(seg);
+        let id = self.next_id;
+        self.next_id += 1;
+        sink.event(id, &FlowEvent::Opened { handshake: is_syn });
+        let mut conn = Box::new(Connection::new(id, client, server, seg.ts));
+        update(&mut conn, seg, sink, &mut self.protocol_events);
+        if conn.closed() {
+            // Closed by its first segment (a lone RST).
+            self.tombstones.insert(key, seg.ts);
+            finalise(conn, EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
+        } else {
+            self.open.insert(key, conn);
+            self.opened_order.push_back((key, id));
+        }
     }
 
     /// Ends the capture: every open connection is finalised as it stands.
     pub fn finish(&mut self, sink: &mut dyn FlowSink) {
-        let mut open: Vec<Connection> = self.open.drain().map(|(_, c)| c).collect();
+        let mut open: Vec<Box<Connection>> = self.open.drain().map(|(_, c)| c).collect();
         open.sort_by_key(|c| c.id);
         for conn in open {
-            self.finalise(conn, EndReason::OpenAtEnd, sink);
+            finalise(conn, EndReason::OpenAtEnd, self.capture_start, &mut self.protocol_events, sink);
         }
         self.opened_order.clear();
         self.tombstones.clear();
@@ -341,7 +354,7 @@ impl FlowTable {
             let Some(key) = victim else { break };
             if let Some(conn) = self.open.remove(&key) {
                 self.counters.evicted += 1;
-                self.finalise(conn, EndReason::Evicted, sink);
+                finalise(conn, EndReason::Evicted, self.capture_start, &mut self.protocol_events, sink);
             }
         }
     }
@@ -368,88 +381,89 @@ impl FlowTable {
         self.tombstones.retain(|_, closed_at| *closed_at >= horizon);
         self.last_sweep_ts = self.latest_ts;
     }
+}
 
-    fn finalise(&mut self, mut conn: Connection, end: EndReason, sink: &mut dyn FlowSink) {
-        let start = self.capture_start.unwrap_or(conn.first_ts);
-        self.protocol_events.clear();
-        let proto = conn.watcher.finish(&mut self.protocol_events);
-        for event in self.protocol_events.drain(..) {
-            let side = match event {
-                ProtocolEvent::HttpResponse { .. } => Side::Server,
-                _ => Side::Client,
-            };
-            sink.event(conn.id, &FlowEvent::Protocol { side, event });
-        }
-        let handshake = match (conn.syn_seen, conn.syn_ack_seen, conn.handshake_acked) {
-            (true, true, true) => Handshake::Complete,
-            (true, true, false) => Handshake::SynAck,
-            (true, false, _) => Handshake::SynOnly,
-            (false, _, _) => Handshake::MidStream,
+/// Turns a finished connection into its record and hands it to the sink.
+fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64>, events: &mut Vec<ProtocolEvent>, sink: &mut dyn FlowSink) {
+    let start = capture_start.unwrap_or(conn.first_ts);
+    events.clear();
+    let proto = conn.watcher.finish(events);
+    for event in events.drain(..) {
+        let side = match event {
+            ProtocolEvent::HttpResponse { .. } => Side::Server,
+            _ => Side::Client,
         };
-        let encrypted = proto.protocol == Protocol::Tls;
-        let tls = proto.tls.as_ref().map(|t| TlsRecord {
-            client_hellos: t.client_hellos,
-            full_handshakes: t.full_handshakes,
-            resumed_handshakes: t.resumed_handshakes,
-            sni: t.sni.clone(),
-            version: t.version.clone(),
-            exchanges_estimate: t.exchanges_estimate,
-        });
-        let requests: Vec<RequestRecord> = proto.exchanges.iter().take(MAX_REQUESTS_LISTED).map(RequestRecord::from).collect();
-        let h2_streams = proto.h2.as_ref().map(|h| h.streams);
-        let request_count = if let Some(streams) = h2_streams {
-            streams.max(proto.http_requests)
-        } else if encrypted {
-            tls.as_ref().map_or(0, |t| t.exchanges_estimate)
-        } else if proto.protocol == Protocol::Http1 {
-            proto.http_requests
-        } else {
-            conn.exchanges
-        };
-        let probe_interval = |e: &Endpoint| match e.probe_times {
-            (Some(first), Some(last)) if e.probes > 1 => Some((last - first) / f64::from(e.probes - 1)),
-            _ => None,
-        };
-        let client = conn.end(Side::Client);
-        let server = conn.end(Side::Server);
-        let keepalive_interval = probe_interval(client).or_else(|| probe_interval(server));
-        let close_after_response = match (conn.last_response_ts, conn.first_fin_ts) {
-            (Some(resp), Some(fin)) if fin >= resp => Some(fin - resp),
-            _ => None,
-        };
-        let record = ConnectionRecord {
-            id: conn.id,
-            client: conn.client.to_string(),
-            server: conn.server.to_string(),
-            server_port: conn.server.port(),
-            first_ts: conn.first_ts - start,
-            last_ts: conn.last_ts - start,
-            duration: conn.last_ts - conn.first_ts,
-            handshake,
-            protocol: proto.protocol,
-            http_requests: if encrypted { None } else { Some(proto.http_requests) },
-            http_responses: if encrypted { None } else { Some(proto.http_responses) },
-            requests,
-            reused: request_count > 1,
-            fin_first: FinFirst::from(conn.fin_first),
-            simultaneous_close: conn.simultaneous_close,
-            rst_by: conn.rst_by,
-            rst_ignored: conn.rst_ignored,
-            close_requested_by: proto.close_requested_by,
-            keepalive_probes: PerSide { client: client.probes, server: server.probes },
-            keepalive_interval,
-            client_state: client.state,
-            server_state: server.state,
-            tls,
-            h2_streams,
-            packets: client.packets + server.packets,
-            bytes: client.bytes + server.bytes,
-            stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },
-            end,
-            close_after_response,
-        };
-        sink.connection_ended(record);
+        sink.event(conn.id, &FlowEvent::Protocol { side, event });
     }
+    let handshake = match (conn.syn_seen, conn.syn_ack_seen, conn.handshake_acked) {
+        (true, true, true) => Handshake::Complete,
+        (true, true, false) => Handshake::SynAck,
+        (true, false, _) => Handshake::SynOnly,
+        (false, _, _) => Handshake::MidStream,
+    };
+    let encrypted = proto.protocol == Protocol::Tls;
+    let tls = proto.tls.as_ref().map(|t| TlsRecord {
+        client_hellos: t.client_hellos,
+        full_handshakes: t.full_handshakes,
+        resumed_handshakes: t.resumed_handshakes,
+        sni: t.sni.clone(),
+        version: t.version.clone(),
+        exchanges_estimate: t.exchanges_estimate,
+    });
+    let requests: Vec<RequestRecord> = proto.exchanges.iter().take(MAX_REQUESTS_LISTED).map(RequestRecord::from).collect();
+    let h2_streams = proto.h2.as_ref().map(|h| h.streams);
+    let request_count = if let Some(streams) = h2_streams {
+        streams.max(proto.http_requests)
+    } else if encrypted {
+        tls.as_ref().map_or(0, |t| t.exchanges_estimate)
+    } else if proto.protocol == Protocol::Http1 {
+        proto.http_requests
+    } else {
+        conn.exchanges
+    };
+    let probe_interval = |e: &Endpoint| match e.probe_times {
+        (Some(first), Some(last)) if e.probes > 1 => Some((last - first) / f64::from(e.probes - 1)),
+        _ => None,
+    };
+    let client = conn.end(Side::Client);
+    let server = conn.end(Side::Server);
+    let keepalive_interval = probe_interval(client).or_else(|| probe_interval(server));
+    let close_after_response = match (conn.last_response_ts, conn.first_fin_ts) {
+        (Some(resp), Some(fin)) if fin >= resp => Some(fin - resp),
+        _ => None,
+    };
+    let record = ConnectionRecord {
+        id: conn.id,
+        client: conn.client.to_string(),
+        server: conn.server.to_string(),
+        server_port: conn.server.port(),
+        first_ts: conn.first_ts - start,
+        last_ts: conn.last_ts - start,
+        duration: conn.last_ts - conn.first_ts,
+        handshake,
+        protocol: proto.protocol,
+        http_requests: if encrypted { None } else { Some(proto.http_requests) },
+        http_responses: if encrypted { None } else { Some(proto.http_responses) },
+        requests,
+        reused: request_count > 1,
+        fin_first: FinFirst::from(conn.fin_first),
+        simultaneous_close: conn.simultaneous_close,
+        rst_by: conn.rst_by,
+        rst_ignored: conn.rst_ignored,
+        close_requested_by: proto.close_requested_by,
+        keepalive_probes: PerSide { client: client.probes, server: server.probes },
+        keepalive_interval,
+        client_state: client.state,
+        server_state: server.state,
+        tls,
+        h2_streams,
+        packets: client.packets + server.packets,
+        bytes: client.bytes + server.bytes,
+        stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },
+        end,
+        close_after_response,
+    };
+    sink.connection_ended(record);
 }
 
 /// Applies one segment to its connection: handshake, keep-alive, RST, ACK, payload, FIN, in that order.
@@ -553,7 +567,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         }
         events.clear();
         conn.watcher.on_segment(side, data_seq, seg.payload, seg.wire_len, seg.ts, events);
-        forward_protocol_events(conn, side, events, seg.ts, sink);
+        forward_protocol_events(conn, events, seg.ts, sink);
     }
 
     let seg_end = seg.seq.wrapping_add(seg.seq_len());
@@ -583,13 +597,14 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         conn.transition(peer, StateEvent::RecvFin);
         events.clear();
         conn.watcher.on_fin(side, fin_seq, events);
-        forward_protocol_events(conn, side, events, seg.ts, sink);
+        forward_protocol_events(conn, events, seg.ts, sink);
         sink.event(conn.id, &FlowEvent::Fin { side });
     }
     note_segment(conn, seg, side, keepalive, sink);
 }
 
-fn forward_protocol_events(conn: &mut Connection, side: Side, events: &mut Vec<ProtocolEvent>, ts: f64, sink: &mut dyn FlowSink) {
+/// Hands the protocol watcher's new messages to the sink, noting when the last response came.
+fn forward_protocol_events(conn: &mut Connection, events: &mut Vec<ProtocolEvent>, ts: f64, sink: &mut dyn FlowSink) {
     for event in events.drain(..) {
         let from = match event {
             ProtocolEvent::HttpResponse { .. } => {
@@ -598,7 +613,6 @@ fn forward_protocol_events(conn: &mut Connection, side: Side, events: &mut Vec<P
             }
             ProtocolEvent::HttpRequest { .. } | ProtocolEvent::TlsClientHello { .. } | ProtocolEvent::H2Preface => Side::Client,
         };
-        let _ = side;
         sink.event(conn.id, &FlowEvent::Protocol { side: from, event });
     }
 }

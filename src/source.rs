@@ -69,14 +69,22 @@ fn map_classic_pcap(path: &str) -> Option<memmap2::Mmap> {
     matches!(magic, 0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1).then_some(map)
 }
 
+/// Pages of the map already walked are handed back to the kernel every this many bytes, so the
+/// resident memory stays small however large the file.
+const RELEASE_EVERY: usize = 16 << 20;
+
 /// Walks a memory-mapped classic pcap file.
 fn read_mapped_pcap(
     path: &str,
-    data: &[u8],
+    map: &memmap2::Mmap,
     bpf: Option<&str>,
     outcome: &mut ReadOutcome,
     each: &mut dyn FnMut(LinkType, RawPacket<'_>),
 ) -> Result<(), Error> {
+    let data: &[u8] = map;
+    // Sequential read-ahead; failure only costs speed.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let mut released = 0usize;
     let (mut rest, header) = pcap_parser::parse_pcap_header(data)
         .map_err(|_| Error::Open { path: path.to_string(), reason: "damaged pcap file header".to_string() })?;
     let dlt = header.network.0;
@@ -109,6 +117,13 @@ fn read_mapped_pcap(
         };
         rest = next;
         packets += 1;
+        let offset = data.len() - rest.len();
+        if offset - released >= RELEASE_EVERY {
+            // SAFETY: a read-only file mapping: dropped pages are read again from the file if touched,
+            // and no slice into them outlives the packet callback above.
+            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, offset - released) };
+            released = offset;
+        }
         if filter.as_ref().is_some_and(|f| !f.filter(block.data)) {
             continue;
         }
