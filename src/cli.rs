@@ -1,6 +1,7 @@
 //! Command-line interface (clap derive). The binary is thin glue over the library.
 
 use crate::commands::analyze::AnalyzeArgs;
+use crate::commands::capture::CaptureArgs;
 use clap::{Args, Parser, Subcommand};
 
 /// Are my HTTP connections being reused, and who is closing them?
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse saved captures (pcap or pcapng from tcpdump, tshark, dumpcap).
     Analyze(AnalyzeArgs),
+    /// Capture live traffic (loopback by default), optionally around a command given after `--`.
+    Capture(CaptureArgs),
 }
 
 /// What to look at in the packets (shared by analyze and capture).

@@ -17,6 +17,10 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Capture(String),
+    #[error("no permission to capture on {interface} ({detail}): run as root, or grant the capabilities once with `sudo setcap cap_net_raw,cap_net_admin=eip $(which connscope)`")]
+    CapturePermission { interface: String, detail: String },
+    #[error("no interface named {interface}; available: {available} (choose one with -i)")]
+    UnknownInterface { interface: String, available: String },
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
 }

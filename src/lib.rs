@@ -5,11 +5,13 @@
 //! [`report`] → [`render`]. [`analyze`] wires the stages together for every command.
 
 pub mod analyze;
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod decode;
 pub mod error;
 pub mod flow;
+pub mod live;
 pub mod output;
 pub mod protocol;
 pub mod render;

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => commands::analyze::run(args),
+        Command::Capture(args) => commands::capture::run(args),
     };
     match result {
         Ok(code) => code,
