@@ -1,7 +1,7 @@
 //! Live packet source: a network device through libpcap, with an optional savefile.
 //!
 //! The device is opened in immediate mode (each packet is delivered as it arrives) and read without
-//! blocking; when no packet is waiting, [`LiveSource::next`] polls the descriptor for at most
+//! blocking; when no packet is waiting, [`LiveSource::read`] polls the descriptor for at most
 //! [`READ_TIMEOUT`], so the caller's loop wakes up regularly to check its stop conditions even when
 //! no traffic flows. (libpcap's own read timeout does not help: on Linux, immediate mode makes a
 //! read block until a packet comes.) The BPF filter is installed before [`LiveSource::open`] returns: anything started
@@ -17,8 +17,11 @@ use std::time::Duration;
 pub const DEFAULT_SNAPLEN: i32 = 262_144;
 /// Kernel buffer in MiB (`-B`): large enough that loopback under ~250k packets/s does not drop.
 pub const DEFAULT_BUFFER_MIB: u32 = 64;
-/// Longest wait for a packet in [`LiveSource::next`], so stop conditions are checked.
+/// Longest wait for a packet in [`LiveSource::read`], so stop conditions are checked.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// Once a packet is waiting, how long [`LiveSource::read`] lets more arrive before reading: a
+/// millisecond of delay in the live view saves a wake-up per packet under load.
+pub const BATCH_WAIT: Duration = Duration::from_millis(1);
 
 /// The loopback device's name on this system.
 pub fn default_interface() -> &'static str {
@@ -53,14 +56,6 @@ pub struct LiveStats {
     pub dropped_by_kernel: u64,
     /// Packets dropped by the interface or its driver.
     pub dropped_by_interface: u64,
-}
-
-/// What one read gave.
-pub enum Read<'a> {
-    /// A packet (already written to the savefile, if any).
-    Packet(RawPacket<'a>),
-    /// No packet within [`READ_TIMEOUT`].
-    Timeout,
 }
 
 /// An open live capture.
@@ -111,30 +106,34 @@ impl LiveSource {
         self.link
     }
 
-    /// Waits up to [`READ_TIMEOUT`] for the next packet and saves it to the savefile.
+    /// Hands the packets waiting in the kernel's buffer (at most `limit`) to `each`, after saving
+    /// each to the savefile; returns how many. With none waiting, first waits up to
+    /// [`READ_TIMEOUT`] for one (returning 0 if none came), then [`BATCH_WAIT`] more so that a busy
+    /// link is read in batches rather than with one wake-up per packet.
     ///
-    /// An error means the capture cannot go on (the interface went away); what was read stays valid.
-    pub fn next(&mut self) -> Result<Read<'_>, Error> {
+    /// Packets are read in place from libpcap's ring, without a copy. An error means the capture
+    /// cannot go on (the interface went away); what was read stays valid.
+    pub fn read(&mut self, limit: Option<usize>, each: &mut dyn FnMut(RawPacket<'_>)) -> Result<usize, Error> {
         if self.idle {
             self.idle = false;
             if !wait_readable(self.cap.as_raw_fd(), READ_TIMEOUT) {
-                return Ok(Read::Timeout);
+                return Ok(0);
             }
+            std::thread::sleep(BATCH_WAIT);
         }
-        match self.cap.next_packet() {
-            Ok(packet) => {
-                if let Some(file) = &mut self.savefile {
+        let savefile = &mut self.savefile;
+        let read = self
+            .cap
+            .dispatch(limit, |packet| {
+                if let Some(file) = savefile.as_mut() {
                     file.write(&packet);
                 }
                 let ts = packet.header.ts.tv_sec as f64 + packet.header.ts.tv_usec as f64 * 1e-6;
-                Ok(Read::Packet(RawPacket { ts, data: packet.data, orig_len: packet.header.len }))
-            }
-            Err(pcap::Error::TimeoutExpired) => {
-                self.idle = true;
-                Ok(Read::Timeout)
-            }
-            Err(e) => Err(Error::Capture(format!("capture stopped: {}", pcap_message(&e)))),
-        }
+                each(RawPacket { ts, data: packet.data, orig_len: packet.header.len });
+            })
+            .map_err(|e| Error::Capture(format!("capture stopped: {}", pcap_message(&e))))?;
+        self.idle = read == 0;
+        Ok(read)
     }
 
     /// libpcap's counters since the capture started.

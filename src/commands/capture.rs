@@ -8,7 +8,7 @@
 //! Ctrl-C ends at once. The `-w` file is flushed and closed on every way out.
 
 use crate::analyze::{Options, Pipeline};
-use crate::capture::{self, LiveOptions, LiveSource, Read};
+use crate::capture::{self, LiveOptions, LiveSource};
 use crate::cli::FilterArgs;
 use crate::error::Error;
 use crate::live::{Console, LiveView, LoopCounts};
@@ -197,13 +197,13 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
             let counts = LoopCounts { open: pipeline.open_connections(), packets: delivered, drops, elapsed: (now - started).as_secs_f64() };
             console.borrow_mut().tick(counts);
         }
-        match source.next() {
-            Ok(Read::Packet(raw)) => {
-                delivered += 1;
-                console.borrow_mut().set_time(raw.ts);
-                pipeline.packet(link, raw);
-            }
-            Ok(Read::Timeout) => {}
+        let limit = args.count.map(|c| usize::try_from(c - delivered).unwrap_or(usize::MAX));
+        let read = source.read(limit, &mut |raw| {
+            console.borrow_mut().set_time(raw.ts);
+            pipeline.packet(link, raw);
+        });
+        match read {
+            Ok(n) => delivered += n as u64,
             Err(e) => {
                 warning = Some(e.to_string());
                 break "capture_error";
