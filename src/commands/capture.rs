@@ -78,7 +78,7 @@ impl Subject {
     /// Starts `argv`; its standard output goes to our standard error, so standard output carries
     /// the report alone.
     fn spawn(argv: &[String]) -> Result<Subject, Error> {
-        let line = argv.join(" ");
+        let line = argv.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ");
         let stdout = std::io::stderr()
             .as_fd()
             .try_clone_to_owned()
@@ -110,6 +110,16 @@ impl Subject {
                 unsafe { libc::kill(pid, signal) };
             }
         }
+    }
+}
+
+/// `word` as a shell would need it typed: single-quoted when it holds spaces or shell characters.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -242,4 +252,17 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
         eprintln!("connscope: warning: {w}");
     }
     output::emit(&report, &args.output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn command_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("-s"), "-s");
+        assert_eq!(shell_word("http://127.0.0.1:8087/a"), "http://127.0.0.1:8087/a");
+        assert_eq!(shell_word("/a?b&c"), "'/a?b&c'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
 }
