@@ -138,10 +138,11 @@ impl LiveSource {
 
     /// libpcap's counters since the capture started.
     ///
-    /// On Linux loopback the kernel hands the packet socket each packet twice (once outgoing, once
-    /// incoming) and libpcap discards the outgoing copy after counting it, so `received` there is
-    /// about twice the packets delivered. The capture command reports the packets it was delivered
-    /// instead, and keeps these drop counters as they are.
+    /// On Linux loopback the kernel hands the packet socket each packet twice (outgoing and
+    /// incoming) and libpcap keeps one copy, so `received` there is twice the packets delivered,
+    /// and `dropped_by_kernel` counts both copies of a lost packet (about twice the packets lost).
+    /// The capture command reports the packets it was delivered as `received` (what the `-w` file
+    /// holds) and the drop counters as libpcap gives them: a loss is over-stated, never hidden.
     pub fn stats(&mut self) -> Result<LiveStats, Error> {
         let s = self.cap.stats().map_err(|e| Error::Capture(format!("reading capture statistics: {}", pcap_message(&e))))?;
         Ok(LiveStats { received: u64::from(s.received), dropped_by_kernel: u64::from(s.dropped), dropped_by_interface: u64::from(s.if_dropped) })
