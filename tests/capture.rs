@@ -261,3 +261,27 @@ fn sigint_mid_capture_saves_a_file_that_reads_back_the_same() {
     }
     let _ = std::fs::remove_file(&file);
 }
+
+/// Runs connscope with `args`, bounded; returns its exit code and standard error.
+fn run_failing(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("run connscope");
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let status = wait_bounded(&mut child, Duration::from_secs(15), "connscope capture");
+    (status.code(), stderr.join().expect("stderr"))
+}
+
+#[test]
+fn capture_errors_are_one_line_with_the_fix() {
+    if !can_capture("capture_errors_are_one_line_with_the_fix") {
+        return;
+    }
+    let (code, stderr) = run_failing(&["capture", "-i", "no-such-if0", "--duration", "1s"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no interface named no-such-if0; available: ") && stderr.contains("lo"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let (code, stderr) = run_failing(&["capture", "-f", "tcp port nonsense", "--duration", "1s"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("filter `tcp port nonsense` does not compile: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
