@@ -1,11 +1,16 @@
 //! Live packet source: a network device through libpcap, with an optional savefile.
 //!
-//! The device is opened in immediate mode (each packet is delivered as it arrives) and read without
-//! blocking; when no packet is waiting, [`LiveSource::read`] polls the descriptor for at most
-//! [`READ_TIMEOUT`], so the caller's loop wakes up regularly to check its stop conditions even when
-//! no traffic flows. (libpcap's own read timeout does not help: on Linux, immediate mode makes a
-//! read block until a packet comes.) The BPF filter is installed before [`LiveSource::open`] returns: anything started
-//! after it (a command run around the capture) has every packet seen, SYN included.
+//! The device is read without blocking; when no packet is waiting, [`LiveSource::read`] polls the
+//! descriptor for at most [`READ_TIMEOUT`], so the caller's loop wakes up regularly to check its
+//! stop conditions even when no traffic flows.
+//!
+//! Packets are delivered in batches at most [`DELIVERY_DELAY`] old rather than in libpcap's
+//! immediate mode, on purpose: on Linux, immediate mode makes libpcap fall back from TPACKET_V3
+//! (variable-size slots) to TPACKET_V2, whose ring has one fixed slot per packet sized for the
+//! snaplen, so a 64 MiB buffer holds only about a thousand loopback packets and a busy link drops
+//! within milliseconds. With TPACKET_V3 the same buffer holds hundreds of thousands of packets.
+//! The BPF filter is installed before [`LiveSource::open`] returns: anything started after it (a
+//! command run around the capture) has every packet seen, SYN included.
 
 use crate::decode::LinkType;
 use crate::error::Error;
@@ -19,9 +24,9 @@ pub const DEFAULT_SNAPLEN: i32 = 262_144;
 pub const DEFAULT_BUFFER_MIB: u32 = 64;
 /// Longest wait for a packet in [`LiveSource::read`], so stop conditions are checked.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
-/// Once a packet is waiting, how long [`LiveSource::read`] lets more arrive before reading: a
-/// millisecond of delay in the live view saves a wake-up per packet under load.
-pub const BATCH_WAIT: Duration = Duration::from_millis(1);
+/// Longest time a captured packet waits in the kernel before it is handed over (libpcap's
+/// timeout): the live view's lag on a quiet link.
+pub const DELIVERY_DELAY: Duration = Duration::from_millis(20);
 
 /// The loopback device's name on this system.
 pub fn default_interface() -> &'static str {
@@ -78,7 +83,8 @@ impl LiveSource {
         let buffer_bytes = i32::try_from(u64::from(options.buffer_mib) * 1024 * 1024)
             .map_err(|_| Error::Usage(format!("-B {} MiB is too large (at most 2047)", options.buffer_mib)))?;
         let mut cap = inactive
-            .immediate_mode(true)
+            .immediate_mode(false)
+            .timeout(DELIVERY_DELAY.as_millis() as i32)
             .snaplen(options.snaplen)
             .buffer_size(buffer_bytes)
             .promisc(false)
@@ -108,8 +114,7 @@ impl LiveSource {
 
     /// Hands the packets waiting in the kernel's buffer (at most `limit`) to `each`, after saving
     /// each to the savefile; returns how many. With none waiting, first waits up to
-    /// [`READ_TIMEOUT`] for one (returning 0 if none came), then [`BATCH_WAIT`] more so that a busy
-    /// link is read in batches rather than with one wake-up per packet.
+    /// [`READ_TIMEOUT`] for some (returning 0 if none came).
     ///
     /// Packets are read in place from libpcap's ring, without a copy. An error means the capture
     /// cannot go on (the interface went away); what was read stays valid.
@@ -119,7 +124,6 @@ impl LiveSource {
             if !wait_readable(self.cap.as_raw_fd(), READ_TIMEOUT) {
                 return Ok(0);
             }
-            std::thread::sleep(BATCH_WAIT);
         }
         let savefile = &mut self.savefile;
         let read = self
