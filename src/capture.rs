@@ -20,7 +20,8 @@ use std::time::Duration;
 
 /// Snapshot length: the whole packet even on `lo`, whose MTU is 65536.
 pub const DEFAULT_SNAPLEN: i32 = 262_144;
-/// Kernel buffer in MiB (`-B`): large enough that loopback under ~250k packets/s does not drop.
+/// Kernel buffer in MiB (`-B`): with it, loopback under wrk (~150k packets/s, 2 shared cores)
+/// dropped nothing in `scripts/bench/capture-load.sh`; at 1 MiB the same load drops.
 pub const DEFAULT_BUFFER_MIB: u32 = 64;
 /// Longest wait for a packet in [`LiveSource::read`], so stop conditions are checked.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
