@@ -2,6 +2,7 @@
 
 use crate::commands::analyze::AnalyzeArgs;
 use crate::commands::sockets::SocketsArgs;
+use crate::commands::capture::CaptureArgs;
 use clap::{Args, Parser, Subcommand};
 
 /// Are my HTTP connections being reused, and who is closing them?
@@ -22,12 +23,14 @@ pub struct Cli {
 pub enum Command {
     /// Analyse saved captures (pcap or pcapng from tcpdump, tshark, dumpcap).
     Analyze(AnalyzeArgs),
+    /// Capture live traffic (loopback by default), optionally around a command given after `--`.
+    Capture(CaptureArgs),
+    /// The kernel's TCP sockets on a port (Linux): counts by state and side, owning processes; --watch redraws.
+    Sockets(SocketsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
     Completions(crate::commands::completions::CompletionsArgs),
     /// Print the man page (roff) to standard output: `connscope man | man -l -`.
     Man,
-    /// The kernel's TCP sockets on a port (Linux): counts by state and side, owning processes; --watch redraws.
-    Sockets(SocketsArgs),
 }
 
 /// What to look at in the packets (shared by analyze and capture).

@@ -19,6 +19,10 @@ pub enum Error {
     Capture(String),
     #[error(transparent)]
     Sockets(#[from] crate::sockets::SocketsError),
+    #[error("no permission to capture on {interface} ({detail}): run as root, or grant the capabilities once with `sudo setcap cap_net_raw,cap_net_admin=eip $(which connscope)`")]
+    CapturePermission { interface: String, detail: String },
+    #[error("no interface named {interface}; available: {available} (choose one with -i)")]
+    UnknownInterface { interface: String, available: String },
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
 }

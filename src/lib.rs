@@ -6,11 +6,13 @@
 
 pub mod analyze;
 pub mod assert;
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod decode;
 pub mod error;
 pub mod flow;
+pub mod live;
 pub mod output;
 pub mod protocol;
 pub mod render;

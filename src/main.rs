@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => commands::completions::run(&args),
         Command::Man => commands::man::run(),
         Command::Sockets(args) => commands::sockets::run(args),
+        Command::Capture(args) => commands::capture::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod completions;
 pub mod man;
 pub mod sockets;
+pub mod capture;
 
 /// The filter as the report shows it: `tcp port N`, the BPF expression, or both.
 pub fn effective_filter(port: Option<u16>, bpf: Option<&str>) -> Option<String> {

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Capture under load: the same bounded wrk load on loopback, once while `connscope capture` runs and
+# once while `tcpdump -w /dev/null` runs, with the same filter, buffer and snaplen. Prints packets
+# handled, packets/s and drops for each. Needs root (capture), nginx, wrk (installed from Debian's
+# `wrk` package if missing), python3 (to read the JSON report).
+#
+#   scripts/bench/capture-load.sh            # 10 s of wrk -t2 -c50 each
+#   SECONDS_OF_LOAD=5 CONNECTIONS=100 BUFFER_MIB=8 scripts/bench/capture-load.sh
+#
+# Only processes this script starts are ever signalled, by their PIDs.
+set -euo pipefail
+
+LOAD=${SECONDS_OF_LOAD:-10}
+(( LOAD > 10 )) && LOAD=10
+CONNECTIONS=${CONNECTIONS:-50}
+BUFFER_MIB=${BUFFER_MIB:-64}
+SNAPLEN=262144
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=${CONNSCOPE:-$TARGET/release/connscope}
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "capture-load: run as root (live capture)" >&2
+    exit 2
+fi
+command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
+command -v nginx >/dev/null || { echo "capture-load: nginx is needed (apt-get install nginx-light)" >&2; exit 2; }
+[[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --quiet)
+
+WORK=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat >"$WORK/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$PORT;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+nginx -p "$WORK" -c "$WORK/nginx.conf" &
+PIDS+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+
+# Runs the load; prints wrk's requests/s.
+load() {
+    timeout $((LOAD + 10)) wrk -t2 -c"$CONNECTIONS" -d"${LOAD}s" "http://127.0.0.1:$PORT/" | awk '/Requests\/sec/ {print $2}'
+}
+
+# Waits for a capture process to end after SIGINT, at most 20 s.
+stop() {
+    kill -INT "$1"
+    for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    echo "capture-load: pid $1 did not stop after SIGINT" >&2
+    return 1
+}
+
+echo "load: wrk -t2 -c$CONNECTIONS -d${LOAD}s against nginx on 127.0.0.1:$PORT; capture filter 'tcp port $PORT', buffer $BUFFER_MIB MiB, snaplen $SNAPLEN"
+
+"$BIN" capture --port "$PORT" -B "$BUFFER_MIB" -s "$SNAPLEN" -q --format json >"$WORK/connscope.json" &
+CS=$!
+PIDS+=($CS)
+sleep 1
+RPS=$(load)
+sleep 1
+stop "$CS"
+python3 - "$WORK/connscope.json" "$RPS" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["capture"]
+print(f"connscope capture : {c['received']:>9} packets in {c['duration']:.1f} s ({c['received'] / c['duration']:,.0f}/s), "
+      f"dropped by kernel {c['dropped_by_kernel']}, by interface {c['dropped_by_interface']}; "
+      f"{r['summary']['connections']} connections, wrk {sys.argv[2]} req/s")
+EOF
+
+timeout $((LOAD + 30)) tcpdump -i lo -nn -B $((BUFFER_MIB * 1024)) -s "$SNAPLEN" -w /dev/null "tcp port $PORT" 2>"$WORK/tcpdump.err" &
+TD=$!
+PIDS+=($TD)
+sleep 1
+START=$(date +%s.%N)
+RPS=$(load)
+sleep 1
+END=$(date +%s.%N)
+stop "$TD"
+python3 - "$WORK/tcpdump.err" "$RPS" "$START" "$END" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+def n(pattern):
+    m = re.search(r"(\d+) packets? " + pattern, text)
+    return int(m.group(1)) if m else -1
+captured, dropped = n("captured"), n("dropped by kernel")
+seconds = float(sys.argv[4]) - float(sys.argv[3]) + 1
+print(f"tcpdump -w /dev/null: {captured:>9} packets in ~{seconds:.1f} s ({captured / seconds:,.0f}/s), "
+      f"dropped by kernel {dropped}, received by filter {n('received by filter')} (libpcap's count; doubled on lo); wrk {sys.argv[2]} req/s")
+EOF
