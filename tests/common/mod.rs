@@ -119,3 +119,15 @@ pub fn golden(name: &str, actual: &str) {
         .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
     assert!(expected == actual, "{} differs (review, then UPDATE_GOLDEN=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}", path.display());
 }
+
+/// True when the test may capture live traffic (root); otherwise says why it is skipped.
+/// Under CI (env `CI` set) not being root is a failure, so the live tests cannot be skipped silently.
+pub fn can_capture(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{test}: CI must run the capture tests as root");
+    eprintln!("SKIPPED {test}: live capture needs root (CI runs these tests as root)");
+    false
+}
