@@ -79,30 +79,28 @@ pub struct FlowCounters {
     pub evicted: u64,
 }
 
-/// Canonical 4-tuple, packed: each endpoint as 16 address bytes (IPv4 mapped into IPv6) and a port,
-/// the lower endpoint first so both directions map to one key. Cheap to hash and compare.
+/// Canonical 4-tuple: each endpoint as a 128-bit address (IPv4 mapped into IPv6) and a port, the
+/// lower endpoint first so both directions map to one key. Plain integers: cheap to hash and compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey([u8; 36]);
+struct FlowKey {
+    lo_ip: u128,
+    hi_ip: u128,
+    /// Low endpoint's port in the high 16 bits, high endpoint's in the low 16.
+    ports: u32,
+}
 
 impl FlowKey {
     fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
-        let (a, b) = (Self::endpoint(a), Self::endpoint(b));
+        let (a, b) = ((Self::ip(a), a.port()), (Self::ip(b), b.port()));
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        let mut key = [0u8; 36];
-        key[..18].copy_from_slice(&lo);
-        key[18..].copy_from_slice(&hi);
-        FlowKey(key)
+        FlowKey { lo_ip: lo.0, hi_ip: hi.0, ports: (u32::from(lo.1) << 16) | u32::from(hi.1) }
     }
 
-    fn endpoint(addr: SocketAddr) -> [u8; 18] {
-        let ip = match addr.ip() {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
-        };
-        let mut out = [0u8; 18];
-        out[..16].copy_from_slice(&ip);
-        out[16..].copy_from_slice(&addr.port().to_be_bytes());
-        out
+    fn ip(addr: SocketAddr) -> u128 {
+        match addr.ip() {
+            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+            IpAddr::V6(v6) => u128::from(v6),
+        }
     }
 }
 
