@@ -206,10 +206,13 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
     }
     let server_no_keepalive = t.server_asked_close.max(t.http10).max(t.server_closed_soon_after_response);
     if t.single_server_closed >= 1 && server_no_keepalive >= 1 && t.single_server_closed >= t.single / 2 {
-        let why = if t.http10 > 0 {
-            format!("{} answered with HTTP/1.0", plural(t.http10, "connection", "connections"))
-        } else if t.server_asked_close > 0 {
-            format!("the server sent `Connection: close` on {}", plural(t.server_asked_close, "connection", "connections"))
+        let why = if t.server_asked_close > 0 {
+            format!(
+                "it asked to close, with `Connection: close` or an HTTP/1.0 response without keep-alive, on {}",
+                plural(t.server_asked_close, "connection", "connections")
+            )
+        } else if t.http10 > 0 {
+            format!("the client sent HTTP/1.0 requests on {}, which end the connection unless keep-alive is asked for", plural(t.http10, "connection", "connections"))
         } else {
             "the server closed right after each response".to_string()
         };
