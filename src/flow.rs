@@ -9,7 +9,7 @@
 
 use crate::decode::Segment;
 use crate::protocol::{Protocol, ProtocolEvent, ProtocolWatcher};
-use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord, TlsRecord};
+use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
 use crate::seq::SeqNumber;
 use crate::side::Side;
 use crate::tcp_state::{StateEvent, TcpState};
@@ -400,14 +400,7 @@ fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64
         (false, _, _) => Handshake::MidStream,
     };
     let encrypted = proto.protocol == Protocol::Tls;
-    let tls = proto.tls.as_ref().map(|t| TlsRecord {
-        client_hellos: t.client_hellos,
-        full_handshakes: t.full_handshakes,
-        resumed_handshakes: t.resumed_handshakes,
-        sni: t.sni.clone(),
-        version: t.version.clone(),
-        exchanges_estimate: t.exchanges_estimate,
-    });
+    let tls = proto.tls.clone();
     let requests: Vec<RequestRecord> = proto.exchanges.iter().take(MAX_REQUESTS_LISTED).map(RequestRecord::from).collect();
     let h2_streams = proto.h2.as_ref().map(|h| h.streams);
     let request_count = if let Some(streams) = h2_streams {

@@ -3,7 +3,8 @@
 
 mod common;
 use common::{connscope, fixture};
-use connscope::report::{CaptureStats, RequestRecord, TlsRecord};
+use connscope::protocol::TlsSummary;
+use connscope::report::{CaptureStats, RequestRecord};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -49,7 +50,7 @@ fn emitted() -> BTreeSet<String> {
     assert!(!report["verdict"]["findings"].as_array().unwrap().is_empty(), "the fixture has a finding");
     report["capture"] = serde_json::to_value(CaptureStats::default()).unwrap();
     let conn = &mut report["connections"][0];
-    conn["tls"] = serde_json::to_value(TlsRecord {
+    conn["tls"] = serde_json::to_value(TlsSummary {
         client_hellos: 1, full_handshakes: 1, resumed_handshakes: 0, sni: None, version: None, exchanges_estimate: 1,
     })
     .unwrap();

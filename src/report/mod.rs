@@ -6,7 +6,7 @@
 
 pub mod verdict;
 
-use crate::protocol::{HttpExchange, Protocol};
+use crate::protocol::{HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::tcp_state::{TcpState, ALL_STATES};
 use serde::Serialize;
@@ -92,18 +92,6 @@ impl From<&HttpExchange> for RequestRecord {
     }
 }
 
-/// TLS facts of one connection.
-#[derive(Clone, Debug, Serialize)]
-pub struct TlsRecord {
-    pub client_hellos: u32,
-    pub full_handshakes: u32,
-    pub resumed_handshakes: u32,
-    pub sni: Option<String>,
-    pub version: Option<String>,
-    /// Request/response turns of encrypted application data: an estimate of requests, never HTTP requests.
-    pub exchanges_estimate: u32,
-}
-
 /// One TCP connection, as finished.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnectionRecord {
@@ -134,7 +122,8 @@ pub struct ConnectionRecord {
     pub keepalive_interval: Option<f64>,
     pub client_state: TcpState,
     pub server_state: TcpState,
-    pub tls: Option<TlsRecord>,
+    /// What the TLS sniffer saw; `exchanges_estimate` is an estimate of requests, never HTTP requests.
+    pub tls: Option<TlsSummary>,
     pub h2_streams: Option<u32>,
     pub packets: u64,
     /// TCP payload bytes on the wire, both directions.
