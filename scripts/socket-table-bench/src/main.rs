@@ -2,11 +2,6 @@
 //! TCP tables for one port through procfs (/proc/net/tcp, tcp6) and through netlink sock_diag.
 //! Bounded: every socket is closed when the program ends.
 
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
-use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
-use netlink_packet_sock_diag::SockDiagMessage;
-use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -21,55 +16,10 @@ fn procfs_count(port: u16) -> usize {
     n
 }
 
+/// connscope's own reader (netlink sock_diag), so the figure is the one `connscope sockets` pays.
 fn netlink_count(port: u16) -> usize {
-    let mut n = 0;
-    for family in [AF_INET, AF_INET6] {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG).expect("netlink socket");
-        socket.bind_auto().expect("bind");
-        socket.connect(&SocketAddr::new(0, 0)).expect("connect");
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let socket_id = if family == AF_INET { SocketId::new_v4() } else { SocketId::new_v6() };
-        let mut packet = NetlinkMessage::new(
-            header,
-            SockDiagMessage::InetRequest(InetRequest {
-                family,
-                protocol: IPPROTO_TCP,
-                extensions: ExtensionFlags::empty(),
-                states: StateFlags::all(),
-                socket_id,
-            })
-            .into(),
-        );
-        packet.finalize();
-        let mut buf = vec![0; packet.buffer_len()];
-        packet.serialize(&mut buf);
-        socket.send(&buf, 0).expect("send");
-        let mut rx = vec![0u8; 1 << 16];
-        'recv: loop {
-            let size = socket.recv(&mut &mut rx[..], 0).expect("recv");
-            let mut offset = 0;
-            while offset < size {
-                let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size]).expect("parse");
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                        let id = &r.header.socket_id;
-                        if id.source_port == port || id.destination_port == port {
-                            n += 1;
-                        }
-                    }
-                    NetlinkPayload::Done(_) => break 'recv,
-                    NetlinkPayload::Error(e) => panic!("netlink error {e:?}"),
-                    _ => {}
-                }
-                if msg.header.length == 0 {
-                    break;
-                }
-                offset += msg.header.length as usize;
-            }
-        }
-    }
-    n
+    let sockets = connscope::sockets::table::read_all().expect("netlink sock_diag dump");
+    sockets.iter().filter(|s| s.local.port() == port || s.remote.port() == port).count()
 }
 
 fn time(name: &str, f: impl Fn() -> usize) {
