@@ -1,0 +1,59 @@
+//! Captures read through libpcap: standard input (`-`), and files the memory-mapped readers do not
+//! recognise, for libpcap's own diagnosis of what they are.
+
+use super::{damaged, pcap_message, supported_link, RawPacket, ReadOutcome};
+use crate::decode::LinkType;
+use crate::error::Error;
+
+/// Reads a capture through libpcap.
+pub(super) fn read(
+    path: &str,
+    bpf: Option<&str>,
+    outcome: &mut ReadOutcome,
+    each: &mut dyn FnMut(LinkType, RawPacket<'_>),
+) -> Result<(), Error> {
+    let mut cap = pcap::Capture::from_file(path).map_err(|e| open_error(path, e))?;
+    let link = supported_link(path, cap.get_datalink().0)?;
+    if let Some(filter) = bpf {
+        cap.filter(filter, true).map_err(|e| Error::Filter { filter: filter.to_string(), reason: pcap_message(&e) })?;
+    }
+    outcome.saw_link(link);
+    let mut packets = 0u64;
+    loop {
+        match cap.next_packet() {
+            Ok(p) => {
+                packets += 1;
+                let ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 * 1e-6;
+                each(link, RawPacket { ts, data: p.data, orig_len: p.header.len });
+            }
+            Err(pcap::Error::NoMorePackets) => return Ok(()),
+            Err(e) => {
+                let msg = pcap_message(&e);
+                if msg.contains("different from the type of the first interface") {
+                    return Err(Error::MixedLinkTypes { path: path.to_string(), detail: msg });
+                }
+                outcome.warning = Some(damaged(path, packets, &msg));
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Says what is wrong with a file libpcap cannot open, and what to do.
+fn open_error(path: &str, e: pcap::Error) -> Error {
+    let msg = pcap_message(&e);
+    let reason = if msg.contains("No such file") {
+        "no such file (check the path)".to_string()
+    } else if msg.contains("unknown file format") || msg.contains("bad dump file format") {
+        "not a pcap or pcapng capture (save one with `tcpdump -w FILE`)".to_string()
+    } else if msg.contains("truncated dump file") || msg.contains("truncated pcapng") {
+        format!("the file is empty or cut off before its first packet ({msg})")
+    } else if msg.contains("different from the type of the first interface") {
+        return Error::MixedLinkTypes { path: path.to_string(), detail: msg };
+    } else if msg.contains("Permission denied") {
+        "permission denied (check the file's permissions)".to_string()
+    } else {
+        msg
+    };
+    Error::Open { path: path.to_string(), reason }
+}

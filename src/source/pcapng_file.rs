@@ -1,0 +1,94 @@
+//! pcapng files (dumpcap, tshark, Wireshark), memory-mapped and walked block by block with
+//! `pcap-parser`. Each interface keeps its own link type, timestamp resolution and BPF program, so
+//! a file whose interfaces differ in link type (which libpcap refuses) reads whole.
+
+use super::{compile_filter, damaged, release_walked, supported_link, RawPacket, ReadOutcome};
+use crate::decode::LinkType;
+use crate::error::Error;
+use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock};
+use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::Block;
+
+/// What a packet needs from the interface description it names.
+struct Interface {
+    link: LinkType,
+    filter: Option<pcap::BpfProgram>,
+    /// Timestamp units per second.
+    resolution: u64,
+    /// Seconds added to every timestamp.
+    offset: u64,
+}
+
+/// Walks a memory-mapped pcapng file.
+pub(super) fn read(
+    path: &str,
+    map: &memmap2::Mmap,
+    bpf: Option<&str>,
+    outcome: &mut ReadOutcome,
+    each: &mut dyn FnMut(LinkType, RawPacket<'_>),
+) -> Result<(), Error> {
+    let data: &[u8] = map;
+    let mut rest = data;
+    let mut big_endian = false;
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut packets = 0u64;
+    let mut released = 0usize;
+    let mut last_ts = 0.0;
+    while !rest.is_empty() {
+        let offset = data.len() - rest.len();
+        let parsed = if rest.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            parse_sectionheaderblock(rest).map(|(next, shb)| (next, Block::SectionHeader(shb)))
+        } else if big_endian {
+            parse_block_be(rest)
+        } else {
+            parse_block_le(rest)
+        };
+        let Ok((next, block)) = parsed else {
+            let what = format!("the block at byte {offset} is cut off or damaged ({} bytes left)", rest.len());
+            outcome.warning = Some(damaged(path, packets, &what));
+            return Ok(());
+        };
+        rest = next;
+        let (interface_id, ts, frame, orig_len) = match &block {
+            Block::SectionHeader(shb) => {
+                // A new section starts its own list of interfaces.
+                big_endian = shb.big_endian();
+                interfaces.clear();
+                continue;
+            }
+            Block::InterfaceDescription(idb) => {
+                let dlt = idb.linktype.0;
+                let link = supported_link(path, dlt)?;
+                outcome.saw_link(link);
+                interfaces.push(Interface {
+                    link,
+                    filter: bpf.map(|f| compile_filter(dlt, f)).transpose()?,
+                    resolution: build_ts_resolution(idb.if_tsresol).unwrap_or(1_000_000),
+                    offset: idb.if_tsoffset.max(0) as u64,
+                });
+                continue;
+            }
+            Block::EnhancedPacket(epb) => {
+                let iface = interfaces.get(epb.if_id as usize);
+                let ts = iface.map_or(last_ts, |i| epb.decode_ts_f64(i.offset, i.resolution));
+                (epb.if_id as usize, ts, epb.packet_data(), epb.origlen)
+            }
+            // A simple packet has no timestamp: it takes the previous packet's.
+            Block::SimplePacket(spb) => (0, last_ts, spb.packet_data(), spb.origlen),
+            _ => continue,
+        };
+        packets += 1;
+        release_walked(map, &mut released, data.len() - rest.len());
+        let Some(iface) = interfaces.get(interface_id) else {
+            let what = format!("packet {packets} names interface {interface_id}, which the file never described");
+            outcome.warning = Some(damaged(path, packets - 1, &what));
+            return Ok(());
+        };
+        last_ts = ts;
+        if iface.filter.as_ref().is_some_and(|f| !f.filter(frame)) {
+            continue;
+        }
+        each(iface.link, RawPacket { ts, data: frame, orig_len });
+    }
+    Ok(())
+}
