@@ -128,11 +128,11 @@ impl Observer for LiveView {
     fn event(&mut self, id: u64, event: &FlowEvent) {
         let mut c = self.console.borrow_mut();
         match event {
-            FlowEvent::Opened { handshake: true } => {
+            FlowEvent::Opened { handshake: true, .. } => {
                 c.handshakes += 1;
                 c.line(id, format_args!("opened (SYN)"));
             }
-            FlowEvent::Opened { handshake: false } => c.line(id, format_args!("opened mid-stream (SYN not seen)")),
+            FlowEvent::Opened { handshake: false, .. } => c.line(id, format_args!("opened mid-stream (SYN not seen)")),
             FlowEvent::KeepAlive { side } => c.line(id, format_args!("keep-alive probe from {side}")),
             FlowEvent::Fin { side } => c.line(id, format_args!("FIN from {side}")),
             FlowEvent::Rst { side } => c.line(id, format_args!("RST from {side}")),
