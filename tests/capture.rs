@@ -304,6 +304,50 @@ fn capture_names_the_processes_behind_each_connection() {
     assert_eq!((&agreement["compared"], &agreement["agree"], &agreement["disagree"]), (&json("4"), &json("4"), &json("0")), "{agreement}");
 }
 
+#[test]
+fn capture_streams_ndjson_rows_as_connections_end() {
+    if !can_capture("capture_streams_ndjson_rows_as_connections_end") {
+        return;
+    }
+    let server = Server::start();
+    let port = server.port.to_string();
+    // The command keeps running for 3 s after its one request: its row must come out before that.
+    let script = format!("curl -s --max-time 5 -o /dev/null {}; sleep 3", server.url("streamed"));
+    let mut child = Command::new(BIN)
+        .args(["capture", "--port", &port, "-q", "--format", "ndjson", "--linger", "200ms", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run connscope");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout_pipe = child.stdout.take().expect("stdout");
+    let stdout = thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let first = lines.recv_timeout(Duration::from_millis(2500));
+    let still_running = child.try_wait().expect("waiting for connscope").is_none();
+    let status = wait_bounded(&mut child, Duration::from_secs(30), "connscope capture");
+    let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
+    assert!(status.success(), "connscope failed ({status}): {stderr}");
+    let first = json(&first.unwrap_or_else(|_| panic!("no row while the command ran: {stdout:?}")));
+    assert!(still_running, "the row came only when the capture ended");
+    assert_eq!(first["type"], "connection", "{first}");
+    assert_eq!(first["end"], "closed", "{first}");
+
+    assert_eq!(stdout.len(), 2, "one connection row, then the summary: {stdout:?}");
+    let summary = json(&stdout[1]);
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["summary"]["connections"], 1);
+    // The comparison is made when the capture stops, after the row was written: the summary has it.
+    assert_eq!(summary["capture"]["kernel_agreement"]["compared"], 2, "{}", summary["capture"]);
+}
+
 /// A program from `tests/programs` started by a test; killed (by its own PID) when dropped.
 struct Program {
     child: Child,

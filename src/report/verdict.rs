@@ -321,3 +321,31 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
     }
     Verdict { reuse, connections_with_requests: t.with_requests, requests: t.requests, requests_per_connection: per_conn, headline, findings }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture_with(agreement: KernelAgreement, dropped: u64) -> CaptureStats {
+        CaptureStats { kernel_agreement: Some(agreement), dropped_by_kernel: dropped, ..CaptureStats::default() }
+    }
+
+    #[test]
+    fn test_kernel_disagreement_is_a_finding_with_its_reasons() {
+        let agreement = KernelAgreement { compared: 6, agree: 3, disagree: 3, time_wait_gone: 2, changed: 1 };
+        let verdict = judge(&Summary::default(), &Tallies::default(), Some(&capture_with(agreement.clone(), 0)));
+        let finding = verdict.findings.iter().find(|f| f.code == "kernel_state_disagrees").expect("the finding");
+        assert_eq!((finding.count, finding.severity), (3, "info"));
+        assert!(finding.message.starts_with("3 of 6 local sockets"), "{}", finding.message);
+        assert!(finding.message.contains("2 TIME_WAIT sockets already gone") && finding.message.contains("1 socket changed state"), "{}", finding.message);
+
+        let lossy = judge(&Summary::default(), &Tallies::default(), Some(&capture_with(agreement, 4)));
+        let finding = lossy.findings.iter().find(|f| f.code == "kernel_state_disagrees").expect("the finding");
+        assert_eq!(finding.severity, "warning");
+        assert!(finding.message.contains("among the 4 packets the capture dropped"), "{}", finding.message);
+
+        let agreeing = KernelAgreement { compared: 2, agree: 2, ..KernelAgreement::default() };
+        let verdict = judge(&Summary::default(), &Tallies::default(), Some(&capture_with(agreeing, 0)));
+        assert!(verdict.findings.iter().all(|f| f.code != "kernel_state_disagrees"));
+    }
+}
