@@ -1,4 +1,5 @@
-//! Which local processes are behind each connection of a live capture, found off the capture loop.
+//! What the kernel says about each connection of a live capture: which local processes are behind
+//! it, found off the capture loop, and (once the capture stopped) its sockets' states.
 //!
 //! When a connection opens, its addresses go to a resolver thread through a bounded queue that the
 //! capture loop never waits on (when it is full the request is dropped and the connection stays
@@ -13,8 +14,8 @@
 //! sockets (closed within milliseconds, or its client socket already in TIME_WAIT, which no
 //! process holds) stays unattributed: `null` in the report.
 
-use crate::report::ConnectionRecord;
-use crate::sockets::agreement::KernelSnapshot;
+use crate::report::{ConnectionRecord, KernelAgreement};
+use crate::sockets::agreement::{self, KernelSnapshot};
 use crate::sockets::process::ProcessIndex;
 use crate::sockets::{self, ProcessInfo};
 use std::collections::{HashMap, HashSet};
@@ -29,6 +30,8 @@ use std::time::{Duration, Instant};
 const QUEUE: usize = 4096;
 /// Connections waiting to be tried again; more are not retried.
 const MAX_RETRIES_PENDING: usize = 16_384;
+/// 4-tuples whose latest connection is remembered for the end-state comparison (about 100 bytes each).
+const MAX_TUPLES: usize = 200_000;
 /// Delay before each retry of a side not found (the last one about half a second after the open).
 const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(30), Duration::from_millis(120), Duration::from_millis(400)];
 /// How long the resolver thread sleeps when it has nothing to do (it also wakes on a request).
@@ -78,6 +81,8 @@ pub struct Attribution {
     stop: Arc<AtomicBool>,
     worker: Option<JoinHandle<()>>,
     snapshot: Option<KernelSnapshot>,
+    /// The last connection opened on each (client, server) pair: only it is compared with the kernel.
+    latest: HashMap<(SocketAddr, SocketAddr), u64>,
 }
 
 impl Attribution {
@@ -91,12 +96,15 @@ impl Attribution {
             let (slots, stop) = (Arc::clone(&slots), Arc::clone(&stop));
             std::thread::Builder::new().name("connscope-resolver".into()).spawn(move || resolve_loop(&rx, &slots, &stop)).ok()
         };
-        Attribution { requests: worker.is_some().then_some(tx), slots, stop, worker, snapshot: None }
+        Attribution { requests: worker.is_some().then_some(tx), slots, stop, worker, snapshot: None, latest: HashMap::new() }
     }
 
     /// Connection `id` opened between `client` and `server`: queue it for the resolver. Never waits
     /// for a lookup.
     pub fn opened(&mut self, id: u64, client: SocketAddr, server: SocketAddr) {
+        if self.latest.len() < MAX_TUPLES || self.latest.contains_key(&(client, server)) {
+            self.latest.insert((client, server), id);
+        }
         if let Ok(mut slots) = self.slots.lock() {
             slots.insert(id, Slot { client, server, owners: Owners::default() });
         }
@@ -122,9 +130,10 @@ impl Attribution {
         self.snapshot = snapshot;
     }
 
-    /// The socket tables as read when the capture stopped.
-    pub fn snapshot(&self) -> Option<&KernelSnapshot> {
-        self.snapshot.as_ref()
+    /// Fills in the kernel states of `records` and counts how many local sockets agree with the
+    /// packets; `None` when the socket tables could not be read when the capture stopped.
+    pub fn compare(&self, records: &mut [ConnectionRecord]) -> Option<KernelAgreement> {
+        Some(agreement::compare(records, self.snapshot.as_ref()?, &self.latest))
     }
 
     /// Fills in the record's processes (and kernel states, after the capture stopped).

@@ -9,7 +9,7 @@
 //!
 //! Connections are attributed to their local processes as they open ([`Attribution`]), NDJSON and
 //! CSV rows are written as connections end, and when the capture stops the kernel's socket tables
-//! are read once and set beside the states the packets imply ([`agreement`]).
+//! are read once and set beside the states the packets imply (`sockets::agreement`).
 
 use crate::analyze::{Observer, Options, Pipeline};
 use crate::attribution::Attribution;
@@ -20,7 +20,7 @@ use crate::flow::FlowEvent;
 use crate::live::{Console, LiveView, LoopCounts};
 use crate::output::{Output, OutputArgs, ViewArgs};
 use crate::report::{CaptureStats, ConnectionRecord, SourceInfo, Summary};
-use crate::sockets::agreement::{self, KernelSnapshot};
+use crate::sockets::agreement::KernelSnapshot;
 use clap::Args;
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -284,7 +284,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     };
     attribution.borrow_mut().capture_stopped(snapshot);
     pipeline.end_open_connections();
-    let kernel_agreement = attribution.borrow().snapshot().map(|snapshot| agreement::compare(pipeline.records_mut(), snapshot));
+    let kernel_agreement = attribution.borrow().compare(pipeline.records_mut());
 
     let command = subject.as_mut().map(|s| {
         if s.poll() {

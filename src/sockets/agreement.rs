@@ -93,18 +93,26 @@ pub fn judge(inferred: TcpState, kernel: Option<TcpState>) -> Judgement {
 
 /// Fills in the kernel states of `records` from `snapshot` and counts agreement over every local
 /// side. Only the latest connection of a 4-tuple is compared (an earlier one's socket is gone or
-/// now the later one's), and neither replaced nor evicted connections (their end state is not known).
-pub fn compare(records: &mut [ConnectionRecord], snapshot: &KernelSnapshot) -> KernelAgreement {
-    let mut latest: HashMap<(&str, &str), u64> = HashMap::new();
+/// now the later one's): `latest` holds the id of the last connection opened on each (client,
+/// server) pair over the whole capture, listed or not; a pair missing from it counts its latest
+/// listed record. Neither replaced nor evicted connections are compared (their end state is not known).
+pub fn compare(records: &mut [ConnectionRecord], snapshot: &KernelSnapshot, latest: &HashMap<(SocketAddr, SocketAddr), u64>) -> KernelAgreement {
+    let mut latest_listed: HashMap<(&str, &str), u64> = HashMap::new();
     for r in records.iter() {
-        let id = latest.entry((r.client.as_str(), r.server.as_str())).or_insert(r.id);
+        let id = latest_listed.entry((r.client.as_str(), r.server.as_str())).or_insert(r.id);
         *id = (*id).max(r.id);
     }
-    let latest: HashSet<u64> = latest.into_values().collect();
+    let latest_listed: HashSet<u64> = latest_listed.into_values().collect();
+    let is_latest = |r: &ConnectionRecord, tuple: (SocketAddr, SocketAddr)| match latest.get(&tuple) {
+        Some(id) => *id == r.id,
+        None => latest_listed.contains(&r.id),
+    };
     let mut counts = KernelAgreement::default();
     for record in records.iter_mut() {
-        let comparable = latest.contains(&record.id) && matches!(record.end, EndReason::Closed | EndReason::OpenAtEnd);
-        let Some((client, server)) = addresses(record).filter(|_| comparable) else { continue };
+        let Some((client, server)) = addresses(record) else { continue };
+        if !is_latest(record, (client, server)) || !matches!(record.end, EndReason::Closed | EndReason::OpenAtEnd) {
+            continue;
+        }
         snapshot.fill(record);
         for (inferred, view) in [(record.client_state, snapshot.side(client, server)), (record.server_state, snapshot.side(server, client))] {
             let Some(kernel) = view else { continue };
