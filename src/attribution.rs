@@ -39,11 +39,11 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// The processes found for one connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Owners {
+struct Owners {
     /// The process holding the client's socket.
-    pub client: Option<ProcessInfo>,
+    client: Option<ProcessInfo>,
     /// The process holding the server's socket.
-    pub server: Option<ProcessInfo>,
+    server: Option<ProcessInfo>,
 }
 
 impl Owners {
