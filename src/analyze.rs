@@ -37,6 +37,9 @@ pub trait Observer {
     }
     /// An event on connection `id`.
     fn event(&mut self, _id: u64, _event: &FlowEvent) {}
+    /// Adds to a connection's record what the packets cannot tell (the processes behind a live
+    /// connection, the kernel's socket states), before the report or any observer sees it.
+    fn enrich(&mut self, _record: &mut ConnectionRecord) {}
     /// A connection ended; `summary` already includes it.
     fn connection_ended(&mut self, _record: &ConnectionRecord, _summary: &Summary) {}
 }
@@ -58,8 +61,9 @@ impl FlowSink for Collector<'_> {
     fn event(&mut self, id: u64, event: &FlowEvent) {
         self.observer.event(id, event);
     }
-    fn connection_ended(&mut self, record: ConnectionRecord) {
+    fn connection_ended(&mut self, mut record: ConnectionRecord) {
         let observer = &mut *self.observer;
+        observer.enrich(&mut record);
         self.builder.add(record, |record, summary| observer.connection_ended(record, summary));
     }
 }
@@ -119,6 +123,17 @@ impl<'o> Pipeline<'o> {
     /// Connections open now.
     pub fn open_connections(&self) -> usize {
         self.table.open_connections()
+    }
+
+    /// Ends the connections still open: their records are made as they stand (`open_at_end`), as
+    /// [`Pipeline::finish`] would, so that they can be reviewed with [`Pipeline::records_mut`] first.
+    pub fn end_open_connections(&mut self) {
+        self.table.finish(&mut self.collector);
+    }
+
+    /// The connection records kept for the report's listing so far, in the order they ended.
+    pub fn records_mut(&mut self) -> &mut [ConnectionRecord] {
+        self.collector.builder.records_mut()
     }
 
     /// Ends the analysis: finalises open connections and builds the report.

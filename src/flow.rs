@@ -28,8 +28,8 @@ const MAX_REQUESTS_LISTED: usize = 256;
 /// Something that happened, for live views and ladder diagrams.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FlowEvent {
-    /// A new connection (its SYN, or its first segment when mid-stream).
-    Opened { handshake: bool },
+    /// A new connection (its SYN, or its first segment when mid-stream) between `client` and `server`.
+    Opened { handshake: bool, client: SocketAddr, server: SocketAddr },
     /// A segment of the connection, with both sides' states after it.
     Segment(SegmentNote),
     /// A keep-alive probe from a side.
@@ -306,7 +306,7 @@ impl FlowTable {
         let (client, server) = self.orient(seg);
         let id = self.next_id;
         self.next_id += 1;
-        sink.event(id, &FlowEvent::Opened { handshake: is_syn });
+        sink.event(id, &FlowEvent::Opened { handshake: is_syn, client, server });
         let mut conn = Box::new(Connection::new(id, client, server, seg.ts));
         update(&mut conn, seg, sink, &mut self.protocol_events);
         if conn.closed() {
@@ -453,6 +453,10 @@ fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64
         stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },
         end,
         close_after_response,
+        client_process: None,
+        server_process: None,
+        kernel_client_state: None,
+        kernel_server_state: None,
     };
     sink.connection_ended(record);
 }

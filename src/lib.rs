@@ -6,6 +6,7 @@
 
 pub mod analyze;
 pub mod assert;
+pub mod attribution;
 pub mod capture;
 pub mod cli;
 pub mod commands;

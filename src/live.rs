@@ -6,7 +6,7 @@
 //! +0.413s #1 client GET /index.html
 //! +0.415s #1 server 200
 //! +0.415s #1 FIN from server
-//! +0.416s #1 closed: 127.0.0.1:50412 → 127.0.0.1:8087, 1 request, FIN first server, client TIME_WAIT, server CLOSED
+//! +0.416s #1 closed: 127.0.0.1:50412 (curl 4711) → 127.0.0.1:8087 (python3 4702), 1 request, FIN first server, client CLOSED, server TIME_WAIT
 //! [3.2s] open 0 · handshakes 1 · requests 1 · packets 10 · drops 0
 //! ```
 //!
@@ -17,6 +17,7 @@ use crate::analyze::Observer;
 use crate::flow::FlowEvent;
 use crate::protocol::ProtocolEvent;
 use crate::report::{ConnectionRecord, EndReason, Summary};
+use crate::sockets::ProcessInfo;
 use std::cell::RefCell;
 use std::io::{BufWriter, Stderr, Write};
 use std::rc::Rc;
@@ -128,11 +129,11 @@ impl Observer for LiveView {
     fn event(&mut self, id: u64, event: &FlowEvent) {
         let mut c = self.console.borrow_mut();
         match event {
-            FlowEvent::Opened { handshake: true } => {
+            FlowEvent::Opened { handshake: true, .. } => {
                 c.handshakes += 1;
                 c.line(id, format_args!("opened (SYN)"));
             }
-            FlowEvent::Opened { handshake: false } => c.line(id, format_args!("opened mid-stream (SYN not seen)")),
+            FlowEvent::Opened { handshake: false, .. } => c.line(id, format_args!("opened mid-stream (SYN not seen)")),
             FlowEvent::KeepAlive { side } => c.line(id, format_args!("keep-alive probe from {side}")),
             FlowEvent::Fin { side } => c.line(id, format_args!("FIN from {side}")),
             FlowEvent::Rst { side } => c.line(id, format_args!("RST from {side}")),
@@ -168,12 +169,15 @@ impl Observer for LiveView {
             EndReason::Evicted => "evicted (--max-connections)",
             _ => "closed",
         };
+        let owner = |p: &Option<ProcessInfo>| p.as_ref().map(|p| format!(" ({} {})", p.command, p.pid)).unwrap_or_default();
         self.console.borrow_mut().line(
             r.id,
             format_args!(
-                "{how}: {} → {}, {requests}, FIN first {}, client {}, server {}",
+                "{how}: {}{} → {}{}, {requests}, FIN first {}, client {}, server {}",
                 r.client,
+                owner(&r.client_process),
                 r.server,
+                owner(&r.server_process),
                 r.fin_first.name(),
                 r.client_state,
                 r.server_state

@@ -3,7 +3,6 @@
 //!
 //! [`Output`] is also the pipeline's [`Observer`]: NDJSON and CSV rows are written as each connection
 //! ends (so a long capture can be piped), and segments are recorded for `--ladder` and `--svg`.
-//! Commands that cannot stream use [`emit`], which renders a finished report the same way.
 
 use crate::analyze::Observer;
 use crate::assert::{self, Assertion};
@@ -153,14 +152,4 @@ impl Observer for Output {
             stream.connection(record);
         }
     }
-}
-
-/// Prints a finished report and checks its assertions: for commands that do not stream. NDJSON and
-/// CSV rows come from the report's connection list.
-pub fn emit(report: &Report, args: &OutputArgs) -> Result<ExitCode, Error> {
-    let mut output = Output::new(args, &ViewArgs::default())?;
-    for record in &report.connections {
-        output.connection_ended(record, &report.summary);
-    }
-    output.finish(report)
 }

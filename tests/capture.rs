@@ -3,24 +3,27 @@
 //!
 //! The server is a few lines of Python whose responses carry no Content-Length, so the client can
 //! only know a response ended when the server closes: the server sends the first FIN, every time.
+//! The kernel-view tests also run the Go programs and the CLOSE_WAIT server of `tests/programs`.
 //! Every wait is bounded, and only processes these tests spawned are ever signalled.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connscope");
 
 const SERVER: &str = r#"
-import http.server, sys
+import http.server, sys, time
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     def do_GET(self):
+        if self.path.startswith("/slow"):
+            time.sleep(0.5)
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
@@ -260,6 +263,232 @@ fn sigint_mid_capture_saves_a_file_that_reads_back_the_same() {
         eprintln!("tcpdump not installed: not checking that it reads the saved file");
     }
     let _ = std::fs::remove_file(&file);
+}
+
+/// The connections of a report whose server port is `port`, their handshake seen.
+fn connections_on(report: &Value, port: u16) -> Vec<&Value> {
+    let all = report["connections"].as_array().map(Vec::as_slice).unwrap_or_default();
+    all.iter().filter(|c| c["server_port"] == port && c["handshake"] != "mid_stream").collect()
+}
+
+#[test]
+fn capture_names_the_processes_behind_each_connection() {
+    if !can_capture("capture_names_the_processes_behind_each_connection") {
+        return;
+    }
+    let server = Server::start();
+    let port = server.port.to_string();
+    // The server answers /slow after half a second: the connections live long enough for the
+    // resolver to find both sockets' owners.
+    let (one, two) = (server.url("slow/1"), server.url("slow/2"));
+    let args = ["capture", "--port", &port, "-q", "--format", "json", "--linger", "500ms", "--", "curl", "-s", "--max-time", "5", "-o", "/dev/null", &one, "-o", "/dev/null", &two];
+    let mut child = Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run connscope");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let status = wait_bounded(&mut child, Duration::from_secs(30), "connscope capture");
+    let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
+    assert!(status.success(), "connscope failed ({status}): {stderr}");
+
+    let report = json(&stdout);
+    let conns = connections_on(&report, server.port);
+    assert_eq!(conns.len(), 2, "{}", report["connections"]);
+    for c in conns {
+        assert_eq!(c["client_process"]["command"], "curl", "{c}");
+        assert_eq!(c["server_process"]["command"], "python3", "{c}");
+        assert_eq!(c["server_process"]["pid"], server.child.id(), "{c}");
+        // The server closed first: its socket is in TIME_WAIT, the client's is gone.
+        assert_eq!((&c["server_state"], &c["kernel_server_state"]), (&json("\"TIME_WAIT\""), &json("\"TIME_WAIT\"")), "{c}");
+        assert_eq!((&c["client_state"], &c["kernel_client_state"]), (&json("\"CLOSED\""), &Value::Null), "{c}");
+    }
+    let agreement = &report["capture"]["kernel_agreement"];
+    assert_eq!((&agreement["compared"], &agreement["agree"], &agreement["disagree"]), (&json("4"), &json("4"), &json("0")), "{agreement}");
+}
+
+#[test]
+fn capture_streams_ndjson_rows_as_connections_end() {
+    if !can_capture("capture_streams_ndjson_rows_as_connections_end") {
+        return;
+    }
+    let server = Server::start();
+    let port = server.port.to_string();
+    // The command keeps running for 3 s after its one request: its row must come out before that.
+    let script = format!("curl -s --max-time 5 -o /dev/null {}; sleep 3", server.url("streamed"));
+    let mut child = Command::new(BIN)
+        .args(["capture", "--port", &port, "-q", "--format", "ndjson", "--linger", "200ms", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run connscope");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout_pipe = child.stdout.take().expect("stdout");
+    let stdout = thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let first = lines.recv_timeout(Duration::from_millis(2500));
+    let still_running = child.try_wait().expect("waiting for connscope").is_none();
+    let status = wait_bounded(&mut child, Duration::from_secs(30), "connscope capture");
+    let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
+    assert!(status.success(), "connscope failed ({status}): {stderr}");
+    let first = json(&first.unwrap_or_else(|_| panic!("no row while the command ran: {stdout:?}")));
+    assert!(still_running, "the row came only when the capture ended");
+    assert_eq!(first["type"], "connection", "{first}");
+    assert_eq!(first["end"], "closed", "{first}");
+
+    assert_eq!(stdout.len(), 2, "one connection row, then the summary: {stdout:?}");
+    let summary = json(&stdout[1]);
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["summary"]["connections"], 1);
+    // The comparison is made when the capture stops, after the row was written: the summary has it.
+    assert_eq!(summary["capture"]["kernel_agreement"]["compared"], 2, "{}", summary["capture"]);
+}
+
+/// A program from `tests/programs` started by a test; killed (by its own PID) when dropped.
+struct Program {
+    child: Child,
+    /// Held open: the Go client stays alive until its standard input closes.
+    _stdin: Option<ChildStdin>,
+    /// Its first line of output (a port, or `done N`).
+    first_line: String,
+}
+
+impl Program {
+    /// Starts `command` and reads its first line (bounded by the program: each prints it at once,
+    /// or after its requests).
+    fn start(command: &mut Command) -> Program {
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start a test program");
+        let stdin = child.stdin.take();
+        let mut first_line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut first_line).expect("first line");
+        assert!(!first_line.is_empty(), "{command:?} ended before printing its first line");
+        Program { child, _stdin: stdin, first_line: first_line.trim().to_string() }
+    }
+
+    fn port(&self) -> u16 {
+        self.first_line.parse().expect("a port on the first line")
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Go programs of `tests/programs`, built once per test run into cargo's scratch directory.
+fn go_program(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capture-programs");
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        for program in ["httpserver", "httpclient"] {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{program}.go"));
+            let mut build = Command::new("go").args(["build", "-o"]).arg(dir.join(program)).arg(source).spawn().expect("Go builds tests/programs");
+            assert!(wait_bounded(&mut build, Duration::from_secs(120), "go build").success(), "go build {program}.go failed");
+        }
+        dir
+    });
+    dir.join(name)
+}
+
+#[test]
+fn capture_end_states_agree_with_the_kernel() {
+    if !can_capture("capture_end_states_agree_with_the_kernel") {
+        return;
+    }
+    let closing = Program::start(&mut Command::new(go_program("httpserver")));
+    let leaking = Program::start(&mut Command::new(go_program("httpserver")));
+    let closewait = Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
+    let ports = [closing.port(), leaking.port(), closewait.port()];
+    let filter = ports.map(|p| format!("tcp port {p}")).join(" or ");
+    let mut child = Command::new(BIN)
+        .args(["capture", "-f", &filter, "--format", "json", "--duration", "60s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run connscope");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let stderr = thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // Until the capture is up, connections may go unseen: open and close one (a client-first
+    // close, like the Go client's) until the live view shows its SYN.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    'warm: loop {
+        assert!(Instant::now() < deadline, "the capture saw no connection within 15 s");
+        drop(TcpStream::connect(("127.0.0.1", closing.port())).expect("connect"));
+        while let Ok(line) = lines.recv_timeout(Duration::from_millis(300)) {
+            if line.contains(" opened (SYN)") {
+                break 'warm;
+            }
+        }
+    }
+
+    // 1. A client that closes first: TIME_WAIT on its side, nothing left on the server's.
+    let url = |port: u16| format!("http://127.0.0.1:{port}/hello");
+    let mut close_first = Command::new(go_program("httpclient")).args([&url(closing.port()), "3", "close"]).stdin(Stdio::null()).stdout(Stdio::null()).spawn().expect("run httpclient");
+    assert!(wait_bounded(&mut close_first, Duration::from_secs(15), "httpclient close").success());
+    // 2. A client that leaks its connections and outlives the capture: ESTABLISHED on both sides.
+    let leaker = Program::start(Command::new(go_program("httpclient")).args([&url(leaking.port()), "2", "leak"]));
+    assert_eq!(leaker.first_line, "done 2");
+    // 3. A server that never closes after its peer did: CLOSE_WAIT on the server, FIN_WAIT_2 on
+    //    the client (this test, which holds the connection a moment so it is seen open, then closes).
+    let peer = TcpStream::connect(("127.0.0.1", closewait.port())).expect("connect");
+    thread::sleep(Duration::from_millis(300));
+    drop(peer);
+    // Let the last segments reach the capture, then stop it as Ctrl-C would.
+    thread::sleep(Duration::from_millis(500));
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on the PID of our own child, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "sending SIGINT");
+    let status = wait_bounded(&mut child, Duration::from_secs(15), "connscope capture after SIGINT");
+    let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
+    assert!(status.success(), "connscope failed ({status}): {stderr}");
+    let report = json(&stdout);
+
+    let closed = connections_on(&report, closing.port());
+    assert!(closed.len() >= 3, "{}", report["connections"]);
+    for c in closed {
+        assert_eq!((&c["fin_first"], &c["client_state"], &c["kernel_client_state"]), (&json("\"client\""), &json("\"TIME_WAIT\""), &json("\"TIME_WAIT\"")), "{c}");
+        assert_eq!((&c["server_state"], &c["kernel_server_state"]), (&json("\"CLOSED\""), &Value::Null), "{c}");
+    }
+    let leaked = connections_on(&report, leaking.port());
+    assert_eq!(leaked.len(), 2, "{}", report["connections"]);
+    for c in leaked {
+        for key in ["client_state", "kernel_client_state", "server_state", "kernel_server_state"] {
+            assert_eq!(c[key], "ESTABLISHED", "{key}: {c}");
+        }
+        assert_eq!((&c["client_process"]["command"], &c["client_process"]["pid"]), (&json("\"httpclient\""), &json(&leaker.child.id().to_string())), "{c}");
+        assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"httpserver\""), &json(&leaking.child.id().to_string())), "{c}");
+    }
+    let half_closed = connections_on(&report, closewait.port());
+    assert_eq!(half_closed.len(), 1, "{}", report["connections"]);
+    let c = half_closed[0];
+    assert_eq!((&c["client_state"], &c["kernel_client_state"]), (&json("\"FIN_WAIT_2\""), &json("\"FIN_WAIT_2\"")), "{c}");
+    assert_eq!((&c["server_state"], &c["kernel_server_state"]), (&json("\"CLOSE_WAIT\""), &json("\"CLOSE_WAIT\"")), "{c}");
+    assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"python3\""), &json(&closewait.child.id().to_string())), "{c}");
+
+    let agreement = &report["capture"]["kernel_agreement"];
+    assert_eq!(agreement["disagree"], 0, "{agreement}");
+    assert_eq!(agreement["agree"], agreement["compared"], "{agreement}");
+    let findings = report["verdict"]["findings"].as_array().map(Vec::as_slice).unwrap_or_default();
+    assert!(findings.iter().all(|f| f["code"] != "kernel_state_disagrees"), "{findings:?}");
 }
 
 /// Runs connscope with `args`, bounded; returns its exit code and standard error.

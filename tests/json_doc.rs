@@ -4,7 +4,8 @@
 mod common;
 use common::{connscope, fixture};
 use connscope::protocol::TlsSummary;
-use connscope::report::{CaptureStats, RequestRecord};
+use connscope::report::{CaptureStats, KernelAgreement, RequestRecord};
+use connscope::sockets::ProcessInfo;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -42,14 +43,18 @@ fn paths(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
 }
 
 /// A real report of a fixture, with the parts that fixture cannot show (live capture statistics,
-/// TLS facts, listed requests) filled in from the same types the code serialises.
+/// the kernel's view, TLS facts, listed requests) filled in from the same types the code serialises.
 fn emitted() -> BTreeSet<String> {
     let run = connscope(&["analyze", &fixture("client-first.pcap"), "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut report: Value = serde_json::from_str(&run.stdout).unwrap();
     assert!(!report["verdict"]["findings"].as_array().unwrap().is_empty(), "the fixture has a finding");
-    report["capture"] = serde_json::to_value(CaptureStats::default()).unwrap();
+    let capture = CaptureStats { kernel_agreement: Some(KernelAgreement::default()), ..CaptureStats::default() };
+    report["capture"] = serde_json::to_value(capture).unwrap();
     let conn = &mut report["connections"][0];
+    let process = serde_json::to_value(ProcessInfo { pid: 1, command: "init".into() }).unwrap();
+    conn["client_process"] = process.clone();
+    conn["server_process"] = process;
     conn["tls"] = serde_json::to_value(TlsSummary {
         client_hellos: 1, full_handshakes: 1, resumed_handshakes: 0, sni: None, version: None, exchanges_estimate: 1,
     })

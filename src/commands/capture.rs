@@ -6,18 +6,28 @@
 //! opened and filtered before the command starts, so its first SYN is captured. On Ctrl-C the
 //! command (and only it, by its PID) is asked to stop with SIGTERM and the capture lingers; a second
 //! Ctrl-C ends at once. The `-w` file is flushed and closed on every way out.
+//!
+//! Connections are attributed to their local processes as they open ([`Attribution`]), NDJSON and
+//! CSV rows are written as connections end, and when the capture stops the kernel's socket tables
+//! are read once and set beside the states the packets imply (`sockets::agreement`).
 
-use crate::analyze::{Options, Pipeline};
+use crate::analyze::{Observer, Options, Pipeline};
+use crate::attribution::Attribution;
 use crate::capture::{self, LiveOptions, LiveSource};
 use crate::cli::FilterArgs;
 use crate::error::Error;
+use crate::flow::FlowEvent;
 use crate::live::{Console, LiveView, LoopCounts};
-use crate::output::{self, OutputArgs};
-use crate::report::{CaptureStats, SourceInfo};
+use crate::output::{Output, OutputArgs, ViewArgs};
+use crate::report::{CaptureStats, ConnectionRecord, SourceInfo, Summary};
+use crate::sockets::agreement::KernelSnapshot;
 use clap::Args;
+use std::cell::RefCell;
 use std::io::IsTerminal;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -123,6 +133,42 @@ fn shell_word(word: &str) -> String {
     }
 }
 
+/// The capture's pipeline observer: the attribution completes each record first, then the live
+/// view and the streamed output see it.
+struct CaptureObserver {
+    attribution: Rc<RefCell<Attribution>>,
+    view: LiveView,
+    output: Output,
+}
+
+impl Observer for CaptureObserver {
+    fn wants_segments(&self) -> bool {
+        self.output.wants_segments()
+    }
+
+    fn event(&mut self, id: u64, event: &FlowEvent) {
+        if let FlowEvent::Opened { client, server, .. } = event {
+            self.attribution.borrow_mut().opened(id, *client, *server);
+        }
+        self.view.event(id, event);
+        self.output.event(id, event);
+    }
+
+    fn enrich(&mut self, record: &mut ConnectionRecord) {
+        self.attribution.borrow_mut().enrich(record);
+    }
+
+    fn connection_ended(&mut self, record: &ConnectionRecord, summary: &Summary) {
+        self.view.connection_ended(record, summary);
+        self.output.connection_ended(record, summary);
+    }
+}
+
+/// This host's interface addresses, for telling local sockets from remote ones.
+fn local_addresses() -> Vec<IpAddr> {
+    pcap::Device::list().map(|devices| devices.into_iter().flat_map(|d| d.addresses).map(|a| a.addr).collect()).unwrap_or_default()
+}
+
 /// Why the loop stopped, as the report's `ended_by` says it.
 const INTERRUPTED: &str = "interrupted";
 
@@ -130,6 +176,8 @@ const INTERRUPTED: &str = "interrupted";
 pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let interface = args.interface.clone().unwrap_or_else(|| capture::default_interface().to_string());
     let filter = super::effective_filter(args.filter.port, args.filter.bpf.as_deref());
+    // Checked before anything starts: a bad --assert is a usage error.
+    let output = Output::new(&args.output, &ViewArgs::default())?;
     let interrupts = Arc::new(AtomicU32::new(0));
     let handler_count = Arc::clone(&interrupts);
     ctrlc::set_handler(move || {
@@ -151,9 +199,10 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let mut subject = if args.command.is_empty() { None } else { Some(Subject::spawn(&args.command)?) };
 
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
-    let mut view = LiveView::new(console.clone());
+    let attribution = Rc::new(RefCell::new(Attribution::start()));
+    let mut observer = CaptureObserver { attribution: Rc::clone(&attribution), view: LiveView::new(console.clone()), output };
     let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
-    let mut pipeline = Pipeline::new(options, &mut view);
+    let mut pipeline = Pipeline::new(options, &mut observer);
 
     let mut delivered = 0u64;
     let mut drops = 0u64;
@@ -224,6 +273,19 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     source.flush()?;
     drop(source);
 
+    // The kernel's view at the moment the report is made (after the linger): one dump of its
+    // socket tables, for the last attribution attempt and for the comparison of end states.
+    let snapshot = match KernelSnapshot::read(local_addresses()) {
+        Ok(snapshot) => Some(snapshot),
+        Err(e) => {
+            eprintln!("connscope: socket states not compared with the kernel: {e}");
+            None
+        }
+    };
+    attribution.borrow_mut().capture_stopped(snapshot);
+    pipeline.end_open_connections();
+    let kernel_agreement = attribution.borrow().compare(pipeline.records_mut());
+
     let command = subject.as_mut().map(|s| {
         if s.poll() {
             s.line.clone()
@@ -244,6 +306,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
         command,
         command_exit_status: subject.as_ref().and_then(|s| s.status).and_then(|s| s.code()),
         saved_to: args.write.clone(),
+        kernel_agreement,
     };
     let source_info = SourceInfo { kind: "live", path: interface, filter, link_type: link.name().to_string(), start_ts: None, warning };
     let report = pipeline.finish(source_info, Some(capture_stats));
@@ -251,7 +314,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     if let Some(w) = &report.source.warning {
         eprintln!("connscope: warning: {w}");
     }
-    output::emit(&report, &args.output)
+    observer.output.finish(&report)
 }
 
 #[cfg(test)]

@@ -69,14 +69,21 @@ pub struct CsvRow<'a> {
     pub end: EndReason,
     pub client_state: &'static str,
     pub server_state: &'static str,
+    pub client_pid: Option<u32>,
+    pub client_command: Option<&'a str>,
+    pub server_pid: Option<u32>,
+    pub server_command: Option<&'a str>,
+    pub kernel_client_state: Option<&'static str>,
+    pub kernel_server_state: Option<&'static str>,
 }
 
 /// The CSV header, written even when no connection is (kept equal to [`CsvRow`] by a test).
-pub const CSV_HEADER: [&str; 24] = [
+pub const CSV_HEADER: [&str; 30] = [
     "id", "client", "server", "server_port", "first_ts", "last_ts", "duration", "handshake", "protocol",
     "http_requests", "http_responses", "reused", "fin_first", "simultaneous_close", "rst_by",
     "keepalive_probes_client", "keepalive_probes_server", "tls_client_hellos", "h2_streams", "packets", "bytes",
-    "end", "client_state", "server_state",
+    "end", "client_state", "server_state", "client_pid", "client_command", "server_pid", "server_command",
+    "kernel_client_state", "kernel_server_state",
 ];
 
 impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
@@ -106,6 +113,12 @@ impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
             end: c.end,
             client_state: c.client_state.name(),
             server_state: c.server_state.name(),
+            client_pid: c.client_process.as_ref().map(|p| p.pid),
+            client_command: c.client_process.as_ref().map(|p| p.command.as_str()),
+            server_pid: c.server_process.as_ref().map(|p| p.pid),
+            server_command: c.server_process.as_ref().map(|p| p.command.as_str()),
+            kernel_client_state: c.kernel_client_state.map(|s| s.name()),
+            kernel_server_state: c.kernel_server_state.map(|s| s.name()),
         }
     }
 }
@@ -187,7 +200,8 @@ mod tests {
             handshake: "complete", protocol: Protocol::None, http_requests: None, http_responses: None, reused: false,
             fin_first: "none", simultaneous_close: false, rst_by: None, keepalive_probes_client: 0,
             keepalive_probes_server: 0, tls_client_hellos: None, h2_streams: None, packets: 0, bytes: 0,
-            end: EndReason::Closed, client_state: "CLOSED", server_state: "CLOSED",
+            end: EndReason::Closed, client_state: "CLOSED", server_state: "CLOSED", client_pid: None,
+            client_command: None, server_pid: None, server_command: None, kernel_client_state: None, kernel_server_state: None,
         };
         let mut w = csv::Writer::from_writer(Vec::new());
         w.serialize(row).unwrap();

@@ -48,6 +48,10 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         if let Some(path) = &cap.saved_to {
             writeln!(out, "saved to {path}")?;
         }
+        if let Some(k) = &cap.kernel_agreement {
+            writeln!(out, "kernel: {} local sockets compared with the socket tables when the capture stopped: {} agree, {} disagree",
+                k.compared, k.agree, k.disagree)?;
+        }
     }
     if let Some(w) = &src.warning {
         writeln!(out, "!! {w}")?;
@@ -120,16 +124,27 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The connection rows; the process columns appear when any process is known, the kernel's
+/// states when any was read (live capture).
 fn connections_table(conns: &[ConnectionRecord]) -> Table {
+    let processes = conns.iter().any(|c| c.client_process.is_some() || c.server_process.is_some());
+    let kernel = conns.iter().any(|c| c.kernel_client_state.is_some() || c.kernel_server_state.is_some());
     let mut t = new_table();
-    t.set_header(vec!["#", "client", "server", "start", "duration", "handshake", "requests", "FIN first", "RST", "probes c/s", "client state", "server state"]);
+    let mut header = vec!["#", "client", "server", "start", "duration", "handshake", "requests", "FIN first", "RST", "probes c/s", "client state", "server state"];
+    if kernel {
+        header.extend(["kernel client", "kernel server"]);
+    }
+    if processes {
+        header.extend(["client process", "server process"]);
+    }
+    t.set_header(header);
     for c in conns {
         let requests = match (c.http_requests, &c.tls) {
             (Some(n), _) => n.to_string(),
             (None, Some(tls)) => format!("~{} (TLS)", tls.exchanges_estimate),
             (None, None) => "-".to_string(),
         };
-        t.add_row(vec![
+        let mut row = vec![
             Cell::new(c.id),
             Cell::new(&c.client),
             Cell::new(&c.server),
@@ -142,7 +157,14 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
             Cell::new(format!("{}/{}", c.keepalive_probes.client, c.keepalive_probes.server)),
             Cell::new(c.client_state.name()),
             Cell::new(c.server_state.name()),
-        ]);
+        ];
+        if kernel {
+            row.extend([c.kernel_client_state, c.kernel_server_state].map(|s| Cell::new(s.map_or("-", |s| s.name()))));
+        }
+        if processes {
+            row.extend([&c.client_process, &c.server_process].map(|p| Cell::new(p.as_ref().map_or("-".to_string(), |p| format!("{} ({})", p.command, p.pid)))));
+        }
+        t.add_row(row);
     }
     t
 }

@@ -8,6 +8,7 @@ pub mod verdict;
 
 use crate::protocol::{HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
+use crate::sockets::ProcessInfo;
 use crate::tcp_state::{TcpState, ALL_STATES};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -133,6 +134,15 @@ pub struct ConnectionRecord {
     pub end: EndReason,
     /// Seconds from the last response to the first FIN, when both were seen.
     pub close_after_response: Option<f64>,
+    /// The local process that held the client's socket (live capture only; `None` when unknown).
+    pub client_process: Option<ProcessInfo>,
+    /// The local process that held the server's socket (live capture only; `None` when unknown).
+    pub server_process: Option<ProcessInfo>,
+    /// The kernel's state of the client's socket when the capture stopped (live capture only;
+    /// `None` when the kernel had no such socket or the side is not local).
+    pub kernel_client_state: Option<TcpState>,
+    /// The kernel's state of the server's socket when the capture stopped, as `kernel_client_state`.
+    pub kernel_server_state: Option<TcpState>,
 }
 
 /// Which side sent the first FIN of a connection.
@@ -367,6 +377,27 @@ pub struct CaptureStats {
     pub command: Option<String>,
     pub command_exit_status: Option<i32>,
     pub saved_to: Option<String>,
+    /// The kernel's socket states compared with the states the packets imply, when the capture
+    /// stopped; `None` when the socket tables could not be read.
+    pub kernel_agreement: Option<KernelAgreement>,
+}
+
+/// How many local sockets the kernel showed in the state the packets imply, at the end of a live
+/// capture. Each local side of a connection is one socket (a loopback connection has two).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KernelAgreement {
+    /// Local sockets compared.
+    pub compared: u64,
+    /// Of those, in the state the packets imply (a CLOSED one by having no kernel socket).
+    pub agree: u64,
+    /// Of those, in another state: `time_wait_gone` plus `changed`.
+    pub disagree: u64,
+    /// Inferred TIME_WAIT, but the kernel had no socket: expired, or recycled for a new connection.
+    #[serde(skip)]
+    pub time_wait_gone: u64,
+    /// Any other difference: the state moved after the last captured packet, or packets were missed.
+    #[serde(skip)]
+    pub changed: u64,
 }
 
 /// The whole report.
@@ -440,6 +471,11 @@ impl ReportBuilder {
         } else {
             self.omitted += 1;
         }
+    }
+
+    /// The connection records kept so far (the first `keep`), in the order they were added.
+    pub fn records_mut(&mut self) -> &mut [ConnectionRecord] {
+        &mut self.connections
     }
 
     /// The summary so far.

@@ -3,7 +3,7 @@
 //! Each finding has a stable `code`, the side it concerns, the count that backs it, and a message in
 //! plain language saying what it means and what to do.
 
-use super::{CaptureStats, ConnectionRecord, FinFirst, Handshake, Summary};
+use super::{CaptureStats, ConnectionRecord, FinFirst, Handshake, KernelAgreement, Summary};
 use crate::protocol::Protocol;
 use crate::side::Side;
 use crate::tcp_state::TcpState;
@@ -150,6 +150,31 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Says why `k.disagree` local sockets were not in the state the packets imply.
+fn kernel_disagreement(k: &KernelAgreement, dropped: u64) -> String {
+    let mut reasons = Vec::new();
+    if k.time_wait_gone > 0 {
+        reasons.push(format!(
+            "{} already gone from the kernel (expired after 60 s, or recycled for a new connection on the same ports by tcp_tw_reuse)",
+            plural(k.time_wait_gone, "TIME_WAIT socket", "TIME_WAIT sockets")));
+    }
+    if k.changed > 0 {
+        let missed = if dropped > 0 {
+            format!(", or the segments that moved them were among the {} the capture dropped", plural(dropped, "packet", "packets"))
+        } else {
+            String::new()
+        };
+        reasons.push(format!(
+            "{} changed state after the last captured packet (a FIN or ACK still in flight when the capture stopped, \
+             an orphaned FIN_WAIT_2 timed out{missed})",
+            plural(k.changed, "socket", "sockets")));
+    }
+    format!(
+        "{} of {} local sockets were not in the state the packets imply when the capture stopped: {}. \
+         Compare connections[].kernel_client_state and kernel_server_state with client_state and server_state.",
+        k.disagree, k.compared, reasons.join("; "))
+}
+
 /// Judges the capture from its summary and tallies.
 pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdict {
     let reuse = if t.with_requests == 0 {
@@ -184,6 +209,12 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
             add("capture_dropped_packets", "warning", None, dropped, format!(
                 "The capture lost {} (kernel {}, interface {}): counts below may be short. Raise the buffer with -B or narrow the filter.",
                 plural(dropped, "packet", "packets"), cap.dropped_by_kernel, cap.dropped_by_interface));
+        }
+    }
+    if let Some(cap) = capture {
+        if let Some(k) = cap.kernel_agreement.as_ref().filter(|k| k.disagree > 0) {
+            add("kernel_state_disagrees", if cap.dropped_by_kernel + cap.dropped_by_interface > 0 { "warning" } else { "info" }, None, k.disagree,
+                kernel_disagreement(k, cap.dropped_by_kernel + cap.dropped_by_interface));
         }
     }
     if t.single >= 2 && t.single_client_closed == t.single && t.reused == 0 {
@@ -292,4 +323,32 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
             plural(s.evicted_connections, "connection was", "connections were")));
     }
     Verdict { reuse, connections_with_requests: t.with_requests, requests: t.requests, requests_per_connection: per_conn, headline, findings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture_with(agreement: KernelAgreement, dropped: u64) -> CaptureStats {
+        CaptureStats { kernel_agreement: Some(agreement), dropped_by_kernel: dropped, ..CaptureStats::default() }
+    }
+
+    #[test]
+    fn test_kernel_disagreement_is_a_finding_with_its_reasons() {
+        let agreement = KernelAgreement { compared: 6, agree: 3, disagree: 3, time_wait_gone: 2, changed: 1 };
+        let verdict = judge(&Summary::default(), &Tallies::default(), Some(&capture_with(agreement.clone(), 0)));
+        let finding = verdict.findings.iter().find(|f| f.code == "kernel_state_disagrees").expect("the finding");
+        assert_eq!((finding.count, finding.severity), (3, "info"));
+        assert!(finding.message.starts_with("3 of 6 local sockets"), "{}", finding.message);
+        assert!(finding.message.contains("2 TIME_WAIT sockets already gone") && finding.message.contains("1 socket changed state"), "{}", finding.message);
+
+        let lossy = judge(&Summary::default(), &Tallies::default(), Some(&capture_with(agreement, 4)));
+        let finding = lossy.findings.iter().find(|f| f.code == "kernel_state_disagrees").expect("the finding");
+        assert_eq!(finding.severity, "warning");
+        assert!(finding.message.contains("among the 4 packets the capture dropped"), "{}", finding.message);
+
+        let agreeing = KernelAgreement { compared: 2, agree: 2, ..KernelAgreement::default() };
+        let verdict = judge(&Summary::default(), &Tallies::default(), Some(&capture_with(agreeing, 0)));
+        assert!(verdict.findings.iter().all(|f| f.code != "kernel_state_disagrees"));
+    }
 }

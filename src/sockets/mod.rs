@@ -4,10 +4,12 @@
 //! `--assert` ([`check`]) and drawn for people ([`render`]).
 //!
 //! [`resolve_process`] and [`kernel_state`] answer for one connection, for commands that watch
-//! packets (capture) and want the process and kernel state behind a 4-tuple.
+//! packets (capture) and want the process and kernel state behind a 4-tuple; [`agreement`] sets
+//! the kernel's states beside the ones the packets imply, at the end of a capture.
 //!
 //! Linux only: elsewhere every reader returns [`SocketsError::Unsupported`].
 
+pub mod agreement;
 pub mod check;
 pub mod process;
 pub mod render;
