@@ -22,8 +22,6 @@ use std::net::{IpAddr, SocketAddr};
 const KEEPALIVE_MIN_IDLE: f64 = 0.5;
 /// Tombstones of closed tuples are forgotten after this much capture time (2 × MSL on Linux is 60 s).
 const TOMBSTONE_TTL: f64 = 120.0;
-/// Records keep at most this many requests each (counts are never capped).
-const MAX_REQUESTS_LISTED: usize = 256;
 
 /// Something that happened, for live views and ladder diagrams.
 #[derive(Clone, Debug, PartialEq)]
@@ -401,7 +399,7 @@ fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64
     };
     let encrypted = proto.protocol == Protocol::Tls;
     let tls = proto.tls.clone();
-    let requests: Vec<RequestRecord> = proto.exchanges.iter().take(MAX_REQUESTS_LISTED).map(RequestRecord::from).collect();
+    let requests: Vec<RequestRecord> = proto.exchanges.iter().map(RequestRecord::from).collect();
     let h2_streams = proto.h2.as_ref().map(|h| h.streams);
     let request_count = if let Some(streams) = h2_streams {
         streams.max(proto.http_requests)

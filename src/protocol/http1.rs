@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 /// Largest incomplete header block buffered; a longer one is treated as garbage.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// Exchanges kept per connection (counts go on beyond it).
-pub const MAX_EXCHANGES: usize = 256;
+pub const MAX_EXCHANGES: usize = 32;
 /// Requests waiting for a response that are remembered for pairing.
 const MAX_PENDING: usize = 1024;
 /// Headers httparse may return per message.
@@ -366,6 +366,18 @@ impl Http1Framer {
                 return bytes;
             }
         }
+        if self.directions[side.index()].head.is_empty() {
+            // Fast path: a head that lies whole in this chunk is found and parsed by httparse in
+            // one pass. Anything else (a head split across segments, an invalid one) takes the
+            // byte-wise search below, which also bounds what is buffered.
+            if let Some((end, phase)) = self.parse_head(side, bytes, ts, events) {
+                let direction = &mut self.directions[side.index()];
+                direction.scan = BlankLineScan::InLine;
+                direction.resyncing = false;
+                direction.phase = phase;
+                return &bytes[end..];
+            }
+        }
         let direction = &mut self.directions[side.index()];
         let Some(end) = find_head_end(&mut direction.scan, bytes) else {
             if direction.head.len() + bytes.len() > MAX_HEADER_BLOCK {
@@ -377,11 +389,11 @@ impl Http1Framer {
             return &[];
         };
         let phase = if direction.head.is_empty() {
-            self.parse_head(side, &bytes[..end], ts, events)
+            self.parse_head(side, &bytes[..end], ts, events).map(|(_, phase)| phase)
         } else {
             let mut head = std::mem::take(&mut direction.head);
             head.extend_from_slice(&bytes[..end]);
-            let phase = self.parse_head(side, &head, ts, events);
+            let phase = self.parse_head(side, &head, ts, events).map(|(_, phase)| phase);
             head.clear();
             self.directions[side.index()].head = head; // keep the allocation for the next long head
             phase
@@ -425,10 +437,11 @@ impl Http1Framer {
         }
     }
 
-    /// Parses a complete head and records the message; returns how its body is framed, or `None` if invalid.
+    /// Parses a head at the start of `block` and records the message; returns the head's length and
+    /// how its body is framed, or `None` if the head is invalid or not complete in `block`.
     /// Most heads have few headers: a small header array is tried first (it is set up for every
     /// message, so its size is paid each time), the full one only when that is too small.
-    fn parse_head(&mut self, side: Side, block: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> Option<Phase> {
+    fn parse_head(&mut self, side: Side, block: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> Option<(usize, Phase)> {
         let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
         match self.parse_head_with(side, block, &mut few, ts, events) {
             Err(httparse::Error::TooManyHeaders) => {
@@ -446,27 +459,23 @@ impl Http1Framer {
         headers: &mut [httparse::Header<'b>],
         ts: f64,
         events: &mut Vec<ProtocolEvent>,
-    ) -> Result<Option<Phase>, httparse::Error> {
+    ) -> Result<Option<(usize, Phase)>, httparse::Error> {
         match side {
             Side::Client => {
                 let mut request = httparse::Request::new(headers);
-                if !matches!(request.parse(block)?, httparse::Status::Complete(_)) {
-                    return Ok(None);
-                }
+                let httparse::Status::Complete(len) = request.parse(block)? else { return Ok(None) };
                 let (Some(method), Some(target)) = (request.method, request.path) else { return Ok(None) };
                 let version = version_of(request.version);
                 let facts = HeadFacts::from_headers(request.headers);
-                Ok(Some(self.on_request(method, target, version, &facts, ts, events)))
+                Ok(Some((len, self.on_request(method, target, version, &facts, ts, events))))
             }
             Side::Server => {
                 let mut response = httparse::Response::new(headers);
-                if !matches!(response.parse(block)?, httparse::Status::Complete(_)) {
-                    return Ok(None);
-                }
+                let httparse::Status::Complete(len) = response.parse(block)? else { return Ok(None) };
                 let Some(status) = response.code else { return Ok(None) };
                 let version = version_of(response.version);
                 let facts = HeadFacts::from_headers(response.headers);
-                Ok(Some(self.on_response(status, version, &facts, ts, events)))
+                Ok(Some((len, self.on_response(status, version, &facts, ts, events))))
             }
         }
     }

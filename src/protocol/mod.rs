@@ -89,7 +89,7 @@ pub struct ProtocolSummary {
     pub http_requests: u32,
     /// Final HTTP/1 responses framed (never capped).
     pub http_responses: u32,
-    /// Requests paired with responses in order; at most 256 per connection.
+    /// Requests paired with responses in order: the first [`http1::MAX_EXCHANGES`] of the connection.
     pub exchanges: Vec<HttpExchange>,
     /// First side that sent `Connection: close` (or an HTTP/1.0 response without keep-alive: the server).
     pub close_requested_by: Option<Side>,
