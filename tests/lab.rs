@@ -277,6 +277,13 @@ fn lab_experiments_match_what_the_programs_do() {
     let names: Vec<&str> = lines.iter().map(|l| l["experiment"].as_str().unwrap_or("?")).collect();
     // Every experiment of the lab ran: 24 of seed 000, 3 of 001, 2 of 002, 1 of 003, 3 of 004.
     assert_eq!(lines.len(), 33, "experiments: {names:?}");
-    let bad: Vec<String> = lines.iter().flat_map(check).collect();
+    let mut bad: Vec<String> = lines.iter().flat_map(check).collect();
+    // Each experiment's capture was saved (-w), so its pcap can be opened afterwards.
+    for name in &names {
+        let pcap = out.join(format!("{name}.pcap"));
+        if std::fs::metadata(&pcap).map_or(true, |m| m.len() <= 24) {
+            bad.push(format!("{name}: {} is missing or holds no packet", pcap.display()));
+        }
+    }
     assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
 }
