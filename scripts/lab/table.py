@@ -66,7 +66,7 @@ def main():
         return
     head = ["experiment", "requests", "conns", "handshakes", "FIN first c/s/none",
             "end states client / server", "ka probes", "TLS hellos", "verdict [findings]"]
-    print(f"N = {n} requests per experiment")
+    print(f"N = {n} requests per experiment\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
     for r in rows:
