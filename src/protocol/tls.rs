@@ -5,6 +5,9 @@
 use super::{prefix_verdict, ProtocolEvent, TlsSummary, Verdict};
 use crate::side::Side;
 
+/// Largest TLS 1.3 application-data record taken for an encrypted alert: 2 alert bytes, the inner
+/// content type and a 16-byte AEAD tag make 19; the smallest HTTP request makes at least 35.
+const MAX_TLS13_ALERT_RECORD: usize = 24;
 const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
 const CONTENT_HANDSHAKE: u8 = 22;
 const CONTENT_APPLICATION_DATA: u8 = 23;
@@ -300,7 +303,10 @@ impl TlsSniffer {
         direction.buffering = false;
         match content_type {
             CONTENT_CHANGE_CIPHER_SPEC => direction.encrypted = true,
-            CONTENT_APPLICATION_DATA => self.application_data(side),
+            CONTENT_APPLICATION_DATA => {
+                let len = record_len(&self.directions[side.index()]);
+                self.application_data(side, len);
+            }
             _ => {}
         }
         if self.directions[side.index()].body_left == 0 {
@@ -351,10 +357,14 @@ impl TlsSniffer {
         }
     }
 
-    /// An application-data record starts: a client burst followed by a server burst is one exchange.
-    fn application_data(&mut self, side: Side) {
+    /// An application-data record of `len` bytes starts: a client burst followed by a server burst
+    /// is one exchange. In TLS 1.3 alerts travel as application data too: a record too small to
+    /// hold a request ([`MAX_TLS13_ALERT_RECORD`]) is the client's close_notify, not a request.
+    fn application_data(&mut self, side: Side, len: usize) {
+        let alert_sized = self.version == Some(TLS13) && len <= MAX_TLS13_ALERT_RECORD;
         match side {
             Side::Client if self.client_records_to_ignore > 0 => self.client_records_to_ignore -= 1,
+            Side::Client if alert_sized => {}
             Side::Client => self.awaiting_response = true,
             Side::Server if self.awaiting_response => {
                 self.awaiting_response = false;
@@ -533,6 +543,20 @@ mod tests {
             (Server, &record(CONTENT_APPLICATION_DATA, 200)), // NewSessionTicket
             (Client, &record(CONTENT_APPLICATION_DATA, 90)),
             (Server, &record(CONTENT_APPLICATION_DATA, 500)),
+        ]);
+        assert_eq!(sniffer.exchanges, 1);
+    }
+
+    #[test]
+    fn test_tls13_close_notify_exchange_is_not_a_request() {
+        let (sniffer, _) = sniff(&[
+            (Client, &client_hello("a", &[3; 32], false)),
+            (Server, &[server_hello(&[3; 32], TLS13, false, [1; 32]), record(CONTENT_APPLICATION_DATA, 2000)].concat()),
+            (Client, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_APPLICATION_DATA, 53)].concat()),
+            (Client, &record(CONTENT_APPLICATION_DATA, 90)), // the request
+            (Server, &record(CONTENT_APPLICATION_DATA, 500)), // the response
+            (Client, &record(CONTENT_APPLICATION_DATA, 19)), // encrypted close_notify
+            (Server, &record(CONTENT_APPLICATION_DATA, 19)), // the server's close_notify
         ]);
         assert_eq!(sniffer.exchanges, 1);
     }
