@@ -179,6 +179,9 @@ fn check(line: &Value) -> Vec<String> {
         differ(name, "handshakes_completed", &s["handshakes_completed"], e.connections.into()),
         differ(name, "http_requests", &s["http_requests"], e.requests.map_or(Value::Null, Value::from)),
         differ(name, "tls_client_hellos", &s["tls_client_hellos"], e.tls_client_hellos.into()),
+        // Every experiment sends n requests over either one connection (reused) or n (none reused);
+        // for HTTPS the reuse comes from the exchange estimate, so this also checks that estimate.
+        differ(name, "reused_connections", &s["reused_connections"], u64::from(e.connections == 1 && n > 1).into()),
     ];
     if let Some((c, sv, none)) = e.fin_first {
         bad.push(differ(name, "fin_first.client", &s["fin_first"]["client"], c.into()));
