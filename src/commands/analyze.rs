@@ -4,6 +4,7 @@ use crate::analyze::{Options, Pipeline};
 use crate::cli::FilterArgs;
 use crate::error::Error;
 use crate::output::{Output, OutputArgs, ViewArgs};
+use crate::progress::FileProgress;
 use crate::report::SourceInfo;
 use crate::source;
 use clap::Args;
@@ -28,7 +29,13 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
     let mut output = Output::new(&args.output, &args.view)?;
     let mut pipeline = Pipeline::new(options, &mut output);
-    let outcome = source::read_files(&args.files, args.filter.bpf.as_deref(), &mut |link, raw| pipeline.packet(link, raw))?;
+    let mut progress = FileProgress::new(&args.files);
+    let outcome = source::read_files(&args.files, args.filter.bpf.as_deref(), &mut |link, raw| {
+        progress.packet(raw.data.len());
+        pipeline.packet(link, raw);
+    });
+    progress.finish();
+    let outcome = outcome?;
     let mut link_types = outcome.link_types.clone();
     link_types.dedup();
     let source_info = SourceInfo {
