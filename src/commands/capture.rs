@@ -37,6 +37,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const TICK: Duration = Duration::from_millis(100);
 /// How often the command is checked for having exited.
 const CHILD_POLL: Duration = Duration::from_millis(20);
+/// Longest wait for a killed command to be reaped.
+const KILL_WAIT: Duration = Duration::from_millis(200);
 /// How often libpcap's drop counters are read for the status line.
 const STATS_POLL: Duration = Duration::from_secs(1);
 
@@ -120,6 +122,16 @@ impl Subject {
                 // SAFETY: kill(2) on our own unreaped child's PID; no memory is involved.
                 unsafe { libc::kill(pid, signal) };
             }
+        }
+    }
+
+    /// Kills the command (SIGKILL, by its PID) and reaps it, waiting at most [`KILL_WAIT`] so its
+    /// end is in the report.
+    fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        let deadline = Instant::now() + KILL_WAIT;
+        while !self.poll() && Instant::now() < deadline {
+            std::thread::sleep(CHILD_POLL / 4);
         }
     }
 }
@@ -217,7 +229,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
             if signalled >= 2 {
                 // A second signal: end at once, the command with it.
                 if let Some(s) = &mut subject {
-                    s.signal(libc::SIGKILL);
+                    s.kill();
                 }
                 break reason;
             }
