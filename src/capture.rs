@@ -117,7 +117,7 @@ impl LiveSource {
         }
         let savefile = match &options.save_to {
             Some(path) => Some(
-                Savefile::create(path, dlt.0, options.snaplen).map_err(|e| Error::Open { path: path.clone(), reason: e.to_string() })?,
+                Savefile::create(path, dlt.0, options.snaplen).map_err(|e| Error::Create { path: path.clone(), reason: e.to_string() })?,
             ),
             None => None,
         };
