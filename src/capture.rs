@@ -71,7 +71,7 @@ pub struct LiveStats {
 /// Why reading a live capture stopped for good.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReadFailure {
-    /// The interface was removed or taken down; libpcap's message.
+    /// The interface was removed (or taken down, where libpcap reports that); libpcap's message.
     InterfaceGone(String),
     /// Any other read error; libpcap's message.
     Failed(String),
