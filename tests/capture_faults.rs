@@ -108,11 +108,12 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// A running `connscope capture`: its report read from standard output, its standard error line
-/// by line (the live view tells when traffic was seen).
+/// by line (the live view tells when traffic was seen). Killed, by its PID, if the test fails
+/// before it finished.
 struct Capture {
     child: Child,
-    stdout: thread::JoinHandle<String>,
-    stderr: thread::JoinHandle<String>,
+    /// The readers of standard output and error; taken by [`Capture::finish`].
+    readers: Option<(thread::JoinHandle<String>, thread::JoinHandle<String>)>,
     lines: mpsc::Receiver<String>,
 }
 
@@ -150,7 +151,7 @@ impl Capture {
             }
             all
         });
-        Capture { child, stdout, stderr, lines }
+        Capture { child, readers: Some((stdout, stderr)), lines }
     }
 
     /// Waits until connscope holds a packet socket: the capture is open, its signal handlers set.
@@ -206,10 +207,19 @@ impl Capture {
     /// Waits for the end (at most `limit`) and parses the JSON report.
     fn finish(mut self, limit: Duration) -> Finished {
         let status = wait_bounded(&mut self.child, limit, "connscope capture");
-        let stdout = self.stdout.join().expect("stdout");
-        let stderr = self.stderr.join().expect("stderr");
+        let (stdout, stderr) = self.readers.take().expect("finished once");
+        let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
         let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON report ({e}), status {status}: {stdout}\n{stderr}"));
         Finished { status, report, stderr }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
