@@ -403,6 +403,13 @@ fn sigterm_before_any_packet() {
     }
 }
 
+#[test]
+fn sighup_before_any_packet() {
+    if can_capture("sighup_before_any_packet") {
+        signal_before_any_packet(libc::SIGHUP, "hangup");
+    }
+}
+
 /// A capture around a command that makes one request and then sleeps; `signal` comes while it
 /// sleeps: the command is stopped (SIGTERM), the capture ends after the linger.
 fn signal_while_the_command_runs(signal: libc::c_int, ended_by: &str) {

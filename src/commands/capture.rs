@@ -182,7 +182,7 @@ fn local_addresses() -> Vec<IpAddr> {
     pcap::Device::list().map(|devices| devices.into_iter().flat_map(|d| d.addresses).map(|a| a.addr).collect()).unwrap_or_default()
 }
 
-/// `ended_by` when the interface was removed or taken down during the capture.
+/// `ended_by` when the interface went away during the capture (see [`ReadFailure::InterfaceGone`]).
 const INTERFACE_GONE: &str = "interface_gone";
 
 /// Runs `capture`.
