@@ -11,9 +11,13 @@
 //! within milliseconds. With TPACKET_V3 the same buffer holds hundreds of thousands of packets.
 //! The BPF filter is installed before [`LiveSource::open`] returns: anything started after it (a
 //! command run around the capture) has every packet seen, SYN included.
+//!
+//! The `-w` file is written by connscope's own [`Savefile`], not libpcap's `pcap_dump`, so that a
+//! full disk is noticed and the file still ends after a whole packet (see `docs/capture.md`).
 
 use crate::decode::LinkType;
 use crate::error::Error;
+use crate::savefile::Savefile;
 use crate::source::RawPacket;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -64,11 +68,21 @@ pub struct LiveStats {
     pub dropped_by_interface: u64,
 }
 
+/// Why reading a live capture stopped for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// The interface was removed (or taken down, where libpcap reports that); libpcap's message.
+    InterfaceGone(String),
+    /// Any other read error; libpcap's message.
+    Failed(String),
+}
+
 /// An open live capture.
 pub struct LiveSource {
     cap: pcap::Capture<pcap::Active>,
+    interface: String,
     link: LinkType,
-    savefile: Option<pcap::Savefile>,
+    savefile: Option<Savefile>,
     /// The last read found no packet: wait for one before reading again.
     idle: bool,
 }
@@ -102,10 +116,12 @@ impl LiveSource {
             cap.filter(filter, true).map_err(|e| Error::Filter { filter: filter.clone(), reason: pcap_message(&e) })?;
         }
         let savefile = match &options.save_to {
-            Some(path) => Some(cap.savefile(path).map_err(|e| Error::Open { path: path.clone(), reason: pcap_message(&e) })?),
+            Some(path) => Some(
+                Savefile::create(path, dlt.0, options.snaplen).map_err(|e| Error::Create { path: path.clone(), reason: e.to_string() })?,
+            ),
             None => None,
         };
-        Ok(LiveSource { cap, link, savefile, idle: false })
+        Ok(LiveSource { cap, interface: name.to_string(), link, savefile, idle: false })
     }
 
     /// The link type of the device.
@@ -115,11 +131,12 @@ impl LiveSource {
 
     /// Hands the packets waiting in the kernel's buffer (at most `limit`) to `each`, after saving
     /// each to the savefile; returns how many. With none waiting, first waits up to
-    /// [`READ_TIMEOUT`] for some (returning 0 if none came).
+    /// [`READ_TIMEOUT`] for some (returning 0 if none came). The savefile is written out after
+    /// each batch; a failed write stops only the saving (see [`LiveSource::save_failure`]).
     ///
     /// Packets are read in place from libpcap's ring, without a copy. An error means the capture
-    /// cannot go on (the interface went away); what was read stays valid.
-    pub fn read(&mut self, limit: Option<usize>, each: &mut dyn FnMut(RawPacket<'_>)) -> Result<usize, Error> {
+    /// cannot go on; what was read stays valid.
+    pub fn read(&mut self, limit: Option<usize>, each: &mut dyn FnMut(RawPacket<'_>)) -> Result<usize, ReadFailure> {
         if self.idle {
             self.idle = false;
             if !wait_readable(self.cap.as_raw_fd(), READ_TIMEOUT) {
@@ -130,15 +147,44 @@ impl LiveSource {
         let read = self
             .cap
             .dispatch(limit, |packet| {
+                let ts = packet.header.ts;
                 if let Some(file) = savefile.as_mut() {
-                    file.write(&packet);
+                    // pcap files hold 32-bit seconds and microseconds, as libpcap writes them.
+                    file.write(ts.tv_sec as u32, ts.tv_usec as u32, packet.data, packet.header.len);
                 }
-                let ts = packet.header.ts.tv_sec as f64 + packet.header.ts.tv_usec as f64 * 1e-6;
-                each(RawPacket { ts, data: packet.data, orig_len: packet.header.len });
+                each(RawPacket { ts: ts.tv_sec as f64 + ts.tv_usec as f64 * 1e-6, data: packet.data, orig_len: packet.header.len });
             })
-            .map_err(|e| Error::Capture(format!("capture stopped: {}", pcap_message(&e))))?;
+            .map_err(|e| self.failure(&e));
+        if let Some(file) = &mut self.savefile {
+            file.flush();
+        }
+        let read = read?;
         self.idle = read == 0;
         Ok(read)
+    }
+
+    /// Classifies a read error: the interface gone (no longer listed by the system, or libpcap says
+    /// it went down) or any other failure.
+    fn failure(&self, e: &pcap::Error) -> ReadFailure {
+        let message = pcap_message(e);
+        let name = std::ffi::CString::new(self.interface.as_str()).ok();
+        // SAFETY: if_nametoindex reads a NUL-terminated string that outlives the call.
+        let exists = name.is_some_and(|n| unsafe { libc::if_nametoindex(n.as_ptr()) } != 0);
+        if !exists || message.to_lowercase().contains("went down") {
+            ReadFailure::InterfaceGone(message)
+        } else {
+            ReadFailure::Failed(message)
+        }
+    }
+
+    /// Why the savefile stopped being written, once a write failed (the disk is full).
+    pub fn save_failure(&self) -> Option<&str> {
+        self.savefile.as_ref().and_then(Savefile::failure)
+    }
+
+    /// Packets written whole to the savefile; `None` without one.
+    pub fn saved(&self) -> Option<u64> {
+        self.savefile.as_ref().map(Savefile::saved)
     }
 
     /// libpcap's counters since the capture started.
@@ -153,13 +199,6 @@ impl LiveSource {
         Ok(LiveStats { received: u64::from(s.received), dropped_by_kernel: u64::from(s.dropped), dropped_by_interface: u64::from(s.if_dropped) })
     }
 
-    /// Writes what the savefile has buffered to disk. Also done when the source is dropped.
-    pub fn flush(&mut self) -> Result<(), Error> {
-        match &mut self.savefile {
-            Some(file) => file.flush().map_err(|e| Error::Capture(format!("writing the capture file: {}", pcap_message(&e)))),
-            None => Ok(()),
-        }
-    }
 }
 
 /// Parses a duration: `30s`, `500ms`, `2m`, `1h` or plain seconds (`1.5`).

@@ -7,6 +7,8 @@ use thiserror::Error;
 pub enum Error {
     #[error("cannot read {path}: {reason}")]
     Open { path: String, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Create { path: String, reason: String },
     #[error("{path}: link type {name} (DLT {dlt}) is not supported; connscope reads Ethernet, Linux cooked (SLL, SLL2: tcpdump -i any), BSD loopback (NULL/LOOP) and raw IP captures")]
     UnsupportedLinkType { path: String, name: String, dlt: i32 },
     #[error("{path}: pcapng interfaces with different link types ({detail}); split it per interface with `editcap -T ether` or tshark `-Y frame.interface_id==N -w`")]

@@ -106,6 +106,14 @@ impl Console {
         let _ = self.out.flush();
     }
 
+    /// Prints `connscope: warning: TEXT` at once, even with `-q`: something the user must know
+    /// while the capture runs.
+    pub fn warning(&mut self, text: &str) {
+        self.clear_status();
+        let _ = writeln!(self.out, "connscope: warning: {text}");
+        let _ = self.out.flush();
+    }
+
     /// Removes the status line and flushes, before the report is printed.
     pub fn finish(&mut self) {
         self.clear_status();

@@ -1,11 +1,13 @@
 //! `connscope capture`: live capture, optionally around a command, ending in the same report as
 //! `analyze` (the same [`Pipeline`], the same JSON) plus the capture's statistics.
 //!
-//! The capture ends on the first of: Ctrl-C or SIGTERM, `--duration`, `--count` packets, or the
-//! command given after `--` exiting (then `--linger` more, to see the closing FINs). The device is
-//! opened and filtered before the command starts, so its first SYN is captured. On Ctrl-C the
-//! command (and only it, by its PID) is asked to stop with SIGTERM and the capture lingers; a second
-//! Ctrl-C ends at once. The `-w` file is flushed and closed on every way out.
+//! The capture ends on the first of: Ctrl-C (SIGINT), SIGTERM or SIGHUP, `--duration`, `--count`
+//! packets, the command given after `--` exiting (then `--linger` more, to see the closing FINs),
+//! or the interface going away. The device is opened and filtered before the command starts, so
+//! its first SYN is captured. On the first signal the command (and only it, by its PID) is asked to
+//! stop with SIGTERM and the capture lingers; a second signal kills it and ends at once. The `-w`
+//! file is written out after every batch of packets and always ends after a whole packet; a failed
+//! write (disk full) stops the saving, not the capture. `docs/capture.md` tells it all.
 //!
 //! Connections are attributed to their local processes as they open ([`Attribution`]), NDJSON and
 //! CSV rows are written as connections end, and when the capture stops the kernel's socket tables
@@ -13,13 +15,14 @@
 
 use crate::analyze::{Observer, Options, Pipeline};
 use crate::attribution::Attribution;
-use crate::capture::{self, LiveOptions, LiveSource};
+use crate::capture::{self, LiveOptions, LiveSource, LiveStats, ReadFailure};
 use crate::cli::FilterArgs;
 use crate::error::Error;
 use crate::flow::FlowEvent;
 use crate::live::{Console, LiveView, LoopCounts};
 use crate::output::{Output, OutputArgs, ViewArgs};
 use crate::report::{CaptureStats, ConnectionRecord, SourceInfo, Summary};
+use crate::signals::StopSignals;
 use crate::sockets::agreement::KernelSnapshot;
 use clap::Args;
 use std::cell::RefCell;
@@ -28,14 +31,14 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often the status line is redrawn and pending event lines are flushed.
 const TICK: Duration = Duration::from_millis(100);
 /// How often the command is checked for having exited.
 const CHILD_POLL: Duration = Duration::from_millis(20);
+/// Longest wait for a killed command to be reaped.
+const KILL_WAIT: Duration = Duration::from_millis(200);
 /// How often libpcap's drop counters are read for the status line.
 const STATS_POLL: Duration = Duration::from_secs(1);
 
@@ -121,6 +124,16 @@ impl Subject {
             }
         }
     }
+
+    /// Kills the command (SIGKILL, by its PID) and reaps it, waiting at most [`KILL_WAIT`] so its
+    /// end is in the report.
+    fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        let deadline = Instant::now() + KILL_WAIT;
+        while !self.poll() && Instant::now() < deadline {
+            std::thread::sleep(CHILD_POLL / 4);
+        }
+    }
 }
 
 /// `word` as a shell would need it typed: single-quoted when it holds spaces or shell characters.
@@ -169,8 +182,8 @@ fn local_addresses() -> Vec<IpAddr> {
     pcap::Device::list().map(|devices| devices.into_iter().flat_map(|d| d.addresses).map(|a| a.addr).collect()).unwrap_or_default()
 }
 
-/// Why the loop stopped, as the report's `ended_by` says it.
-const INTERRUPTED: &str = "interrupted";
+/// `ended_by` when the interface went away during the capture (see [`ReadFailure::InterfaceGone`]).
+const INTERFACE_GONE: &str = "interface_gone";
 
 /// Runs `capture`.
 pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
@@ -178,12 +191,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let filter = super::effective_filter(args.filter.port, args.filter.bpf.as_deref());
     // Checked before anything starts: a bad --assert is a usage error.
     let output = Output::new(&args.output, &ViewArgs::default())?;
-    let interrupts = Arc::new(AtomicU32::new(0));
-    let handler_count = Arc::clone(&interrupts);
-    ctrlc::set_handler(move || {
-        handler_count.fetch_add(1, Ordering::SeqCst);
-    })
-    .map_err(|e| Error::Capture(format!("cannot handle Ctrl-C: {e}")))?;
+    let signals = StopSignals::install().map_err(|e| Error::Capture(format!("cannot handle Ctrl-C: {e}")))?;
 
     let mut source = LiveSource::open(&LiveOptions {
         interface: interface.clone(),
@@ -196,7 +204,8 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let started = Instant::now();
     let start_ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     // The device is capturing with its filter installed: the command's first SYN will be seen.
-    let mut subject = if args.command.is_empty() { None } else { Some(Subject::spawn(&args.command)?) };
+    // A signal that came while the device was opened means the command is not wanted any more.
+    let mut subject = if args.command.is_empty() || signals.count() > 0 { None } else { Some(Subject::spawn(&args.command)?) };
 
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
     let attribution = Rc::new(RefCell::new(Attribution::start()));
@@ -205,26 +214,30 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let mut pipeline = Pipeline::new(options, &mut observer);
 
     let mut delivered = 0u64;
-    let mut drops = 0u64;
-    let mut interrupt_seen = false;
+    let mut stats = LiveStats::default();
+    let mut signals_seen = 0;
+    let mut save_failure_shown = false;
     let mut linger_until: Option<(Instant, &'static str)> = None;
     let mut warning = None;
     let (mut next_tick, mut next_child_poll, mut next_stats) = (started, started, started + STATS_POLL);
     let ended_by: &'static str = loop {
         let now = Instant::now();
-        let interrupted = interrupts.load(Ordering::SeqCst);
-        if interrupted >= 2 {
-            if let Some(s) = &mut subject {
-                s.signal(libc::SIGKILL);
+        let signalled = signals.count();
+        if signalled > signals_seen {
+            signals_seen = signalled;
+            let reason = signals.first().unwrap_or("interrupted");
+            if signalled >= 2 {
+                // A second signal: end at once, the command with it.
+                if let Some(s) = &mut subject {
+                    s.kill();
+                }
+                break reason;
             }
-            break INTERRUPTED;
-        }
-        if interrupted == 1 && !interrupt_seen {
-            interrupt_seen = true;
-            // Without a running command there is nothing left to wait for.
-            let Some(s) = subject.as_mut().filter(|s| s.status.is_none()) else { break INTERRUPTED };
+            // The first: ask the command (and only it, by its PID) to stop, and linger to see its
+            // connections close; without a running command there is nothing left to wait for.
+            let Some(s) = subject.as_mut().filter(|s| s.status.is_none()) else { break reason };
             s.signal(libc::SIGTERM);
-            linger_until = Some((now + args.linger, INTERRUPTED));
+            linger_until = Some((now + args.linger, reason));
         }
         if args.duration.is_some_and(|d| now - started >= d) {
             break "duration";
@@ -250,9 +263,10 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
             if now >= next_stats {
                 next_stats = now + STATS_POLL;
                 if let Ok(s) = source.stats() {
-                    drops = s.dropped_by_kernel + s.dropped_by_interface;
+                    stats = s;
                 }
             }
+            let drops = stats.dropped_by_kernel + stats.dropped_by_interface;
             let counts = LoopCounts { open: pipeline.open_connections(), packets: delivered, drops, elapsed: (now - started).as_secs_f64() };
             console.borrow_mut().tick(counts);
         }
@@ -261,16 +275,29 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
             console.borrow_mut().set_time(raw.ts);
             pipeline.packet(link, raw);
         });
+        if !save_failure_shown {
+            if let Some(failure) = source.save_failure() {
+                save_failure_shown = true;
+                console.borrow_mut().warning(&format!("{failure}; capturing goes on"));
+            }
+        }
         match read {
             Ok(n) => delivered += n as u64,
-            Err(e) => {
-                warning = Some(e.to_string());
+            Err(ReadFailure::InterfaceGone(message)) => {
+                warning = Some(format!("interface {interface} went away ({message}): the capture ended there"));
+                break INTERFACE_GONE;
+            }
+            Err(ReadFailure::Failed(message)) => {
+                warning = Some(format!("capture stopped: {message}"));
                 break "capture_error";
             }
         }
     };
-    let stats = source.stats();
-    source.flush()?;
+    // The counters as they are now; a device that went away keeps the last ones read.
+    if let Ok(s) = source.stats() {
+        stats = s;
+    }
+    let (saved_packets, save_error) = (source.saved(), source.save_failure().map(str::to_string));
     drop(source);
 
     // The kernel's view at the moment the report is made (after the linger): one dump of its
@@ -294,7 +321,6 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
             format!("{} (still running when the capture ended)", s.line)
         }
     });
-    let stats = stats?;
     let capture_stats = CaptureStats {
         // libpcap's own count is doubled on Linux loopback (see LiveSource::stats): report the
         // packets this capture was delivered, which is also what the -w file holds.
@@ -306,6 +332,8 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
         command,
         command_exit_status: subject.as_ref().and_then(|s| s.status).and_then(|s| s.code()),
         saved_to: args.write.clone(),
+        saved_packets,
+        save_error,
         kernel_agreement,
     };
     let source_info = SourceInfo { kind: "live", path: interface, filter, link_type: link.name().to_string(), start_ts: None, warning };

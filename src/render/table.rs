@@ -45,8 +45,12 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             let status = cap.command_exit_status.map_or("killed by a signal".to_string(), |c| format!("exit status {c}"));
             writeln!(out, "command: {cmd} ({status})")?;
         }
-        if let Some(path) = &cap.saved_to {
-            writeln!(out, "saved to {path}")?;
+        match (&cap.saved_to, &cap.save_error) {
+            (Some(_), Some(error)) => {
+                writeln!(out, "!! SAVE FAILED: {} of {} packets saved — {error}", cap.saved_packets.unwrap_or(0), cap.received)?;
+            }
+            (Some(path), None) => writeln!(out, "saved to {path}")?,
+            (None, _) => {}
         }
         if let Some(k) = &cap.kernel_agreement {
             writeln!(out, "kernel: {} local sockets compared with the socket tables when the capture stopped: {} agree, {} disagree",

@@ -372,11 +372,16 @@ pub struct CaptureStats {
     pub dropped_by_kernel: u64,
     pub dropped_by_interface: u64,
     pub duration: f64,
-    /// Why the capture ended: `interrupted`, `duration`, `count`, `command_exited`, `interface_gone`, ...
+    /// Why the capture ended: `interrupted`, `terminated`, `hangup`, `duration`, `count`,
+    /// `command_exited`, `interface_gone` or `capture_error` (see `docs/capture.md`).
     pub ended_by: String,
     pub command: Option<String>,
     pub command_exit_status: Option<i32>,
     pub saved_to: Option<String>,
+    /// Packets written whole to `saved_to`: all of `received`, unless saving failed.
+    pub saved_packets: Option<u64>,
+    /// Why saving stopped early (the disk filled up); the file holds the first `saved_packets`.
+    pub save_error: Option<String>,
     /// The kernel's socket states compared with the states the packets imply, when the capture
     /// stopped; `None` when the socket tables could not be read.
     pub kernel_agreement: Option<KernelAgreement>,
