@@ -23,6 +23,9 @@ const KEEPALIVE_MIN_IDLE: f64 = 0.5;
 const TOMBSTONE_TTL: f64 = 120.0;
 /// Records keep at most this many requests each (counts are never capped).
 const MAX_REQUESTS_LISTED: usize = 256;
+/// Entries of ended connections the eviction queue may hold beyond twice the open connections
+/// before it is compacted.
+const ORDER_SLACK: usize = 1024;
 
 /// Something that happened, for live views and ladder diagrams.
 #[derive(Clone, Debug, PartialEq)]
@@ -301,6 +304,7 @@ impl FlowTable {
             let conn = self.open.remove(&key).expect("present");
             self.tombstones.insert(key, seg.ts);
             self.finalise(conn, EndReason::Closed, sink);
+            self.bound_closed_state();
         }
         if self.latest_ts - self.last_sweep_ts > TOMBSTONE_TTL / 4.0 {
             self.sweep_tombstones();
@@ -361,6 +365,29 @@ impl FlowTable {
             .find(|(key, id)| self.open.get(key).is_some_and(|c| c.id == *id && c.half_open()))
             .map(|(key, _)| *key);
         half_open.or_else(|| self.opened_order.pop_front().map(|(key, _)| key))
+    }
+
+    /// Keeps what closed connections leave behind proportional to the cap, not to the capture:
+    /// the eviction queue drops its ended entries only at the front, and tombstones live for
+    /// TOMBSTONE_TTL of capture time, so a flood of connections that close at once (refused SYNs)
+    /// would grow both without bound. Beyond `max_connections` tombstones the older half goes (their
+    /// late segments then count as mid-stream connections rather than after_close).
+    fn bound_closed_state(&mut self) {
+        if self.opened_order.len() > 2 * self.open.len() + ORDER_SLACK {
+            let open = &self.open;
+            self.opened_order.retain(|(key, id)| open.get(key).is_some_and(|c| c.id == *id));
+        }
+        if self.tombstones.len() <= self.max_connections {
+            return;
+        }
+        self.sweep_tombstones();
+        if self.tombstones.len() <= self.max_connections / 2 {
+            return;
+        }
+        let mut times: Vec<f64> = self.tombstones.values().copied().collect();
+        let middle = times.len() / 2;
+        let median = *times.select_nth_unstable_by(middle, f64::total_cmp).1;
+        self.tombstones.retain(|_, closed_at| *closed_at > median);
     }
 
     fn sweep_tombstones(&mut self) {
@@ -917,6 +944,41 @@ mod tests {
         assert_eq!(sink.0[0].client, "127.0.0.1:2");
         assert_eq!(sink.0[0].end, EndReason::Evicted);
         assert_eq!(table.counters().evicted, 1);
+    }
+
+    #[test]
+    fn test_refused_flood_keeps_closed_state_bounded() {
+        // 5,000 refused connections (SYN, RST-ACK) at one instant: each closes at once, so the
+        // table never fills and nothing is evicted; what they leave behind must stay bounded.
+        let mut table = FlowTable::new(Some(8080), 100);
+        let mut sink = Records::default();
+        for i in 0..5000u32 {
+            let client: SocketAddr = format!("10.{}.{}.{}:40000", i >> 16, (i >> 8) & 255, i & 255).parse().unwrap();
+            let server: SocketAddr = S.parse().unwrap();
+            let seg = |src, dst, f: &str, seq, ack| Segment {
+                ts: 1.0,
+                src,
+                dst,
+                flags: flags(f),
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                window: 512,
+                window_scale: None,
+                payload: &[],
+                wire_len: 0,
+            };
+            table.process(&seg(client, server, "S", i, 0), &mut sink);
+            table.process(&seg(server, client, "R.", 0, i.wrapping_add(1)), &mut sink);
+        }
+        // Every connection was reported as closed by the server's RST...
+        assert_eq!(sink.0.len(), 5000);
+        assert!(sink.0.iter().all(|c| c.end == EndReason::Closed && c.rst_by == Some(Side::Server)));
+        assert_eq!(table.counters().evicted, 0);
+        // ...and neither the eviction queue nor the tombstones grew with them: the queue is
+        // compacted past 2 × 0 open + ORDER_SLACK entries, the tombstones past 100 (the cap).
+        assert_eq!(table.open_connections(), 0);
+        assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+        assert!(table.tombstones.len() <= 100, "{}", table.tombstones.len());
     }
 
     #[test]
