@@ -304,8 +304,8 @@ impl FlowTable {
             let conn = self.open.remove(&key).expect("present");
             self.tombstones.insert(key, seg.ts);
             self.finalise(conn, EndReason::Closed, sink);
-            self.bound_closed_state();
         }
+        self.bound_closed_state();
         if self.latest_ts - self.last_sweep_ts > TOMBSTONE_TTL / 4.0 {
             self.sweep_tombstones();
         }
@@ -367,10 +367,10 @@ impl FlowTable {
         half_open.or_else(|| self.opened_order.pop_front().map(|(key, _)| key))
     }
 
-    /// Keeps what closed connections leave behind proportional to the cap, not to the capture:
+    /// Keeps what ended connections leave behind proportional to the cap, not to the capture:
     /// the eviction queue drops its ended entries only at the front, and tombstones live for
-    /// TOMBSTONE_TTL of capture time, so a flood of connections that close at once (refused SYNs)
-    /// would grow both without bound. Beyond `max_connections` tombstones the older half goes (their
+    /// TOMBSTONE_TTL of capture time, so a flood of connections that end at once (refused SYNs,
+    /// SYNs replacing each other on one tuple) would grow both without bound. Beyond `max_connections` tombstones the older half goes (their
     /// late segments then count as mid-stream connections rather than after_close).
     fn bound_closed_state(&mut self) {
         if self.opened_order.len() > 2 * self.open.len() + ORDER_SLACK {
@@ -979,6 +979,35 @@ mod tests {
         assert_eq!(table.open_connections(), 0);
         assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
         assert!(table.tombstones.len() <= 100, "{}", table.tombstones.len());
+    }
+
+    #[test]
+    fn test_syns_replacing_each_other_on_one_tuple_keep_the_queue_bounded() {
+        // 5,000 SYNs from one client port, each with a new ISN: each replaces the previous connection.
+        let mut table = FlowTable::new(Some(8080), 100);
+        let mut sink = Records::default();
+        let payload: &[u8] = &[];
+        for i in 0..5000u32 {
+            let seg = Segment {
+                ts: 1.0,
+                src: C.parse().unwrap(),
+                dst: S.parse().unwrap(),
+                flags: flags("S"),
+                seq: SeqNumber(i * 1000),
+                ack: SeqNumber(0),
+                window: 512,
+                window_scale: None,
+                payload,
+                wire_len: 0,
+            };
+            table.process(&seg, &mut sink);
+        }
+        assert_eq!(table.open_connections(), 1);
+        // 4,999 replaced; the queue holds one live entry plus at most ORDER_SLACK stale ones.
+        assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+        table.finish(&mut sink);
+        assert_eq!(sink.0.len(), 5000);
+        assert_eq!(sink.0.iter().filter(|c| c.end == EndReason::Replaced).count(), 4999);
     }
 
     #[test]
