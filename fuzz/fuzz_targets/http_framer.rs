@@ -5,8 +5,10 @@
 //! - bits 1-2: 0 = next in-order segment, 1 = sequence jump (the next 2 bytes, signed, ×16),
 //!   2 = retransmission of the previous position, 3 = FIN after the segment;
 //! - bits 3-7: the low 5 bits of the segment length.
-//! A size byte follows: bits 0-6 are the length's high bits (`len = low + 32 * high`, up to 4095);
-//! bit 7 set means one more byte follows, × 8 = bytes sent on the wire but not captured (snaplen).
+//!
+//! After the control byte (and a jump's 2 bytes) a size byte follows: bits 0-6 are the length's
+//! high bits (`len = low + 32 * high`, up to 4,095); bit 7 set means one more byte follows, × 8 =
+//! bytes sent on the wire but not captured (snaplen).
 //! Then the segment's captured bytes. A leading setup byte says which SYNs were seen (bits 0, 1)
 //! and whether the ISNs sit just below 2^32 (bit 2).
 #![no_main]

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 0 {
         let path = format!("/dev/shm/connscope-fuzz-{}.cap", std::process::id());
         std::fs::write(&path, rest).expect("write temp capture");
-        let _ = source::read_files(&[path.clone()], None, &mut |link, raw| pipeline.packet(link, raw));
+        let _ = source::read_files(std::slice::from_ref(&path), None, &mut |link, raw| pipeline.packet(link, raw));
         let _ = std::fs::remove_file(&path);
     } else {
         let Some((&pick, mut frames)) = rest.split_first() else { return };
