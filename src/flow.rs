@@ -22,6 +22,9 @@ use std::net::{IpAddr, SocketAddr};
 const KEEPALIVE_MIN_IDLE: f64 = 0.5;
 /// Tombstones of closed tuples are forgotten after this much capture time (2 × MSL on Linux is 60 s).
 const TOMBSTONE_TTL: f64 = 120.0;
+/// Entries of ended connections the eviction queue may hold beyond twice the open connections
+/// before it is compacted.
+const ORDER_SLACK: usize = 1024;
 
 /// Something that happened, for live views and ladder diagrams.
 #[derive(Clone, Debug, PartialEq)]
@@ -290,6 +293,7 @@ impl FlowTable {
                 if conn.closed() {
                     self.tombstones.insert(key, seg.ts);
                     finalise(open.remove(), EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
+                    self.bound_closed_state();
                 }
                 return;
             }
@@ -315,6 +319,7 @@ impl FlowTable {
             self.open.insert(key, conn);
             self.opened_order.push_back((key, id));
         }
+        self.bound_closed_state();
     }
 
     /// Ends the capture: every open connection is finalised as it stands.
@@ -370,6 +375,29 @@ impl FlowTable {
             .find(|(key, id)| self.open.get(key).is_some_and(|c| c.id == *id && c.half_open()))
             .map(|(key, _)| *key);
         half_open.or_else(|| self.opened_order.pop_front().map(|(key, _)| key))
+    }
+
+    /// Keeps what ended connections leave behind proportional to the cap, not to the capture:
+    /// the eviction queue drops its ended entries only at the front, and tombstones live for
+    /// TOMBSTONE_TTL of capture time, so a flood of connections that end at once (refused SYNs,
+    /// SYNs replacing each other on one tuple) would grow both without bound. Beyond `max_connections` tombstones the older half goes (their
+    /// late segments then count as mid-stream connections rather than after_close).
+    fn bound_closed_state(&mut self) {
+        if self.opened_order.len() > 2 * self.open.len() + ORDER_SLACK {
+            let open = &self.open;
+            self.opened_order.retain(|(key, id)| open.get(key).is_some_and(|c| c.id == *id));
+        }
+        if self.tombstones.len() <= self.max_connections {
+            return;
+        }
+        self.sweep_tombstones();
+        if self.tombstones.len() <= self.max_connections / 2 {
+            return;
+        }
+        let mut times: Vec<f64> = self.tombstones.values().copied().collect();
+        let middle = times.len() / 2;
+        let median = *times.select_nth_unstable_by(middle, f64::total_cmp).1;
+        self.tombstones.retain(|_, closed_at| *closed_at > median);
     }
 
     fn sweep_tombstones(&mut self) {
@@ -924,6 +952,70 @@ mod tests {
         assert_eq!(sink.0[0].client, "127.0.0.1:2");
         assert_eq!(sink.0[0].end, EndReason::Evicted);
         assert_eq!(table.counters().evicted, 1);
+    }
+
+    #[test]
+    fn test_refused_flood_keeps_closed_state_bounded() {
+        // 5,000 refused connections (SYN, RST-ACK) at one instant: each closes at once, so the
+        // table never fills and nothing is evicted; what they leave behind must stay bounded.
+        let mut table = FlowTable::new(Some(8080), 100);
+        let mut sink = Records::default();
+        for i in 0..5000u32 {
+            let client: SocketAddr = format!("10.{}.{}.{}:40000", i >> 16, (i >> 8) & 255, i & 255).parse().unwrap();
+            let server: SocketAddr = S.parse().unwrap();
+            let seg = |src, dst, f: &str, seq, ack| Segment {
+                ts: 1.0,
+                src,
+                dst,
+                flags: flags(f),
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                window: 512,
+                window_scale: None,
+                payload: &[],
+                wire_len: 0,
+            };
+            table.process(&seg(client, server, "S", i, 0), &mut sink);
+            table.process(&seg(server, client, "R.", 0, i.wrapping_add(1)), &mut sink);
+        }
+        // Every connection was reported as closed by the server's RST...
+        assert_eq!(sink.0.len(), 5000);
+        assert!(sink.0.iter().all(|c| c.end == EndReason::Closed && c.rst_by == Some(Side::Server)));
+        assert_eq!(table.counters().evicted, 0);
+        // ...and neither the eviction queue nor the tombstones grew with them: the queue is
+        // compacted past 2 × 0 open + ORDER_SLACK entries, the tombstones past 100 (the cap).
+        assert_eq!(table.open_connections(), 0);
+        assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+        assert!(table.tombstones.len() <= 100, "{}", table.tombstones.len());
+    }
+
+    #[test]
+    fn test_syns_replacing_each_other_on_one_tuple_keep_the_queue_bounded() {
+        // 5,000 SYNs from one client port, each with a new ISN: each replaces the previous connection.
+        let mut table = FlowTable::new(Some(8080), 100);
+        let mut sink = Records::default();
+        let payload: &[u8] = &[];
+        for i in 0..5000u32 {
+            let seg = Segment {
+                ts: 1.0,
+                src: C.parse().unwrap(),
+                dst: S.parse().unwrap(),
+                flags: flags("S"),
+                seq: SeqNumber(i * 1000),
+                ack: SeqNumber(0),
+                window: 512,
+                window_scale: None,
+                payload,
+                wire_len: 0,
+            };
+            table.process(&seg, &mut sink);
+        }
+        assert_eq!(table.open_connections(), 1);
+        // 4,999 replaced; the queue holds one live entry plus at most ORDER_SLACK stale ones.
+        assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+        table.finish(&mut sink);
+        assert_eq!(sink.0.len(), 5000);
+        assert_eq!(sink.0.iter().filter(|c| c.end == EndReason::Replaced).count(), 4999);
     }
 
     #[test]
