@@ -6,11 +6,14 @@
 //! The kernel-view tests also run the Go programs and the CLOSE_WAIT server of `tests/programs`.
 //! Every wait is bounded, and only processes these tests spawned are ever signalled.
 
+mod common;
+use common::can_capture;
+use common::live::{drain, wait_bounded, Server};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,87 +35,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 "#;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// True when the test can capture; otherwise says why it is skipped.
-fn can_capture(test: &str) -> bool {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "{test}: CI must run the capture tests as root");
-        eprintln!("SKIPPED {test}: live capture needs root (CI runs these tests as root)");
-        return false;
-    }
-    true
-}
-
-/// A free TCP port on the loopback.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local address").port()
-}
-
-/// The Python server, killed (by its PID, through `Child`) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args(["-c", SERVER, &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 must be installed to run the capture tests");
-        let server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the Python server did not listen on port {port} within 10 s");
-            thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits for `child` at most `limit`; kills it and fails the test when it takes longer.
-fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Reads a child's pipe to the end on another thread, so the child never blocks on a full pipe.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    })
-}
 
 /// curl fetching `urls` in one invocation, bounded.
 fn curl(urls: &[String]) {
@@ -139,7 +61,7 @@ fn capture_around_curl_counts_three_server_closed_connections() {
     if !can_capture("capture_around_curl_counts_three_server_closed_connections") {
         return;
     }
-    let server = Server::start();
+    let server = Server::start(SERVER);
     let port = server.port.to_string();
     let urls = [server.url("one"), server.url("two"), server.url("three")];
     let mut cmd = Command::new(BIN);
@@ -174,7 +96,7 @@ fn sigint_mid_capture_saves_a_file_that_reads_back_the_same() {
     if !can_capture("sigint_mid_capture_saves_a_file_that_reads_back_the_same") {
         return;
     }
-    let server = Server::start();
+    let server = Server::start(SERVER);
     let port = server.port.to_string();
     let file = scratch("sigint.pcap");
     let file_arg = file.to_str().expect("UTF-8 path");
@@ -276,7 +198,7 @@ fn capture_names_the_processes_behind_each_connection() {
     if !can_capture("capture_names_the_processes_behind_each_connection") {
         return;
     }
-    let server = Server::start();
+    let server = Server::start(SERVER);
     let port = server.port.to_string();
     // The server answers /slow after half a second: the connections live long enough for the
     // resolver to find both sockets' owners.
@@ -295,7 +217,7 @@ fn capture_names_the_processes_behind_each_connection() {
     for c in conns {
         assert_eq!(c["client_process"]["command"], "curl", "{c}");
         assert_eq!(c["server_process"]["command"], "python3", "{c}");
-        assert_eq!(c["server_process"]["pid"], server.child.id(), "{c}");
+        assert_eq!(c["server_process"]["pid"], server.pid(), "{c}");
         // The server closed first: its socket is in TIME_WAIT, the client's is gone.
         assert_eq!((&c["server_state"], &c["kernel_server_state"]), (&json("\"TIME_WAIT\""), &json("\"TIME_WAIT\"")), "{c}");
         assert_eq!((&c["client_state"], &c["kernel_client_state"]), (&json("\"CLOSED\""), &Value::Null), "{c}");
@@ -309,7 +231,7 @@ fn capture_streams_ndjson_rows_as_connections_end() {
     if !can_capture("capture_streams_ndjson_rows_as_connections_end") {
         return;
     }
-    let server = Server::start();
+    let server = Server::start(SERVER);
     let port = server.port.to_string();
     // The command keeps running for 3 s after its one request: its row must come out before that.
     let script = format!("curl -s --max-time 5 -o /dev/null {}; sleep 3", server.url("streamed"));

@@ -10,10 +10,10 @@
 
 mod common;
 use common::can_capture;
+use common::live::{free_port, wait_bounded, Server};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -37,63 +37,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 "#;
-
-/// A free TCP port on the loopback.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local address").port()
-}
-
-/// The Python server, killed (by its PID, through `Child`) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args(["-c", SERVER, &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 must be installed to run the capture tests");
-        let server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the Python server did not listen on port {port} within 10 s");
-            thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits for `child` at most `limit`; kills it and fails the test when it takes longer.
-fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// Runs `program args`, bounded, and fails the test unless it succeeds.
 fn run_ok(program: &str, args: &[&str]) {
@@ -338,7 +281,7 @@ fn disk_full_stops_the_saving_not_the_capture() {
     if !can_capture("disk_full_stops_the_saving_not_the_capture") {
         return;
     }
-    let server = Server::start();
+    let server = Server::start(SERVER);
     let disk = SmallDisk::mount("64k");
     let file = disk.0.join("capture.pcap");
     let port = server.port.to_string();
@@ -413,7 +356,7 @@ fn sighup_before_any_packet() {
 /// A capture around a command that makes one request and then sleeps; `signal` comes while it
 /// sleeps: the command is stopped (SIGTERM), the capture ends after the linger.
 fn signal_while_the_command_runs(signal: libc::c_int, ended_by: &str) {
-    let server = Server::start();
+    let server = Server::start(SERVER);
     let file = scratch(&format!("middle-{signal}.pcap"));
     let port = server.port.to_string();
     let script = format!("curl -s --max-time 5 -o /dev/null {}; exec sleep 30", server.url("one"));
@@ -446,7 +389,7 @@ fn sigterm_while_the_command_runs() {
 
 /// A capture whose command has exited and which lingers 10 s: `signal` ends it at once.
 fn signal_during_the_linger(signal: libc::c_int, ended_by: &str) {
-    let server = Server::start();
+    let server = Server::start(SERVER);
     let file = scratch(&format!("linger-{signal}.pcap"));
     let port = server.port.to_string();
     let url = server.url("one");

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: running the binary and reading fixture expectations.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
