@@ -8,8 +8,8 @@ use crate::flow::{FlowEvent, FlowSink, FlowTable};
 use crate::report::{CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
 
-/// Default cap on open connections: about 2.4 KB each at peak (measured in docs/memory.md), so the
-/// default peaks near 540 MiB, under 1 GiB.
+/// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
+/// default peaks near 200 MiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
 /// Default number of connection records kept for the listing (the summary always counts all).
 pub const DEFAULT_LISTED_CONNECTIONS: usize = 10_000;
