@@ -75,7 +75,13 @@ pub struct Pipeline<'o> {
     table: FlowTable,
     collector: Collector<'o>,
     packets: PacketCounts,
+    /// Packets per lower port of the TCP segments `--port` left out (a few ports at most), to
+    /// suggest the right port when nothing matched.
+    other_ports: Vec<(u16, u64)>,
 }
+
+/// Ports remembered for the "nothing matched" hint.
+const OTHER_PORTS_KEPT: usize = 8;
 
 impl<'o> Pipeline<'o> {
     /// A new pipeline reporting to `observer`.
@@ -85,6 +91,7 @@ impl<'o> Pipeline<'o> {
             collector: Collector { builder: ReportBuilder::new(options.listed_connections), observer },
             options,
             packets: PacketCounts::default(),
+            other_ports: Vec::new(),
         }
     }
 
@@ -99,6 +106,7 @@ impl<'o> Pipeline<'o> {
                 }
                 if let Some(port) = self.options.port {
                     if seg.src.port() != port && seg.dst.port() != port {
+                        self.note_other_port(seg.src.port().min(seg.dst.port()));
                         return;
                     }
                 }
@@ -109,6 +117,22 @@ impl<'o> Pipeline<'o> {
             Decoded::Truncated => self.packets.truncated += 1,
             Decoded::Undecodable => self.packets.undecodable += 1,
         }
+    }
+
+    fn note_other_port(&mut self, port: u16) {
+        if let Some((_, n)) = self.other_ports.iter_mut().find(|(p, _)| *p == port) {
+            *n += 1;
+        } else if self.other_ports.len() < OTHER_PORTS_KEPT {
+            self.other_ports.push((port, 1));
+        }
+    }
+
+    /// The ports (the lower of each segment's two) of TCP traffic that `--port` left out, busiest
+    /// first: what to suggest when nothing matched.
+    pub fn other_ports(&self) -> Vec<u16> {
+        let mut ports = self.other_ports.clone();
+        ports.sort_by(|a, b| b.1.cmp(&a.1));
+        ports.into_iter().map(|(p, _)| p).collect()
     }
 
     /// Packet counts so far.

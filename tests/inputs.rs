@@ -89,3 +89,19 @@ fn bpf_filter_selects_packets_before_analysis() {
     assert_eq!(report["summary"]["client_states"]["SYN_SENT"], 3);
     assert_eq!(report["source"]["filter"], "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0");
 }
+
+#[test]
+fn a_port_with_no_traffic_names_the_ports_the_capture_has() {
+    let out = Command::new(bin())
+        .args(["analyze", &fixture("go-read-partial-close.pcap"), "--port", "18103", "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["packets"]["tcp"], 30);
+    assert_eq!(report["packets"]["matched"], 0);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "connscope: note: no TCP packet on port 18103; the capture has TCP traffic on port(s) 18104 (try --port with one of them, or leave --port out)\n"
+    );
+}

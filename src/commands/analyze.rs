@@ -46,7 +46,12 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
         start_ts: None,
         warning: outcome.warning.clone(),
     };
+    let other_ports = pipeline.other_ports();
     let report = pipeline.finish(source_info, None);
+    if let (Some(port), 0, false) = (args.filter.port, report.packets.matched, other_ports.is_empty()) {
+        let seen: Vec<String> = other_ports.iter().map(u16::to_string).collect();
+        eprintln!("connscope: note: no TCP packet on port {port}; the capture has TCP traffic on port(s) {} (try --port with one of them, or leave --port out)", seen.join(", "));
+    }
     if let Some(w) = &outcome.warning {
         eprintln!("connscope: warning: {w}");
     }
