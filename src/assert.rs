@@ -76,14 +76,21 @@ impl fmt::Display for Assertion {
 pub struct Outcome {
     pub assertion: Assertion,
     pub passed: bool,
-    pub actual: f64,
+    /// `None` when the field is null in this report (a count the capture cannot show, such as HTTP
+    /// requests inside TLS): the assertion then fails, whatever its operator.
+    pub actual: Option<f64>,
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let word = if self.passed { "PASS" } else { "FAIL" };
-        write!(f, "{word} {} (actual {})", self.assertion, number(self.actual))
+        write!(f, "{word} {} (actual {})", self.assertion, shown(self.actual))
     }
+}
+
+/// A value as printed: `null` when the report has none.
+fn shown(value: Option<f64>) -> String {
+    value.map_or_else(|| "null".to_string(), number)
 }
 
 /// Integers print without a fraction (`1`, not `1.0`).
@@ -167,19 +174,19 @@ pub fn evaluate(assertions: &[Assertion], summary: &Summary) -> Vec<Outcome> {
     evaluate_fields(assertions, &numeric_fields(summary))
 }
 
-/// Evaluates every assertion against a set of named numbers (the set they were parsed against).
+/// Evaluates every assertion against a set of named numbers. A name missing from `fields` is a
+/// field that is null in this report: the assertion fails.
 pub fn evaluate_fields(assertions: &[Assertion], fields: &Fields) -> Vec<Outcome> {
-    // `parse` checked the names against the same serialisation, so a missing one is a bug.
-    let get = |name: &str| *fields.get(name).unwrap_or_else(|| panic!("summary field `{name}` vanished"));
     assertions
         .iter()
         .map(|a| {
-            let actual = get(&a.field);
+            let actual = fields.get(&a.field).copied();
             let expected = match &a.value {
-                Operand::Number(n) => *n,
-                Operand::Field(name) => get(name),
+                Operand::Number(n) => Some(*n),
+                Operand::Field(name) => fields.get(name).copied(),
             };
-            Outcome { assertion: a.clone(), passed: a.op.holds(actual, expected), actual }
+            let passed = matches!((actual, expected), (Some(l), Some(r)) if a.op.holds(l, r));
+            Outcome { assertion: a.clone(), passed, actual }
         })
         .collect()
 }
@@ -193,7 +200,7 @@ pub fn report(outcomes: &[Outcome], summary: &Summary, out: &mut dyn Write) -> s
 pub fn report_fields(outcomes: &[Outcome], fields: &Fields, out: &mut dyn Write) -> std::io::Result<bool> {
     for o in outcomes {
         match &o.assertion.value {
-            Operand::Field(name) => writeln!(out, "{o}, {name} = {}", number(fields[name]))?,
+            Operand::Field(name) => writeln!(out, "{o}, {name} = {}", shown(fields.get(name).copied()))?,
             Operand::Number(_) => writeln!(out, "{o}")?,
         }
     }
@@ -224,6 +231,18 @@ mod tests {
         let err = parse("handshake == 1").unwrap_err().to_string();
         assert!(err.contains("unknown field `handshake`"), "{err}");
         assert!(err.contains("fin_first.client"), "{err}");
+    }
+
+    #[test]
+    fn test_a_field_the_capture_cannot_show_fails_with_actual_null() {
+        // Only TLS traffic: HTTP requests are null, not 0.
+        let mut s = Summary::default();
+        s.http_requests = None;
+        for expr in ["http_requests >= 0", "http_requests != 5", "http_requests == 0"] {
+            let out = evaluate(&[parse(expr).unwrap()], &s);
+            assert!(!out[0].passed, "{expr}");
+            assert_eq!(out[0].to_string(), format!("FAIL {expr} (actual null)"));
+        }
     }
 
     #[test]

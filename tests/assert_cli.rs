@@ -87,3 +87,11 @@ fn test_unreadable_input_exits_2() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.starts_with("connscope: error: cannot read tests/data/no-such.pcap"), "{}", run.stderr);
 }
+
+#[test]
+fn an_assertion_on_a_count_hidden_by_tls_fails_with_actual_null() {
+    // fixtures/https-shared-client.pcap: one TLS connection, so HTTP requests are null, not 0.
+    let run = connscope(&["analyze", "fixtures/https-shared-client.pcap", "--format", "json", "--assert", "http_requests >= 1", "--assert", "tls_client_hellos == 1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr, "FAIL http_requests >= 1 (actual null)\nPASS tls_client_hellos == 1 (actual 1)\n");
+}
