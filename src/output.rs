@@ -69,6 +69,8 @@ pub struct Output {
     view: ViewArgs,
     stream: Option<Stream>,
     recorder: Option<Recorder>,
+    /// The `--svg` file, created when the arguments were checked.
+    svg_file: Option<std::fs::File>,
 }
 
 impl Output {
@@ -92,7 +94,12 @@ impl Output {
         } else {
             None
         };
-        Ok(Output { format: args.format, assertions, view: view.clone(), stream, recorder })
+        // Created now, so a path that cannot be written is an error before any packet is read.
+        let svg_file = match &view.svg {
+            Some(path) => Some(std::fs::File::create(path).map_err(|e| Error::Create { path: path.display().to_string(), reason: e.to_string() })?),
+            None => None,
+        };
+        Ok(Output { format: args.format, assertions, view: view.clone(), stream, recorder, svg_file })
     }
 
     /// Prints the report (or the ladder), the explanation and the SVG, then checks the assertions.
@@ -114,11 +121,8 @@ impl Output {
                 }
                 render::ladder::write(recorder.traces(), report, color, &mut out)?;
             }
-            if let Some(path) = &self.view.svg {
-                let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| Error::Open {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?);
+            if let Some(file) = &self.svg_file {
+                let mut file = std::io::BufWriter::new(file);
                 render::svg::write(report, recorder.traces().first(), &mut file)?;
                 file.flush()?;
             }

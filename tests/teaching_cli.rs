@@ -64,3 +64,11 @@ fn test_svg_holds_the_timeline_and_the_ladder() {
     assert!(svg.contains(">TIME_WAIT</text>"));
     assert_eq!(svg.matches("marker-end=").count(), 17, "one arrow per segment");
 }
+
+#[test]
+fn an_svg_path_that_cannot_be_written_is_an_error_before_the_report() {
+    let run = connscope(&["analyze", &fixture("client-first.pcap"), "--svg", "/nonexistent-dir/x.svg"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stdout, "", "no report is printed");
+    assert_eq!(run.stderr, "connscope: error: cannot write /nonexistent-dir/x.svg: No such file or directory (os error 2)\n");
+}
