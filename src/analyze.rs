@@ -131,7 +131,7 @@ impl<'o> Pipeline<'o> {
     /// first: what to suggest when nothing matched.
     pub fn other_ports(&self) -> Vec<u16> {
         let mut ports = self.other_ports.clone();
-        ports.sort_by(|a, b| b.1.cmp(&a.1));
+        ports.sort_by_key(|p| std::cmp::Reverse(p.1));
         ports.into_iter().map(|(p, _)| p).collect()
     }
 

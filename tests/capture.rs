@@ -8,13 +8,13 @@
 
 mod common;
 use common::can_capture;
-use common::live::{drain, wait_bounded, Server};
+use common::live::{drain, go_program, wait_bounded, Program, Server};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -270,55 +270,6 @@ fn capture_streams_ndjson_rows_as_connections_end() {
     assert_eq!(summary["capture"]["kernel_agreement"]["compared"], 2, "{}", summary["capture"]);
 }
 
-/// A program from `tests/programs` started by a test; killed (by its own PID) when dropped.
-struct Program {
-    child: Child,
-    /// Held open: the Go client stays alive until its standard input closes.
-    _stdin: Option<ChildStdin>,
-    /// Its first line of output (a port, or `done N`).
-    first_line: String,
-}
-
-impl Program {
-    /// Starts `command` and reads its first line (bounded by the program: each prints it at once,
-    /// or after its requests).
-    fn start(command: &mut Command) -> Program {
-        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start a test program");
-        let stdin = child.stdin.take();
-        let mut first_line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut first_line).expect("first line");
-        assert!(!first_line.is_empty(), "{command:?} ended before printing its first line");
-        Program { child, _stdin: stdin, first_line: first_line.trim().to_string() }
-    }
-
-    fn port(&self) -> u16 {
-        self.first_line.parse().expect("a port on the first line")
-    }
-}
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The Go programs of `tests/programs`, built once per test run into cargo's scratch directory.
-fn go_program(name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capture-programs");
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        for program in ["httpserver", "httpclient"] {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{program}.go"));
-            let mut build = Command::new("go").args(["build", "-o"]).arg(dir.join(program)).arg(source).spawn().expect("Go builds tests/programs");
-            assert!(wait_bounded(&mut build, Duration::from_secs(120), "go build").success(), "go build {program}.go failed");
-        }
-        dir
-    });
-    dir.join(name)
-}
 
 #[test]
 fn capture_end_states_agree_with_the_kernel() {
@@ -396,15 +347,15 @@ fn capture_end_states_agree_with_the_kernel() {
         for key in ["client_state", "kernel_client_state", "server_state", "kernel_server_state"] {
             assert_eq!(c[key], "ESTABLISHED", "{key}: {c}");
         }
-        assert_eq!((&c["client_process"]["command"], &c["client_process"]["pid"]), (&json("\"httpclient\""), &json(&leaker.child.id().to_string())), "{c}");
-        assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"httpserver\""), &json(&leaking.child.id().to_string())), "{c}");
+        assert_eq!((&c["client_process"]["command"], &c["client_process"]["pid"]), (&json("\"httpclient\""), &json(&leaker.pid().to_string())), "{c}");
+        assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"httpserver\""), &json(&leaking.pid().to_string())), "{c}");
     }
     let half_closed = connections_on(&report, closewait.port());
     assert_eq!(half_closed.len(), 1, "{}", report["connections"]);
     let c = half_closed[0];
     assert_eq!((&c["client_state"], &c["kernel_client_state"]), (&json("\"FIN_WAIT_2\""), &json("\"FIN_WAIT_2\"")), "{c}");
     assert_eq!((&c["server_state"], &c["kernel_server_state"]), (&json("\"CLOSE_WAIT\""), &json("\"CLOSE_WAIT\"")), "{c}");
-    assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"python3\""), &json(&closewait.child.id().to_string())), "{c}");
+    assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"python3\""), &json(&closewait.pid().to_string())), "{c}");
 
     let agreement = &report["capture"]["kernel_agreement"];
     assert_eq!(agreement["disagree"], 0, "{agreement}");

@@ -4,75 +4,19 @@
 //! up after a bound), and kills only the processes it started.
 #![cfg(target_os = "linux")]
 
+mod common;
+use common::live::{go_program, Program};
 use connscope::sockets::{kernel_state, resolve_process};
 use connscope::tcp_state::TcpState;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How long a test waits for the kernel to show what it expects.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A program started by a test, killed (by its own PID) when the test ends, however it ends.
-struct Spawned {
-    child: Child,
-    /// Held open so that the Go client stays alive until the test is done.
-    _stdin: Option<ChildStdin>,
-    /// The program's first line (a port, or "done N").
-    first_line: String,
-}
-
-impl Spawned {
-    fn start(command: &mut Command) -> Spawned {
-        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start program");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let mut first_line = String::new();
-        BufReader::new(stdout).read_line(&mut first_line).expect("first line");
-        assert!(!first_line.is_empty(), "program ended before printing its first line: {command:?}");
-        Spawned { child, _stdin: stdin, first_line: first_line.trim().to_string() }
-    }
-
-    fn pid(&self) -> u64 {
-        u64::from(self.child.id())
-    }
-
-    fn port(&self) -> u16 {
-        self.first_line.parse().expect("a port on the first line")
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The Go test programs, built once per run into cargo's scratch directory for integration tests.
-fn go_program(name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sockets-programs");
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs");
-        for program in ["httpserver", "httpclient"] {
-            let status = Command::new("go")
-                .args(["build", "-o"])
-                .arg(dir.join(program))
-                .arg(sources.join(format!("{program}.go")))
-                .status()
-                .expect("Go is needed to build tests/programs (go build)");
-            assert!(status.success(), "go build {program}.go failed");
-        }
-        dir
-    });
-    dir.join(name)
-}
 
 /// One `connscope sockets --port PORT --format json` snapshot.
 fn snapshot(port: u16) -> Value {
@@ -104,9 +48,9 @@ fn owned<'a>(snap: &'a Value, pid: u64, side: &str) -> Option<&'a Value> {
 #[test]
 fn test_leaking_go_client_holds_n_established_sockets() {
     const N: u64 = 25;
-    let server = Spawned::start(&mut Command::new(go_program("httpserver")));
+    let server = Program::start(&mut Command::new(go_program("httpserver")));
     let port = server.port();
-    let client = Spawned::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "leak"]));
+    let client = Program::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "leak"]));
     let snap = wait_for(port, |s| s["client"]["ESTABLISHED"].as_u64() == Some(N));
     assert_eq!(snap["client"]["ESTABLISHED"], N, "{snap:#}");
     assert_eq!(snap["server"]["ESTABLISHED"], N, "{snap:#}");
@@ -122,9 +66,9 @@ fn test_leaking_go_client_holds_n_established_sockets() {
 #[test]
 fn test_client_that_closes_first_is_left_in_time_wait() {
     const N: u64 = 10;
-    let server = Spawned::start(&mut Command::new(go_program("httpserver")));
+    let server = Program::start(&mut Command::new(go_program("httpserver")));
     let port = server.port();
-    let client = Spawned::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "close"]));
+    let client = Program::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "close"]));
     assert_eq!(client.first_line, "done 0");
     let snap = wait_for(port, |s| s["client"]["TIME_WAIT"].as_u64() == Some(N));
     assert_eq!(snap["client"]["TIME_WAIT"], N, "{snap:#}");
@@ -137,7 +81,7 @@ fn test_client_that_closes_first_is_left_in_time_wait() {
 
 #[test]
 fn test_server_that_never_closes_is_left_in_close_wait() {
-    let server = Spawned::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
+    let server = Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
     let port = server.port();
     let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     // This test is the client: it connects, waits until the server accepted, and closes first.
@@ -168,7 +112,7 @@ fn test_server_that_never_closes_is_left_in_close_wait() {
 
 #[test]
 fn test_assert_fails_with_status_1_on_a_close_wait() {
-    let server = Spawned::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
+    let server = Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
     let port = server.port();
     drop(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     wait_for(port, |s| s["server"]["CLOSE_WAIT"].as_u64() == Some(1));

@@ -1,9 +1,11 @@
-//! Helpers for the live-capture tests: free ports, a Python HTTP server killed on drop, bounded
-//! waits for child processes, pipe readers.
+//! Helpers for the live tests: free ports, a Python HTTP server and the programs of
+//! `tests/programs` killed on drop, bounded waits for child processes, pipe readers.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -79,4 +81,60 @@ pub fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String>
         let _ = pipe.read_to_string(&mut text);
         text
     })
+}
+
+/// A program started by a test (one of `tests/programs`), killed by its own PID when dropped.
+pub struct Program {
+    child: Child,
+    /// Held open: the Go client stays alive until its standard input closes.
+    _stdin: Option<ChildStdin>,
+    /// Its first line of output (a port, or `done N`).
+    pub first_line: String,
+}
+
+impl Program {
+    /// Starts `command` and reads its first line (each program prints it at once, or after its
+    /// requests).
+    pub fn start(command: &mut Command) -> Program {
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start a test program");
+        let stdin = child.stdin.take();
+        let mut first_line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut first_line).expect("first line");
+        assert!(!first_line.is_empty(), "{command:?} ended before printing its first line");
+        Program { child, _stdin: stdin, first_line: first_line.trim().to_string() }
+    }
+
+    /// The program's process id.
+    pub fn pid(&self) -> u64 {
+        u64::from(self.child.id())
+    }
+
+    /// The port it printed on its first line.
+    pub fn port(&self) -> u16 {
+        self.first_line.parse().expect("a port on the first line")
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Go programs of `tests/programs`, built once per test binary into cargo's scratch directory.
+pub fn go_program(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("programs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        for program in ["httpserver", "httpclient"] {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{program}.go"));
+            let mut build = Command::new("go").args(["build", "-o"]).arg(dir.join(program)).arg(source).spawn().expect("Go builds tests/programs");
+            assert!(wait_bounded(&mut build, Duration::from_secs(120), "go build").success(), "go build {program}.go failed");
+        }
+        dir
+    });
+    dir.join(name)
 }
