@@ -1,6 +1,6 @@
 //! The seed experiments end to end: `scripts/lab/run --json` runs every lab experiment under
 //! `connscope capture` (this build's binary), and each experiment's counts are checked against what
-//! its programs are written to do (scripts/lab/client.go, server.go; docs/lab.md explains each row).
+//! its programs are written to do (scripts/lab/client.go, scripts/fixtures/server.go; docs/lab.md explains each row).
 //! The expectations below are derived from those programs and net/http's documented behaviour, not
 //! copied from a run of the tool.
 //!
