@@ -31,6 +31,18 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every link type connscope decodes.
+    pub const ALL: [LinkType; 8] = [
+        LinkType::Ethernet,
+        LinkType::Null,
+        LinkType::Loop,
+        LinkType::Raw,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+    ];
+
     /// Maps a libpcap data-link type number to a supported link type.
     pub fn from_dlt(dlt: i32) -> Option<LinkType> {
         Some(match dlt {

@@ -5,22 +5,10 @@
 use connscope::decode::{decode, Decoded, LinkType};
 use libfuzzer_sys::fuzz_target;
 
-/// Every link type connscope decodes.
-const LINKS: [LinkType; 8] = [
-    LinkType::Ethernet,
-    LinkType::Null,
-    LinkType::Loop,
-    LinkType::Raw,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else { return };
     let Some((&extra, frame)) = rest.split_first() else { return };
-    let link = LINKS[usize::from(pick) % LINKS.len()];
+    let link = LinkType::ALL[usize::from(pick) % LinkType::ALL.len()];
     // Wire length: the frame's own length, or more (a snaplen cut), or a bogus smaller value.
     let orig_len = match extra % 3 {
         0 => frame.len() as u32,

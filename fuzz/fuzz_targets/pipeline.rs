@@ -14,17 +14,6 @@ use connscope::report::SourceInfo;
 use connscope::source::{self, RawPacket};
 use libfuzzer_sys::fuzz_target;
 
-const LINKS: [LinkType; 8] = [
-    LinkType::Ethernet,
-    LinkType::Null,
-    LinkType::Loop,
-    LinkType::Raw,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-];
-
 fn source_info() -> SourceInfo {
     SourceInfo { kind: "file", path: "fuzz".to_string(), filter: None, link_type: String::new(), start_ts: None, warning: None }
 }
@@ -42,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = std::fs::remove_file(&path);
     } else {
         let Some((&pick, mut frames)) = rest.split_first() else { return };
-        let link = LINKS[usize::from(pick) % LINKS.len()];
+        let link = LinkType::ALL[usize::from(pick) % LinkType::ALL.len()];
         let mut ts = 1_700_000_000.0;
         while frames.len() >= 2 {
             let len = usize::from(u16::from_le_bytes([frames[0], frames[1]])).min(frames.len() - 2);
