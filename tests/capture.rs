@@ -8,7 +8,7 @@
 
 mod common;
 use common::can_capture;
-use common::live::{drain, go_program, wait_bounded, Program, Server};
+use common::live::{drain, go_program, wait_bounded, Capture, Program, Server};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -100,58 +100,24 @@ fn sigint_mid_capture_saves_a_file_that_reads_back_the_same() {
     let port = server.port.to_string();
     let file = scratch("sigint.pcap");
     let file_arg = file.to_str().expect("UTF-8 path");
-    let mut child = Command::new(BIN)
-        .args(["capture", "--port", &port, "--format", "json", "-w", file_arg, "--duration", "60s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run connscope");
-    let stdout = drain(child.stdout.take().expect("stdout"));
+    let capture = Capture::start(BIN, &["capture", "--port", &port, "--format", "json", "-w", file_arg, "--duration", "60s"]);
     // The live view prints a `closed:` line per finished connection: it tells when traffic was seen.
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    let stderr_pipe = child.stderr.take().expect("stderr");
-    let stderr = thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let closed_within = |limit: Duration| {
-        let deadline = Instant::now() + limit;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match lines.recv_timeout(left) {
-                Ok(line) if line.contains(" closed: ") => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-        false
-    };
-
     // Until the capture is up, requests may go unseen: repeat one until the live view shows it.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         assert!(Instant::now() < deadline, "the capture saw no connection within 15 s");
         curl(&[server.url("warm-up")]);
-        if closed_within(Duration::from_secs(1)) {
+        if capture.line_within(" closed: ", Duration::from_secs(1)) {
             break;
         }
     }
     curl(&[server.url("a"), server.url("b")]);
-    for _ in 0..2 {
-        assert!(closed_within(Duration::from_secs(10)), "the live view did not show the next connections");
-    }
+    capture.wait_lines(" closed: ", 2, Duration::from_secs(10));
 
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on the PID of our own child, which has not been waited for yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "sending SIGINT");
-    let status = wait_bounded(&mut child, Duration::from_secs(15), "connscope capture after SIGINT");
-    let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
-    assert!(status.success(), "connscope failed ({status}): {stderr}");
-    let live = json(&stdout);
+    capture.signal(libc::SIGINT);
+    let finished = capture.finish(Duration::from_secs(15));
+    assert!(finished.status.success(), "connscope failed ({}): {}", finished.status, finished.stderr);
+    let live = finished.report;
     assert_eq!(live["capture"]["ended_by"], "interrupted");
     assert!(live["summary"]["handshakes"].as_u64().unwrap_or(0) >= 2, "{}", live["summary"]);
 
@@ -281,35 +247,15 @@ fn capture_end_states_agree_with_the_kernel() {
     let closewait = Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
     let ports = [closing.port(), leaking.port(), closewait.port()];
     let filter = ports.map(|p| format!("tcp port {p}")).join(" or ");
-    let mut child = Command::new(BIN)
-        .args(["capture", "-f", &filter, "--format", "json", "--duration", "60s"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run connscope");
-    let stdout = drain(child.stdout.take().expect("stdout"));
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    let stderr_pipe = child.stderr.take().expect("stderr");
-    let stderr = thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
+    let capture = Capture::start(BIN, &["capture", "-f", &filter, "--format", "json", "--duration", "60s"]);
     // Until the capture is up, connections may go unseen: open and close one (a client-first
     // close, like the Go client's) until the live view shows its SYN.
     let deadline = Instant::now() + Duration::from_secs(15);
-    'warm: loop {
+    loop {
         assert!(Instant::now() < deadline, "the capture saw no connection within 15 s");
         drop(TcpStream::connect(("127.0.0.1", closing.port())).expect("connect"));
-        while let Ok(line) = lines.recv_timeout(Duration::from_millis(300)) {
-            if line.contains(" opened (SYN)") {
-                break 'warm;
-            }
+        if capture.line_within(" opened (SYN)", Duration::from_millis(300)) {
+            break;
         }
     }
 
@@ -327,13 +273,10 @@ fn capture_end_states_agree_with_the_kernel() {
     drop(peer);
     // Let the last segments reach the capture, then stop it as Ctrl-C would.
     thread::sleep(Duration::from_millis(500));
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on the PID of our own child, which has not been waited for yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "sending SIGINT");
-    let status = wait_bounded(&mut child, Duration::from_secs(15), "connscope capture after SIGINT");
-    let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
-    assert!(status.success(), "connscope failed ({status}): {stderr}");
-    let report = json(&stdout);
+    capture.signal(libc::SIGINT);
+    let finished = capture.finish(Duration::from_secs(15));
+    assert!(finished.status.success(), "connscope failed ({}): {}", finished.status, finished.stderr);
+    let report = finished.report;
 
     let closed = connections_on(&report, closing.port());
     assert!(closed.len() >= 3, "{}", report["connections"]);

@@ -10,13 +10,10 @@
 
 mod common;
 use common::can_capture;
-use common::live::{free_port, wait_bounded, Server};
+use common::live::{free_port, wait_bounded, Capture, Finished, Server};
 use serde_json::Value;
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -48,122 +45,6 @@ fn run_ok(program: &str, args: &[&str]) {
 /// A scratch file path unique to this test run.
 fn scratch(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("faults-{name}-{}", std::process::id()))
-}
-
-/// A running `connscope capture`: its report read from standard output, its standard error line
-/// by line (the live view tells when traffic was seen). Killed, by its PID, if the test fails
-/// before it finished.
-struct Capture {
-    child: Child,
-    /// The readers of standard output and error; taken by [`Capture::finish`].
-    readers: Option<(thread::JoinHandle<String>, thread::JoinHandle<String>)>,
-    lines: mpsc::Receiver<String>,
-}
-
-/// What a finished capture printed.
-struct Finished {
-    status: ExitStatus,
-    report: Value,
-    stderr: String,
-}
-
-impl Capture {
-    /// Starts `program args` (connscope, or `ip netns exec NS connscope`, which execs it in place).
-    fn start(program: &str, args: &[&str]) -> Capture {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run connscope");
-        let mut out = child.stdout.take().expect("stdout");
-        let stdout = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = out.read_to_string(&mut text);
-            text
-        });
-        let (lines_tx, lines) = mpsc::channel::<String>();
-        let err = child.stderr.take().expect("stderr");
-        let stderr = thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line.clone());
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        Capture { child, readers: Some((stdout, stderr)), lines }
-    }
-
-    /// Waits until connscope holds a packet socket: the capture is open, its signal handlers set.
-    /// `ns` is the network namespace it runs in (`None`: this one), whose `/proc/net/packet` lists it.
-    fn wait_capturing(&self, ns: Option<&str>) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let fds = format!("/proc/{}/fd", self.child.id());
-        loop {
-            // /proc/net/packet: one line per packet socket of the network namespace, inode last.
-            let table = match ns {
-                None => std::fs::read_to_string("/proc/net/packet").expect("/proc/net/packet"),
-                Some(ns) => {
-                    let out = Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/packet"]).output().expect("ip netns exec");
-                    String::from_utf8_lossy(&out.stdout).into_owned()
-                }
-            };
-            let inodes: HashSet<String> =
-                table.lines().skip(1).filter_map(|l| l.split_whitespace().last()).map(|i| format!("socket:[{i}]")).collect();
-            let open = std::fs::read_dir(&fds).into_iter().flatten().flatten().filter_map(|e| std::fs::read_link(e.path()).ok());
-            if open.into_iter().any(|target| inodes.contains(target.to_string_lossy().as_ref())) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "connscope opened no packet socket within 10 s");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for `n` live-view lines containing `text`, at most `limit`.
-    fn wait_lines(&self, text: &str, n: usize, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let mut seen = 0;
-        while seen < n {
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(text) => seen += 1,
-                Ok(_) => {}
-                Err(_) => panic!("saw {seen} of {n} `{text}` lines within {limit:?}"),
-            }
-        }
-    }
-
-    /// Sends `signal` to connscope, by its PID (it has not been waited for yet).
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the PID of our own unreaped child.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "sending signal {signal}");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("waiting for connscope").is_none()
-    }
-
-    /// Waits for the end (at most `limit`) and parses the JSON report.
-    fn finish(mut self, limit: Duration) -> Finished {
-        let status = wait_bounded(&mut self.child, limit, "connscope capture");
-        let (stdout, stderr) = self.readers.take().expect("finished once");
-        let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
-        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON report ({e}), status {status}: {stdout}\n{stderr}"));
-        Finished { status, report, stderr }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// Reads `file` back with `connscope analyze` and tcpdump; returns the packets each read, after

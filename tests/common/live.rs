@@ -1,11 +1,14 @@
 //! Helpers for the live tests: free ports, a Python HTTP server and the programs of
-//! `tests/programs` killed on drop, bounded waits for child processes, pipe readers.
+//! `tests/programs` killed on drop, a running `connscope capture` with its live view, bounded waits
+//! for child processes, pipe readers.
 
+use serde_json::Value;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -138,3 +141,128 @@ pub fn go_program(name: &str) -> PathBuf {
     });
     dir.join(name)
 }
+
+/// A running `connscope capture`: its report read from standard output, its standard error line
+/// by line (the live view tells when traffic was seen). Killed, by its PID, if the test fails
+/// before it finished.
+pub struct Capture {
+    child: Child,
+    /// The readers of standard output and error; taken by [`Capture::finish`].
+    readers: Option<(thread::JoinHandle<String>, thread::JoinHandle<String>)>,
+    lines: mpsc::Receiver<String>,
+}
+
+/// What a finished capture printed.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub report: Value,
+    pub stderr: String,
+}
+
+impl Capture {
+    /// Starts `program args` (connscope, or `ip netns exec NS connscope`, which execs it in place).
+    pub fn start(program: &str, args: &[&str]) -> Capture {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run connscope");
+        let mut out = child.stdout.take().expect("stdout");
+        let stdout = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            text
+        });
+        let (lines_tx, lines) = mpsc::channel::<String>();
+        let err = child.stderr.take().expect("stderr");
+        let stderr = thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        Capture { child, readers: Some((stdout, stderr)), lines }
+    }
+
+    /// Waits until connscope holds a packet socket: the capture is open, its signal handlers set.
+    /// `ns` is the network namespace it runs in (`None`: this one), whose `/proc/net/packet` lists it.
+    pub fn wait_capturing(&self, ns: Option<&str>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let fds = format!("/proc/{}/fd", self.child.id());
+        loop {
+            // /proc/net/packet: one line per packet socket of the network namespace, inode last.
+            let table = match ns {
+                None => std::fs::read_to_string("/proc/net/packet").expect("/proc/net/packet"),
+                Some(ns) => {
+                    let out = Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/packet"]).output().expect("ip netns exec");
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                }
+            };
+            let inodes: HashSet<String> =
+                table.lines().skip(1).filter_map(|l| l.split_whitespace().last()).map(|i| format!("socket:[{i}]")).collect();
+            let open = std::fs::read_dir(&fds).into_iter().flatten().flatten().filter_map(|e| std::fs::read_link(e.path()).ok());
+            if open.into_iter().any(|target| inodes.contains(target.to_string_lossy().as_ref())) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "connscope opened no packet socket within 10 s");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for `n` live-view lines containing `text`, at most `limit`.
+    pub fn wait_lines(&self, text: &str, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for seen in 0..n {
+            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
+            assert!(self.line_within(text, left), "saw {seen} of {n} `{text}` lines within {limit:?}");
+        }
+    }
+
+    /// True when a live-view line containing `text` comes within `limit`.
+    pub fn line_within(&self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Sends `signal` to connscope, by its PID (it has not been waited for yet).
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on the PID of our own unreaped child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "sending signal {signal}");
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("waiting for connscope").is_none()
+    }
+
+    /// Waits for the end (at most `limit`) and parses the JSON report.
+    pub fn finish(mut self, limit: Duration) -> Finished {
+        let status = wait_bounded(&mut self.child, limit, "connscope capture");
+        let (stdout, stderr) = self.readers.take().expect("finished once");
+        let (stdout, stderr) = (stdout.join().expect("stdout"), stderr.join().expect("stderr"));
+        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON report ({e}), status {status}: {stdout}\n{stderr}"));
+        Finished { status, report, stderr }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
