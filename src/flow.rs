@@ -462,6 +462,7 @@ fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64
         http_requests: if encrypted { None } else { Some(proto.http_requests) },
         http_responses: if encrypted { None } else { Some(proto.http_responses) },
         requests,
+        exchanges: request_count,
         reused: request_count > 1,
         fin_first: FinFirst::from(conn.fin_first),
         simultaneous_close: conn.simultaneous_close,

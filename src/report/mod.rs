@@ -110,7 +110,10 @@ pub struct ConnectionRecord {
     pub http_requests: Option<u32>,
     pub http_responses: Option<u32>,
     pub requests: Vec<RequestRecord>,
-    /// True when the connection carried more than one request (or TLS exchange).
+    /// Requests the connection carried: HTTP/1 requests, h2c streams, the TLS exchange estimate, or
+    /// request/response turns of an unknown protocol. What `reused` is judged on.
+    pub exchanges: u32,
+    /// True when the connection carried more than one request (`exchanges` > 1).
     pub reused: bool,
     pub fin_first: FinFirst,
     pub simultaneous_close: bool,

@@ -4,7 +4,6 @@
 //! plain language saying what it means and what to do.
 
 use super::{CaptureStats, ConnectionRecord, FinFirst, Handshake, KernelAgreement, Summary};
-use crate::protocol::Protocol;
 use crate::side::Side;
 use crate::tcp_state::TcpState;
 use serde::Serialize;
@@ -77,7 +76,7 @@ const CLOSE_SOON_AFTER_RESPONSE: f64 = 1.0;
 impl Tallies {
     /// Folds in one finished connection.
     pub fn add(&mut self, c: &ConnectionRecord) {
-        let requests = u64::from(requests_of(c));
+        let requests = u64::from(c.exchanges);
         if requests > 0 {
             self.with_requests += 1;
             self.requests += requests;
@@ -130,19 +129,6 @@ impl Tallies {
             Some(Side::Server) => self.rst_server += 1,
             None => {}
         }
-    }
-}
-
-/// Requests a connection carried: HTTP requests, else TLS exchanges, else h2 streams.
-pub fn requests_of(c: &ConnectionRecord) -> u32 {
-    if let Some(streams) = c.h2_streams {
-        return streams;
-    }
-    match (c.http_requests, &c.tls) {
-        (Some(n), _) if c.protocol != Protocol::Tls => n,
-        (_, Some(tls)) => tls.exchanges_estimate,
-        (Some(n), None) => n,
-        (None, None) => 0,
     }
 }
 
