@@ -327,6 +327,22 @@ CONF
 	capture_stop; server_stop
 }
 
+fx_concurrent_curls() {       # 24 curls at once: 12 with 3 URLs (reused), 12 with Connection: close
+	# Connections interleave on the wire, as under load: what tests/threads.rs splits between workers.
+	local p=18122 i pids=()
+	capture_start concurrent-curls $p
+	go_server $p
+	for i in $(seq 1 12); do
+		curl -sS -o /dev/null -o /dev/null -o /dev/null \
+			http://127.0.0.1:$p/hello http://127.0.0.1:$p/big http://127.0.0.1:$p/hello &
+		pids+=($!)
+		curl -sS -o /dev/null -H 'Connection: close' http://127.0.0.1:$p/hello &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	capture_stop; server_stop
+}
+
 fx_pcapng() {                 # a real capture rewritten as pcapng by editcap (same packets as curl-go-multi)
 	editcap -F pcapng "$OUT/curl-go-multi.pcap" "$OUT/pcapng.pcapng"
 	log "pcapng: $(capinfos -t "$OUT/pcapng.pcapng" | tail -1)"
@@ -343,7 +359,7 @@ fx_relink() {                 # link-type conversions of real captures (see scri
 ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	go_keepalive_off_server go_disable_keepalives_client python_http_server_curl
 	curl_go_multi rst_abort refused ipv6 any_sll keepalive_probes pipelined chunked
-	post_multisegment head_304 https_shared_client https_new_client h2c pcapng relink)
+	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink)
 
 main() {
 	ensure_tools

@@ -3,7 +3,7 @@
 //! `analyze` feeds it from files, `capture` from a live device; both end with [`Pipeline::finish`],
 //! so a live capture and its saved file give the same report.
 
-use crate::decode::{decode, Decoded, LinkType};
+use crate::decode::{decode, Decoded, LinkType, Segment};
 use crate::flow::{FlowEvent, FlowSink, FlowTable};
 use crate::report::{CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
@@ -32,6 +32,11 @@ impl Default for Options {
 
 /// Watches the pipeline as it runs: live views, streamed output, ladder diagrams.
 pub trait Observer {
+    /// True when the observer needs [`Observer::event`] calls in packet order, which only a
+    /// single-threaded analysis gives (see `parallel`). Only records and summaries otherwise.
+    fn wants_events(&self) -> bool {
+        true
+    }
     /// True to receive a [`FlowEvent::Segment`] per segment.
     fn wants_segments(&self) -> bool {
         false
@@ -47,12 +52,27 @@ pub trait Observer {
 
 /// An observer that watches nothing.
 pub struct NoObserver;
-impl Observer for NoObserver {}
+impl Observer for NoObserver {
+    fn wants_events(&self) -> bool {
+        false
+    }
+}
 
 /// Hands the flow table's results to the report builder and the observer.
-struct Collector<'o> {
+pub(crate) struct Collector<'o> {
     builder: ReportBuilder,
     observer: &'o mut dyn Observer,
+}
+
+impl<'o> Collector<'o> {
+    pub(crate) fn new(listed_connections: usize, observer: &'o mut dyn Observer) -> Collector<'o> {
+        Collector { builder: ReportBuilder::new(listed_connections), observer }
+    }
+
+    /// Builds the report from what was collected.
+    pub(crate) fn finish(self, source: SourceInfo, packets: PacketCounts, capture: Option<CaptureStats>) -> Report {
+        self.builder.finish(source, packets, capture)
+    }
 }
 
 impl FlowSink for Collector<'_> {
@@ -71,73 +91,31 @@ impl FlowSink for Collector<'_> {
 
 /// The running analysis.
 pub struct Pipeline<'o> {
-    options: Options,
+    intake: Intake,
     table: FlowTable,
     collector: Collector<'o>,
-    packets: PacketCounts,
-    /// Packets per lower port of the TCP segments `--port` left out (a few ports at most), to
-    /// suggest the right port when nothing matched.
-    other_ports: Vec<(u16, u64)>,
 }
-
-/// Ports remembered for the "nothing matched" hint.
-const OTHER_PORTS_KEPT: usize = 8;
 
 impl<'o> Pipeline<'o> {
     /// A new pipeline reporting to `observer`.
     pub fn new(options: Options, observer: &'o mut dyn Observer) -> Pipeline<'o> {
         Pipeline {
             table: FlowTable::new(options.port, options.max_connections),
-            collector: Collector { builder: ReportBuilder::new(options.listed_connections), observer },
-            options,
-            packets: PacketCounts::default(),
-            other_ports: Vec::new(),
+            collector: Collector::new(options.listed_connections, observer),
+            intake: Intake::new(options.port),
         }
     }
 
     /// Feeds one captured frame.
     pub fn packet(&mut self, link: LinkType, raw: RawPacket<'_>) {
-        self.packets.total += 1;
-        match decode(link, raw.data, raw.orig_len, raw.ts) {
-            Decoded::Tcp(seg) => {
-                self.packets.tcp += 1;
-                if seg.truncated() {
-                    self.packets.truncated += 1;
-                }
-                if let Some(port) = self.options.port {
-                    if seg.src.port() != port && seg.dst.port() != port {
-                        self.note_other_port(seg.src.port().min(seg.dst.port()));
-                        return;
-                    }
-                }
-                self.packets.matched += 1;
-                self.table.process(&seg, &mut self.collector);
-            }
-            Decoded::NotTcp => self.packets.not_tcp += 1,
-            Decoded::Truncated => self.packets.truncated += 1,
-            Decoded::Undecodable => self.packets.undecodable += 1,
+        if let Some(seg) = self.intake.take(decode(link, raw.data, raw.orig_len, raw.ts)) {
+            self.table.process(&seg, &mut self.collector);
         }
-    }
-
-    fn note_other_port(&mut self, port: u16) {
-        if let Some((_, n)) = self.other_ports.iter_mut().find(|(p, _)| *p == port) {
-            *n += 1;
-        } else if self.other_ports.len() < OTHER_PORTS_KEPT {
-            self.other_ports.push((port, 1));
-        }
-    }
-
-    /// The ports (the lower of each segment's two) of TCP traffic that `--port` left out, busiest
-    /// first: what to suggest when nothing matched.
-    pub fn other_ports(&self) -> Vec<u16> {
-        let mut ports = self.other_ports.clone();
-        ports.sort_by_key(|p| std::cmp::Reverse(p.1));
-        ports.into_iter().map(|(p, _)| p).collect()
     }
 
     /// Packet counts so far.
     pub fn packets(&self) -> &PacketCounts {
-        &self.packets
+        &self.intake.packets
     }
 
     /// Summary of the connections ended so far.
@@ -162,11 +140,111 @@ impl<'o> Pipeline<'o> {
     }
 
     /// Ends the analysis: finalises open connections and builds the report.
-    pub fn finish(mut self, mut source: SourceInfo, capture: Option<CaptureStats>) -> Report {
+    pub fn finish(self, source: SourceInfo, capture: Option<CaptureStats>) -> Report {
+        self.end().report(source, capture)
+    }
+
+    /// Ends the reading: finalises open connections; what is left builds the report.
+    pub fn end(mut self) -> Finished<'o> {
         self.table.finish(&mut self.collector);
-        let counters = self.table.counters();
-        self.packets.after_close = counters.after_close;
-        source.start_ts = self.table.capture_start();
-        self.collector.builder.finish(source, self.packets, capture)
+        self.intake.packets.after_close = self.table.counters().after_close;
+        Finished { intake: self.intake, collector: self.collector, start_ts: self.table.capture_start() }
+    }
+}
+
+/// An analysis whose packets have all been read, on one thread or several (`parallel`).
+pub struct Finished<'o> {
+    pub(crate) intake: Intake,
+    pub(crate) collector: Collector<'o>,
+    /// Epoch seconds of the first packet analysed.
+    pub(crate) start_ts: Option<f64>,
+}
+
+impl Finished<'_> {
+    /// The ports (the lower of each segment's two) of TCP traffic that `--port` left out, busiest
+    /// first: what to suggest when nothing matched.
+    pub fn other_ports(&self) -> Vec<u16> {
+        self.intake.other_ports()
+    }
+
+    /// Builds the report.
+    pub fn report(self, mut source: SourceInfo, capture: Option<CaptureStats>) -> Report {
+        source.start_ts = self.start_ts;
+        self.collector.finish(source, self.intake.packets, capture)
+    }
+}
+
+/// Counts decoded frames and keeps the TCP segments on the selected port.
+pub(crate) struct Intake {
+    port: Option<u16>,
+    pub(crate) packets: PacketCounts,
+    /// Packets per lower port of the TCP segments `--port` left out (a few ports at most), to
+    /// suggest the right port when nothing matched.
+    other_ports: Vec<(u16, u64)>,
+}
+
+/// Ports remembered for the "nothing matched" hint.
+const OTHER_PORTS_KEPT: usize = 8;
+
+impl Intake {
+    pub(crate) fn new(port: Option<u16>) -> Intake {
+        Intake { port, packets: PacketCounts::default(), other_ports: Vec::new() }
+    }
+
+    /// Counts a decoded frame; returns it when it is a TCP segment for the flow table.
+    pub(crate) fn take<'a>(&mut self, decoded: Decoded<'a>) -> Option<Segment<'a>> {
+        self.packets.total += 1;
+        match decoded {
+            Decoded::Tcp(seg) => {
+                self.packets.tcp += 1;
+                if seg.truncated() {
+                    self.packets.truncated += 1;
+                }
+                if !self.matches(&seg) {
+                    self.note_other_port(seg.src.port().min(seg.dst.port()), 1);
+                    return None;
+                }
+                self.packets.matched += 1;
+                return Some(seg);
+            }
+            Decoded::NotTcp => self.packets.not_tcp += 1,
+            Decoded::Truncated => self.packets.truncated += 1,
+            Decoded::Undecodable => self.packets.undecodable += 1,
+        }
+        None
+    }
+
+    /// True when the segment is on the selected port (or no port was selected).
+    pub(crate) fn matches(&self, seg: &Segment<'_>) -> bool {
+        self.port.is_none_or(|port| seg.src.port() == port || seg.dst.port() == port)
+    }
+
+    fn note_other_port(&mut self, port: u16, packets: u64) {
+        if let Some((_, n)) = self.other_ports.iter_mut().find(|(p, _)| *p == port) {
+            *n += packets;
+        } else if self.other_ports.len() < OTHER_PORTS_KEPT {
+            self.other_ports.push((port, packets));
+        }
+    }
+
+    fn other_ports(&self) -> Vec<u16> {
+        let mut ports = self.other_ports.clone();
+        ports.sort_by_key(|p| std::cmp::Reverse(p.1));
+        ports.into_iter().map(|(p, _)| p).collect()
+    }
+
+    /// Adds another intake's counts to this one's (the intakes of parallel workers).
+    pub(crate) fn absorb(&mut self, other: &Intake) {
+        let (mine, theirs) = (&mut self.packets, &other.packets);
+        mine.total += theirs.total;
+        mine.tcp += theirs.tcp;
+        mine.matched += theirs.matched;
+        mine.truncated += theirs.truncated;
+        mine.undecodable += theirs.undecodable;
+        mine.not_tcp += theirs.not_tcp;
+        mine.after_close += theirs.after_close;
+        for &(port, packets) in &other.other_ports {
+            self.note_other_port(port, packets);
+        }
     }
 }

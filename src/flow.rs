@@ -7,7 +7,7 @@
 //! connections. A small tombstone per recently closed tuple catches late segments (a retransmitted
 //! last ACK) so they do not pass for new mid-stream connections.
 
-use crate::decode::Segment;
+use crate::decode::{ip_bits, Segment};
 use crate::protocol::{Protocol, ProtocolEvent, ProtocolWatcher};
 use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
 use crate::seq::SeqNumber;
@@ -15,7 +15,7 @@ use crate::side::Side;
 use crate::tcp_state::{StateEvent, TcpState};
 use std::collections::{HashMap, VecDeque};
 use std::collections::hash_map::Entry;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// A segment counts as a keep-alive probe only after this much silence on the connection (seconds).
 /// Linux's smallest keep-alive interval is 1 s; retransmissions come sooner than this after the data.
@@ -92,16 +92,9 @@ struct FlowKey {
 
 impl FlowKey {
     fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
-        let (a, b) = ((Self::ip(a), a.port()), (Self::ip(b), b.port()));
+        let (a, b) = ((ip_bits(a), a.port()), (ip_bits(b), b.port()));
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey { lo_ip: lo.0, hi_ip: hi.0, ports: (u32::from(lo.1) << 16) | u32::from(hi.1) }
-    }
-
-    fn ip(addr: SocketAddr) -> u128 {
-        match addr.ip() {
-            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-            IpAddr::V6(v6) => u128::from(v6),
-        }
     }
 }
 
@@ -262,6 +255,12 @@ impl FlowTable {
     /// Epoch seconds of the first packet seen.
     pub fn capture_start(&self) -> Option<f64> {
         self.capture_start
+    }
+
+    /// Sets the first timestamp of the capture when its first packet went to another table (the
+    /// workers of a parallel analysis share one capture).
+    pub fn set_capture_start(&mut self, ts: f64) {
+        self.capture_start.get_or_insert(ts);
     }
 
     /// Counters of segments outside open connections.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod flow;
 pub mod live;
 pub mod output;
+pub mod parallel;
 pub mod progress;
 pub mod protocol;
 pub mod render;

@@ -141,6 +141,10 @@ impl Output {
 }
 
 impl Observer for Output {
+    fn wants_events(&self) -> bool {
+        self.recorder.is_some()
+    }
+
     fn wants_segments(&self) -> bool {
         self.recorder.is_some()
     }

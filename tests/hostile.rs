@@ -69,7 +69,8 @@ fn syn_flood_of_5000_half_open_connections_is_counted_whole() {
 
 #[test]
 fn syn_flood_over_max_connections_evicts_the_oldest_half_open_and_counts_them() {
-    let r = report("syn-flood-5000.pcap", &["--max-connections", "1000"]);
+    // One thread: one table, so exactly the oldest go (with several, each worker evicts its own oldest).
+    let r = report("syn-flood-5000.pcap", &["--max-connections", "1000", "--threads", "1"]);
     assert_fields(
         &r,
         &[
@@ -94,6 +95,27 @@ fn syn_flood_over_max_connections_evicts_the_oldest_half_open_and_counts_them() 
         let end = if id <= 4000 { "evicted" } else { "open_at_end" };
         assert_eq!(c["end"], json!(end), "connection {id}");
     }
+}
+
+#[test]
+fn syn_flood_over_max_connections_on_two_threads_shares_the_cap() {
+    // Each of the two workers holds at most 500 of the 1,000 and evicts its own oldest.
+    let r = report("syn-flood-5000.pcap", &["--max-connections", "1000", "--threads", "2"]);
+    assert_fields(
+        &r,
+        &[
+            ("summary.connections", json!(5000)),
+            ("summary.evicted_connections", json!(4000)),
+            ("verdict.findings.0.code", json!("connections_evicted")),
+        ],
+    );
+    let connections = r["connections"].as_array().expect("connections");
+    let open_at_end = connections.iter().filter(|c| c["end"] == json!("open_at_end")).count();
+    assert_eq!(open_at_end, 1000);
+    // Numbered in the order they opened whatever worker had them: 1..=5000, each once.
+    let mut ids: Vec<u64> = connections.iter().map(|c| c["id"].as_u64().expect("id")).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=5000).collect::<Vec<u64>>());
 }
 
 #[test]

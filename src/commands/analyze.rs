@@ -1,12 +1,13 @@
 //! `connscope analyze FILE...`: the report of saved captures.
 
-use crate::analyze::{Options, Pipeline};
+use crate::analyze::{Observer, Options, Pipeline};
 use crate::cli::FilterArgs;
 use crate::error::Error;
 use crate::output::{Output, OutputArgs, ViewArgs};
 use crate::progress::FileProgress;
 use crate::report::SourceInfo;
-use crate::source;
+use crate::parallel;
+use crate::source::{Captures, Walker};
 use clap::Args;
 use std::process::ExitCode;
 
@@ -22,18 +23,31 @@ pub struct AnalyzeArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub view: ViewArgs,
+    /// Threads that analyse the files (default: one per CPU, at most 4). The report is the same
+    /// with any number; standard input, --ladder and --svg are read on one thread.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 }
 
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
     let mut output = Output::new(&args.output, &args.view)?;
-    let mut pipeline = Pipeline::new(options, &mut output);
+    let wants_events = output.wants_events();
     let mut progress = FileProgress::new(&args.files);
-    let outcome = source::read_files(&args.files, args.filter.bpf.as_deref(), &mut |link, raw| {
-        progress.packet(raw.data.len());
-        pipeline.packet(link, raw);
-    });
+    let captures = Captures::open(&args.files);
+    let bpf = args.filter.bpf.as_deref();
+    let workers = args.threads.map_or_else(parallel::default_workers, usize::from);
+    let (finished, outcome) = if workers > 1 && captures.all_mapped() && !wants_events {
+        parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress)
+    } else {
+        let mut pipeline = Pipeline::new(options, &mut output);
+        let outcome = captures.read(bpf, Walker::Alone, &mut |link, raw| {
+            progress.packet(raw.data.len());
+            pipeline.packet(link, raw);
+        });
+        (pipeline.end(), outcome)
+    };
     progress.finish();
     let outcome = outcome?;
     let mut link_types = outcome.link_types.clone();
@@ -46,8 +60,8 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
         start_ts: None,
         warning: outcome.warning.clone(),
     };
-    let other_ports = pipeline.other_ports();
-    let report = pipeline.finish(source_info, None);
+    let other_ports = finished.other_ports();
+    let report = finished.report(source_info, None);
     if let (Some(port), 0, false) = (args.filter.port, report.packets.matched, other_ports.is_empty()) {
         let seen: Vec<String> = other_ports.iter().map(u16::to_string).collect();
         eprintln!("connscope: note: no TCP packet on port {port}; the capture has TCP traffic on port(s) {} (try --port with one of them, or leave --port out)", seen.join(", "));

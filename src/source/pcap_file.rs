@@ -1,6 +1,6 @@
 //! Classic pcap files (tcpdump's default), memory-mapped and walked with `pcap-parser`.
 
-use super::{compile_filter, damaged, release_walked, supported_link, RawPacket, ReadOutcome};
+use super::{Release, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
 
@@ -12,6 +12,7 @@ pub(super) fn read(
     path: &str,
     map: &memmap2::Mmap,
     bpf: Option<&str>,
+    release: &mut Release<'_>,
     outcome: &mut ReadOutcome,
     each: &mut dyn FnMut(LinkType, RawPacket<'_>),
 ) -> Result<(), Error> {
@@ -25,7 +26,6 @@ pub(super) fn read(
     let big_endian = header.is_bigendian();
     let fraction = if header.is_nanosecond_precision() { 1e-9 } else { 1e-6 };
     let mut packets = 0u64;
-    let mut released = 0usize;
     while !rest.is_empty() {
         if let Some(caplen) = rest.get(8..12).map(|b| [b[0], b[1], b[2], b[3]]) {
             let caplen = if big_endian { u32::from_be_bytes(caplen) } else { u32::from_le_bytes(caplen) };
@@ -42,8 +42,9 @@ pub(super) fn read(
             return Ok(());
         };
         rest = next;
+        super::prefetch(rest);
         packets += 1;
-        release_walked(map, &mut released, data.len() - rest.len());
+        release.walked_to(data.len() - rest.len());
         if filter.as_ref().is_some_and(|f| !f.filter(block.data)) {
             continue;
         }

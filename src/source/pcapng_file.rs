@@ -2,7 +2,7 @@
 //! `pcap-parser`. Each interface keeps its own link type, timestamp resolution and BPF program, so
 //! a file whose interfaces differ in link type (which libpcap refuses) reads whole.
 
-use super::{compile_filter, damaged, release_walked, supported_link, RawPacket, ReadOutcome};
+use super::{Release, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
 use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock};
@@ -24,6 +24,7 @@ pub(super) fn read(
     path: &str,
     map: &memmap2::Mmap,
     bpf: Option<&str>,
+    release: &mut Release<'_>,
     outcome: &mut ReadOutcome,
     each: &mut dyn FnMut(LinkType, RawPacket<'_>),
 ) -> Result<(), Error> {
@@ -32,7 +33,6 @@ pub(super) fn read(
     let mut big_endian = false;
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut packets = 0u64;
-    let mut released = 0usize;
     let mut last_ts = 0.0;
     while !rest.is_empty() {
         let offset = data.len() - rest.len();
@@ -78,7 +78,7 @@ pub(super) fn read(
             _ => continue,
         };
         packets += 1;
-        release_walked(map, &mut released, data.len() - rest.len());
+        release.walked_to(data.len() - rest.len());
         let Some(iface) = interfaces.get(interface_id) else {
             let what = format!("packet {packets} names interface {interface_id}, which the file never described");
             outcome.warning = Some(damaged(path, packets - 1, &what));

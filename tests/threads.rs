@@ -1,0 +1,102 @@
+//! A report read on several threads is the report read on one: the same numbers for the same
+//! connections, listed and streamed in the same order (src/parallel.rs).
+
+mod common;
+
+use common::{all_expectations, bin, fixtures_dir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `connscope analyze FILES ARGS --threads N`: its stdout, after checking it succeeded.
+fn analyze(files: &[PathBuf], args: &[&str], threads: u32) -> String {
+    let out = Command::new(bin())
+        .arg("analyze")
+        .args(files)
+        .args(args)
+        .args(["--threads", &threads.to_string()])
+        .output()
+        .expect("run connscope");
+    assert!(out.status.success(), "connscope --threads {threads} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8 report")
+}
+
+/// Fails unless the output with 2, 3 and 4 threads equals the output with 1, and returns the latter.
+fn same_on_any_threads(files: &[PathBuf], args: &[&str]) -> String {
+    let one = analyze(files, args, 1);
+    for threads in 2..=4 {
+        let many = analyze(files, args, threads);
+        assert!(many == one, "{files:?} {args:?}: --threads {threads} differs from --threads 1:\n{}", first_difference(&one, &many));
+    }
+    one
+}
+
+/// The first line where two reports differ, for the failure message.
+fn first_difference(a: &str, b: &str) -> String {
+    match a.lines().zip(b.lines()).enumerate().find(|(_, (x, y))| x != y) {
+        Some((n, (x, y))) => format!("line {}:\n  1 thread : {x}\n  N threads: {y}", n + 1),
+        None => format!("one report is longer: {} vs {} lines", a.lines().count(), b.lines().count()),
+    }
+}
+
+#[test]
+fn every_fixture_reports_the_same_on_any_number_of_threads() {
+    for fixture in all_expectations() {
+        let args = fixture.args();
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(["--format", "json"]);
+        same_on_any_threads(std::slice::from_ref(&fixture.pcap), &args);
+    }
+}
+
+#[test]
+fn interleaved_connections_are_numbered_in_the_order_they_opened() {
+    let pcap = fixtures_dir().join("concurrent-curls.pcap");
+    let json = same_on_any_threads(&[pcap], &["--port", "18122", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON report");
+    let connections = report["connections"].as_array().expect("connections");
+    assert_eq!(connections.len(), 24);
+    // Numbers 1..=24 in the order of the connections' first packets.
+    let ids: Vec<u64> = connections.iter().map(|c| c["id"].as_u64().expect("id")).collect();
+    assert_eq!(ids, (1..=24).collect::<Vec<u64>>());
+    let starts: Vec<f64> = connections.iter().map(|c| c["first_ts"].as_f64().expect("first_ts")).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "first_ts not in id order: {starts:?}");
+}
+
+#[test]
+fn streamed_rows_come_in_the_order_connections_ended() {
+    let pcap = fixtures_dir().join("concurrent-curls.pcap");
+    for format in ["ndjson", "csv"] {
+        same_on_any_threads(std::slice::from_ref(&pcap), &["--port", "18122", "--format", format]);
+    }
+}
+
+#[test]
+fn several_files_read_as_one_capture_report_the_same() {
+    // Every fixture one after the other: link types change from file to file, ports differ.
+    let mut files: Vec<PathBuf> = all_expectations().into_iter().map(|f| f.pcap).collect();
+    files.sort();
+    let json = same_on_any_threads(&files, &["--format", "json"]);
+    assert!(json.contains("\"connections\""));
+}
+
+#[test]
+fn hostile_captures_report_the_same_on_any_number_of_threads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hostile");
+    for name in ["bad-rst", "endless-chunked", "huge-header", "odd-closes", "overlap", "seq-wrap", "syn-flood-5000"] {
+        same_on_any_threads(&[dir.join(format!("{name}.pcap"))], &["--format", "json"]);
+    }
+}
+
+#[test]
+fn a_damaged_file_warns_and_reports_the_same_on_any_number_of_threads() {
+    // The concurrent capture cut in the middle of a record.
+    let whole = std::fs::read(fixtures_dir().join("concurrent-curls.pcap")).expect("fixture");
+    let dir = std::env::temp_dir().join(format!("connscope-threads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &whole[..whole.len() * 2 / 3]).expect("write cut capture");
+    let json = same_on_any_threads(&[cut], &["--port", "18122", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON report");
+    assert!(report["source"]["warning"].as_str().is_some_and(|w| w.contains("reading stopped")), "no warning: {}", report["source"]);
+    std::fs::remove_dir_all(&dir).ok();
+}
