@@ -201,7 +201,7 @@ impl Intake {
                     self.packets.truncated += 1;
                 }
                 if !self.matches(&seg) {
-                    self.note_other_port(seg.src.port().min(seg.dst.port()), 1);
+                    self.note_other_port(seg.src.port().min(seg.dst.port()));
                     return None;
                 }
                 self.packets.matched += 1;
@@ -215,15 +215,15 @@ impl Intake {
     }
 
     /// True when the segment is on the selected port (or no port was selected).
-    pub(crate) fn matches(&self, seg: &Segment<'_>) -> bool {
+    fn matches(&self, seg: &Segment<'_>) -> bool {
         self.port.is_none_or(|port| seg.src.port() == port || seg.dst.port() == port)
     }
 
-    fn note_other_port(&mut self, port: u16, packets: u64) {
+    fn note_other_port(&mut self, port: u16) {
         if let Some((_, n)) = self.other_ports.iter_mut().find(|(p, _)| *p == port) {
-            *n += packets;
+            *n += 1;
         } else if self.other_ports.len() < OTHER_PORTS_KEPT {
-            self.other_ports.push((port, packets));
+            self.other_ports.push((port, 1));
         }
     }
 
@@ -231,20 +231,5 @@ impl Intake {
         let mut ports = self.other_ports.clone();
         ports.sort_by_key(|p| std::cmp::Reverse(p.1));
         ports.into_iter().map(|(p, _)| p).collect()
-    }
-
-    /// Adds another intake's counts to this one's (the intakes of parallel workers).
-    pub(crate) fn absorb(&mut self, other: &Intake) {
-        let (mine, theirs) = (&mut self.packets, &other.packets);
-        mine.total += theirs.total;
-        mine.tcp += theirs.tcp;
-        mine.matched += theirs.matched;
-        mine.truncated += theirs.truncated;
-        mine.undecodable += theirs.undecodable;
-        mine.not_tcp += theirs.not_tcp;
-        mine.after_close += theirs.after_close;
-        for &(port, packets) in &other.other_ports {
-            self.note_other_port(port, packets);
-        }
     }
 }

@@ -199,41 +199,6 @@ pub fn decode(link: LinkType, frame: &[u8], orig_len: u32, ts: f64) -> Decoded<'
     from_ip(ip, orig_len.saturating_sub(link_len), ts)
 }
 
-/// The two endpoints of a TCP segment, read from fixed offsets of the common frames (IPv4 or IPv6
-/// without extension headers, directly after the link header), without a full decode. `None` for
-/// any other frame; the full [`decode`] then tells. Addresses are IPv6, IPv4 mapped into them, as
-/// [`ip_bits`] gives them, so both ways name an endpoint alike.
-pub fn quick_endpoints(link: LinkType, frame: &[u8]) -> Option<[(u128, u16); 2]> {
-    let ip = match link {
-        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => frame,
-        LinkType::Null | LinkType::Loop => frame.get(4..)?,
-        LinkType::Ethernet if matches!(frame.get(12..14)?, [0x08, 0x00] | [0x86, 0xdd]) => frame.get(14..)?,
-        LinkType::LinuxSll if matches!(frame.get(14..16)?, [0x08, 0x00] | [0x86, 0xdd]) => frame.get(16..)?,
-        LinkType::LinuxSll2 if matches!(frame.get(..2)?, [0x08, 0x00] | [0x86, 0xdd]) => frame.get(20..)?,
-        _ => return None,
-    };
-    let port = |at: usize| ip.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    match ip.first()? >> 4 {
-        4 => {
-            let header_len = usize::from(ip[0] & 0x0f) * 4;
-            let fragment = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff;
-            if header_len < 20 || *ip.get(9)? != 6 || fragment != 0 {
-                return None;
-            }
-            let v4 = |at: usize| ip.get(at..at + 4).map(|b| u128::from(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_ipv6_mapped()));
-            Some([(v4(12)?, port(header_len)?), (v4(16)?, port(header_len + 2)?)])
-        }
-        6 => {
-            if *ip.get(6)? != 6 {
-                return None;
-            }
-            let v6 = |at: usize| ip.get(at..at + 16).map(|b| u128::from_be_bytes(b.try_into().unwrap_or([0; 16])));
-            Some([(v6(8)?, port(40)?), (v6(24)?, port(42)?)])
-        }
-        _ => None,
-    }
-}
-
 /// An address as 128 bits, IPv4 mapped into IPv6: one integer for either family.
 pub fn ip_bits(addr: SocketAddr) -> u128 {
     match addr.ip() {

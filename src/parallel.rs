@@ -1,33 +1,34 @@
 //! Analysing memory-mapped capture files on several threads, with the report one thread would give.
 //!
-//! Every worker walks all the packets but analyses only the connections it owns: a hash of the two
-//! endpoints, the same in both directions, picks the owner. The endpoints are read from fixed header
-//! offsets for the common frames ([`quick_endpoints`]), so a worker decodes only its own packets in
-//! full. Each worker has its own flow table and, every [`CHUNK_PACKETS`] packets, sends the calling
-//! thread the connections it opened and the records of those that ended, each with the index of the
-//! packet that opened or ended it. The calling thread merges the workers' chunks in packet order:
-//! connections get the numbers a single thread gives them (in the order they opened), and their
-//! records reach the report and the observer in the order they ended.
+//! The calling thread walks the files, decodes each frame (while its bytes are in this core's cache)
+//! and hands each TCP segment, borrowing its payload from the map, to the worker that owns its
+//! connection: a hash of the two endpoints, the same in both directions, picks it. Each worker has
+//! its own flow table. Segments travel in chunks of [`CHUNK_PACKETS`] packets; for each chunk a
+//! worker sends back the connections it opened and the records of those that ended, with the index
+//! of the packet that opened or ended them. The calling thread
+//! merges the workers' answers chunk by chunk in packet order: connections get the numbers a single
+//! thread gives them (in the order they opened), and their records reach the report and the
+//! observer in the order they ended.
 //!
 //! What can differ from one thread: `--max-connections` is shared out equally between the workers,
 //! so a capture that fills the table evicts per worker; and tombstones of closed connections age by
 //! the latest timestamp their worker saw, not the capture's.
 
 use crate::analyze::{Collector, Finished, Intake, Observer, Options};
-use crate::decode::{decode, ip_bits, quick_endpoints, Decoded, LinkType};
+use crate::decode::{decode, ip_bits, LinkType, Segment};
 use crate::error::Error;
 use crate::flow::{FlowEvent, FlowSink, FlowTable};
 use crate::progress::FileProgress;
 use crate::report::ConnectionRecord;
-use crate::source::{Captures, RawPacket, ReadOutcome, SharedWalk, Walker};
-use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use crate::source::{Captures, RawPacket, ReadOutcome};
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-/// Packets per chunk: small enough that the records of a chunk stay a few hundred kilobytes.
+/// Packets per chunk.
 const CHUNK_PACKETS: u64 = 4096;
-/// Chunks a worker may run ahead of the merge.
-const CHUNKS_IN_FLIGHT: usize = 2;
-/// Default number of workers at most: every worker walks every packet header, so more stop paying.
+/// Chunks the walk may run ahead of the slowest worker: bounds the memory held in flight.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// Default number of workers at most.
 const MAX_DEFAULT_WORKERS: usize = 4;
 
 /// Workers used when `--threads` is not given: one per CPU, at most [`MAX_DEFAULT_WORKERS`].
@@ -35,7 +36,7 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS)
 }
 
-/// Reads `captures` (all memory-mapped) with `workers` threads and merges what they find.
+/// Reads `captures` (all memory-mapped) with `workers` worker threads and merges what they find.
 pub fn analyze<'o>(
     captures: &Captures,
     bpf: Option<&str>,
@@ -44,148 +45,193 @@ pub fn analyze<'o>(
     observer: &'o mut dyn Observer,
     progress: &mut FileProgress,
 ) -> (Finished<'o>, Result<ReadOutcome, Error>) {
-    let walk = SharedWalk::new(workers);
     std::thread::scope(|scope| {
+        let (answers, merged) = channel();
         let mut threads = Vec::with_capacity(workers);
-        let mut receivers = Vec::with_capacity(workers);
+        let mut work = Vec::with_capacity(workers);
         for index in 0..workers {
             let (sender, receiver) = sync_channel(CHUNKS_IN_FLIGHT);
-            let worker = Worker::new(index, workers, options, sender);
-            let walk = &walk;
-            threads.push(scope.spawn(move || worker.run(captures, bpf, Walker::Shared(walk, index))));
-            receivers.push(receiver);
+            let worker = Worker::new(index, workers, options, answers.clone());
+            threads.push(scope.spawn(move || worker.run(&receiver)));
+            work.push(sender);
         }
-        let merged = Merger::new(options.listed_connections, observer, workers).run(&receivers, progress);
-        drop(receivers);
+        drop(answers);
+        let mut walk = Walk::new(captures, options.port, work, Merger::new(options.listed_connections, observer, workers, merged));
+        let outcome = captures.read_mapped(bpf, &mut |link, raw| {
+            progress.packet(raw.data.len());
+            walk.packet(link, raw);
+        });
+        let merged = walk.finish();
         for thread in threads {
             if let Err(panic) = thread.join() {
                 // A bug in a worker: passed on as it would be on one thread.
                 std::panic::resume_unwind(panic);
             }
         }
-        merged.unwrap_or_else(|| unreachable!("a worker that does not panic ends its walk with Message::End"))
+        let finished = merged.unwrap_or_else(|| unreachable!("workers that do not panic answer every chunk"));
+        (finished, outcome)
     })
 }
 
-/// Which of `workers` owns the connection between two endpoints, whichever sent the packet.
-fn owner(ends: [(u128, u16); 2], workers: usize) -> usize {
-    let mix = |(ip, port): (u128, u16)| ((ip as u64) ^ ((ip >> 64) as u64) ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let hash = mix(ends[0]) ^ mix(ends[1]);
+/// Which of `workers` owns the connection of a segment, whichever side sent it.
+fn owner(seg: &Segment<'_>, workers: usize) -> usize {
+    let mix = |addr: std::net::SocketAddr| {
+        let ip = ip_bits(addr);
+        ((ip as u64) ^ ((ip >> 64) as u64) ^ u64::from(addr.port())).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    };
+    let hash = mix(seg.src) ^ mix(seg.dst);
     ((hash >> 32) % workers as u64) as usize
 }
 
-/// What a worker sends the merge.
-enum Message {
-    Chunk(Chunk),
-    /// The walk is over; the worker's connections still open are in `chunk.ended`.
-    End(Chunk, WorkerEnd),
+/// What the walk sends a worker: its segments of one chunk, each with the index of its packet in
+/// the walk (or, last, `None`).
+struct Batch<'c> {
+    segments: Vec<(u64, Segment<'c>)>,
+    /// Set, for every worker, on the chunk holding the capture's first analysed packet: relative
+    /// times count from it, whichever worker owns it.
+    capture_start: Option<f64>,
 }
 
-/// What a worker found in one stretch of [`CHUNK_PACKETS`] packets.
+/// What a worker sends back for each chunk.
+struct Answer {
+    worker: usize,
+    chunk: Chunk,
+    /// After the last chunk: the worker's count of segments after a close.
+    end: Option<u64>,
+}
+
+/// What a worker found in one chunk.
 #[derive(Default)]
 struct Chunk {
     /// The worker's number of each connection that opened, with the index of the packet that
     /// opened it, in packet order.
     opened: Vec<(u64, u64)>,
     /// Records of the connections that ended, with the index of the packet that ended them, in the
-    /// order they ended.
+    /// order they ended. After the last chunk, the connections still open, with index `u64::MAX`.
     ended: Vec<(u64, ConnectionRecord)>,
-    /// Packets and bytes walked (for the progress bar).
-    packets: u64,
-    bytes: u64,
 }
 
-/// A worker's counts once its walk is over.
-struct WorkerEnd {
+/// The calling thread's side: hands each packet to its worker, and merges the answers.
+struct Walk<'c, 'o> {
+    captures: &'c Captures,
     intake: Intake,
+    work: Vec<SyncSender<Option<Batch<'c>>>>,
+    batches: Vec<Batch<'c>>,
+    /// Index of the next packet.
+    next: u64,
+    /// Epoch seconds of the capture's first analysed packet.
     start_ts: Option<f64>,
-    outcome: Result<ReadOutcome, Error>,
+    /// The first packet of each chunk sent and not yet merged: once merged, the pages before it
+    /// can go back to the kernel.
+    unmerged: VecDeque<&'c [u8]>,
+    merger: Merger<'o>,
 }
 
-/// One thread's share of the analysis.
+impl<'c, 'o> Walk<'c, 'o> {
+    fn new(captures: &'c Captures, port: Option<u16>, work: Vec<SyncSender<Option<Batch<'c>>>>, merger: Merger<'o>) -> Walk<'c, 'o> {
+        let batches = work.iter().map(|_| Batch { segments: Vec::new(), capture_start: None }).collect();
+        Walk { captures, intake: Intake::new(port), work, batches, next: 0, start_ts: None, unmerged: VecDeque::new(), merger }
+    }
+
+    fn packet(&mut self, link: LinkType, raw: RawPacket<'c>) {
+        if self.next % CHUNK_PACKETS == 0 {
+            self.unmerged.push_back(raw.data);
+        }
+        if let Some(seg) = self.intake.take(decode(link, raw.data, raw.orig_len, raw.ts)) {
+            if self.start_ts.is_none() {
+                self.start_ts = Some(seg.ts);
+                for batch in &mut self.batches {
+                    batch.capture_start = Some(seg.ts);
+                }
+            }
+            let worker = owner(&seg, self.work.len());
+            self.batches[worker].segments.push((self.next, seg));
+        }
+        self.next += 1;
+        if self.next % CHUNK_PACKETS == 0 {
+            self.send_chunk();
+            self.merge_answered();
+        }
+    }
+
+    /// Sends every worker its share of the chunk (an empty one too: each chunk is answered by all).
+    fn send_chunk(&mut self) {
+        for (sender, batch) in self.work.iter().zip(&mut self.batches) {
+            let full = std::mem::replace(batch, Batch { segments: Vec::with_capacity(batch.segments.len()), capture_start: None });
+            // A worker only hangs up when it panicked; the join reports that.
+            let _ = sender.send(Some(full));
+        }
+        self.merger.sent += 1;
+    }
+
+    /// Merges the chunks every worker has answered; pages before them go back to the kernel.
+    fn merge_answered(&mut self) {
+        while self.merger.merge_next(false) {
+            if let Some(next_chunk) = self.unmerged.get(1) {
+                self.captures.hand_back_before(next_chunk);
+            }
+            self.unmerged.pop_front();
+        }
+    }
+
+    /// Sends the last chunk and the end, then merges everything; `None` when a worker died.
+    fn finish(mut self) -> Option<Finished<'o>> {
+        self.send_chunk();
+        for sender in &self.work {
+            let _ = sender.send(None);
+        }
+        // Each worker answers the end too, with the connections still open.
+        let answers = self.merger.sent + 1;
+        while self.merger.merged < answers {
+            if !self.merger.merge_next(true) {
+                return None;
+            }
+        }
+        self.intake.packets.after_close = self.merger.after_close;
+        Some(Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts })
+    }
+}
+
+/// One worker thread: a flow table for the connections it owns.
 struct Worker {
     index: usize,
-    workers: usize,
-    intake: Intake,
     table: FlowTable,
-    chunk: ChunkSink,
-    /// Whether the capture's first analysed packet has been seen (every worker looks for it).
-    start_known: bool,
-    sender: SyncSender<Message>,
+    sink: ChunkSink,
+    answers: Sender<Answer>,
 }
 
 impl Worker {
-    fn new(index: usize, workers: usize, options: &Options, sender: SyncSender<Message>) -> Worker {
+    fn new(index: usize, workers: usize, options: &Options, answers: Sender<Answer>) -> Worker {
         Worker {
             index,
-            workers,
-            intake: Intake::new(options.port),
             table: FlowTable::new(options.port, options.max_connections.div_ceil(workers)),
-            chunk: ChunkSink::default(),
-            start_known: false,
-            sender,
+            sink: ChunkSink::default(),
+            answers,
         }
     }
 
-    fn run(mut self, captures: &Captures, bpf: Option<&str>, walker: Walker<'_>) {
-        let mut packet = 0u64;
-        let outcome = captures.read(bpf, walker, &mut |link, raw| {
-            self.chunk.packet = packet;
-            self.chunk.found.packets += 1;
-            self.chunk.found.bytes += raw.data.len() as u64 + 16;
-            self.frame(link, raw);
-            packet += 1;
-            if packet % CHUNK_PACKETS == 0 {
-                let chunk = std::mem::take(&mut self.chunk.found);
-                // The merge only hangs up when the process is going down.
-                let _ = self.sender.send(Message::Chunk(chunk));
+    fn run(mut self, batches: &Receiver<Option<Batch<'_>>>) {
+        while let Ok(Some(batch)) = batches.recv() {
+            if let Some(ts) = batch.capture_start {
+                self.table.set_capture_start(ts);
             }
-        });
-        self.chunk.packet = u64::MAX;
-        self.table.finish(&mut self.chunk);
-        self.intake.packets.after_close = self.table.counters().after_close;
-        let end = WorkerEnd { intake: self.intake, start_ts: self.table.capture_start(), outcome };
-        let _ = self.sender.send(Message::End(self.chunk.found, end));
-    }
-
-    /// One packet of the walk: analysed when its connection is this worker's.
-    fn frame(&mut self, link: LinkType, raw: RawPacket<'_>) {
-        if !self.start_known {
-            self.look_for_start(link, raw);
-        }
-        let decoded = match quick_endpoints(link, raw.data) {
-            Some(ends) if owner(ends, self.workers) != self.index => return,
-            Some(_) => decode(link, raw.data, raw.orig_len, raw.ts),
-            None => {
-                let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-                // Frames that are not TCP are counted by the first worker.
-                let owner = match &decoded {
-                    Decoded::Tcp(seg) => owner([(ip_bits(seg.src), seg.src.port()), (ip_bits(seg.dst), seg.dst.port())], self.workers),
-                    _ => 0,
-                };
-                if owner != self.index {
-                    return;
-                }
-                decoded
+            for (index, seg) in batch.segments {
+                self.sink.packet = index;
+                self.table.process(&seg, &mut self.sink);
             }
-        };
-        if let Some(seg) = self.intake.take(decoded) {
-            self.table.process(&seg, &mut self.chunk);
+            let chunk = std::mem::take(&mut self.sink.found);
+            // The walk only hangs up when it is going down.
+            let _ = self.answers.send(Answer { worker: self.index, chunk, end: None });
         }
-    }
-
-    /// Relative times count from the capture's first analysed packet, whichever worker owns it.
-    fn look_for_start(&mut self, link: LinkType, raw: RawPacket<'_>) {
-        if let Decoded::Tcp(seg) = decode(link, raw.data, raw.orig_len, raw.ts) {
-            if self.intake.matches(&seg) {
-                self.table.set_capture_start(seg.ts);
-                self.start_known = true;
-            }
-        }
+        self.sink.packet = u64::MAX;
+        self.table.finish(&mut self.sink);
+        let chunk = std::mem::take(&mut self.sink.found);
+        let end = Some(self.table.counters().after_close);
+        let _ = self.answers.send(Answer { worker: self.index, chunk, end });
     }
 }
 
-/// Collects what the worker's flow table reports into the current chunk.
+/// Collects what a worker's flow table reports into the current chunk.
 #[derive(Default)]
 struct ChunkSink {
     /// Index of the packet being analysed (`u64::MAX` once the walk is over).
@@ -205,52 +251,53 @@ impl FlowSink for ChunkSink {
     }
 }
 
-/// Merges the workers' chunks into one collector, in packet order.
+/// Merges the workers' answers into one collector, chunk by chunk, in packet order.
 struct Merger<'o> {
     collector: Collector<'o>,
+    answers: Receiver<Answer>,
+    /// Per worker, the chunks answered and not merged yet.
+    pending: Vec<VecDeque<Chunk>>,
+    /// Segments of closed connections, over the workers that have ended.
+    after_close: u64,
+    /// Chunks sent to the workers, and merged.
+    sent: u64,
+    merged: u64,
     /// Number of the last connection opened, over all workers.
     last_id: u64,
     /// The number of each open connection, by worker and the worker's own number for it.
-    ids: HashMap<(usize, u64), u64>,
-    workers: usize,
+    ids: HashMap<(usize, u64), u64, ahash::RandomState>,
 }
 
 impl<'o> Merger<'o> {
-    fn new(listed_connections: usize, observer: &'o mut dyn Observer, workers: usize) -> Merger<'o> {
-        Merger { collector: Collector::new(listed_connections, observer), last_id: 0, ids: HashMap::new(), workers }
+    fn new(listed_connections: usize, observer: &'o mut dyn Observer, workers: usize, answers: Receiver<Answer>) -> Merger<'o> {
+        Merger {
+            collector: Collector::new(listed_connections, observer),
+            answers,
+            pending: (0..workers).map(|_| VecDeque::new()).collect(),
+            after_close: 0,
+            sent: 0,
+            merged: 0,
+            last_id: 0,
+            ids: HashMap::default(),
+        }
     }
 
-    /// Merges until every worker has ended; `None` when a worker died first (a panic).
-    fn run(mut self, receivers: &[Receiver<Message>], progress: &mut FileProgress) -> Option<(Finished<'o>, Result<ReadOutcome, Error>)> {
-        let mut ends = Vec::with_capacity(self.workers);
-        while ends.is_empty() {
-            let mut chunks = Vec::with_capacity(self.workers);
-            for receiver in receivers {
-                match receiver.recv() {
-                    Ok(Message::Chunk(chunk)) => chunks.push(chunk),
-                    Ok(Message::End(chunk, end)) => {
-                        chunks.push(chunk);
-                        ends.push(end);
-                    }
-                    Err(_) => return None,
-                }
-            }
-            if let Some(first) = chunks.first() {
-                progress.advance(first.packets, first.bytes);
-            }
-            self.merge(chunks);
+    /// Merges the next chunk once every worker has answered it, waiting for answers when `wait`.
+    /// False when it is not answered yet (or, waiting, when a worker died).
+    fn merge_next(&mut self, wait: bool) -> bool {
+        while self.pending.iter().any(VecDeque::is_empty) {
+            let answer = if wait { self.answers.recv().ok() } else { self.answers.try_recv().ok() };
+            let Some(answer) = answer else { return false };
+            self.pending[answer.worker].push_back(answer.chunk);
+            self.after_close += answer.end.unwrap_or(0);
         }
-        let mut ends = ends.into_iter();
-        let first = ends.next()?;
-        let mut intake = first.intake;
-        for end in ends {
-            intake.absorb(&end.intake);
-        }
-        let finished = Finished { intake, collector: self.collector, start_ts: first.start_ts };
-        Some((finished, first.outcome))
+        let chunks: Vec<Chunk> = self.pending.iter_mut().filter_map(VecDeque::pop_front).collect();
+        self.merge(chunks);
+        self.merged += 1;
+        true
     }
 
-    /// Numbers the connections opened in this stretch in packet order, then hands the ended ones to
+    /// Numbers the connections opened in this chunk in packet order, then hands the ended ones to
     /// the collector in the order they ended.
     fn merge(&mut self, chunks: Vec<Chunk>) {
         let mut opened: Vec<(u64, usize, u64)> =

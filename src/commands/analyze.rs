@@ -7,7 +7,7 @@ use crate::output::{Output, OutputArgs, ViewArgs};
 use crate::progress::FileProgress;
 use crate::report::SourceInfo;
 use crate::parallel;
-use crate::source::{Captures, Walker};
+use crate::source::Captures;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -42,7 +42,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
         parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress)
     } else {
         let mut pipeline = Pipeline::new(options, &mut output);
-        let outcome = captures.read(bpf, Walker::Alone, &mut |link, raw| {
+        let outcome = captures.read(bpf, &mut |link, raw| {
             progress.packet(raw.data.len());
             pipeline.packet(link, raw);
         });

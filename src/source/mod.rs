@@ -14,7 +14,7 @@ mod pcapng_file;
 
 use crate::decode::LinkType;
 use crate::error::Error;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One captured frame.
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +49,7 @@ impl ReadOutcome {
 /// A file that cannot be opened or has an unsupported link type is an error; a file that is damaged
 /// part-way (truncated record, garbage) stops reading with a warning, keeping what was read.
 pub fn read_files(paths: &[String], bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'_>)) -> Result<ReadOutcome, Error> {
-    Captures::open(paths).read(bpf, Walker::Alone, each)
+    Captures::open(paths).read(bpf, each)
 }
 
 /// Capture files opened for reading: memory-mapped when they are pcap or pcapng, otherwise left to
@@ -61,40 +61,74 @@ pub struct Captures {
 struct CaptureFile {
     path: String,
     map: Option<(Format, memmap2::Mmap)>,
+    /// Offset before which the map's pages were handed back to the kernel.
+    released: AtomicUsize,
 }
 
 impl Captures {
     /// Opens `paths`; errors (a missing file, say) are reported when the file is read.
     pub fn open(paths: &[String]) -> Captures {
-        Captures { files: paths.iter().map(|path| CaptureFile { path: path.clone(), map: map_capture(path) }).collect() }
+        let open = |path: &String| CaptureFile { path: path.clone(), map: map_capture(path), released: AtomicUsize::new(0) };
+        Captures { files: paths.iter().map(open).collect() }
     }
 
-    /// True when every file is memory-mapped, so that several walkers can read them at once.
+    /// True when every file is memory-mapped: [`Captures::read_mapped`] can read them.
     pub fn all_mapped(&self) -> bool {
         self.files.iter().all(|f| f.map.is_some())
     }
 
-    /// Reads the files in order, calling `each` for every packet, as [`read_files`] does. Several
-    /// walkers may read at once (see [`SharedWalk`]); each sees every packet.
-    pub fn read(&self, bpf: Option<&str>, walker: Walker<'_>, each: &mut dyn FnMut(LinkType, RawPacket<'_>)) -> Result<ReadOutcome, Error> {
+    /// Reads the files in order, calling `each` for every packet, as [`read_files`] does. The pages
+    /// of a map go back to the kernel as the walk passes them.
+    pub fn read(&self, bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'_>)) -> Result<ReadOutcome, Error> {
         let mut outcome = ReadOutcome::default();
         for (index, file) in self.files.iter().enumerate() {
-            let path = file.path.as_str();
             match &file.map {
-                Some((format, map)) => {
-                    let mut release = Release { map, file: index, released: 0, checked: 0, walker };
-                    match format {
-                        Format::Pcap => pcap_file::read(path, map, bpf, &mut release, &mut outcome, each)?,
-                        Format::Pcapng => pcapng_file::read(path, map, bpf, &mut release, &mut outcome, each)?,
-                    }
-                }
-                None => libpcap_file::read(path, bpf, &mut outcome, each)?,
+                Some(_) => self.read_map(index, bpf, true, &mut outcome, &mut |link, raw| each(link, raw))?,
+                None => libpcap_file::read(&file.path, bpf, &mut outcome, each)?,
             }
             if outcome.warning.is_some() {
                 break;
             }
         }
         Ok(outcome)
+    }
+
+    /// Reads the memory-mapped files in order (all of them, when [`Captures::all_mapped`]). The
+    /// packets borrow from the maps, so they can be handed to other threads; no page goes back to
+    /// the kernel until [`Captures::hand_back_before`] says so.
+    pub fn read_mapped<'c>(&'c self, bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'c>)) -> Result<ReadOutcome, Error> {
+        let mut outcome = ReadOutcome::default();
+        for index in 0..self.files.len() {
+            self.read_map(index, bpf, false, &mut outcome, each)?;
+            if outcome.warning.is_some() {
+                break;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Hands back to the kernel the pages of the map holding `packet` that lie before it: every
+    /// packet before it has been analysed.
+    pub fn hand_back_before(&self, packet: &[u8]) {
+        let address = packet.as_ptr() as usize;
+        for file in &self.files {
+            if let Some((_, map)) = &file.map {
+                let start = map.as_ptr() as usize;
+                if (start..start + map.len()).contains(&address) {
+                    hand_back(map, &file.released, address - start);
+                }
+            }
+        }
+    }
+
+    fn read_map<'c>(&'c self, index: usize, bpf: Option<&str>, hand_back: bool, outcome: &mut ReadOutcome, each: &mut dyn FnMut(LinkType, RawPacket<'c>)) -> Result<(), Error> {
+        let file = &self.files[index];
+        let Some((format, map)) = &file.map else { return Ok(()) };
+        let pages = Pages { map, released: &file.released, automatic: hand_back };
+        match format {
+            Format::Pcap => pcap_file::read(&file.path, map, bpf, &pages, outcome, each),
+            Format::Pcapng => pcapng_file::read(&file.path, map, bpf, &pages, outcome, each),
+        }
     }
 }
 
@@ -127,43 +161,6 @@ fn map_capture(path: &str) -> Option<(Format, memmap2::Mmap)> {
     Some((format, map))
 }
 
-/// Who walks the files: one reader alone, or one of several reading the same maps at once.
-#[derive(Clone, Copy)]
-pub enum Walker<'a> {
-    Alone,
-    /// Walker number `index` of a [`SharedWalk`].
-    Shared(&'a SharedWalk, usize),
-}
-
-/// Where each of several walkers of the same files is, so that pages are handed back to the kernel
-/// only once every walker has passed them (a page dropped too early would be read again).
-pub struct SharedWalk {
-    /// Per walker: file index in the high 24 bits, byte offset in the low 40.
-    positions: Vec<AtomicU64>,
-}
-
-impl SharedWalk {
-    /// Positions for `walkers` walkers, all at the start.
-    pub fn new(walkers: usize) -> SharedWalk {
-        SharedWalk { positions: (0..walkers).map(|_| AtomicU64::new(0)).collect() }
-    }
-
-    /// Records that walker `index` reached `offset` in file `file`; returns how far in that file
-    /// every walker has come.
-    fn advance(&self, index: usize, file: usize, offset: usize) -> usize {
-        let position = |file: usize, offset: usize| ((file as u64) << 40) | offset as u64;
-        self.positions[index].store(position(file, offset), Ordering::Relaxed);
-        let slowest = self.positions.iter().map(|p| p.load(Ordering::Relaxed)).min().unwrap_or(0);
-        if slowest >> 40 == file as u64 {
-            (slowest & ((1 << 40) - 1)) as usize
-        } else if slowest >> 40 > file as u64 {
-            offset
-        } else {
-            0
-        }
-    }
-}
-
 /// Asks the CPU to start loading the next record's header and the frame headers after it while
 /// the current packet is analysed: a walk from record to record cannot know where the next record is
 /// before the current one's length is read, so without this every record costs a wait on memory.
@@ -186,36 +183,33 @@ fn prefetch(next: &[u8]) {
 /// resident memory stays small however large the file.
 const RELEASE_EVERY: usize = 16 << 20;
 
-/// Hands the pages of one map back to the kernel as the walk passes them.
-struct Release<'a> {
+/// The pages of one map, handed back to the kernel as the walk passes them when `automatic`.
+struct Pages<'a> {
     map: &'a memmap2::Mmap,
-    file: usize,
-    /// Offset up to which pages were handed back.
-    released: usize,
-    /// Offset of the walk when it last looked at the other walkers.
-    checked: usize,
-    walker: Walker<'a>,
+    released: &'a AtomicUsize,
+    automatic: bool,
 }
 
-impl Release<'_> {
-    /// The walk reached `offset`: pages before it (and before every other walker) go back to the
-    /// kernel, every [`RELEASE_EVERY`] bytes.
-    fn walked_to(&mut self, offset: usize) {
-        if offset - self.checked < RELEASE_EVERY {
-            return;
-        }
-        self.checked = offset;
-        let passed = match self.walker {
-            Walker::Alone => offset,
-            Walker::Shared(walk, index) => walk.advance(index, self.file, offset),
-        };
-        if passed > self.released {
-            // SAFETY: a read-only file mapping: dropped pages are read again from the file if
-            // touched, so a slice into them (another walker's) still reads the file's bytes.
-            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, passed - self.released) };
-            self.released = passed;
+impl Pages<'_> {
+    /// The walk reached `offset` in the map.
+    fn walked_to(&self, offset: usize) {
+        if self.automatic {
+            hand_back(self.map, self.released, offset);
         }
     }
+}
+
+/// Hands the pages of `map` before `offset` back to the kernel, once [`RELEASE_EVERY`] bytes have
+/// been passed since the last time.
+fn hand_back(map: &memmap2::Mmap, released: &AtomicUsize, offset: usize) {
+    let from = released.load(Ordering::Relaxed);
+    if offset < from + RELEASE_EVERY {
+        return;
+    }
+    released.store(offset, Ordering::Relaxed);
+    // SAFETY: a read-only file mapping: pages dropped are read again from the file if touched, so
+    // a slice into them still reads the file's bytes.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, offset - from) };
 }
 
 /// The warning for a file damaged after `packets` good ones.

@@ -1,6 +1,6 @@
 //! Classic pcap files (tcpdump's default), memory-mapped and walked with `pcap-parser`.
 
-use super::{Release, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
+use super::{Pages, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
 
@@ -8,13 +8,13 @@ use crate::error::Error;
 const MAX_RECORD_LEN: u32 = 262_144;
 
 /// Walks a memory-mapped classic pcap file.
-pub(super) fn read(
+pub(super) fn read<'m>(
     path: &str,
-    map: &memmap2::Mmap,
+    map: &'m memmap2::Mmap,
     bpf: Option<&str>,
-    release: &mut Release<'_>,
+    pages: &Pages<'_>,
     outcome: &mut ReadOutcome,
-    each: &mut dyn FnMut(LinkType, RawPacket<'_>),
+    each: &mut dyn FnMut(LinkType, RawPacket<'m>),
 ) -> Result<(), Error> {
     let data: &[u8] = map;
     let (mut rest, header) = pcap_parser::parse_pcap_header(data)
@@ -44,7 +44,7 @@ pub(super) fn read(
         rest = next;
         super::prefetch(rest);
         packets += 1;
-        release.walked_to(data.len() - rest.len());
+        pages.walked_to(data.len() - rest.len());
         if filter.as_ref().is_some_and(|f| !f.filter(block.data)) {
             continue;
         }

@@ -2,11 +2,10 @@
 //! `pcap-parser`. Each interface keeps its own link type, timestamp resolution and BPF program, so
 //! a file whose interfaces differ in link type (which libpcap refuses) reads whole.
 
-use super::{Release, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
+use super::{Pages, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
 use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock};
-use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::Block;
 
 /// What a packet needs from the interface description it names.
@@ -20,13 +19,13 @@ struct Interface {
 }
 
 /// Walks a memory-mapped pcapng file.
-pub(super) fn read(
+pub(super) fn read<'m>(
     path: &str,
-    map: &memmap2::Mmap,
+    map: &'m memmap2::Mmap,
     bpf: Option<&str>,
-    release: &mut Release<'_>,
+    pages: &Pages<'_>,
     outcome: &mut ReadOutcome,
-    each: &mut dyn FnMut(LinkType, RawPacket<'_>),
+    each: &mut dyn FnMut(LinkType, RawPacket<'m>),
 ) -> Result<(), Error> {
     let data: &[u8] = map;
     let mut rest = data;
@@ -71,14 +70,14 @@ pub(super) fn read(
             Block::EnhancedPacket(epb) => {
                 let iface = interfaces.get(epb.if_id as usize);
                 let ts = iface.map_or(last_ts, |i| epb.decode_ts_f64(i.offset, i.resolution));
-                (epb.if_id as usize, ts, epb.packet_data(), epb.origlen)
+                (epb.if_id as usize, ts, captured(epb.data, epb.caplen), epb.origlen)
             }
             // A simple packet has no timestamp: it takes the previous packet's.
-            Block::SimplePacket(spb) => (0, last_ts, spb.packet_data(), spb.origlen),
+            Block::SimplePacket(spb) => (0, last_ts, captured(spb.data, spb.origlen), spb.origlen),
             _ => continue,
         };
         packets += 1;
-        release.walked_to(data.len() - rest.len());
+        pages.walked_to(data.len() - rest.len());
         let Some(iface) = interfaces.get(interface_id) else {
             let what = format!("packet {packets} names interface {interface_id}, which the file never described");
             outcome.warning = Some(damaged(path, packets - 1, &what));
@@ -91,4 +90,10 @@ pub(super) fn read(
         each(iface.link, RawPacket { ts, data: frame, orig_len });
     }
     Ok(())
+}
+
+/// The captured bytes of a packet block: its data without the padding (what pcap-parser's
+/// `packet_data` gives, but borrowed from the map rather than from the block).
+fn captured(data: &[u8], caplen: u32) -> &[u8] {
+    &data[..data.len().min(caplen as usize)]
 }
