@@ -450,8 +450,8 @@ fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64
     };
     let record = ConnectionRecord {
         id: conn.id,
-        client: conn.client.to_string(),
-        server: conn.server.to_string(),
+        client: conn.client,
+        server: conn.server,
         server_port: conn.server.port(),
         first_ts: conn.first_ts - start,
         last_ts: conn.last_ts - start,
@@ -925,7 +925,7 @@ mod tests {
         let r = run(&[(0.0, false, "P.", 5001, 1101, 10), (0.001, true, ".", 1101, 5011, 0)]);
         let c = &r.0[0];
         assert_eq!(c.handshake, Handshake::MidStream);
-        assert_eq!(c.server, S);
+        assert_eq!(c.server.to_string(), S);
         assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
     }
 
@@ -949,7 +949,7 @@ mod tests {
         table.process(&mk(2, "S", 10), &mut sink); // half-open
         table.process(&mk(3, "S", 10), &mut sink); // table full: evicts port 2's
         assert_eq!(sink.0.len(), 1);
-        assert_eq!(sink.0[0].client, "127.0.0.1:2");
+        assert_eq!(sink.0[0].client.to_string(), "127.0.0.1:2");
         assert_eq!(sink.0[0].end, EndReason::Evicted);
         assert_eq!(table.counters().evicted, 1);
     }

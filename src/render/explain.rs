@@ -60,7 +60,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
 
     // Opening.
-    let mut servers: Vec<&str> = report.connections.iter().map(|c| c.server.as_str()).collect();
+    let mut servers: Vec<String> = report.connections.iter().map(|c| c.server.to_string()).collect();
     servers.sort_unstable();
     servers.dedup();
     let more_servers = if servers.len() > 3 { format!(" and {} more", servers.len() - 3) } else { String::new() };
@@ -70,7 +70,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         plural(s.connections, "connection was", "connections were"),
         if s.connections as usize > report.connections.len() { " (the first ones are listed below)" } else { "" },
         if servers.len() == 1 { "server is" } else { "servers are" },
-        servers.iter().take(3).copied().collect::<Vec<_>>().join(", "))?;
+        servers.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", "))?;
     if s.handshakes_completed == s.connections {
         writeln!(out, "Every connection completed its handshake.")?;
     } else {

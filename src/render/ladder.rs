@@ -130,7 +130,7 @@ pub fn write(traces: &[Trace], report: &Report, color: bool, out: &mut dyn Write
             writeln!(out)?;
         }
         let record = report.connections.iter().find(|c| c.id == trace.id);
-        let (client, server) = record.map_or(("client", "server"), |c| (c.client.as_str(), c.server.as_str()));
+        let (client, server) = record.map_or(("client".to_string(), "server".to_string()), |c| (c.client.to_string(), c.server.to_string()));
         let total = trace.head.len() as u64 + trace.skipped + trace.tail.len() as u64;
         write!(out, "connection #{}: {client} → {server}, {total} segments", trace.id)?;
         if let Some(c) = record {

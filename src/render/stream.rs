@@ -46,8 +46,8 @@ struct SummaryLine<'a> {
 #[derive(Serialize)]
 pub struct CsvRow<'a> {
     pub id: u64,
-    pub client: &'a str,
-    pub server: &'a str,
+    pub client: std::net::SocketAddr,
+    pub server: std::net::SocketAddr,
     pub server_port: u16,
     pub first_ts: f64,
     pub last_ts: f64,
@@ -90,8 +90,8 @@ impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
     fn from(c: &'a ConnectionRecord) -> Self {
         CsvRow {
             id: c.id,
-            client: &c.client,
-            server: &c.server,
+            client: c.client,
+            server: c.server,
             server_port: c.server_port,
             first_ts: c.first_ts,
             last_ts: c.last_ts,
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn test_csv_header_matches_row_fields() {
         let row = CsvRow {
-            id: 1, client: "c", server: "s", server_port: 1, first_ts: 0.0, last_ts: 0.0, duration: 0.0,
+            id: 1, client: "127.0.0.1:40000".parse().unwrap(), server: "127.0.0.1:80".parse().unwrap(), server_port: 80, first_ts: 0.0, last_ts: 0.0, duration: 0.0,
             handshake: "complete", protocol: Protocol::None, http_requests: None, http_responses: None, reused: false,
             fin_first: "none", simultaneous_close: false, rst_by: None, keepalive_probes_client: 0,
             keepalive_probes_server: 0, tls_client_hellos: None, h2_streams: None, packets: 0, bytes: 0,

@@ -58,9 +58,9 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
     for c in conns {
         let (x0, x1) = (x(c.first_ts), x(c.last_ts).max(x(c.first_ts) + 2.0));
         let requests = c.http_requests.map_or(String::new(), |n| format!(", {n} req"));
-        writeln!(out, r#"<text x="{MARGIN}" y="{}">#{} {}</text>"#, y + 11.0, c.id, esc(&c.client))?;
+        writeln!(out, r#"<text x="{MARGIN}" y="{}">#{} {}</text>"#, y + 11.0, c.id, esc(&c.client.to_string()))?;
         writeln!(out, r#"<rect x="{x0:.1}" y="{y}" width="{:.1}" height="{BAR_H}" rx="3" fill="{}"><title>#{} {} → {}{requests}, FIN first: {}, ends {} / {}</title></rect>"#,
-            x1 - x0, colour(c), c.id, esc(&c.client), esc(&c.server), c.fin_first.name(), c.client_state, c.server_state)?;
+            x1 - x0, colour(c), c.id, esc(&c.client.to_string()), esc(&c.server.to_string()), c.fin_first.name(), c.client_state, c.server_state)?;
         y += ROW_H;
     }
     if report.connections.len() > conns.len() || report.connections_omitted > 0 {
@@ -82,10 +82,10 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
     };
     let (cx, sx) = (MARGIN + 260.0, WIDTH - MARGIN - 200.0);
     let record = report.connections.iter().find(|c| c.id == trace.id);
-    let (client, server) = record.map_or(("client", "server"), |c| (c.client.as_str(), c.server.as_str()));
+    let (client, server) = record.map_or(("client".to_string(), "server".to_string()), |c| (c.client.to_string(), c.server.to_string()));
     writeln!(out, r#"<text x="{MARGIN}" y="{y}" font-size="18" font-weight="bold">Ladder of connection #{}</text>"#, trace.id)?;
     y += 30.0;
-    writeln!(out, r#"<text x="{cx}" y="{y}" text-anchor="middle" font-weight="bold">client {}</text><text x="{sx}" y="{y}" text-anchor="middle" font-weight="bold">server {}</text>"#, esc(client), esc(server))?;
+    writeln!(out, r#"<text x="{cx}" y="{y}" text-anchor="middle" font-weight="bold">client {}</text><text x="{sx}" y="{y}" text-anchor="middle" font-weight="bold">server {}</text>"#, esc(&client), esc(&server))?;
     writeln!(out, r##"<text x="{MARGIN}" y="{y}" font-size="11" fill="#555">ms</text>"##)?;
     let top = y + 10.0;
     let bottom = top + 20.0 + ladder_rows as f64 * STEP;

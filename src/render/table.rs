@@ -150,8 +150,8 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
         };
         let mut row = vec![
             Cell::new(c.id),
-            Cell::new(&c.client),
-            Cell::new(&c.server),
+            Cell::new(c.client),
+            Cell::new(c.server),
             Cell::new(format!("{:.3}", c.first_ts)),
             Cell::new(human_duration(c.duration)),
             Cell::new(c.handshake.name()),

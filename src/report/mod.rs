@@ -6,6 +6,7 @@
 
 pub mod verdict;
 
+use std::net::SocketAddr;
 use crate::protocol::{HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::sockets::ProcessInfo;
@@ -97,8 +98,9 @@ impl From<&HttpExchange> for RequestRecord {
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnectionRecord {
     pub id: u64,
-    pub client: String,
-    pub server: String,
+    /// Serialised as `ip:port` (`[ip6]:port`).
+    pub client: SocketAddr,
+    pub server: SocketAddr,
     pub server_port: u16,
     /// Seconds since the first packet of the capture.
     pub first_ts: f64,

@@ -64,7 +64,7 @@ impl KernelSnapshot {
 
     /// Sets `record.kernel_client_state` and `kernel_server_state` from this snapshot.
     pub fn fill(&self, record: &mut ConnectionRecord) {
-        let Some((client, server)) = addresses(record) else { return };
+        let (client, server) = (record.client, record.server);
         record.kernel_client_state = self.side(client, server).flatten();
         record.kernel_server_state = self.side(server, client).flatten();
     }
@@ -97,9 +97,9 @@ pub fn judge(inferred: TcpState, kernel: Option<TcpState>) -> Judgement {
 /// server) pair over the whole capture, listed or not; a pair missing from it counts its latest
 /// listed record. Neither replaced nor evicted connections are compared (their end state is not known).
 pub fn compare(records: &mut [ConnectionRecord], snapshot: &KernelSnapshot, latest: &HashMap<(SocketAddr, SocketAddr), u64>) -> KernelAgreement {
-    let mut latest_listed: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut latest_listed: HashMap<(SocketAddr, SocketAddr), u64> = HashMap::new();
     for r in records.iter() {
-        let id = latest_listed.entry((r.client.as_str(), r.server.as_str())).or_insert(r.id);
+        let id = latest_listed.entry((r.client, r.server)).or_insert(r.id);
         *id = (*id).max(r.id);
     }
     let latest_listed: HashSet<u64> = latest_listed.into_values().collect();
@@ -109,7 +109,7 @@ pub fn compare(records: &mut [ConnectionRecord], snapshot: &KernelSnapshot, late
     };
     let mut counts = KernelAgreement::default();
     for record in records.iter_mut() {
-        let Some((client, server)) = addresses(record) else { continue };
+        let (client, server) = (record.client, record.server);
         if !is_latest(record, (client, server)) || !matches!(record.end, EndReason::Closed | EndReason::OpenAtEnd) {
             continue;
         }
@@ -126,11 +126,6 @@ pub fn compare(records: &mut [ConnectionRecord], snapshot: &KernelSnapshot, late
     }
     counts.disagree = counts.time_wait_gone + counts.changed;
     counts
-}
-
-/// The record's client and server addresses.
-fn addresses(record: &ConnectionRecord) -> Option<(SocketAddr, SocketAddr)> {
-    Some((record.client.parse().ok()?, record.server.parse().ok()?))
 }
 
 /// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) as the IPv4 address
