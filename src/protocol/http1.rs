@@ -494,7 +494,7 @@ impl Http1Framer {
         if facts.close {
             self.close_requested_by.get_or_insert(Side::Client);
         }
-        events.push(ProtocolEvent::HttpRequest { method: method.to_owned(), target: target.to_owned(), version });
+        events.push(ProtocolEvent::HttpRequest { method: method.into(), target: target.into(), version });
         let exchange = (self.exchanges.len() < MAX_EXCHANGES).then(|| {
             self.exchanges.push(HttpExchange {
                 method: Some(method.to_owned()),
