@@ -8,6 +8,7 @@
 use super::{prefix_verdict, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
 use crate::side::Side;
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 /// Largest incomplete header block buffered; a longer one is treated as garbage.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
@@ -439,13 +440,13 @@ impl Http1Framer {
 
     /// Parses a head at the start of `block` and records the message; returns the head's length and
     /// how its body is framed, or `None` if the head is invalid or not complete in `block`.
-    /// Most heads have few headers: a small header array is tried first (it is set up for every
-    /// message, so its size is paid each time), the full one only when that is too small.
+    /// Most heads have few headers: a small header array is tried first, the full one only when
+    /// that is too small. httparse fills the arrays itself, so they are left uninitialised.
     fn parse_head(&mut self, side: Side, block: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> Option<(usize, Phase)> {
-        let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+        let mut few = [const { MaybeUninit::uninit() }; FEW_HEADERS];
         match self.parse_head_with(side, block, &mut few, ts, events) {
             Err(httparse::Error::TooManyHeaders) => {
-                let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut many = [const { MaybeUninit::uninit() }; MAX_HEADERS];
                 self.parse_head_with(side, block, &mut many, ts, events).ok().flatten()
             }
             other => other.ok().flatten(),
@@ -456,22 +457,27 @@ impl Http1Framer {
         &mut self,
         side: Side,
         block: &'b [u8],
-        headers: &mut [httparse::Header<'b>],
+        headers: &mut [MaybeUninit<httparse::Header<'b>>],
         ts: f64,
         events: &mut Vec<ProtocolEvent>,
     ) -> Result<Option<(usize, Phase)>, httparse::Error> {
+        let config = httparse::ParserConfig::default();
         match side {
             Side::Client => {
-                let mut request = httparse::Request::new(headers);
-                let httparse::Status::Complete(len) = request.parse(block)? else { return Ok(None) };
+                let mut request = httparse::Request::new(&mut []);
+                let httparse::Status::Complete(len) = config.parse_request_with_uninit_headers(&mut request, block, headers)? else {
+                    return Ok(None);
+                };
                 let (Some(method), Some(target)) = (request.method, request.path) else { return Ok(None) };
                 let version = version_of(request.version);
                 let facts = HeadFacts::from_headers(request.headers);
                 Ok(Some((len, self.on_request(method, target, version, &facts, ts, events))))
             }
             Side::Server => {
-                let mut response = httparse::Response::new(headers);
-                let httparse::Status::Complete(len) = response.parse(block)? else { return Ok(None) };
+                let mut response = httparse::Response::new(&mut []);
+                let httparse::Status::Complete(len) = config.parse_response_with_uninit_headers(&mut response, block, headers)? else {
+                    return Ok(None);
+                };
                 let Some(status) = response.code else { return Ok(None) };
                 let version = version_of(response.version);
                 let facts = HeadFacts::from_headers(response.headers);
