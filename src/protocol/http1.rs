@@ -174,7 +174,7 @@ impl HeadFacts {
         for header in headers {
             let name = header.name;
             if name.eq_ignore_ascii_case("content-length") {
-                facts.content_length = std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse().ok());
+                facts.content_length = content_length(header.value);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 facts.chunked = tokens(header.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case("connection") {
@@ -188,6 +188,18 @@ impl HeadFacts {
         }
         facts
     }
+}
+
+/// Longest run of digits that always fits a `u64`.
+const MAX_U64_DIGITS: usize = 19;
+
+/// The value of a Content-Length header as `str::parse` reads it (surrounding whitespace trimmed);
+/// `None` when it is not a number. The usual plain run of digits is read without that detour.
+fn content_length(value: &[u8]) -> Option<u64> {
+    if (1..=MAX_U64_DIGITS).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
+        return Some(value.iter().fold(0, |n, digit| n * 10 + u64::from(digit - b'0')));
+    }
+    std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok())
 }
 
 /// Comma-separated tokens of a header value, trimmed.
@@ -947,6 +959,27 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (framer, _) = frame(&[(Client, &request)]);
         assert_eq!(framer.requests as usize, MAX_EXCHANGES + 10);
         assert_eq!(framer.exchanges.len(), MAX_EXCHANGES);
+    }
+
+    #[test]
+    fn test_content_length_reads_values_as_str_parse_does() {
+        let values: [&[u8]; 11] = [
+            b"0",
+            b"4096",
+            b"0012",
+            b"9999999999999999999",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"+5",
+            b" 7\t",
+            b"5\xc2\xa0",
+            b"1,1",
+            b"",
+        ];
+        for value in values {
+            let by_str = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            assert_eq!(content_length(value), by_str, "{:?}", String::from_utf8_lossy(value));
+        }
     }
 
     #[test]
