@@ -5,7 +5,7 @@
 //! are paired in order. After a gap or garbage the framer resynchronises on the next line that
 //! starts a plausible request or status line, and never invents a message.
 
-use super::{prefix_verdict, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
+use super::{HttpExchange, HttpVersion, ProtocolEvent, Verdict};
 use crate::side::Side;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
@@ -28,26 +28,30 @@ const MAX_METHOD_LEN: usize = 20;
 
 /// Does `bytes` begin with a method token and a space (how Wireshark and Zeek spot HTTP requests)?
 pub fn looks_like_method(bytes: &[u8]) -> Verdict {
-    let method_len = method_len(bytes);
-    match bytes.get(method_len) {
-        None if method_len <= MAX_METHOD_LEN => Verdict::NeedMore,
-        Some(b' ') if (1..=MAX_METHOD_LEN).contains(&method_len) => Verdict::Yes,
-        _ => Verdict::No,
+    match method_len(bytes) {
+        Ok(_) => Verdict::Yes,
+        Err(verdict) => verdict,
     }
 }
 
-fn method_len(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count()
+/// Length of the method token that `bytes` begins with, when a space follows it; otherwise
+/// whether more bytes could make one (`NeedMore`) or not (`No`).
+fn method_len(bytes: &[u8]) -> Result<usize, Verdict> {
+    let len = bytes.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count();
+    match bytes.get(len) {
+        None if len <= MAX_METHOD_LEN => Err(Verdict::NeedMore),
+        Some(b' ') if (1..=MAX_METHOD_LEN).contains(&len) => Ok(len),
+        _ => Err(Verdict::No),
+    }
 }
 
 /// Does `bytes` begin like a request line (`METHOD SP target SP HTTP/1.x`)?
 pub fn looks_like_request_line(bytes: &[u8]) -> Verdict {
     let window = &bytes[..bytes.len().min(START_LINE_CHECK_WINDOW)];
-    match looks_like_method(window) {
-        Verdict::Yes => {}
-        other => return other,
-    }
-    let after_method = &window[method_len(window) + 1..];
+    let after_method = match method_len(window) {
+        Ok(len) => &window[len + 1..],
+        Err(verdict) => return verdict,
+    };
     let target_len = after_method.iter().take_while(|b| b.is_ascii_graphic()).count();
     let Some(after_target) = after_method.get(target_len..) else { return Verdict::NeedMore };
     if after_target.is_empty() {
@@ -56,23 +60,22 @@ pub fn looks_like_request_line(bytes: &[u8]) -> Verdict {
     if target_len == 0 || after_target[0] != b' ' {
         return Verdict::No;
     }
-    prefix_verdict(&after_target[1..], b"HTTP/1.")
+    shape_verdict(&after_target[1..], b"HTTP/1.")
 }
 
 /// Does `bytes` begin like a status line (`HTTP/1.x NNN`)?
 pub fn looks_like_status_line(bytes: &[u8]) -> Verdict {
-    match prefix_verdict(bytes, b"HTTP/1.") {
-        Verdict::Yes => {}
-        other => return other,
-    }
-    let rest = &bytes[7..];
-    let shape: [fn(u8) -> bool; 5] =
-        [|b| b.is_ascii_digit(), |b| b == b' ', |b| b.is_ascii_digit(), |b| b.is_ascii_digit(), |b| b.is_ascii_digit()];
-    for (i, fits) in shape.iter().enumerate() {
-        match rest.get(i) {
-            None => return Verdict::NeedMore,
-            Some(b) if !fits(*b) => return Verdict::No,
-            Some(_) => {}
+    shape_verdict(bytes, b"HTTP/1.# ###")
+}
+
+/// `Yes` when `bytes` starts with `shape`, in which `#` stands for any digit; `NeedMore` when it
+/// is a shorter prefix of it. Checks byte by byte: these shapes are too short for `memcmp` to pay.
+fn shape_verdict(bytes: &[u8], shape: &[u8]) -> Verdict {
+    for (i, expected) in shape.iter().enumerate() {
+        let Some(&byte) = bytes.get(i) else { return Verdict::NeedMore };
+        let fits = if *expected == b'#' { byte.is_ascii_digit() } else { byte == *expected };
+        if !fits {
+            return Verdict::No;
         }
     }
     Verdict::Yes
@@ -991,6 +994,16 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         assert_eq!(looks_like_status_line(b"HTTP/1.1 200 OK"), Verdict::Yes);
         assert_eq!(looks_like_status_line(b"HTTP/1.1 2"), Verdict::NeedMore);
         assert_eq!(looks_like_status_line(b"HTTP/2 200"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.x 200"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1200 OK"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1 2x0"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTXP"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/"), Verdict::NeedMore);
+        assert_eq!(looks_like_status_line(b""), Verdict::NeedMore);
+        assert_eq!(looks_like_request_line(b"GET / HTTP/1"), Verdict::NeedMore);
+        assert_eq!(looks_like_request_line(b"GET / HTTP/2.0"), Verdict::No);
+        assert_eq!(looks_like_request_line(b"GET  / HTTP/1.1"), Verdict::No);
+        assert_eq!(looks_like_request_line(b"TOO-LONG-FOR-A-METHOD-NAME / HTTP/1.1"), Verdict::No);
         assert_eq!(looks_like_method(b"OPTIONS * HTTP/1.1"), Verdict::Yes);
         assert_eq!(looks_like_method(b"\x16\x03\x01"), Verdict::No);
     }
