@@ -5,9 +5,10 @@
 //! are paired in order. After a gap or garbage the framer resynchronises on the next line that
 //! starts a plausible request or status line, and never invents a message.
 
-use super::{prefix_verdict, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
+use super::{HttpExchange, HttpVersion, ProtocolEvent, Verdict};
 use crate::side::Side;
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 /// Largest incomplete header block buffered; a longer one is treated as garbage.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
@@ -27,26 +28,30 @@ const MAX_METHOD_LEN: usize = 20;
 
 /// Does `bytes` begin with a method token and a space (how Wireshark and Zeek spot HTTP requests)?
 pub fn looks_like_method(bytes: &[u8]) -> Verdict {
-    let method_len = method_len(bytes);
-    match bytes.get(method_len) {
-        None if method_len <= MAX_METHOD_LEN => Verdict::NeedMore,
-        Some(b' ') if (1..=MAX_METHOD_LEN).contains(&method_len) => Verdict::Yes,
-        _ => Verdict::No,
+    match method_len(bytes) {
+        Ok(_) => Verdict::Yes,
+        Err(verdict) => verdict,
     }
 }
 
-fn method_len(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count()
+/// Length of the method token that `bytes` begins with, when a space follows it; otherwise
+/// whether more bytes could make one (`NeedMore`) or not (`No`).
+fn method_len(bytes: &[u8]) -> Result<usize, Verdict> {
+    let len = bytes.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count();
+    match bytes.get(len) {
+        None if len <= MAX_METHOD_LEN => Err(Verdict::NeedMore),
+        Some(b' ') if (1..=MAX_METHOD_LEN).contains(&len) => Ok(len),
+        _ => Err(Verdict::No),
+    }
 }
 
 /// Does `bytes` begin like a request line (`METHOD SP target SP HTTP/1.x`)?
 pub fn looks_like_request_line(bytes: &[u8]) -> Verdict {
     let window = &bytes[..bytes.len().min(START_LINE_CHECK_WINDOW)];
-    match looks_like_method(window) {
-        Verdict::Yes => {}
-        other => return other,
-    }
-    let after_method = &window[method_len(window) + 1..];
+    let after_method = match method_len(window) {
+        Ok(len) => &window[len + 1..],
+        Err(verdict) => return verdict,
+    };
     let target_len = after_method.iter().take_while(|b| b.is_ascii_graphic()).count();
     let Some(after_target) = after_method.get(target_len..) else { return Verdict::NeedMore };
     if after_target.is_empty() {
@@ -55,23 +60,22 @@ pub fn looks_like_request_line(bytes: &[u8]) -> Verdict {
     if target_len == 0 || after_target[0] != b' ' {
         return Verdict::No;
     }
-    prefix_verdict(&after_target[1..], b"HTTP/1.")
+    shape_verdict(&after_target[1..], b"HTTP/1.")
 }
 
 /// Does `bytes` begin like a status line (`HTTP/1.x NNN`)?
 pub fn looks_like_status_line(bytes: &[u8]) -> Verdict {
-    match prefix_verdict(bytes, b"HTTP/1.") {
-        Verdict::Yes => {}
-        other => return other,
-    }
-    let rest = &bytes[7..];
-    let shape: [fn(u8) -> bool; 5] =
-        [|b| b.is_ascii_digit(), |b| b == b' ', |b| b.is_ascii_digit(), |b| b.is_ascii_digit(), |b| b.is_ascii_digit()];
-    for (i, fits) in shape.iter().enumerate() {
-        match rest.get(i) {
-            None => return Verdict::NeedMore,
-            Some(b) if !fits(*b) => return Verdict::No,
-            Some(_) => {}
+    shape_verdict(bytes, b"HTTP/1.# ###")
+}
+
+/// `Yes` when `bytes` starts with `shape`, in which `#` stands for any digit; `NeedMore` when it
+/// is a shorter prefix of it. Checks byte by byte: these shapes are too short for `memcmp` to pay.
+fn shape_verdict(bytes: &[u8], shape: &[u8]) -> Verdict {
+    for (i, expected) in shape.iter().enumerate() {
+        let Some(&byte) = bytes.get(i) else { return Verdict::NeedMore };
+        let fits = if *expected == b'#' { byte.is_ascii_digit() } else { byte == *expected };
+        if !fits {
+            return Verdict::No;
         }
     }
     Verdict::Yes
@@ -173,7 +177,7 @@ impl HeadFacts {
         for header in headers {
             let name = header.name;
             if name.eq_ignore_ascii_case("content-length") {
-                facts.content_length = std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse().ok());
+                facts.content_length = content_length(header.value);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 facts.chunked = tokens(header.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case("connection") {
@@ -187,6 +191,18 @@ impl HeadFacts {
         }
         facts
     }
+}
+
+/// Longest run of digits that always fits a `u64`.
+const MAX_U64_DIGITS: usize = 19;
+
+/// The value of a Content-Length header as `str::parse` reads it (surrounding whitespace trimmed);
+/// `None` when it is not a number. The usual plain run of digits is read without that detour.
+fn content_length(value: &[u8]) -> Option<u64> {
+    if (1..=MAX_U64_DIGITS).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
+        return Some(value.iter().fold(0, |n, digit| n * 10 + u64::from(digit - b'0')));
+    }
+    std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok())
 }
 
 /// Comma-separated tokens of a header value, trimmed.
@@ -439,13 +455,13 @@ impl Http1Framer {
 
     /// Parses a head at the start of `block` and records the message; returns the head's length and
     /// how its body is framed, or `None` if the head is invalid or not complete in `block`.
-    /// Most heads have few headers: a small header array is tried first (it is set up for every
-    /// message, so its size is paid each time), the full one only when that is too small.
+    /// Most heads have few headers: a small header array is tried first, the full one only when
+    /// that is too small. httparse fills the arrays itself, so they are left uninitialised.
     fn parse_head(&mut self, side: Side, block: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> Option<(usize, Phase)> {
-        let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+        let mut few = [const { MaybeUninit::uninit() }; FEW_HEADERS];
         match self.parse_head_with(side, block, &mut few, ts, events) {
             Err(httparse::Error::TooManyHeaders) => {
-                let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut many = [const { MaybeUninit::uninit() }; MAX_HEADERS];
                 self.parse_head_with(side, block, &mut many, ts, events).ok().flatten()
             }
             other => other.ok().flatten(),
@@ -456,22 +472,27 @@ impl Http1Framer {
         &mut self,
         side: Side,
         block: &'b [u8],
-        headers: &mut [httparse::Header<'b>],
+        headers: &mut [MaybeUninit<httparse::Header<'b>>],
         ts: f64,
         events: &mut Vec<ProtocolEvent>,
     ) -> Result<Option<(usize, Phase)>, httparse::Error> {
+        let config = httparse::ParserConfig::default();
         match side {
             Side::Client => {
-                let mut request = httparse::Request::new(headers);
-                let httparse::Status::Complete(len) = request.parse(block)? else { return Ok(None) };
+                let mut request = httparse::Request::new(&mut []);
+                let httparse::Status::Complete(len) = config.parse_request_with_uninit_headers(&mut request, block, headers)? else {
+                    return Ok(None);
+                };
                 let (Some(method), Some(target)) = (request.method, request.path) else { return Ok(None) };
                 let version = version_of(request.version);
                 let facts = HeadFacts::from_headers(request.headers);
                 Ok(Some((len, self.on_request(method, target, version, &facts, ts, events))))
             }
             Side::Server => {
-                let mut response = httparse::Response::new(headers);
-                let httparse::Status::Complete(len) = response.parse(block)? else { return Ok(None) };
+                let mut response = httparse::Response::new(&mut []);
+                let httparse::Status::Complete(len) = config.parse_response_with_uninit_headers(&mut response, block, headers)? else {
+                    return Ok(None);
+                };
                 let Some(status) = response.code else { return Ok(None) };
                 let version = version_of(response.version);
                 let facts = HeadFacts::from_headers(response.headers);
@@ -494,7 +515,7 @@ impl Http1Framer {
         if facts.close {
             self.close_requested_by.get_or_insert(Side::Client);
         }
-        events.push(ProtocolEvent::HttpRequest { method: method.to_owned(), target: target.to_owned(), version });
+        events.push(ProtocolEvent::HttpRequest { method: method.into(), target: target.into(), version });
         let exchange = (self.exchanges.len() < MAX_EXCHANGES).then(|| {
             self.exchanges.push(HttpExchange {
                 method: Some(method.to_owned()),
@@ -944,6 +965,27 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     }
 
     #[test]
+    fn test_content_length_reads_values_as_str_parse_does() {
+        let values: [&[u8]; 11] = [
+            b"0",
+            b"4096",
+            b"0012",
+            b"9999999999999999999",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"+5",
+            b" 7\t",
+            b"5\xc2\xa0",
+            b"1,1",
+            b"",
+        ];
+        for value in values {
+            let by_str = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            assert_eq!(content_length(value), by_str, "{:?}", String::from_utf8_lossy(value));
+        }
+    }
+
+    #[test]
     fn test_start_line_checks() {
         assert_eq!(looks_like_request_line(b"GET / HTTP/1.1\r\n"), Verdict::Yes);
         assert_eq!(looks_like_request_line(b"GET /a"), Verdict::NeedMore);
@@ -952,6 +994,16 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         assert_eq!(looks_like_status_line(b"HTTP/1.1 200 OK"), Verdict::Yes);
         assert_eq!(looks_like_status_line(b"HTTP/1.1 2"), Verdict::NeedMore);
         assert_eq!(looks_like_status_line(b"HTTP/2 200"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.x 200"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1200 OK"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/1.1 2x0"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTXP"), Verdict::No);
+        assert_eq!(looks_like_status_line(b"HTTP/"), Verdict::NeedMore);
+        assert_eq!(looks_like_status_line(b""), Verdict::NeedMore);
+        assert_eq!(looks_like_request_line(b"GET / HTTP/1"), Verdict::NeedMore);
+        assert_eq!(looks_like_request_line(b"GET / HTTP/2.0"), Verdict::No);
+        assert_eq!(looks_like_request_line(b"GET  / HTTP/1.1"), Verdict::No);
+        assert_eq!(looks_like_request_line(b"TOO-LONG-FOR-A-METHOD-NAME / HTTP/1.1"), Verdict::No);
         assert_eq!(looks_like_method(b"OPTIONS * HTTP/1.1"), Verdict::Yes);
         assert_eq!(looks_like_method(b"\x16\x03\x01"), Verdict::No);
     }

@@ -19,13 +19,66 @@ use tls::TlsSniffer;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProtocolEvent {
     /// An HTTP/1 request head from the client.
-    HttpRequest { method: String, target: String, version: HttpVersion },
+    HttpRequest { method: HeadText, target: HeadText, version: HttpVersion },
     /// A final HTTP/1 response head from the server (interim 1xx responses other than 101 are not reported).
     HttpResponse { status: u16 },
     /// A TLS ClientHello, with its server name if it had one.
     TlsClientHello { sni: Option<String> },
     /// The HTTP/2 client connection preface.
     H2Preface,
+}
+
+/// Longest text a [`HeadText`] holds without a heap allocation.
+const INLINE_TEXT: usize = 30;
+
+/// A method or request target in a [`ProtocolEvent`]. Events are made for every request but
+/// often dropped unread, so text up to [`INLINE_TEXT`] bytes (every method, most targets) is held
+/// inline instead of on the heap. Reads as a `&str`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HeadText(HeadTextRepr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum HeadTextRepr {
+    Inline { len: u8, bytes: [u8; INLINE_TEXT] },
+    Heap(Box<str>),
+}
+
+impl From<&str> for HeadText {
+    fn from(text: &str) -> Self {
+        HeadText(match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= INLINE_TEXT => {
+                let mut bytes = [0; INLINE_TEXT];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                HeadTextRepr::Inline { len, bytes }
+            }
+            _ => HeadTextRepr::Heap(text.into()),
+        })
+    }
+}
+
+impl std::ops::Deref for HeadText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match &self.0 {
+            HeadTextRepr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).expect("inline text is a copy of a whole str")
+            }
+            HeadTextRepr::Heap(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Display for HeadText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl std::fmt::Debug for HeadText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 /// HTTP/1 protocol version of a message.
@@ -751,5 +804,19 @@ mod tests {
             framed += (summary.http_requests + summary.http_responses) as usize;
         }
         assert!(framed * 3 > sent, "framing recovers after losses: {framed} of {sent} messages");
+    }
+
+    #[test]
+    fn test_head_text_reads_back_short_and_long_text() {
+        let short = "/caf\u{e9}?q=1";
+        let long = "/a/target/longer/than/the/inline/buffer/of/head/text";
+        assert!(long.len() > INLINE_TEXT);
+        for text in ["", short, long, &long[..INLINE_TEXT]] {
+            let head_text = HeadText::from(text);
+            assert_eq!(&*head_text, text);
+            assert_eq!(head_text.to_string(), text);
+            assert_eq!(format!("{head_text:?}"), format!("{text:?}"));
+        }
+        assert_ne!(HeadText::from("GET"), HeadText::from("GE"));
     }
 }

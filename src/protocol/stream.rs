@@ -81,6 +81,11 @@ impl Reassembler {
         if !seq.wrapping_add(wire_len).after(next) {
             return; // retransmission of bytes already delivered
         }
+        if seq == next && self.held.is_empty() {
+            // The common case: exactly the next bytes, and nothing held to merge them with.
+            self.emit_range(seq, payload, seq.wrapping_add(wire_len), out);
+            return;
+        }
         if seq.after(next) && !self.make_room_for(seq, payload.len(), out) {
             self.hold(seq, payload, wire_len);
             return;
