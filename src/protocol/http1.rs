@@ -518,8 +518,8 @@ impl Http1Framer {
         events.push(ProtocolEvent::HttpRequest { method: method.into(), target: target.into(), version });
         let exchange = (self.exchanges.len() < MAX_EXCHANGES).then(|| {
             self.exchanges.push(HttpExchange {
-                method: Some(method.to_owned()),
-                target: Some(target.to_owned()),
+                method: Some(method.into()),
+                target: Some(target.into()),
                 version: Some(version),
                 status: None,
                 request_ts: Some(ts),

@@ -31,9 +31,10 @@ pub enum ProtocolEvent {
 /// Longest text a [`HeadText`] holds without a heap allocation.
 const INLINE_TEXT: usize = 30;
 
-/// A method or request target in a [`ProtocolEvent`]. Events are made for every request but
-/// often dropped unread, so text up to [`INLINE_TEXT`] bytes (every method, most targets) is held
-/// inline instead of on the heap. Reads as a `&str`.
+/// A method or request target in a [`ProtocolEvent`] or a connection's record. Both are made for
+/// every request, events often dropped unread and records often on another thread than the one
+/// that made them (`parallel`), so text up to [`INLINE_TEXT`] bytes (every method, most targets) is
+/// held inline instead of on the heap. Reads as a `&str`; serialised as a string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HeadText(HeadTextRepr);
 
@@ -66,6 +67,12 @@ impl std::ops::Deref for HeadText {
             }
             HeadTextRepr::Heap(text) => text,
         }
+    }
+}
+
+impl Serialize for HeadText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self)
     }
 }
 
@@ -106,8 +113,8 @@ pub enum Protocol {
 /// One request paired with its response; a half that was not seen is `None`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HttpExchange {
-    pub method: Option<String>,
-    pub target: Option<String>,
+    pub method: Option<HeadText>,
+    pub target: Option<HeadText>,
     pub version: Option<HttpVersion>,
     pub status: Option<u16>,
     pub request_ts: Option<f64>,

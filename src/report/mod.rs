@@ -7,7 +7,7 @@
 pub mod verdict;
 
 use std::net::SocketAddr;
-use crate::protocol::{HttpExchange, Protocol, TlsSummary};
+use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::sockets::ProcessInfo;
 use crate::tcp_state::{TcpState, ALL_STATES};
@@ -82,8 +82,8 @@ impl PerSide {
 /// One HTTP request with the status of its response, as listed per connection.
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRecord {
-    pub method: Option<String>,
-    pub target: Option<String>,
+    pub method: Option<HeadText>,
+    pub target: Option<HeadText>,
     pub version: Option<crate::protocol::HttpVersion>,
     pub status: Option<u16>,
 }
