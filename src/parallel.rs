@@ -25,9 +25,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
 /// Packets per chunk.
-const CHUNK_PACKETS: u64 = 4096;
+const CHUNK_PACKETS: u64 = 1024;
 /// Chunks the walk may run ahead of the slowest worker: bounds the memory held in flight.
-const CHUNKS_IN_FLIGHT: usize = 4;
+const CHUNKS_IN_FLIGHT: usize = 8;
 /// Default number of workers at most.
 const MAX_DEFAULT_WORKERS: usize = 4;
 
