@@ -215,9 +215,9 @@ impl Worker {
             if let Some(ts) = batch.capture_start {
                 self.table.set_capture_start(ts);
             }
-            for (index, seg) in batch.segments {
-                self.sink.packet = index;
-                self.table.process(&seg, &mut self.sink);
+            for (index, seg) in &batch.segments {
+                self.sink.packet = *index;
+                self.table.process(seg, &mut self.sink);
             }
             let chunk = std::mem::take(&mut self.sink.found);
             // The walk only hangs up when it is going down.

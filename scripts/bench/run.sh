@@ -2,7 +2,8 @@
 # run.sh CAPTURE [PORT] [RUNS]
 #
 # Times, on one capture and in one run, side by side:
-#   connscope analyze --format json, connscope analyze (table), the bare libpcap loop
+#   connscope analyze --format json (default threads and --threads 1), connscope analyze (table),
+#   the bare libpcap loop
 #   (floor.c), tshark -q -z conv,tcp, tshark -q -z http,tree, tcpdump -nr FILE -w /dev/null
 # and prints Markdown tables on stdout (paste into docs/performance.md):
 #   wall time (median over RUNS, default 5; tshark once, it takes minutes), packets/s, MB/s
@@ -49,25 +50,32 @@ build() {
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-# measure ID N CMD...: runs CMD N times (stdout to /dev/null, stderr kept in $tmp/ID.err),
-# wall time from bash's EPOCHREALTIME, peak RSS from /usr/bin/time %M (KiB).
-# Leaves "median_seconds median_rss_kib min_seconds max_seconds status" in $tmp/ID.res; never aborts the run,
-# a failing command shows up as "exit N" in the table.
-measure() {
-    local id=$1 n=$2; shift 2
-    local i t0 t1 rc status=ok
-    : >"$tmp/$id.times"; : >"$tmp/$id.rss"
-    for ((i = 1; i <= n; i++)); do
-        log "$id run $i/$n: $*"
-        t0=$EPOCHREALTIME
-        rc=0
-        /usr/bin/time -f '%M' -o "$tmp/$id.time" "$@" >/dev/null 2>"$tmp/$id.err" || rc=$?
-        t1=$EPOCHREALTIME
-        if ((rc != 0)); then status="exit $rc"; log "$id failed: $(tail -3 "$tmp/$id.err")"; fi
-        echo "$t0 $t1" | awk '{printf "%.3f\n", $2 - $1}' >>"$tmp/$id.times"
-        tail -1 "$tmp/$id.time" >>"$tmp/$id.rss"
-    done
+# run_once ID COMMAND...: one timed run of COMMAND (stdout to /dev/null), appended to ID's wall
+# times and peak RSS; a failing command shows up as "exit N" in the table.
+run_once() {
+    local id=$1; shift
+    local t0 t1 rc=0
+    log "$id: $*"
+    t0=$EPOCHREALTIME
+    /usr/bin/time -f '%M' -o "$tmp/$id.time" "$@" >/dev/null 2>"$tmp/$id.err" || rc=$?
+    t1=$EPOCHREALTIME
+    if ((rc != 0)); then echo "exit $rc" >"$tmp/$id.status"; log "$id failed: $(tail -3 "$tmp/$id.err")"; fi
+    echo "$t0 $t1" | awk '{printf "%.3f\n", $2 - $1}' >>"$tmp/$id.times"
+    tail -1 "$tmp/$id.time" >>"$tmp/$id.rss"
+}
+
+# summarise ID: median wall time, median peak RSS, min and max time, status, into $tmp/ID.res.
+summarise() {
+    local id=$1 status=ok
+    [[ -f $tmp/$id.status ]] && status=$(cat "$tmp/$id.status")
     echo "$(median <"$tmp/$id.times") $(median <"$tmp/$id.rss") $(sort -g "$tmp/$id.times" | sed -n '1p;$p' | paste -sd' ') $status" >"$tmp/$id.res"
+}
+
+# measure ID N COMMAND...: N runs of COMMAND in a row, summarised.
+measure() {
+    local id=$1 n=$2 i; shift 2
+    for ((i = 1; i <= n; i++)); do run_once "$id" "$@"; done
+    summarise "$id"
 }
 
 # row ID LABEL RUNS COMMAND FILE_BYTES PACKETS: one Markdown table row from $tmp/ID.res.
@@ -93,11 +101,18 @@ timings() {
     cat "$f" >/dev/null
     packets=$("$tmp/floor" "$f" | sed -n 's/^packets=\([0-9]*\).*/\1/p')
 
-    measure floor "$runs" "$tmp/floor" "$f"
-    measure json "$runs" "$connscope" analyze "$f" --port "$port" --format json
+    # The fast commands take turns, run after run: this VM's speed drifts over minutes, and turns
+    # keep the ratios between them fair.
+    local i
+    for ((i = 1; i <= runs; i++)); do
+        run_once floor "$tmp/floor" "$f"
+        run_once json "$connscope" analyze "$f" --port "$port" --format json
+        run_once json1 "$connscope" analyze "$f" --port "$port" --format json --threads 1
+        run_once table "$connscope" analyze "$f" --port "$port"
+        run_once tcpdump tcpdump -nr "$f" -w /dev/null
+    done
+    for id in floor json json1 table tcpdump; do summarise "$id"; done
     "$connscope" analyze "$f" --port "$port" --format json >"$tmp/report.json" 2>/dev/null || true
-    measure table "$runs" "$connscope" analyze "$f" --port "$port"
-    measure tcpdump "$runs" tcpdump -nr "$f" -w /dev/null
     measure conv "$slow_runs" tshark -r "$f" -q -z conv,tcp
     measure http "$slow_runs" tshark -r "$f" -q -z http,tree
 
@@ -106,6 +121,7 @@ timings() {
     echo "| program | command | runs | wall s (median) | min–max s | packets/s | MB/s | peak RSS MiB |"
     echo "|---|---|---|---|---|---|---|---|"
     row json "connscope JSON" "$runs" "connscope analyze FILE --port $port --format json" "$bytes" "$packets"
+    row json1 "connscope JSON, 1 thread" "$runs" "connscope analyze FILE --port $port --format json --threads 1" "$bytes" "$packets"
     row table "connscope table" "$runs" "connscope analyze FILE --port $port" "$bytes" "$packets"
     row floor "libpcap floor" "$runs" "floor FILE" "$bytes" "$packets"
     row tcpdump "tcpdump" "$runs" "tcpdump -nr FILE -w /dev/null" "$bytes" "$packets"
@@ -115,6 +131,7 @@ timings() {
     echo "| ratio | value | target (issue 9) |"
     echo "|---|---|---|"
     echo "| connscope JSON / libpcap floor (time) | $(ratio json floor) | ≤ 1.0 |"
+    echo "| connscope JSON, 1 thread / libpcap floor (time) | $(ratio json1 floor) | |"
     echo "| connscope table / libpcap floor (time) | $(ratio table floor) | |"
     echo "| tshark conv,tcp / connscope JSON (time) | $(ratio conv json) | ≥ 75 |"
     echo "| tshark http,tree / connscope JSON (time) | $(ratio http json) | |"
