@@ -86,16 +86,21 @@ fn owner(seg: &Segment<'_>, workers: usize) -> usize {
 /// What the walk sends a worker: its segments of one chunk, each with the index of its packet in
 /// the walk (or, last, `None`).
 struct Batch<'c> {
-    segments: Vec<(u64, Segment<'c>)>,
+    segments: Segments<'c>,
     /// Set, for every worker, on the chunk holding the capture's first analysed packet: relative
     /// times count from it, whichever worker owns it.
     capture_start: Option<f64>,
 }
 
+/// A worker's segments of one chunk, each with the index of its packet in the walk.
+type Segments<'c> = Vec<(u64, Segment<'c>)>;
+
 /// What a worker sends back for each chunk.
-struct Answer {
+struct Answer<'c> {
     worker: usize,
     chunk: Chunk,
+    /// The batch's vector, emptied, for the walk to fill again.
+    spent: Segments<'c>,
     /// After the last chunk: the worker's count of segments after a close.
     end: Option<u64>,
 }
@@ -124,11 +129,11 @@ struct Walk<'c, 'o> {
     /// The first packet of each chunk sent and not yet merged: once merged, the pages before it
     /// can go back to the kernel.
     unmerged: VecDeque<&'c [u8]>,
-    merger: Merger<'o>,
+    merger: Merger<'c, 'o>,
 }
 
 impl<'c, 'o> Walk<'c, 'o> {
-    fn new(captures: &'c Captures, port: Option<u16>, work: Vec<SyncSender<Option<Batch<'c>>>>, merger: Merger<'o>) -> Walk<'c, 'o> {
+    fn new(captures: &'c Captures, port: Option<u16>, work: Vec<SyncSender<Option<Batch<'c>>>>, merger: Merger<'c, 'o>) -> Walk<'c, 'o> {
         let batches = work.iter().map(|_| Batch { segments: Vec::new(), capture_start: None }).collect();
         Walk { captures, intake: Intake::new(port), work, batches, next: 0, start_ts: None, unmerged: VecDeque::new(), merger }
     }
@@ -157,7 +162,8 @@ impl<'c, 'o> Walk<'c, 'o> {
     /// Sends every worker its share of the chunk (an empty one too: each chunk is answered by all).
     fn send_chunk(&mut self) {
         for (sender, batch) in self.work.iter().zip(&mut self.batches) {
-            let full = std::mem::replace(batch, Batch { segments: Vec::with_capacity(batch.segments.len()), capture_start: None });
+            let empty = self.merger.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK_PACKETS as usize));
+            let full = std::mem::replace(batch, Batch { segments: empty, capture_start: None });
             // A worker only hangs up when it panicked; the join reports that.
             let _ = sender.send(Some(full));
         }
@@ -193,15 +199,15 @@ impl<'c, 'o> Walk<'c, 'o> {
 }
 
 /// One worker thread: a flow table for the connections it owns.
-struct Worker {
+struct Worker<'c> {
     index: usize,
     table: FlowTable,
     sink: ChunkSink,
-    answers: Sender<Answer>,
+    answers: Sender<Answer<'c>>,
 }
 
-impl Worker {
-    fn new(index: usize, workers: usize, options: &Options, answers: Sender<Answer>) -> Worker {
+impl<'c> Worker<'c> {
+    fn new(index: usize, workers: usize, options: &Options, answers: Sender<Answer<'c>>) -> Worker<'c> {
         Worker {
             index,
             table: FlowTable::new(options.port, options.max_connections.div_ceil(workers)),
@@ -210,24 +216,26 @@ impl Worker {
         }
     }
 
-    fn run(mut self, batches: &Receiver<Option<Batch<'_>>>) {
+    fn run(mut self, batches: &Receiver<Option<Batch<'c>>>) {
         while let Ok(Some(batch)) = batches.recv() {
             if let Some(ts) = batch.capture_start {
                 self.table.set_capture_start(ts);
             }
-            for (index, seg) in &batch.segments {
+            let mut spent = batch.segments;
+            for (index, seg) in &spent {
                 self.sink.packet = *index;
                 self.table.process(seg, &mut self.sink);
             }
+            spent.clear();
             let chunk = std::mem::take(&mut self.sink.found);
             // The walk only hangs up when it is going down.
-            let _ = self.answers.send(Answer { worker: self.index, chunk, end: None });
+            let _ = self.answers.send(Answer { worker: self.index, chunk, spent, end: None });
         }
         self.sink.packet = u64::MAX;
         self.table.finish(&mut self.sink);
         let chunk = std::mem::take(&mut self.sink.found);
         let end = Some(self.table.counters().after_close);
-        let _ = self.answers.send(Answer { worker: self.index, chunk, end });
+        let _ = self.answers.send(Answer { worker: self.index, chunk, spent: Vec::new(), end });
     }
 }
 
@@ -252,11 +260,13 @@ impl FlowSink for ChunkSink {
 }
 
 /// Merges the workers' answers into one collector, chunk by chunk, in packet order.
-struct Merger<'o> {
+struct Merger<'c, 'o> {
     collector: Collector<'o>,
-    answers: Receiver<Answer>,
+    answers: Receiver<Answer<'c>>,
     /// Per worker, the chunks answered and not merged yet.
     pending: Vec<VecDeque<Chunk>>,
+    /// Emptied batch vectors, to be filled again.
+    spare: Vec<Segments<'c>>,
     /// Segments of closed connections, over the workers that have ended.
     after_close: u64,
     /// Chunks sent to the workers, and merged.
@@ -268,12 +278,13 @@ struct Merger<'o> {
     ids: HashMap<(usize, u64), u64, ahash::RandomState>,
 }
 
-impl<'o> Merger<'o> {
-    fn new(listed_connections: usize, observer: &'o mut dyn Observer, workers: usize, answers: Receiver<Answer>) -> Merger<'o> {
+impl<'c, 'o> Merger<'c, 'o> {
+    fn new(listed_connections: usize, observer: &'o mut dyn Observer, workers: usize, answers: Receiver<Answer<'c>>) -> Merger<'c, 'o> {
         Merger {
             collector: Collector::new(listed_connections, observer),
             answers,
             pending: (0..workers).map(|_| VecDeque::new()).collect(),
+            spare: Vec::new(),
             after_close: 0,
             sent: 0,
             merged: 0,
@@ -289,6 +300,9 @@ impl<'o> Merger<'o> {
             let answer = if wait { self.answers.recv().ok() } else { self.answers.try_recv().ok() };
             let Some(answer) = answer else { return false };
             self.pending[answer.worker].push_back(answer.chunk);
+            if answer.spent.capacity() > 0 {
+                self.spare.push(answer.spent);
+            }
             self.after_close += answer.end.unwrap_or(0);
         }
         let chunks: Vec<Chunk> = self.pending.iter_mut().filter_map(VecDeque::pop_front).collect();
@@ -307,20 +321,27 @@ impl<'o> Merger<'o> {
             self.last_id += 1;
             self.ids.insert((worker, id), self.last_id);
         }
-        let mut ended: Vec<(u64, ConnectionRecord)> = Vec::new();
-        for (worker, chunk) in chunks.into_iter().enumerate() {
-            for (packet, mut record) in chunk.ended {
-                let id = self.ids.remove(&(worker, record.id));
-                debug_assert!(id.is_some(), "a connection ends after it opened");
-                record.id = id.unwrap_or(record.id);
-                ended.push((packet, record));
+        // Each worker's records are in the order they ended; a packet belongs to one worker, so
+        // taking the record with the lowest packet index among the workers' next ones gives the
+        // order one thread sees. Records are moved, never sorted: they are a few hundred bytes.
+        let mut ended: Vec<_> = chunks.into_iter().map(|chunk| chunk.ended.into_iter().peekable()).collect();
+        let mut still_open = Vec::new();
+        loop {
+            let next = ended.iter_mut().enumerate().filter_map(|(worker, records)| records.peek().map(|(packet, _)| (*packet, worker))).min();
+            let Some((packet, worker)) = next else { break };
+            let Some((_, mut record)) = ended[worker].next() else { break };
+            let id = self.ids.remove(&(worker, record.id));
+            debug_assert!(id.is_some(), "a connection ends after it opened");
+            record.id = id.unwrap_or(record.id);
+            if packet == u64::MAX {
+                still_open.push(record);
+            } else {
+                self.collector.connection_ended(record);
             }
         }
-        // A packet belongs to one worker, so records ending on the same packet come from one worker
-        // and the stable sort keeps them in that worker's order. Those still open at the end (packet
-        // `u64::MAX`) go in the order they opened, as one thread finalises them.
-        ended.sort_by_key(|(packet, record)| (*packet, if *packet == u64::MAX { record.id } else { 0 }));
-        for (_, record) in ended {
+        // Those still open at the end go in the order they opened, as one thread finalises them.
+        still_open.sort_unstable_by_key(|record| record.id);
+        for record in still_open {
             self.collector.connection_ended(record);
         }
     }
