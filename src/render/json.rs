@@ -6,6 +6,10 @@ use std::io::Write;
 
 /// Writes the report as JSON followed by a newline.
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
-    writeln!(out)
+    // The serialiser makes a write per token (about 3 M for 10,000 connections): into a buffer of a
+    // type it knows they are inlined copies, through `dyn Write` each is a call.
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, out);
+    serde_json::to_writer_pretty(&mut buffered, report)?;
+    writeln!(buffered)?;
+    buffered.flush()
 }
