@@ -108,8 +108,9 @@ impl<'o> Pipeline<'o> {
 
     /// Feeds one captured frame.
     pub fn packet(&mut self, link: LinkType, raw: RawPacket<'_>) {
-        if let Some(seg) = self.intake.take(decode(link, raw.data, raw.orig_len, raw.ts)) {
-            self.table.process(&seg, &mut self.collector);
+        let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
+        if let Some(seg) = self.intake.take(&decoded) {
+            self.table.process(seg, &mut self.collector);
         }
     }
 
@@ -191,8 +192,8 @@ impl Intake {
         Intake { port, packets: PacketCounts::default(), other_ports: Vec::new() }
     }
 
-    /// Counts a decoded frame; returns it when it is a TCP segment for the flow table.
-    pub(crate) fn take<'a>(&mut self, decoded: Decoded<'a>) -> Option<Segment<'a>> {
+    /// Counts a decoded frame; returns its segment when it is one for the flow table.
+    pub(crate) fn take<'d, 'a>(&mut self, decoded: &'d Decoded<'a>) -> Option<&'d Segment<'a>> {
         self.packets.total += 1;
         match decoded {
             Decoded::Tcp(seg) => {
@@ -200,7 +201,7 @@ impl Intake {
                 if seg.truncated() {
                     self.packets.truncated += 1;
                 }
-                if !self.matches(&seg) {
+                if !self.matches(seg) {
                     self.note_other_port(seg.src.port().min(seg.dst.port()));
                     return None;
                 }

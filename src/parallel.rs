@@ -142,15 +142,16 @@ impl<'c, 'o> Walk<'c, 'o> {
         if self.next % CHUNK_PACKETS == 0 {
             self.unmerged.push_back(raw.data);
         }
-        if let Some(seg) = self.intake.take(decode(link, raw.data, raw.orig_len, raw.ts)) {
+        let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
+        if let Some(seg) = self.intake.take(&decoded) {
             if self.start_ts.is_none() {
                 self.start_ts = Some(seg.ts);
                 for batch in &mut self.batches {
                     batch.capture_start = Some(seg.ts);
                 }
             }
-            let worker = owner(&seg, self.work.len());
-            self.batches[worker].segments.push((self.next, seg));
+            let worker = owner(seg, self.work.len());
+            self.batches[worker].segments.push((self.next, seg.clone()));
         }
         self.next += 1;
         if self.next % CHUNK_PACKETS == 0 {
