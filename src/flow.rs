@@ -13,6 +13,7 @@ use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, R
 use crate::seq::SeqNumber;
 use crate::side::Side;
 use crate::tcp_state::{StateEvent, TcpState};
+use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
 use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
@@ -436,7 +437,7 @@ fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64
     };
     let encrypted = proto.protocol == Protocol::Tls;
     let tls = proto.tls.clone();
-    let requests: Vec<RequestRecord> = proto.exchanges.iter().map(RequestRecord::from).collect();
+    let requests: SmallVec<[RequestRecord; 1]> = proto.exchanges.iter().map(RequestRecord::from).collect();
     let h2_streams = proto.h2.as_ref().map(|h| h.streams);
     let request_count = if let Some(streams) = h2_streams {
         streams.max(proto.http_requests)

@@ -6,6 +6,7 @@
 
 pub mod verdict;
 
+use smallvec::SmallVec;
 use std::net::SocketAddr;
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
@@ -111,7 +112,9 @@ pub struct ConnectionRecord {
     /// HTTP/1.x requests; `null` when the traffic is encrypted (TLS) and cannot be counted.
     pub http_requests: Option<u32>,
     pub http_responses: Option<u32>,
-    pub requests: Vec<RequestRecord>,
+    /// Inline for a connection of one request (most, under load): a record then holds nothing on the
+    /// heap, which matters when it is made on one thread and dropped on another (`parallel`).
+    pub requests: SmallVec<[RequestRecord; 1]>,
     /// Requests the connection carried: HTTP/1 requests, h2c streams, the TLS exchange estimate, or
     /// request/response turns of an unknown protocol. What `reused` is judged on.
     pub exchanges: u32,
