@@ -228,7 +228,7 @@ impl<'c> Worker<'c> {
                 self.table.process(seg, &mut self.sink);
             }
             spent.clear();
-            let chunk = std::mem::take(&mut self.sink.found);
+            let chunk = self.sink.next_chunk();
             // The walk only hangs up when it is going down.
             let _ = self.answers.send(Answer { worker: self.index, chunk, spent, end: None });
         }
@@ -246,6 +246,15 @@ struct ChunkSink {
     /// Index of the packet being analysed (`u64::MAX` once the walk is over).
     packet: u64,
     found: Chunk,
+}
+
+impl ChunkSink {
+    /// Hands over what was found in this chunk; the next starts with room for as much, so that
+    /// records (a few hundred bytes each) are not copied again and again as the vectors grow.
+    fn next_chunk(&mut self) -> Chunk {
+        let room = Chunk { opened: Vec::with_capacity(self.found.opened.len()), ended: Vec::with_capacity(self.found.ended.len()) };
+        std::mem::replace(&mut self.found, room)
+    }
 }
 
 impl FlowSink for ChunkSink {
