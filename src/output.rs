@@ -74,8 +74,9 @@ pub struct Output {
 }
 
 impl Output {
-    /// Checks the arguments (a bad `--assert` is a usage error before any packet is read).
-    pub fn new(args: &OutputArgs, view: &ViewArgs) -> Result<Output, Error> {
+    /// Checks the arguments (a bad `--assert` is a usage error before any packet is read). `live`:
+    /// the packets come as they are captured, so streamed rows are flushed one by one.
+    pub fn new(args: &OutputArgs, view: &ViewArgs, live: bool) -> Result<Output, Error> {
         if args.format != Format::Table && (view.ladder || view.explain) {
             let flag = if view.ladder { "--ladder" } else { "--explain" };
             let format = args.format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
@@ -83,8 +84,8 @@ impl Output {
         }
         let assertions = args.assertions.iter().map(|e| assert::parse(e)).collect::<Result<Vec<_>, _>>()?;
         let stream = match args.format {
-            Format::Ndjson => Some(Stream::ndjson()),
-            Format::Csv => Some(Stream::csv()),
+            Format::Ndjson => Some(Stream::ndjson(live)),
+            Format::Csv => Some(Stream::csv(live)),
             Format::Table | Format::Json => None,
         };
         let recorder = if view.ladder {
@@ -103,12 +104,12 @@ impl Output {
     }
 
     /// Prints the report (or the ladder), the explanation and the SVG, then checks the assertions.
-    pub fn finish(self, report: &Report) -> Result<ExitCode, Error> {
+    pub fn finish(mut self, report: &Report) -> Result<ExitCode, Error> {
         let stdout = std::io::stdout();
         let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         // Buffered: stdout alone flushes at every newline, a syscall per line of a long JSON report.
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-        match (self.format, &self.stream) {
+        match (self.format, &mut self.stream) {
             (_, Some(stream)) => stream.finish(report, &mut out)?,
             (Format::Json, None) => render::json::write(report, &mut out)?,
             _ if self.view.ladder => {}

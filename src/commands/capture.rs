@@ -190,7 +190,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let interface = args.interface.clone().unwrap_or_else(|| capture::default_interface().to_string());
     let filter = super::effective_filter(args.filter.port, args.filter.bpf.as_deref());
     // Checked before anything starts: a bad --assert is a usage error.
-    let output = Output::new(&args.output, &ViewArgs::default())?;
+    let output = Output::new(&args.output, &ViewArgs::default(), true)?;
     let signals = StopSignals::install().map_err(|e| Error::Capture(format!("cannot handle Ctrl-C: {e}")))?;
 
     let mut source = LiveSource::open(&LiveOptions {
