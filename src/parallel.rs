@@ -5,10 +5,9 @@
 //! connection: a hash of the two endpoints, the same in both directions, picks it. Each worker has
 //! its own flow table. Segments travel in chunks of [`CHUNK_PACKETS`] packets; for each chunk a
 //! worker sends back the connections it opened and the records of those that ended, with the index
-//! of the packet that opened or ended them. The calling thread
-//! merges the workers' answers chunk by chunk in packet order: connections get the numbers a single
-//! thread gives them (in the order they opened), and their records reach the report and the
-//! observer in the order they ended.
+//! of the packet that opened or ended them. The calling thread merges the workers' answers chunk by
+//! chunk in packet order: connections get the numbers a single thread gives them (in the order they
+//! opened), and their records reach the report and the observer in the order they ended.
 //!
 //! What can differ from one thread: `--max-connections` is shared out equally between the workers,
 //! so a capture that fills the table evicts per worker; and tombstones of closed connections age by
@@ -83,8 +82,7 @@ fn owner(seg: &Segment<'_>, workers: usize) -> usize {
     ((hash >> 32) % workers as u64) as usize
 }
 
-/// What the walk sends a worker: its segments of one chunk, each with the index of its packet in
-/// the walk (or, last, `None`).
+/// What the walk sends a worker for one chunk (the channel carries `None` after the last).
 struct Batch<'c> {
     segments: Segments<'c>,
     /// Set, for every worker, on the chunk holding the capture's first analysed packet: relative
