@@ -27,6 +27,9 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 const CHUNK_PACKETS: u64 = 1024;
 /// Chunks the walk may run ahead of the slowest worker: bounds the memory held in flight.
 const CHUNKS_IN_FLIGHT: usize = 8;
+/// Records per batch of the connections still open at the end, sent one batch at a time: the end
+/// of a capture may leave a million connections open.
+const STILL_OPEN_BATCH: usize = 1024;
 /// Default number of workers at most.
 const MAX_DEFAULT_WORKERS: usize = 4;
 
@@ -48,14 +51,18 @@ pub fn analyze<'o>(
         let (answers, merged) = channel();
         let mut threads = Vec::with_capacity(workers);
         let mut work = Vec::with_capacity(workers);
+        let mut still_open = Vec::with_capacity(workers);
         for index in 0..workers {
             let (sender, receiver) = sync_channel(CHUNKS_IN_FLIGHT);
+            let (open_sender, open_receiver) = sync_channel(1);
             let worker = Worker::new(index, workers, options, answers.clone());
-            threads.push(scope.spawn(move || worker.run(&receiver)));
+            threads.push(scope.spawn(move || worker.run(&receiver, open_sender)));
             work.push(sender);
+            still_open.push(open_receiver);
         }
         drop(answers);
-        let mut walk = Walk::new(captures, options.port, work, Merger::new(options.listed_connections, observer, workers, merged));
+        let merger = Merger::new(options.listed_connections, observer, merged, still_open);
+        let mut walk = Walk::new(captures, options.port, work, merger);
         let outcome = captures.read_mapped(bpf, &mut |link, raw| {
             progress.packet(raw.data.len());
             walk.packet(link, raw);
@@ -110,7 +117,7 @@ struct Chunk {
     /// opened it, in packet order.
     opened: Vec<(u64, u64)>,
     /// Records of the connections that ended, with the index of the packet that ended them, in the
-    /// order they ended. After the last chunk, the connections still open, with index `u64::MAX`.
+    /// order they ended.
     ended: Vec<(u64, ConnectionRecord)>,
 }
 
@@ -185,9 +192,15 @@ impl<'c, 'o> Walk<'c, 'o> {
         for sender in &self.work {
             let _ = sender.send(None);
         }
-        // Each worker answers the end too, with the connections still open.
-        let answers = self.merger.sent + 1;
-        while self.merger.merged < answers {
+        let chunks = self.merger.sent;
+        while self.merger.merged < chunks {
+            if !self.merger.merge_next(true) {
+                return None;
+            }
+        }
+        self.merger.merge_still_open();
+        // Then each worker's last answer: its count of segments after a close.
+        while self.merger.merged < chunks + 1 {
             if !self.merger.merge_next(true) {
                 return None;
             }
@@ -215,7 +228,7 @@ impl<'c> Worker<'c> {
         }
     }
 
-    fn run(mut self, batches: &Receiver<Option<Batch<'c>>>) {
+    fn run(mut self, batches: &Receiver<Option<Batch<'c>>>, still_open: SyncSender<Vec<ConnectionRecord>>) {
         while let Ok(Some(batch)) = batches.recv() {
             if let Some(ts) = batch.capture_start {
                 self.table.set_capture_start(ts);
@@ -230,18 +243,45 @@ impl<'c> Worker<'c> {
             // The walk only hangs up when it is going down.
             let _ = self.answers.send(Answer { worker: self.index, chunk, spent, end: None });
         }
-        self.sink.packet = u64::MAX;
-        self.table.finish(&mut self.sink);
-        let chunk = std::mem::take(&mut self.sink.found);
+        let mut open = StillOpenSink { batch: Vec::with_capacity(STILL_OPEN_BATCH), sender: still_open };
+        self.table.finish(&mut open);
+        open.send();
+        drop(open);
         let end = Some(self.table.counters().after_close);
-        let _ = self.answers.send(Answer { worker: self.index, chunk, spent: Vec::new(), end });
+        let _ = self.answers.send(Answer { worker: self.index, chunk: Chunk::default(), spent: Vec::new(), end });
+    }
+}
+
+/// Sends the records of the connections still open at the end, in the order they opened, a batch
+/// at a time: the merge takes them in the order of their numbers across the workers.
+struct StillOpenSink {
+    batch: Vec<ConnectionRecord>,
+    sender: SyncSender<Vec<ConnectionRecord>>,
+}
+
+impl StillOpenSink {
+    fn send(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(STILL_OPEN_BATCH));
+            // The merge only hangs up when it is going down.
+            let _ = self.sender.send(batch);
+        }
+    }
+}
+
+impl FlowSink for StillOpenSink {
+    fn connection_ended(&mut self, record: ConnectionRecord) {
+        self.batch.push(record);
+        if self.batch.len() == STILL_OPEN_BATCH {
+            self.send();
+        }
     }
 }
 
 /// Collects what a worker's flow table reports into the current chunk.
 #[derive(Default)]
 struct ChunkSink {
-    /// Index of the packet being analysed (`u64::MAX` once the walk is over).
+    /// Index of the packet being analysed.
     packet: u64,
     found: Chunk,
 }
@@ -271,6 +311,8 @@ impl FlowSink for ChunkSink {
 struct Merger<'c, 'o> {
     collector: Collector<'o>,
     answers: Receiver<Answer<'c>>,
+    /// Per worker, the records of its connections still open at the end, in batches.
+    still_open: Vec<Receiver<Vec<ConnectionRecord>>>,
     /// Per worker, the chunks answered and not merged yet.
     pending: Vec<VecDeque<Chunk>>,
     /// Emptied batch vectors, to be filled again.
@@ -287,11 +329,12 @@ struct Merger<'c, 'o> {
 }
 
 impl<'c, 'o> Merger<'c, 'o> {
-    fn new(listed_connections: usize, observer: &'o mut dyn Observer, workers: usize, answers: Receiver<Answer<'c>>) -> Merger<'c, 'o> {
+    fn new(listed_connections: usize, observer: &'o mut dyn Observer, answers: Receiver<Answer<'c>>, still_open: Vec<Receiver<Vec<ConnectionRecord>>>) -> Merger<'c, 'o> {
         Merger {
             collector: Collector::new(listed_connections, observer),
             answers,
-            pending: (0..workers).map(|_| VecDeque::new()).collect(),
+            pending: still_open.iter().map(|_| VecDeque::new()).collect(),
+            still_open,
             spare: Vec::new(),
             after_close: 0,
             sent: 0,
@@ -333,24 +376,47 @@ impl<'c, 'o> Merger<'c, 'o> {
         // taking the record with the lowest packet index among the workers' next ones gives the
         // order one thread sees. Records are moved, never sorted: they are a few hundred bytes.
         let mut ended: Vec<_> = chunks.into_iter().map(|chunk| chunk.ended.into_iter().peekable()).collect();
-        let mut still_open = Vec::new();
         loop {
             let next = ended.iter_mut().enumerate().filter_map(|(worker, records)| records.peek().map(|(packet, _)| (*packet, worker))).min();
-            let Some((packet, worker)) = next else { break };
-            let Some((_, mut record)) = ended[worker].next() else { break };
-            let id = self.ids.remove(&(worker, record.id));
-            debug_assert!(id.is_some(), "a connection ends after it opened");
-            record.id = id.unwrap_or(record.id);
-            if packet == u64::MAX {
-                still_open.push(record);
-            } else {
+            let Some((_, worker)) = next else { break };
+            let Some((_, record)) = ended[worker].next() else { break };
+            let record = self.renumbered(worker, record);
+            self.collector.connection_ended(record);
+        }
+    }
+
+    /// The records of the connections still open at the end, in the order they opened (as one
+    /// thread finalises them): each worker sends its own in that order, a batch at a time, and the
+    /// merge takes the lowest number among the workers' next ones.
+    fn merge_still_open(&mut self) {
+        let workers = self.still_open.len();
+        let mut queues: Vec<std::iter::Peekable<std::vec::IntoIter<ConnectionRecord>>> = (0..workers).map(|_| Vec::new().into_iter().peekable()).collect();
+        let mut sending = vec![true; workers];
+        loop {
+            for worker in 0..workers {
+                while sending[worker] && queues[worker].peek().is_none() {
+                    match self.still_open[worker].recv() {
+                        Ok(batch) => {
+                            let batch: Vec<ConnectionRecord> = batch.into_iter().map(|record| self.renumbered(worker, record)).collect();
+                            queues[worker] = batch.into_iter().peekable();
+                        }
+                        Err(_) => sending[worker] = false,
+                    }
+                }
+            }
+            let next = queues.iter_mut().enumerate().filter_map(|(worker, records)| records.peek().map(|r| (r.id, worker))).min();
+            let Some((_, worker)) = next else { break };
+            if let Some(record) = queues[worker].next() {
                 self.collector.connection_ended(record);
             }
         }
-        // Those still open at the end go in the order they opened, as one thread finalises them.
-        still_open.sort_unstable_by_key(|record| record.id);
-        for record in still_open {
-            self.collector.connection_ended(record);
-        }
+    }
+
+    /// The record with the number the connection has over all workers instead of its worker's.
+    fn renumbered(&mut self, worker: usize, mut record: ConnectionRecord) -> ConnectionRecord {
+        let id = self.ids.remove(&(worker, record.id));
+        debug_assert!(id.is_some(), "a connection ends after it opened");
+        record.id = id.unwrap_or(record.id);
+        record
     }
 }

@@ -88,6 +88,21 @@ fn hostile_captures_report_the_same_on_any_number_of_threads() {
 }
 
 #[test]
+fn connections_still_open_at_the_end_come_in_the_order_they_opened() {
+    // 5,000 half-open connections, all still open at the end: each worker hands them over in
+    // batches, merged by number.
+    let flood = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hostile/syn-flood-5000.pcap");
+    let lines = same_on_any_threads(&[flood], &["--format", "ndjson"]);
+    let ids: Vec<u64> = lines
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON line"))
+        .filter(|line| line["type"] == "connection")
+        .map(|line| line["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, (1..=5000).collect::<Vec<u64>>());
+}
+
+#[test]
 fn a_damaged_file_warns_and_reports_the_same_on_any_number_of_threads() {
     // The concurrent capture cut in the middle of a record.
     let whole = std::fs::read(fixtures_dir().join("concurrent-curls.pcap")).expect("fixture");
