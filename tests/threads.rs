@@ -103,6 +103,39 @@ fn connections_still_open_at_the_end_come_in_the_order_they_opened() {
 }
 
 #[test]
+fn garbled_captures_report_the_same_on_any_number_of_threads() {
+    // Every fixture with bytes overwritten at random (fixed seed): frames that do not decode, cut
+    // headers, odd flags, bogus record lengths. The merge must not care what the packets are.
+    let dir = std::env::temp_dir().join(format!("connscope-garbled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    };
+    for fixture in all_expectations() {
+        let whole = std::fs::read(&fixture.pcap).expect("fixture");
+        for copy in 0..3 {
+            let mut garbled = whole.clone();
+            for _ in 0..1 + next(40) {
+                let at = 24 + next(garbled.len() - 24);
+                garbled[at] = next(256) as u8;
+            }
+            let path = dir.join(format!("{}-{copy}.pcap", fixture.name));
+            std::fs::write(&path, &garbled).expect("write garbled capture");
+            let one = Command::new(bin()).arg("analyze").arg(&path).args(["--format", "json", "--threads", "1"]).output().expect("run");
+            let three = Command::new(bin()).arg("analyze").arg(&path).args(["--format", "json", "--threads", "3"]).output().expect("run");
+            assert_eq!(one.status.code(), three.status.code(), "{}: exit status", path.display());
+            assert!(one.status.code().is_some_and(|c| c == 0 || c == 2), "{}: {:?}", path.display(), one.status);
+            assert!(one.stdout == three.stdout, "{}: --threads 3 differs from --threads 1", path.display());
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_damaged_file_warns_and_reports_the_same_on_any_number_of_threads() {
     // The concurrent capture cut in the middle of a record.
     let whole = std::fs::read(fixtures_dir().join("concurrent-curls.pcap")).expect("fixture");
