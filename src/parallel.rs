@@ -74,8 +74,7 @@ pub fn analyze<'o>(
                 std::panic::resume_unwind(panic);
             }
         }
-        let finished = merged.unwrap_or_else(|| unreachable!("workers that do not panic answer every chunk"));
-        (finished, outcome)
+        (merged, outcome)
     })
 }
 
@@ -186,27 +185,20 @@ impl<'c, 'o> Walk<'c, 'o> {
         }
     }
 
-    /// Sends the last chunk and the end, then merges everything; `None` when a worker died.
-    fn finish(mut self) -> Option<Finished<'o>> {
+    /// Sends the last chunk and the end, then merges everything. A worker that died (a panic,
+    /// which the caller passes on when it joins the threads) stops the merge where it is.
+    fn finish(mut self) -> Finished<'o> {
         self.send_chunk();
         for sender in &self.work {
             let _ = sender.send(None);
         }
         let chunks = self.merger.sent;
-        while self.merger.merged < chunks {
-            if !self.merger.merge_next(true) {
-                return None;
-            }
-        }
+        while self.merger.merged < chunks && self.merger.merge_next(true) {}
         self.merger.merge_still_open();
         // Then each worker's last answer: its count of segments after a close.
-        while self.merger.merged < chunks + 1 {
-            if !self.merger.merge_next(true) {
-                return None;
-            }
-        }
+        while self.merger.merged < chunks + 1 && self.merger.merge_next(true) {}
         self.intake.packets.after_close = self.merger.after_close;
-        Some(Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts })
+        Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts }
     }
 }
 
@@ -345,7 +337,7 @@ impl<'c, 'o> Merger<'c, 'o> {
     }
 
     /// Merges the next chunk once every worker has answered it, waiting for answers when `wait`.
-    /// False when it is not answered yet (or, waiting, when a worker died).
+    /// False when it is not answered yet (or, waiting, when every worker has hung up).
     fn merge_next(&mut self, wait: bool) -> bool {
         while self.pending.iter().any(VecDeque::is_empty) {
             let answer = if wait { self.answers.recv().ok() } else { self.answers.try_recv().ok() };
