@@ -33,26 +33,11 @@ impl FileProgress {
 
     /// One packet of `captured` bytes was read.
     pub fn packet(&mut self, captured: usize) {
-        if self.bar.is_none() {
-            return;
-        }
+        let Some(bar) = &self.bar else { return };
         // 16 bytes of record header in pcap; an estimate for pcapng, close enough for a bar.
         self.bytes += captured as u64 + 16;
         self.packets += 1;
         if self.packets % PACKETS_PER_TICK == 0 {
-            self.draw();
-        }
-    }
-
-    /// `packets` packets of `bytes` bytes (record headers included) were read.
-    pub fn advance(&mut self, packets: u64, bytes: u64) {
-        self.bytes += bytes;
-        self.packets += packets;
-        self.draw();
-    }
-
-    fn draw(&self) {
-        if let Some(bar) = &self.bar {
             bar.set_position(self.bytes);
             bar.set_message(format!("{} packets", self.packets));
         }
