@@ -368,11 +368,9 @@ impl<'c, 'o> Merger<'c, 'o> {
         // taking the record with the lowest packet index among the workers' next ones gives the
         // order one thread sees. Records are moved, never sorted: they are a few hundred bytes.
         let mut ended: Vec<_> = chunks.into_iter().map(|chunk| chunk.ended.into_iter().peekable()).collect();
-        loop {
-            let next = ended.iter_mut().enumerate().filter_map(|(worker, records)| records.peek().map(|(packet, _)| (*packet, worker))).min();
-            let Some((_, worker)) = next else { break };
-            let Some((_, record)) = ended[worker].next() else { break };
-            let record = self.renumbered(worker, record);
+        while let Some(worker) = lowest(&mut ended, |(packet, _)| *packet) {
+            let Some((_, mut record)) = ended[worker].next() else { break };
+            self.renumber(worker, &mut record);
             self.collector.connection_ended(record);
         }
     }
@@ -382,33 +380,40 @@ impl<'c, 'o> Merger<'c, 'o> {
     /// merge takes the lowest number among the workers' next ones.
     fn merge_still_open(&mut self) {
         let workers = self.still_open.len();
-        let mut queues: Vec<std::iter::Peekable<std::vec::IntoIter<ConnectionRecord>>> = (0..workers).map(|_| Vec::new().into_iter().peekable()).collect();
+        let mut queues: Vec<Queue<ConnectionRecord>> = (0..workers).map(|_| Vec::new().into_iter().peekable()).collect();
         let mut sending = vec![true; workers];
         loop {
             for worker in 0..workers {
                 while sending[worker] && queues[worker].peek().is_none() {
                     match self.still_open[worker].recv() {
-                        Ok(batch) => {
-                            let batch: Vec<ConnectionRecord> = batch.into_iter().map(|record| self.renumbered(worker, record)).collect();
+                        Ok(mut batch) => {
+                            batch.iter_mut().for_each(|record| self.renumber(worker, record));
                             queues[worker] = batch.into_iter().peekable();
                         }
                         Err(_) => sending[worker] = false,
                     }
                 }
             }
-            let next = queues.iter_mut().enumerate().filter_map(|(worker, records)| records.peek().map(|r| (r.id, worker))).min();
-            let Some((_, worker)) = next else { break };
+            let Some(worker) = lowest(&mut queues, |record| record.id) else { break };
             if let Some(record) = queues[worker].next() {
                 self.collector.connection_ended(record);
             }
         }
     }
 
-    /// The record with the number the connection has over all workers instead of its worker's.
-    fn renumbered(&mut self, worker: usize, mut record: ConnectionRecord) -> ConnectionRecord {
+    /// Gives the record the number its connection has over all workers instead of its worker's.
+    fn renumber(&mut self, worker: usize, record: &mut ConnectionRecord) {
         let id = self.ids.remove(&(worker, record.id));
         debug_assert!(id.is_some(), "a connection ends after it opened");
         record.id = id.unwrap_or(record.id);
-        record
     }
+}
+
+/// One worker's records waiting to be merged.
+type Queue<T> = std::iter::Peekable<std::vec::IntoIter<T>>;
+
+/// The worker whose next record has the lowest `key` (no two workers' records share one), if any
+/// record is left.
+fn lowest<T, K: Ord>(queues: &mut [Queue<T>], key: impl Fn(&T) -> K) -> Option<usize> {
+    queues.iter_mut().enumerate().filter_map(|(worker, records)| records.peek().map(|record| (key(record), worker))).min().map(|(_, worker)| worker)
 }
