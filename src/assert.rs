@@ -27,8 +27,7 @@ pub enum Op {
 
 impl Op {
     /// Every operator with its spelling, two-character ones first so `<=` is not read as `<`.
-    const ALL: [(&'static str, Op); 6] =
-        [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)];
+    const ALL: [(&'static str, Op); 6] = [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)];
 
     fn holds(self, left: f64, right: f64) -> bool {
         match self {

@@ -110,7 +110,10 @@ impl LiveSource {
         let dlt = cap.get_datalink();
         let link_name = dlt.get_name().unwrap_or_else(|_| format!("DLT {}", dlt.0));
         let link = LinkType::from_dlt(dlt.0).ok_or_else(|| {
-            Error::Capture(format!("{name}: link type {link_name} (DLT {}) is not supported; capture on the loopback, an Ethernet device or `any`", dlt.0))
+            Error::Capture(format!(
+                "{name}: link type {link_name} (DLT {}) is not supported; capture on the loopback, an Ethernet device or `any`",
+                dlt.0
+            ))
         })?;
         if let Some(filter) = &options.filter {
             cap.filter(filter, true).map_err(|e| Error::Filter { filter: filter.clone(), reason: pcap_message(&e) })?;
@@ -196,9 +199,12 @@ impl LiveSource {
     /// holds) and the drop counters as libpcap gives them: a loss is over-stated, never hidden.
     pub fn stats(&mut self) -> Result<LiveStats, Error> {
         let s = self.cap.stats().map_err(|e| Error::Capture(format!("reading capture statistics: {}", pcap_message(&e))))?;
-        Ok(LiveStats { received: u64::from(s.received), dropped_by_kernel: u64::from(s.dropped), dropped_by_interface: u64::from(s.if_dropped) })
+        Ok(LiveStats {
+            received: u64::from(s.received),
+            dropped_by_kernel: u64::from(s.dropped),
+            dropped_by_interface: u64::from(s.if_dropped),
+        })
     }
-
 }
 
 /// Parses a duration: `30s`, `500ms`, `2m`, `1h` or plain seconds (`1.5`).

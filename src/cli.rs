@@ -1,8 +1,8 @@
 //! Command-line interface (clap derive). The binary is thin glue over the library.
 
 use crate::commands::analyze::AnalyzeArgs;
-use crate::commands::sockets::SocketsArgs;
 use crate::commands::capture::CaptureArgs;
+use crate::commands::sockets::SocketsArgs;
 use clap::{Args, Parser, Subcommand};
 
 /// Are my HTTP connections being reused, and who is closing them?
@@ -46,4 +46,3 @@ pub struct FilterArgs {
     #[arg(long, default_value_t = crate::analyze::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
 }
-

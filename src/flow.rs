@@ -14,8 +14,8 @@ use crate::seq::SeqNumber;
 use crate::side::Side;
 use crate::tcp_state::{StateEvent, TcpState};
 use smallvec::SmallVec;
-use std::collections::{HashMap, VecDeque};
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 /// A segment counts as a keep-alive probe only after this much silence on the connection (seconds).
@@ -418,7 +418,13 @@ impl FlowTable {
 }
 
 /// Turns a finished connection into its record and hands it to the sink.
-fn finalise(mut conn: Box<Connection>, end: EndReason, capture_start: Option<f64>, events: &mut Vec<ProtocolEvent>, sink: &mut dyn FlowSink) {
+fn finalise(
+    mut conn: Box<Connection>,
+    end: EndReason,
+    capture_start: Option<f64>,
+    events: &mut Vec<ProtocolEvent>,
+    sink: &mut dyn FlowSink,
+) {
     let start = capture_start.unwrap_or(conn.first_ts);
     events.clear();
     let proto = conn.watcher.finish(events);
@@ -701,10 +707,7 @@ fn is_keepalive_probe(conn: &Connection, seg: &Segment<'_>, side: Side, idle: f6
     let sender = conn.end(side);
     let receiver = conn.end(side.peer());
     let Some(next) = sender.next_seq else { return false };
-    sender.fin_seq.is_none()
-        && seg.seq == next.wrapping_sub(1)
-        && receiver.acked == Some(next)
-        && receiver.window > 0
+    sender.fin_seq.is_none() && seg.seq == next.wrapping_sub(1) && receiver.acked == Some(next) && receiver.window > 0
 }
 
 /// RFC 5961-style check: an RST closes the connection only if its sequence number is where the
@@ -834,7 +837,11 @@ mod tests {
     fn test_new_syn_with_new_isn_on_same_tuple_starts_a_new_connection() {
         let mut segs = opened();
         segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
-        segs.extend(opened().into_iter().map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)));
+        segs.extend(
+            opened()
+                .into_iter()
+                .map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)),
+        );
         let r = run(&segs);
         assert_eq!(r.0.len(), 2);
         assert_eq!(r.0[1].handshake, Handshake::Complete);

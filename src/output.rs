@@ -97,7 +97,9 @@ impl Output {
         };
         // Created now, so a path that cannot be written is an error before any packet is read.
         let svg_file = match &view.svg {
-            Some(path) => Some(std::fs::File::create(path).map_err(|e| Error::Create { path: path.display().to_string(), reason: e.to_string() })?),
+            Some(path) => {
+                Some(std::fs::File::create(path).map_err(|e| Error::Create { path: path.display().to_string(), reason: e.to_string() })?)
+            }
             None => None,
         };
         Ok(Output { format: args.format, assertions, view: view.clone(), stream, recorder, svg_file })

@@ -321,7 +321,12 @@ struct Merger<'c, 'o> {
 }
 
 impl<'c, 'o> Merger<'c, 'o> {
-    fn new(listed_connections: usize, observer: &'o mut dyn Observer, answers: Receiver<Answer<'c>>, still_open: Vec<Receiver<Vec<ConnectionRecord>>>) -> Merger<'c, 'o> {
+    fn new(
+        listed_connections: usize,
+        observer: &'o mut dyn Observer,
+        answers: Receiver<Answer<'c>>,
+        still_open: Vec<Receiver<Vec<ConnectionRecord>>>,
+    ) -> Merger<'c, 'o> {
         Merger {
             collector: Collector::new(listed_connections, observer),
             answers,
@@ -357,8 +362,11 @@ impl<'c, 'o> Merger<'c, 'o> {
     /// Numbers the connections opened in this chunk in packet order, then hands the ended ones to
     /// the collector in the order they ended.
     fn merge(&mut self, chunks: Vec<Chunk>) {
-        let mut opened: Vec<(u64, usize, u64)> =
-            chunks.iter().enumerate().flat_map(|(worker, chunk)| chunk.opened.iter().map(move |&(packet, id)| (packet, worker, id))).collect();
+        let mut opened: Vec<(u64, usize, u64)> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(worker, chunk)| chunk.opened.iter().map(move |&(packet, id)| (packet, worker, id)))
+            .collect();
         opened.sort_unstable_by_key(|&(packet, _, _)| packet);
         for (_, worker, id) in opened {
             self.last_id += 1;
@@ -415,5 +423,10 @@ type Queue<T> = std::iter::Peekable<std::vec::IntoIter<T>>;
 /// The worker whose next record has the lowest `key` (no two workers' records share one), if any
 /// record is left.
 fn lowest<T, K: Ord>(queues: &mut [Queue<T>], key: impl Fn(&T) -> K) -> Option<usize> {
-    queues.iter_mut().enumerate().filter_map(|(worker, records)| records.peek().map(|record| (key(record), worker))).min().map(|(_, worker)| worker)
+    queues
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(worker, records)| records.peek().map(|record| (key(record), worker)))
+        .min()
+        .map(|(_, worker)| worker)
 }

@@ -163,15 +163,8 @@ mod tests {
     fn a_failed_write_stops_the_file_at_its_last_whole_record() {
         // /dev/full accepts the header's open but fails every write with ENOSPC.
         let Ok(file) = std::fs::OpenOptions::new().write(true).open("/dev/full") else { return };
-        let mut savefile = Savefile {
-            file,
-            path: "/dev/full".into(),
-            buffer: Vec::new(),
-            record_ends: Vec::new(),
-            saved: 0,
-            length: 24,
-            failure: None,
-        };
+        let mut savefile =
+            Savefile { file, path: "/dev/full".into(), buffer: Vec::new(), record_ends: Vec::new(), saved: 0, length: 24, failure: None };
         savefile.write(1, 0, &[0; 10], 10);
         savefile.flush();
         let failure = savefile.failure().expect("the write failed").to_string();

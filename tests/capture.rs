@@ -169,7 +169,27 @@ fn capture_names_the_processes_behind_each_connection() {
     // The server answers /slow after half a second: the connections live long enough for the
     // resolver to find both sockets' owners.
     let (one, two) = (server.url("slow/1"), server.url("slow/2"));
-    let args = ["capture", "--port", &port, "-q", "--format", "json", "--linger", "500ms", "--", "curl", "-s", "--max-time", "5", "-o", "/dev/null", &one, "-o", "/dev/null", &two];
+    let args = [
+        "capture",
+        "--port",
+        &port,
+        "-q",
+        "--format",
+        "json",
+        "--linger",
+        "500ms",
+        "--",
+        "curl",
+        "-s",
+        "--max-time",
+        "5",
+        "-o",
+        "/dev/null",
+        &one,
+        "-o",
+        "/dev/null",
+        &two,
+    ];
     let mut child = Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run connscope");
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
@@ -236,7 +256,6 @@ fn capture_streams_ndjson_rows_as_connections_end() {
     assert_eq!(summary["capture"]["kernel_agreement"]["compared"], 2, "{}", summary["capture"]);
 }
 
-
 #[test]
 fn capture_end_states_agree_with_the_kernel() {
     if !can_capture("capture_end_states_agree_with_the_kernel") {
@@ -244,7 +263,8 @@ fn capture_end_states_agree_with_the_kernel() {
     }
     let closing = Program::start(&mut Command::new(go_program("httpserver")));
     let leaking = Program::start(&mut Command::new(go_program("httpserver")));
-    let closewait = Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
+    let closewait =
+        Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
     let ports = [closing.port(), leaking.port(), closewait.port()];
     let filter = ports.map(|p| format!("tcp port {p}")).join(" or ");
     let capture = Capture::start(BIN, &["capture", "-f", &filter, "--format", "json", "--duration", "60s"]);
@@ -261,7 +281,12 @@ fn capture_end_states_agree_with_the_kernel() {
 
     // 1. A client that closes first: TIME_WAIT on its side, nothing left on the server's.
     let url = |port: u16| format!("http://127.0.0.1:{port}/hello");
-    let mut close_first = Command::new(go_program("httpclient")).args([&url(closing.port()), "3", "close"]).stdin(Stdio::null()).stdout(Stdio::null()).spawn().expect("run httpclient");
+    let mut close_first = Command::new(go_program("httpclient"))
+        .args([&url(closing.port()), "3", "close"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run httpclient");
     assert!(wait_bounded(&mut close_first, Duration::from_secs(15), "httpclient close").success());
     // 2. A client that leaks its connections and outlives the capture: ESTABLISHED on both sides.
     let leaker = Program::start(Command::new(go_program("httpclient")).args([&url(leaking.port()), "2", "leak"]));
@@ -281,7 +306,11 @@ fn capture_end_states_agree_with_the_kernel() {
     let closed = connections_on(&report, closing.port());
     assert!(closed.len() >= 3, "{}", report["connections"]);
     for c in closed {
-        assert_eq!((&c["fin_first"], &c["client_state"], &c["kernel_client_state"]), (&json("\"client\""), &json("\"TIME_WAIT\""), &json("\"TIME_WAIT\"")), "{c}");
+        assert_eq!(
+            (&c["fin_first"], &c["client_state"], &c["kernel_client_state"]),
+            (&json("\"client\""), &json("\"TIME_WAIT\""), &json("\"TIME_WAIT\"")),
+            "{c}"
+        );
         assert_eq!((&c["server_state"], &c["kernel_server_state"]), (&json("\"CLOSED\""), &Value::Null), "{c}");
     }
     let leaked = connections_on(&report, leaking.port());
@@ -290,15 +319,27 @@ fn capture_end_states_agree_with_the_kernel() {
         for key in ["client_state", "kernel_client_state", "server_state", "kernel_server_state"] {
             assert_eq!(c[key], "ESTABLISHED", "{key}: {c}");
         }
-        assert_eq!((&c["client_process"]["command"], &c["client_process"]["pid"]), (&json("\"httpclient\""), &json(&leaker.pid().to_string())), "{c}");
-        assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"httpserver\""), &json(&leaking.pid().to_string())), "{c}");
+        assert_eq!(
+            (&c["client_process"]["command"], &c["client_process"]["pid"]),
+            (&json("\"httpclient\""), &json(&leaker.pid().to_string())),
+            "{c}"
+        );
+        assert_eq!(
+            (&c["server_process"]["command"], &c["server_process"]["pid"]),
+            (&json("\"httpserver\""), &json(&leaking.pid().to_string())),
+            "{c}"
+        );
     }
     let half_closed = connections_on(&report, closewait.port());
     assert_eq!(half_closed.len(), 1, "{}", report["connections"]);
     let c = half_closed[0];
     assert_eq!((&c["client_state"], &c["kernel_client_state"]), (&json("\"FIN_WAIT_2\""), &json("\"FIN_WAIT_2\"")), "{c}");
     assert_eq!((&c["server_state"], &c["kernel_server_state"]), (&json("\"CLOSE_WAIT\""), &json("\"CLOSE_WAIT\"")), "{c}");
-    assert_eq!((&c["server_process"]["command"], &c["server_process"]["pid"]), (&json("\"python3\""), &json(&closewait.pid().to_string())), "{c}");
+    assert_eq!(
+        (&c["server_process"]["command"], &c["server_process"]["pid"]),
+        (&json("\"python3\""), &json(&closewait.pid().to_string())),
+        "{c}"
+    );
 
     let agreement = &report["capture"]["kernel_agreement"];
     assert_eq!(agreement["disagree"], 0, "{agreement}");

@@ -113,7 +113,23 @@ fn interface_removed_mid_capture_ends_it_cleanly() {
     run_ok("ip", &["-n", &there, "link", "set", "cs-peer0", "up"]);
 
     let file = scratch("gone.pcap");
-    let args = ["netns", "exec", &here, BIN, "capture", "-i", "cs-test0", "--port", "18099", "--format", "json", "-w", file.to_str().expect("UTF-8"), "--duration", "60s"];
+    let args = [
+        "netns",
+        "exec",
+        &here,
+        BIN,
+        "capture",
+        "-i",
+        "cs-test0",
+        "--port",
+        "18099",
+        "--format",
+        "json",
+        "-w",
+        file.to_str().expect("UTF-8"),
+        "--duration",
+        "60s",
+    ];
     let capture = Capture::start("ip", &args);
     capture.wait_capturing(Some(&here));
     // Three connection attempts to a closed port: a SYN and a RST each.
@@ -167,8 +183,29 @@ fn disk_full_stops_the_saving_not_the_capture() {
     let file = disk.0.join("capture.pcap");
     let port = server.port.to_string();
     let (big, small) = (server.url("big"), server.url("small"));
-    let args = ["capture", "--port", &port, "-q", "--format", "json", "-w", file.to_str().expect("UTF-8"), "--linger", "500ms",
-        "--", "curl", "-s", "--max-time", "10", "-o", "/dev/null", &big, "-o", "/dev/null", &small];
+    let args = [
+        "capture",
+        "--port",
+        &port,
+        "-q",
+        "--format",
+        "json",
+        "-w",
+        file.to_str().expect("UTF-8"),
+        "--linger",
+        "500ms",
+        "--",
+        "curl",
+        "-s",
+        "--max-time",
+        "10",
+        "-o",
+        "/dev/null",
+        &big,
+        "-o",
+        "/dev/null",
+        &small,
+    ];
     let finished = Capture::start(BIN, &args).finish(Duration::from_secs(30));
     assert!(finished.status.success(), "connscope failed ({}): {}", finished.status, finished.stderr);
 
@@ -177,7 +214,11 @@ fn disk_full_stops_the_saving_not_the_capture() {
     assert_eq!(capture["command_exit_status"], 0, "{capture}");
     // The analysis covers everything captured: both requests, both connections closed.
     let summary = &finished.report["summary"];
-    assert_eq!((&summary["connections"], &summary["http_requests"], &summary["fin_first"]["server"]), (&Value::from(2), &Value::from(2), &Value::from(2)), "{summary}");
+    assert_eq!(
+        (&summary["connections"], &summary["http_requests"], &summary["fin_first"]["server"]),
+        (&Value::from(2), &Value::from(2), &Value::from(2)),
+        "{summary}"
+    );
     assert_eq!(capture["received"], finished.report["packets"]["total"]);
 
     let error = capture["save_error"].as_str().unwrap_or_else(|| panic!("no save_error: {capture}"));
@@ -185,7 +226,11 @@ fn disk_full_stops_the_saving_not_the_capture() {
     assert!(error.starts_with(&prefix), "{error}");
     let warnings: Vec<&str> = finished.stderr.lines().filter(|l| l.contains("warning")).collect();
     assert_eq!(warnings.len(), 1, "{}", finished.stderr);
-    assert!(warnings[0].starts_with(&format!("connscope: warning: {prefix}")) && warnings[0].ends_with("capturing goes on"), "{}", warnings[0]);
+    assert!(
+        warnings[0].starts_with(&format!("connscope: warning: {prefix}")) && warnings[0].ends_with("capturing goes on"),
+        "{}",
+        warnings[0]
+    );
 
     let saved = capture["saved_packets"].as_u64().expect("saved_packets");
     let received = capture["received"].as_u64().expect("received");
@@ -202,7 +247,10 @@ fn disk_full_stops_the_saving_not_the_capture() {
 fn signal_before_any_packet(signal: libc::c_int, ended_by: &str) {
     let file = scratch(&format!("early-{signal}.pcap"));
     let port = free_port().to_string();
-    let capture = Capture::start(BIN, &["capture", "--port", &port, "-q", "--format", "json", "-w", file.to_str().expect("UTF-8"), "--duration", "60s"]);
+    let capture = Capture::start(
+        BIN,
+        &["capture", "--port", &port, "-q", "--format", "json", "-w", file.to_str().expect("UTF-8"), "--duration", "60s"],
+    );
     capture.wait_capturing(None);
     capture.signal(signal);
     let finished = capture.finish(Duration::from_secs(5));
@@ -241,7 +289,24 @@ fn signal_while_the_command_runs(signal: libc::c_int, ended_by: &str) {
     let file = scratch(&format!("middle-{signal}.pcap"));
     let port = server.port.to_string();
     let script = format!("curl -s --max-time 5 -o /dev/null {}; exec sleep 30", server.url("one"));
-    let capture = Capture::start(BIN, &["capture", "--port", &port, "--format", "json", "-w", file.to_str().expect("UTF-8"), "--linger", "300ms", "--", "sh", "-c", &script]);
+    let capture = Capture::start(
+        BIN,
+        &[
+            "capture",
+            "--port",
+            &port,
+            "--format",
+            "json",
+            "-w",
+            file.to_str().expect("UTF-8"),
+            "--linger",
+            "300ms",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
     capture.wait_lines(" closed: ", 1, Duration::from_secs(10));
     capture.signal(signal);
     let finished = capture.finish(Duration::from_secs(5));
@@ -274,7 +339,28 @@ fn signal_during_the_linger(signal: libc::c_int, ended_by: &str) {
     let file = scratch(&format!("linger-{signal}.pcap"));
     let port = server.port.to_string();
     let url = server.url("one");
-    let capture = Capture::start(BIN, &["capture", "--port", &port, "--format", "json", "-w", file.to_str().expect("UTF-8"), "--linger", "10s", "--", "curl", "-s", "--max-time", "5", "-o", "/dev/null", &url]);
+    let capture = Capture::start(
+        BIN,
+        &[
+            "capture",
+            "--port",
+            &port,
+            "--format",
+            "json",
+            "-w",
+            file.to_str().expect("UTF-8"),
+            "--linger",
+            "10s",
+            "--",
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            &url,
+        ],
+    );
     capture.wait_lines(" closed: ", 1, Duration::from_secs(10));
     // curl exits right after its connection closed; give connscope time to notice.
     thread::sleep(Duration::from_millis(500));
@@ -313,7 +399,22 @@ fn second_sigint_ends_at_once_and_kills_the_command() {
     let file = scratch("second-sigint.pcap");
     let port = free_port().to_string();
     // The command ignores the SIGTERM the first SIGINT sends it; the linger would last 10 s.
-    let args = ["capture", "--port", &port, "-q", "--format", "json", "-w", file.to_str().expect("UTF-8"), "--linger", "10s", "--", "sh", "-c", "trap '' TERM; exec sleep 30"];
+    let args = [
+        "capture",
+        "--port",
+        &port,
+        "-q",
+        "--format",
+        "json",
+        "-w",
+        file.to_str().expect("UTF-8"),
+        "--linger",
+        "10s",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; exec sleep 30",
+    ];
     let mut capture = Capture::start(BIN, &args);
     capture.wait_capturing(None);
     // Let the command start (its SIGTERM disposition set) before the first signal.

@@ -82,7 +82,8 @@ fn mixed_link_types_on_standard_input_are_a_clear_error() {
 #[test]
 fn bpf_filter_selects_packets_before_analysis() {
     // Only SYNs: 3 connections seen from their SYNs alone, nothing else.
-    let report = analyze(&[&fixture("python-http-server-curl.pcap"), "-f", "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0"]);
+    let report =
+        analyze(&[&fixture("python-http-server-curl.pcap"), "-f", "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0"]);
     assert_eq!(report["packets"]["total"], 3);
     assert_eq!(report["summary"]["handshakes"], 3);
     assert_eq!(report["summary"]["handshakes_completed"], 0);

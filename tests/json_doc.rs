@@ -15,10 +15,7 @@ const MAPS: [&str; 2] = ["summary.client_states", "summary.server_states"];
 /// Field paths in the first column of the document's tables: `| \`summary.handshakes\` | ...`.
 fn documented() -> BTreeSet<String> {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
-    doc.lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .map(|rest| rest.split('`').next().unwrap().to_string())
-        .collect()
+    doc.lines().filter_map(|l| l.strip_prefix("| `")).map(|rest| rest.split('`').next().unwrap().to_string()).collect()
 }
 
 /// Every key path of `value`, `[]` for list elements.
@@ -56,7 +53,12 @@ fn emitted() -> BTreeSet<String> {
     conn["client_process"] = process.clone();
     conn["server_process"] = process;
     conn["tls"] = serde_json::to_value(TlsSummary {
-        client_hellos: 1, full_handshakes: 1, resumed_handshakes: 0, sni: None, version: None, exchanges_estimate: 1,
+        client_hellos: 1,
+        full_handshakes: 1,
+        resumed_handshakes: 0,
+        sni: None,
+        version: None,
+        exchanges_estimate: 1,
     })
     .unwrap();
     conn["requests"] = serde_json::to_value([RequestRecord { method: None, target: None, version: None, status: None }]).unwrap();

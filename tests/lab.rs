@@ -273,10 +273,7 @@ fn lab_experiments_match_what_the_programs_do() {
     assert!(status.success(), "scripts/lab/run failed ({status}):\n{stderr}");
     eprintln!("lab ran in {:.0?}; pcaps and reports in {}", started.elapsed(), out.display());
 
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     let names: Vec<&str> = lines.iter().map(|l| l["experiment"].as_str().unwrap_or("?")).collect();
     // Every experiment of the lab ran: 24 of seed 000, 3 of 001, 2 of 002, 1 of 003, 3 of 004.
     assert_eq!(lines.len(), 33, "experiments: {names:?}");

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 /// How long a test waits for the kernel to show what it expects.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-
 /// One `connscope sockets --port PORT --format json` snapshot.
 fn snapshot(port: u16) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_connscope"))
@@ -50,7 +49,8 @@ fn test_leaking_go_client_holds_n_established_sockets() {
     const N: u64 = 25;
     let server = Program::start(&mut Command::new(go_program("httpserver")));
     let port = server.port();
-    let client = Program::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "leak"]));
+    let client =
+        Program::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "leak"]));
     let snap = wait_for(port, |s| s["client"]["ESTABLISHED"].as_u64() == Some(N));
     assert_eq!(snap["client"]["ESTABLISHED"], N, "{snap:#}");
     assert_eq!(snap["server"]["ESTABLISHED"], N, "{snap:#}");
@@ -68,7 +68,8 @@ fn test_client_that_closes_first_is_left_in_time_wait() {
     const N: u64 = 10;
     let server = Program::start(&mut Command::new(go_program("httpserver")));
     let port = server.port();
-    let client = Program::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "close"]));
+    let client =
+        Program::start(Command::new(go_program("httpclient")).args([&format!("http://127.0.0.1:{port}/hello"), &N.to_string(), "close"]));
     assert_eq!(client.first_line, "done 0");
     let snap = wait_for(port, |s| s["client"]["TIME_WAIT"].as_u64() == Some(N));
     assert_eq!(snap["client"]["TIME_WAIT"], N, "{snap:#}");
@@ -81,7 +82,8 @@ fn test_client_that_closes_first_is_left_in_time_wait() {
 
 #[test]
 fn test_server_that_never_closes_is_left_in_close_wait() {
-    let server = Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
+    let server =
+        Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
     let port = server.port();
     let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     // This test is the client: it connects, waits until the server accepted, and closes first.
@@ -112,7 +114,8 @@ fn test_server_that_never_closes_is_left_in_close_wait() {
 
 #[test]
 fn test_assert_fails_with_status_1_on_a_close_wait() {
-    let server = Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
+    let server =
+        Program::start(Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/closewait_server.py")));
     let port = server.port();
     drop(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     wait_for(port, |s| s["server"]["CLOSE_WAIT"].as_u64() == Some(1));
@@ -134,11 +137,25 @@ fn test_assert_fails_with_status_1_on_a_close_wait() {
 #[test]
 fn test_watch_json_prints_one_object_per_tick() {
     let out = Command::new("timeout")
-        .args(["--preserve-status", "-s", "INT", "1.5", env!("CARGO_BIN_EXE_connscope"), "sockets", "-p", "9", "--watch", "0.2", "--format", "json"])
+        .args([
+            "--preserve-status",
+            "-s",
+            "INT",
+            "1.5",
+            env!("CARGO_BIN_EXE_connscope"),
+            "sockets",
+            "-p",
+            "9",
+            "--watch",
+            "0.2",
+            "--format",
+            "json",
+        ])
         .output()
         .expect("run connscope");
     assert_eq!(out.status.code(), Some(0), "Ctrl-C ends the watch cleanly: {}", String::from_utf8_lossy(&out.stderr));
-    let ticks: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let ticks: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     assert!(ticks.len() >= 3, "{} ticks", ticks.len());
     assert!(ticks[0].get("changes").is_none());
     assert!(ticks[1]["changes"]["client"].is_object());

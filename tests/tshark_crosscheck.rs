@@ -40,7 +40,10 @@ fn fixture_counts_agree_with_tshark() {
         )
         .into_iter()
         .collect();
-        let want_handshakes = exp.values.get("tshark.handshakes").map_or(report["summary"]["handshakes"].as_u64().expect("n"), |v| v.parse().expect("number"));
+        let want_handshakes = exp
+            .values
+            .get("tshark.handshakes")
+            .map_or(report["summary"]["handshakes"].as_u64().expect("n"), |v| v.parse().expect("number"));
         if syns.len() as u64 != want_handshakes {
             failures.push(format!("{}: tshark sees {} initial SYNs, expected {want_handshakes}", exp.name, syns.len()));
         }
@@ -52,7 +55,10 @@ fn fixture_counts_agree_with_tshark() {
                 .iter()
                 .map(|methods| methods.split(',').count() as u64)
                 .sum();
-            let want = exp.values.get("tshark.http_requests").map_or(report["summary"]["http_requests"].as_u64().expect("n"), |v| v.parse().expect("number"));
+            let want = exp
+                .values
+                .get("tshark.http_requests")
+                .map_or(report["summary"]["http_requests"].as_u64().expect("n"), |v| v.parse().expect("number"));
             if requests != want {
                 failures.push(format!("{}: tshark finds {requests} HTTP requests, expected {want}", exp.name));
             }

@@ -92,10 +92,7 @@ impl Subject {
     /// the report alone.
     fn spawn(argv: &[String]) -> Result<Subject, Error> {
         let line = argv.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ");
-        let stdout = std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::Capture(format!("cannot run `{line}`: {e}")))?;
+        let stdout = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| Error::Capture(format!("cannot run `{line}`: {e}")))?;
         let child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdout(Stdio::from(stdout))
@@ -267,7 +264,8 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
                 }
             }
             let drops = stats.dropped_by_kernel + stats.dropped_by_interface;
-            let counts = LoopCounts { open: pipeline.open_connections(), packets: delivered, drops, elapsed: (now - started).as_secs_f64() };
+            let counts =
+                LoopCounts { open: pipeline.open_connections(), packets: delivered, drops, elapsed: (now - started).as_secs_f64() };
             console.borrow_mut().tick(counts);
         }
         let limit = args.count.map(|c| usize::try_from(c - delivered).unwrap_or(usize::MAX));

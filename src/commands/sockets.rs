@@ -47,7 +47,9 @@ pub fn run(args: SocketsArgs) -> Result<ExitCode, Error> {
     match args.watch {
         None => once(&args),
         Some(_) if !args.asserts.is_empty() => Err(Error::Usage("--assert checks one snapshot: use it without --watch".into())),
-        Some(interval) if !(0.1..=86400.0).contains(&interval) => Err(Error::Usage(format!("--watch {interval}: the interval is in seconds, from 0.1 to 86400"))),
+        Some(interval) if !(0.1..=86400.0).contains(&interval) => {
+            Err(Error::Usage(format!("--watch {interval}: the interval is in seconds, from 0.1 to 86400")))
+        }
         Some(interval) => watch(&args, interval),
     }
 }

@@ -528,11 +528,7 @@ impl Http1Framer {
             self.exchanges.len() - 1
         });
         if self.pending.len() < MAX_PENDING {
-            self.pending.push_back(PendingRequest {
-                exchange,
-                is_head: method == "HEAD",
-                is_connect: method == "CONNECT",
-            });
+            self.pending.push_back(PendingRequest { exchange, is_head: method == "HEAD", is_connect: method == "CONNECT" });
         }
         if facts.chunked {
             Phase::Chunked(NEW_CHUNK)
@@ -544,14 +540,7 @@ impl Http1Framer {
         }
     }
 
-    fn on_response(
-        &mut self,
-        status: u16,
-        version: HttpVersion,
-        facts: &HeadFacts,
-        ts: f64,
-        events: &mut Vec<ProtocolEvent>,
-    ) -> Phase {
+    fn on_response(&mut self, status: u16, version: HttpVersion, facts: &HeadFacts, ts: f64, events: &mut Vec<ProtocolEvent>) -> Phase {
         self.http10 |= version == HttpVersion::Http10;
         if (100..200).contains(&status) && status != 101 {
             return Phase::Head; // interim response: the final one follows
@@ -628,9 +617,7 @@ impl Http1Framer {
                 (Chunk::Size { digits: 0, .. }, b'\n') => return self.chunk_error(side, &bytes[pos..]),
                 (Chunk::Size { value: 0, .. }, b'\n') => Chunk::Trailer { line_len: 0 },
                 (Chunk::Size { value, .. }, b'\n') => Chunk::Data(value),
-                (Chunk::Size { value, digits, .. }, b';' | b' ' | b'\t') if digits > 0 => {
-                    Chunk::Size { value, digits, in_extension: true }
-                }
+                (Chunk::Size { value, digits, .. }, b';' | b' ' | b'\t') if digits > 0 => Chunk::Size { value, digits, in_extension: true },
                 (Chunk::Size { .. }, b'\r') => chunk,
                 (Chunk::Size { in_extension: true, .. }, _) => chunk,
                 (Chunk::Size { .. }, _) => return self.chunk_error(side, &bytes[pos..]),

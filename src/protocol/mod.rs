@@ -210,15 +210,7 @@ impl ProtocolWatcher {
     /// `payload` = the captured bytes (may be shorter than `wire_len` when the snaplen cut the packet),
     /// `wire_len` = TCP payload length on the wire, `ts` = seconds since epoch. New messages found are pushed onto `events`.
     /// If no SYN was seen (mid-stream), the first segment seen on a side starts its stream.
-    pub fn on_segment(
-        &mut self,
-        side: Side,
-        seq: SeqNumber,
-        payload: &[u8],
-        wire_len: u32,
-        ts: f64,
-        events: &mut Vec<ProtocolEvent>,
-    ) {
+    pub fn on_segment(&mut self, side: Side, seq: SeqNumber, payload: &[u8], wire_len: u32, ts: f64, events: &mut Vec<ProtocolEvent>) {
         self.last_ts = ts;
         let mut delivery = Delivery { dispatch: &mut self.dispatch, side, ts, events };
         self.streams[side.index()].segment(seq, payload, wire_len, &mut delivery);
@@ -255,7 +247,10 @@ enum Analyzer {
     #[default]
     Detecting,
     /// HTTP/1.x, and the h2c counter once upgraded by a 101.
-    Http1 { framer: Box<Http1Framer>, upgraded: Option<Box<H2Counter>> },
+    Http1 {
+        framer: Box<Http1Framer>,
+        upgraded: Option<Box<H2Counter>>,
+    },
     Tls(Box<TlsSniffer>),
     H2c(Box<H2Counter>),
 }
@@ -557,11 +552,7 @@ mod tests {
         let mut watcher = ProtocolWatcher::new();
         let events = watch(
             &mut watcher,
-            &[
-                (Server, 90_000, b"ody of a response whose head was not captured</html>"),
-                (Client, 7, REQUEST),
-                (Server, 90_052, RESPONSE),
-            ],
+            &[(Server, 90_000, b"ody of a response whose head was not captured</html>"), (Client, 7, REQUEST), (Server, 90_052, RESPONSE)],
         );
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(summary.protocol, Protocol::Http1);
@@ -596,7 +587,8 @@ mod tests {
     fn test_h2c_prior_knowledge_is_recognised() {
         let mut watcher = ProtocolWatcher::new();
         let headers = [0, 0, 0, 1, 5, 0, 0, 0, 1];
-        let events = watch(&mut watcher, &[(Client, 1, &h2::CLIENT_PREFACE[..10]), (Client, 11, &h2::CLIENT_PREFACE[10..]), (Client, 25, &headers)]);
+        let events =
+            watch(&mut watcher, &[(Client, 1, &h2::CLIENT_PREFACE[..10]), (Client, 11, &h2::CLIENT_PREFACE[10..]), (Client, 25, &headers)]);
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(summary.protocol, Protocol::H2c);
         assert_eq!(events, [ProtocolEvent::H2Preface]);
@@ -607,7 +599,8 @@ mod tests {
     #[test]
     fn test_upgrade_to_h2c_hands_over_to_the_frame_counter() {
         let request = b"GET / HTTP/1.1\r\nHost: server\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
-        let response = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+        let response =
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
         let client_h2 = [&h2::CLIENT_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 0, 1, 5, 0, 0, 0, 3]].concat();
         let mut watcher = ProtocolWatcher::new();
         let events = watch(&mut watcher, &[(Client, 1, request), (Server, 1, response), (Client, 1 + request.len() as u32, &client_h2)]);
@@ -735,7 +728,8 @@ mod tests {
             } else if head_request {
                 server.extend_from_slice(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
             } else {
-                server.extend_from_slice(format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", body.len() + 1).as_bytes());
+                server
+                    .extend_from_slice(format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", body.len() + 1).as_bytes());
                 server.extend_from_slice(&body);
                 server.extend_from_slice(b"!\r\n0\r\n\r\n");
             }

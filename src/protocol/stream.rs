@@ -220,10 +220,7 @@ impl Reassembler {
             let to = piece_end.diff(seq) as u32 as usize;
             let captured = payload.get(from..to.min(payload.len())).unwrap_or(&[]).to_vec();
             self.held_bytes += captured.len();
-            self.held.insert(
-                index,
-                HeldPiece { seq: cursor, captured, wire_len: (to - from) as u32 },
-            );
+            self.held.insert(index, HeldPiece { seq: cursor, captured, wire_len: (to - from) as u32 });
             index += 1;
             cursor = piece_end;
         }

@@ -22,8 +22,8 @@ const TLS13: u16 = 0x0304;
 const MAX_RECORD_BODY: usize = 16384 + 2048;
 /// The ServerHello random that marks a HelloRetryRequest (RFC 8446, 4.1.3).
 const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
-    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11,
-    0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB,
+    0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 ];
 
 /// Does `bytes` begin like a TLS handshake record (content type 22, version 3.x)?
@@ -156,12 +156,8 @@ fn parse_server_hello(message: &[u8]) -> Option<ServerHello> {
     let random = r.take(32)?;
     let session_id = SessionId::from_slice(r.vec8()?)?;
     r.take(2 + 1)?; // cipher suite, compression method
-    let mut hello = ServerHello {
-        retry_request: random == HELLO_RETRY_REQUEST_RANDOM,
-        session_id,
-        psk_selected: false,
-        version: legacy_version,
-    };
+    let mut hello =
+        ServerHello { retry_request: random == HELLO_RETRY_REQUEST_RANDOM, session_id, psk_selected: false, version: legacy_version };
     if let Some(extensions) = r.vec16() {
         for (kind, data) in (Reader { bytes: extensions }).extensions() {
             match kind {
@@ -480,26 +476,22 @@ mod tests {
     #[test]
     fn test_tls_resumption_by_session_id() {
         let id = [0x5a; 32];
-        let (sniffer, _) =
-            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, 0x0303, false, [1; 32]))]);
+        let (sniffer, _) = sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, 0x0303, false, [1; 32]))]);
         let summary = sniffer.summary();
         assert_eq!((summary.full_handshakes, summary.resumed_handshakes), (0, 1));
         assert_eq!(summary.version.as_deref(), Some("TLS 1.2"));
 
-        let (sniffer, _) =
-            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&[9; 32], 0x0303, false, [1; 32]))]);
+        let (sniffer, _) = sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&[9; 32], 0x0303, false, [1; 32]))]);
         assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
     }
 
     #[test]
     fn test_tls13_echoed_session_id_is_full_unless_psk_selected() {
         let id = [0x33; 32];
-        let (sniffer, _) =
-            sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, TLS13, false, [1; 32]))]);
+        let (sniffer, _) = sniff(&[(Client, &client_hello("a", &id, false)), (Server, &server_hello(&id, TLS13, false, [1; 32]))]);
         assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
         assert_eq!(sniffer.summary().version.as_deref(), Some("TLS 1.3"));
-        let (sniffer, _) =
-            sniff(&[(Client, &client_hello("a", &id, true)), (Server, &server_hello(&id, TLS13, true, [1; 32]))]);
+        let (sniffer, _) = sniff(&[(Client, &client_hello("a", &id, true)), (Server, &server_hello(&id, TLS13, true, [1; 32]))]);
         assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (0, 1));
     }
 
@@ -553,10 +545,10 @@ mod tests {
             (Client, &client_hello("a", &[3; 32], false)),
             (Server, &[server_hello(&[3; 32], TLS13, false, [1; 32]), record(CONTENT_APPLICATION_DATA, 2000)].concat()),
             (Client, &[record(CONTENT_CHANGE_CIPHER_SPEC, 1), record(CONTENT_APPLICATION_DATA, 53)].concat()),
-            (Client, &record(CONTENT_APPLICATION_DATA, 90)), // the request
+            (Client, &record(CONTENT_APPLICATION_DATA, 90)),  // the request
             (Server, &record(CONTENT_APPLICATION_DATA, 500)), // the response
-            (Client, &record(CONTENT_APPLICATION_DATA, 19)), // encrypted close_notify
-            (Server, &record(CONTENT_APPLICATION_DATA, 19)), // the server's close_notify
+            (Client, &record(CONTENT_APPLICATION_DATA, 19)),  // encrypted close_notify
+            (Server, &record(CONTENT_APPLICATION_DATA, 19)),  // the server's close_notify
         ]);
         assert_eq!(sniffer.exchanges, 1);
     }

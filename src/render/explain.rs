@@ -54,8 +54,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "\nWhat happened, in plain words")?;
     writeln!(out, "─────────────────────────────")?;
     if s.connections == 0 {
-        writeln!(out, "The capture holds no TCP connection{}. Check the port (--port) and that the capture ran while the client was talking.",
-            report.source.filter.as_ref().map(|f| format!(" matching `{f}`")).unwrap_or_default())?;
+        writeln!(
+            out,
+            "The capture holds no TCP connection{}. Check the port (--port) and that the capture ran while the client was talking.",
+            report.source.filter.as_ref().map(|f| format!(" matching `{f}`")).unwrap_or_default()
+        )?;
         return Ok(());
     }
 
@@ -64,42 +67,66 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     servers.sort_unstable();
     servers.dedup();
     let more_servers = if servers.len() > 3 { format!(" and {} more", servers.len() - 3) } else { String::new() };
-    writeln!(out, "\nOpening. {} seen{}. A TCP connection opens with a three-way handshake: the client sends SYN \
+    writeln!(
+        out,
+        "\nOpening. {} seen{}. A TCP connection opens with a three-way handshake: the client sends SYN \
         (\"I want to talk\"), the server answers SYN-ACK, the client ACKs that. The client is the side that sent the SYN; \
         here the {} {}{more_servers}.",
         plural(s.connections, "connection was", "connections were"),
         if s.connections as usize > report.connections.len() { " (the first ones are listed below)" } else { "" },
         if servers.len() == 1 { "server is" } else { "servers are" },
-        servers.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", "))?;
+        servers.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ")
+    )?;
     if s.handshakes_completed == s.connections {
         writeln!(out, "Every connection completed its handshake.")?;
     } else {
-        writeln!(out, "{} completed the handshake; {} started before the capture, and {} never got past SYN or SYN-ACK.",
-            s.handshakes_completed, plural(s.mid_stream, "connection", "connections"), s.handshakes - s.handshakes_completed)?;
+        writeln!(
+            out,
+            "{} completed the handshake; {} started before the capture, and {} never got past SYN or SYN-ACK.",
+            s.handshakes_completed,
+            plural(s.mid_stream, "connection", "connections"),
+            s.handshakes - s.handshakes_completed
+        )?;
     }
 
     // What each carried and how it ended.
     writeln!(out, "\nWhat each connection carried.")?;
     for c in report.connections.iter().take(LISTED) {
         let open_for = if c.handshake == Handshake::MidStream { "seen for" } else { "open for" };
-        writeln!(out, "  #{}: {} → {}: {}, {open_for} {}; {}.", c.id, c.client, c.server, carried(c),
-            super::human_duration(c.duration), closed(c))?;
+        writeln!(
+            out,
+            "  #{}: {} → {}: {}, {open_for} {}; {}.",
+            c.id,
+            c.client,
+            c.server,
+            carried(c),
+            super::human_duration(c.duration),
+            closed(c)
+        )?;
     }
     if report.connections.len() > LISTED {
         writeln!(out, "  … and {} more.", plural(report.connections.len() as u64 - LISTED as u64, "connection", "connections"))?;
     }
     if s.http_requests.is_some_and(|n| n > 0) {
-        writeln!(out, "On average a connection carried {:.1} HTTP requests; {} carried more than one, i.e. {} reused. \
+        writeln!(
+            out,
+            "On average a connection carried {:.1} HTTP requests; {} carried more than one, i.e. {} reused. \
             Reusing a connection (HTTP keep-alive) saves a handshake per request and the sockets that each close leaves behind.",
-            s.requests_per_connection, plural(s.reused_connections, "connection", "connections"),
-            if s.reused_connections == 1 { "was" } else { "were" })?;
+            s.requests_per_connection,
+            plural(s.reused_connections, "connection", "connections"),
+            if s.reused_connections == 1 { "was" } else { "were" }
+        )?;
     }
 
     // Closing and TIME_WAIT.
-    writeln!(out, "\nWho closed first. Closing takes a FIN from each side. The client sent the first FIN on {}, the server on {}, \
+    writeln!(
+        out,
+        "\nWho closed first. Closing takes a FIN from each side. The client sent the first FIN on {}, the server on {}, \
         and {} no FIN at all.",
-        plural(s.fin_first.client, "connection", "connections"), plural(s.fin_first.server, "connection", "connections"),
-        plural(s.fin_first.none, "connection had", "connections had"))?;
+        plural(s.fin_first.client, "connection", "connections"),
+        plural(s.fin_first.server, "connection", "connections"),
+        plural(s.fin_first.none, "connection had", "connections had")
+    )?;
     let time_wait: Vec<String> = [("client", &s.client_states), ("server", &s.server_states)]
         .into_iter()
         .map(|(side, states)| (side, states.get("TIME_WAIT").copied().unwrap_or(0)))
@@ -107,11 +134,15 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .map(|(side, n)| format!("the {side} holds {}", plural(n, "socket in TIME_WAIT", "sockets in TIME_WAIT")))
         .collect();
     if !time_wait.is_empty() {
-        writeln!(out, "The side that closes first ends in TIME_WAIT once both FINs are acknowledged; here {} now. \
+        writeln!(
+            out,
+            "The side that closes first ends in TIME_WAIT once both FINs are acknowledged; here {} now. \
             The kernel keeps such a socket for twice the maximum segment lifetime (60 s on Linux), so that a late \
             duplicate packet of the old connection cannot be taken for part of a new one on the same ports, and so \
             it can resend the last ACK if that was lost. A side that opens and closes many connections therefore \
-            piles up TIME_WAIT sockets, each holding a port for a minute.", time_wait.join(" and "))?;
+            piles up TIME_WAIT sockets, each holding a port for a minute.",
+            time_wait.join(" and ")
+        )?;
     }
 
     // CLOSE_WAIT.
@@ -124,20 +155,31 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "No socket was left in CLOSE_WAIT: every side that received a FIN closed its own socket in turn.")?;
     }
     for (side, n) in close_wait {
-        writeln!(out, "{} on the {side} side {} in CLOSE_WAIT: the other side has closed, the {side}'s kernel has \
+        writeln!(
+            out,
+            "{} on the {side} side {} in CLOSE_WAIT: the other side has closed, the {side}'s kernel has \
             acknowledged it, and now waits for the {side} application to close its socket. TCP never ends this state \
             by itself: it lasts until the application calls close(), holding a file descriptor all the while. Many of \
             them mean the {side} program forgets to close connections the peer has hung up.",
-            plural(n, "socket", "sockets"), if n == 1 { "is" } else { "are" })?;
+            plural(n, "socket", "sockets"),
+            if n == 1 { "is" } else { "are" }
+        )?;
     }
     if s.rst_connections > 0 {
-        writeln!(out, "{} ended with RST instead: an abrupt close that skips TIME_WAIT, sent when a socket is closed \
-            with unread data, or to refuse a connection.", plural(s.rst_connections, "connection", "connections"))?;
+        writeln!(
+            out,
+            "{} ended with RST instead: an abrupt close that skips TIME_WAIT, sent when a socket is closed \
+            with unread data, or to refuse a connection.",
+            plural(s.rst_connections, "connection", "connections")
+        )?;
     }
     if s.keepalive_probes > 0 {
-        writeln!(out, "{} seen: tiny segments a kernel sends on an idle connection to check the peer is still there \
+        writeln!(
+            out,
+            "{} seen: tiny segments a kernel sends on an idle connection to check the peer is still there \
             (the peer answers with an ACK). They mean connections were kept open between requests.",
-            plural(s.keepalive_probes, "TCP keep-alive probe was", "TCP keep-alive probes were"))?;
+            plural(s.keepalive_probes, "TCP keep-alive probe was", "TCP keep-alive probes were")
+        )?;
     }
 
     // Suggestions.

@@ -130,7 +130,8 @@ pub fn write(traces: &[Trace], report: &Report, color: bool, out: &mut dyn Write
             writeln!(out)?;
         }
         let record = report.connections.iter().find(|c| c.id == trace.id);
-        let (client, server) = record.map_or(("client".to_string(), "server".to_string()), |c| (c.client.to_string(), c.server.to_string()));
+        let (client, server) =
+            record.map_or(("client".to_string(), "server".to_string()), |c| (c.client.to_string(), c.server.to_string()));
         let total = trace.head.len() as u64 + trace.skipped + trace.tail.len() as u64;
         write!(out, "connection #{}: {client} → {server}, {total} segments", trace.id)?;
         if let Some(c) = record {
@@ -220,7 +221,14 @@ mod tests {
         }
         let mut out = Vec::new();
         let report = crate::report::ReportBuilder::new(0).finish(
-            crate::report::SourceInfo { kind: "file", path: String::new(), filter: None, link_type: String::new(), start_ts: None, warning: None },
+            crate::report::SourceInfo {
+                kind: "file",
+                path: String::new(),
+                filter: None,
+                link_type: String::new(),
+                start_ts: None,
+                warning: None,
+            },
             Default::default(),
             None,
         );

@@ -81,11 +81,36 @@ pub struct CsvRow<'a> {
 
 /// The CSV header, written even when no connection is (kept equal to [`CsvRow`] by a test).
 pub const CSV_HEADER: [&str; 30] = [
-    "id", "client", "server", "server_port", "first_ts", "last_ts", "duration", "handshake", "protocol",
-    "http_requests", "http_responses", "reused", "fin_first", "simultaneous_close", "rst_by",
-    "keepalive_probes_client", "keepalive_probes_server", "tls_client_hellos", "h2_streams", "packets", "bytes",
-    "end", "client_state", "server_state", "client_pid", "client_command", "server_pid", "server_command",
-    "kernel_client_state", "kernel_server_state",
+    "id",
+    "client",
+    "server",
+    "server_port",
+    "first_ts",
+    "last_ts",
+    "duration",
+    "handshake",
+    "protocol",
+    "http_requests",
+    "http_responses",
+    "reused",
+    "fin_first",
+    "simultaneous_close",
+    "rst_by",
+    "keepalive_probes_client",
+    "keepalive_probes_server",
+    "tls_client_hellos",
+    "h2_streams",
+    "packets",
+    "bytes",
+    "end",
+    "client_state",
+    "server_state",
+    "client_pid",
+    "client_command",
+    "server_pid",
+    "server_command",
+    "kernel_client_state",
+    "kernel_server_state",
 ];
 
 impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
@@ -163,10 +188,13 @@ impl Stream {
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out))
                 .and_then(|()| if flush_each { out.flush() } else { Ok(()) }),
-            Kind::Csv(writer) => writer
-                .serialize(CsvRow::from(record))
-                .map_err(std::io::Error::from)
-                .and_then(|()| if flush_each { writer.flush() } else { Ok(()) }),
+            Kind::Csv(writer) => writer.serialize(CsvRow::from(record)).map_err(std::io::Error::from).and_then(|()| {
+                if flush_each {
+                    writer.flush()
+                } else {
+                    Ok(())
+                }
+            }),
         };
         self.error = result.err();
     }
@@ -206,12 +234,36 @@ mod tests {
     #[test]
     fn test_csv_header_matches_row_fields() {
         let row = CsvRow {
-            id: 1, client: "127.0.0.1:40000".parse().unwrap(), server: "127.0.0.1:80".parse().unwrap(), server_port: 80, first_ts: 0.0, last_ts: 0.0, duration: 0.0,
-            handshake: "complete", protocol: Protocol::None, http_requests: None, http_responses: None, reused: false,
-            fin_first: "none", simultaneous_close: false, rst_by: None, keepalive_probes_client: 0,
-            keepalive_probes_server: 0, tls_client_hellos: None, h2_streams: None, packets: 0, bytes: 0,
-            end: EndReason::Closed, client_state: "CLOSED", server_state: "CLOSED", client_pid: None,
-            client_command: None, server_pid: None, server_command: None, kernel_client_state: None, kernel_server_state: None,
+            id: 1,
+            client: "127.0.0.1:40000".parse().unwrap(),
+            server: "127.0.0.1:80".parse().unwrap(),
+            server_port: 80,
+            first_ts: 0.0,
+            last_ts: 0.0,
+            duration: 0.0,
+            handshake: "complete",
+            protocol: Protocol::None,
+            http_requests: None,
+            http_responses: None,
+            reused: false,
+            fin_first: "none",
+            simultaneous_close: false,
+            rst_by: None,
+            keepalive_probes_client: 0,
+            keepalive_probes_server: 0,
+            tls_client_hellos: None,
+            h2_streams: None,
+            packets: 0,
+            bytes: 0,
+            end: EndReason::Closed,
+            client_state: "CLOSED",
+            server_state: "CLOSED",
+            client_pid: None,
+            client_command: None,
+            server_pid: None,
+            server_command: None,
+            kernel_client_state: None,
+            kernel_server_state: None,
         };
         let mut w = csv::Writer::from_writer(Vec::new());
         w.serialize(row).unwrap();

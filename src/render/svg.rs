@@ -38,8 +38,14 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
     let ladder_rows = trace.map_or(0, |t| t.rows().count());
     let ladder_h = if trace.is_some() { 90.0 + ladder_rows as f64 * STEP } else { 0.0 };
     let height = MARGIN + timeline_h + ladder_h + MARGIN;
-    writeln!(out, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">"#)?;
-    writeln!(out, r##"<defs><marker id="head" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto"><path d="M0,0 L10,4 L0,8 z" fill="#333"/></marker></defs>"##)?;
+    writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">"#
+    )?;
+    writeln!(
+        out,
+        r##"<defs><marker id="head" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto"><path d="M0,0 L10,4 L0,8 z" fill="#333"/></marker></defs>"##
+    )?;
     writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#)?;
 
     // Timeline.
@@ -47,20 +53,45 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
     let span = WIDTH - MARGIN - BAR_X;
     let x = |t: f64| BAR_X + t / end * span;
     let mut y = MARGIN;
-    writeln!(out, r#"<text x="{MARGIN}" y="{y}" font-size="18" font-weight="bold">Connections over time — {}</text>"#, esc(&report.verdict.headline))?;
+    writeln!(
+        out,
+        r#"<text x="{MARGIN}" y="{y}" font-size="18" font-weight="bold">Connections over time — {}</text>"#,
+        esc(&report.verdict.headline)
+    )?;
     y += 24.0;
-    let legend = [("#1f77b4", "client closed first"), ("#ff7f0e", "server closed first"), ("#d62728", "reset (RST)"), ("#9e9e9e", "still open / no FIN")];
+    let legend = [
+        ("#1f77b4", "client closed first"),
+        ("#ff7f0e", "server closed first"),
+        ("#d62728", "reset (RST)"),
+        ("#9e9e9e", "still open / no FIN"),
+    ];
     for (i, (fill, label)) in legend.iter().enumerate() {
         let lx = MARGIN + i as f64 * 190.0;
-        writeln!(out, r#"<rect x="{lx}" y="{}" width="14" height="14" fill="{fill}"/><text x="{}" y="{}">{label}</text>"#, y - 11.0, lx + 20.0, y + 1.0)?;
+        writeln!(
+            out,
+            r#"<rect x="{lx}" y="{}" width="14" height="14" fill="{fill}"/><text x="{}" y="{}">{label}</text>"#,
+            y - 11.0,
+            lx + 20.0,
+            y + 1.0
+        )?;
     }
     y += 20.0;
     for c in conns {
         let (x0, x1) = (x(c.first_ts), x(c.last_ts).max(x(c.first_ts) + 2.0));
         let requests = c.http_requests.map_or(String::new(), |n| format!(", {n} req"));
         writeln!(out, r#"<text x="{MARGIN}" y="{}">#{} {}</text>"#, y + 11.0, c.id, esc(&c.client.to_string()))?;
-        writeln!(out, r#"<rect x="{x0:.1}" y="{y}" width="{:.1}" height="{BAR_H}" rx="3" fill="{}"><title>#{} {} → {}{requests}, FIN first: {}, ends {} / {}</title></rect>"#,
-            x1 - x0, colour(c), c.id, esc(&c.client.to_string()), esc(&c.server.to_string()), c.fin_first.name(), c.client_state, c.server_state)?;
+        writeln!(
+            out,
+            r#"<rect x="{x0:.1}" y="{y}" width="{:.1}" height="{BAR_H}" rx="3" fill="{}"><title>#{} {} → {}{requests}, FIN first: {}, ends {} / {}</title></rect>"#,
+            x1 - x0,
+            colour(c),
+            c.id,
+            esc(&c.client.to_string()),
+            esc(&c.server.to_string()),
+            c.fin_first.name(),
+            c.client_state,
+            c.server_state
+        )?;
         y += ROW_H;
     }
     if report.connections.len() > conns.len() || report.connections_omitted > 0 {
@@ -85,16 +116,30 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
     let (client, server) = record.map_or(("client".to_string(), "server".to_string()), |c| (c.client.to_string(), c.server.to_string()));
     writeln!(out, r#"<text x="{MARGIN}" y="{y}" font-size="18" font-weight="bold">Ladder of connection #{}</text>"#, trace.id)?;
     y += 30.0;
-    writeln!(out, r#"<text x="{cx}" y="{y}" text-anchor="middle" font-weight="bold">client {}</text><text x="{sx}" y="{y}" text-anchor="middle" font-weight="bold">server {}</text>"#, esc(&client), esc(&server))?;
+    writeln!(
+        out,
+        r#"<text x="{cx}" y="{y}" text-anchor="middle" font-weight="bold">client {}</text><text x="{sx}" y="{y}" text-anchor="middle" font-weight="bold">server {}</text>"#,
+        esc(&client),
+        esc(&server)
+    )?;
     writeln!(out, r##"<text x="{MARGIN}" y="{y}" font-size="11" fill="#555">ms</text>"##)?;
     let top = y + 10.0;
     let bottom = top + 20.0 + ladder_rows as f64 * STEP;
-    writeln!(out, r##"<line x1="{cx}" y1="{top}" x2="{cx}" y2="{bottom}" stroke="#888" stroke-width="2"/><line x1="{sx}" y1="{top}" x2="{sx}" y2="{bottom}" stroke="#888" stroke-width="2"/>"##)?;
+    writeln!(
+        out,
+        r##"<line x1="{cx}" y1="{top}" x2="{cx}" y2="{bottom}" stroke="#888" stroke-width="2"/><line x1="{sx}" y1="{top}" x2="{sx}" y2="{bottom}" stroke="#888" stroke-width="2"/>"##
+    )?;
     let mut y = top + 20.0;
     let mut shown = (crate::tcp_state::TcpState::CLOSED, crate::tcp_state::TcpState::CLOSED);
     for row in trace.rows() {
         let Some(n) = row else {
-            writeln!(out, r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">⋮ {} segments skipped ⋮</text>"##, (cx + sx) / 2.0, y + 14.0, trace.skipped)?;
+            writeln!(
+                out,
+                r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">⋮ {} segments skipped ⋮</text>"##,
+                (cx + sx) / 2.0,
+                y + 14.0,
+                trace.skipped
+            )?;
             y += STEP;
             continue;
         };
@@ -105,10 +150,27 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
         let (text, label) = arrow_text(n);
         let label = label.map_or(String::new(), |l| format!(r#" <tspan font-weight="bold">{}</tspan>"#, esc(&l)));
         writeln!(out, r##"<text x="{MARGIN}" y="{}" font-size="11" fill="#555">{:.3}</text>"##, y + 14.0, (n.ts - trace.start()) * 1000.0)?;
-        writeln!(out, r#"<line x1="{from}" y1="{}" x2="{to}" y2="{}" stroke="{fill}" stroke-width="2" marker-end="url(#head)"/>"#, y + 6.0, y + 22.0)?;
-        writeln!(out, r#"<text x="{}" y="{}" text-anchor="middle" font-family="DejaVu Sans Mono, monospace" font-size="12">{}{label}</text>"#, (cx + sx) / 2.0, y + 8.0, esc(&text))?;
+        writeln!(
+            out,
+            r#"<line x1="{from}" y1="{}" x2="{to}" y2="{}" stroke="{fill}" stroke-width="2" marker-end="url(#head)"/>"#,
+            y + 6.0,
+            y + 22.0
+        )?;
+        writeln!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle" font-family="DejaVu Sans Mono, monospace" font-size="12">{}{label}</text>"#,
+            (cx + sx) / 2.0,
+            y + 8.0,
+            esc(&text)
+        )?;
         if n.client_state != shown.0 {
-            writeln!(out, r##"<text x="{}" y="{}" text-anchor="end" fill="#7b1fa2" font-weight="bold">{}</text>"##, cx - 10.0, y + 20.0, n.client_state)?;
+            writeln!(
+                out,
+                r##"<text x="{}" y="{}" text-anchor="end" fill="#7b1fa2" font-weight="bold">{}</text>"##,
+                cx - 10.0,
+                y + 20.0,
+                n.client_state
+            )?;
         }
         if n.server_state != shown.1 {
             writeln!(out, r##"<text x="{}" y="{}" fill="#7b1fa2" font-weight="bold">{}</text>"##, sx + 10.0, y + 20.0, n.server_state)?;

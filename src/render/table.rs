@@ -20,7 +20,13 @@ fn new_table() -> Table {
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let s = &report.summary;
     let src = &report.source;
-    writeln!(out, "connscope — {} ({}{})", src.path, src.link_type, src.filter.as_ref().map(|f| format!(", filter `{f}`")).unwrap_or_default())?;
+    writeln!(
+        out,
+        "connscope — {} ({}{})",
+        src.path,
+        src.link_type,
+        src.filter.as_ref().map(|f| format!(", filter `{f}`")).unwrap_or_default()
+    )?;
     let p = &report.packets;
     let mut extra = Vec::new();
     if p.truncated > 0 {
@@ -32,12 +38,25 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     if p.after_close > 0 {
         extra.push(format!("{} after close", p.after_close));
     }
-    writeln!(out, "{} packets, {} TCP, {} analysed{}", p.total, p.tcp, p.matched,
-        if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) })?;
+    writeln!(
+        out,
+        "{} packets, {} TCP, {} analysed{}",
+        p.total,
+        p.tcp,
+        p.matched,
+        if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) }
+    )?;
     if let Some(cap) = &report.capture {
         let dropped = cap.dropped_by_kernel + cap.dropped_by_interface;
-        writeln!(out, "capture: {} received, {} dropped by kernel, {} dropped by interface, {} — ended by {}",
-            cap.received, cap.dropped_by_kernel, cap.dropped_by_interface, human_duration(cap.duration), cap.ended_by)?;
+        writeln!(
+            out,
+            "capture: {} received, {} dropped by kernel, {} dropped by interface, {} — ended by {}",
+            cap.received,
+            cap.dropped_by_kernel,
+            cap.dropped_by_interface,
+            human_duration(cap.duration),
+            cap.ended_by
+        )?;
         if dropped > 0 {
             writeln!(out, "!! LOSSY CAPTURE: {dropped} packets were dropped; counts may be short.")?;
         }
@@ -53,8 +72,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             (None, _) => {}
         }
         if let Some(k) = &cap.kernel_agreement {
-            writeln!(out, "kernel: {} local sockets compared with the socket tables when the capture stopped: {} agree, {} disagree",
-                k.compared, k.agree, k.disagree)?;
+            writeln!(
+                out,
+                "kernel: {} local sockets compared with the socket tables when the capture stopped: {} agree, {} disagree",
+                k.compared, k.agree, k.disagree
+            )?;
         }
     }
     if let Some(w) = &src.warning {
@@ -63,7 +85,16 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out)?;
 
     let mut t = new_table();
-    t.set_header(vec!["connections", "handshakes (complete)", "HTTP requests", "reused", "FIN first client/server/none", "RST", "keep-alive probes", "TLS hellos"]);
+    t.set_header(vec![
+        "connections",
+        "handshakes (complete)",
+        "HTTP requests",
+        "reused",
+        "FIN first client/server/none",
+        "RST",
+        "keep-alive probes",
+        "TLS hellos",
+    ]);
     t.add_row(vec![
         Cell::new(s.connections),
         Cell::new(format!("{} ({})", s.handshakes, s.handshakes_completed)),
@@ -95,7 +126,15 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
 
     if report.ports.len() > 1 {
         let mut ports = new_table();
-        ports.set_header(vec!["server port", "connections", "handshakes", "HTTP requests", "reused", "FIN first client/server/none", "RST"]);
+        ports.set_header(vec![
+            "server port",
+            "connections",
+            "handshakes",
+            "HTTP requests",
+            "reused",
+            "FIN first client/server/none",
+            "RST",
+        ]);
         for p in &report.ports {
             ports.add_row(vec![
                 Cell::new(p.port),
@@ -134,7 +173,20 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
     let processes = conns.iter().any(|c| c.client_process.is_some() || c.server_process.is_some());
     let kernel = conns.iter().any(|c| c.kernel_client_state.is_some() || c.kernel_server_state.is_some());
     let mut t = new_table();
-    let mut header = vec!["#", "client", "server", "start", "duration", "handshake", "requests", "FIN first", "RST", "probes c/s", "client state", "server state"];
+    let mut header = vec![
+        "#",
+        "client",
+        "server",
+        "start",
+        "duration",
+        "handshake",
+        "requests",
+        "FIN first",
+        "RST",
+        "probes c/s",
+        "client state",
+        "server state",
+    ];
     if kernel {
         header.extend(["kernel client", "kernel server"]);
     }
@@ -166,7 +218,10 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
             row.extend([c.kernel_client_state, c.kernel_server_state].map(|s| Cell::new(s.map_or("-", |s| s.name()))));
         }
         if processes {
-            row.extend([&c.client_process, &c.server_process].map(|p| Cell::new(p.as_ref().map_or("-".to_string(), |p| format!("{} ({})", p.command, p.pid)))));
+            row.extend(
+                [&c.client_process, &c.server_process]
+                    .map(|p| Cell::new(p.as_ref().map_or("-".to_string(), |p| format!("{} ({})", p.command, p.pid)))),
+            );
         }
         t.add_row(row);
     }

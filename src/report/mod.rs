@@ -6,14 +6,14 @@
 
 pub mod verdict;
 
-use smallvec::SmallVec;
-use std::net::SocketAddr;
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::sockets::ProcessInfo;
 use crate::tcp_state::{TcpState, ALL_STATES};
 use serde::Serialize;
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 /// Version of the JSON report's shape. Bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -460,11 +460,8 @@ impl ReportBuilder {
     pub fn add(&mut self, record: ConnectionRecord, on_added: impl FnOnce(&ConnectionRecord, &Summary)) {
         self.summary.add(&record);
         self.verdict_inputs.add(&record);
-        let port_key = if self.ports.len() >= MAX_PORT_ROWS && !self.ports.contains_key(&record.server_port) {
-            0
-        } else {
-            record.server_port
-        };
+        let port_key =
+            if self.ports.len() >= MAX_PORT_ROWS && !self.ports.contains_key(&record.server_port) { 0 } else { record.server_port };
         let port = self.ports.entry(port_key).or_insert_with(|| PortSummary { port: port_key, ..Default::default() });
         port.connections += 1;
         if record.handshake != Handshake::MidStream {

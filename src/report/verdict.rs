@@ -142,7 +142,8 @@ fn kernel_disagreement(k: &KernelAgreement, dropped: u64) -> String {
     if k.time_wait_gone > 0 {
         reasons.push(format!(
             "{} already gone from the kernel (expired after 60 s, or recycled for a new connection on the same ports by tcp_tw_reuse)",
-            plural(k.time_wait_gone, "TIME_WAIT socket", "TIME_WAIT sockets")));
+            plural(k.time_wait_gone, "TIME_WAIT socket", "TIME_WAIT sockets")
+        ));
     }
     if k.changed > 0 {
         let missed = if dropped > 0 {
@@ -153,12 +154,16 @@ fn kernel_disagreement(k: &KernelAgreement, dropped: u64) -> String {
         reasons.push(format!(
             "{} changed state after the last captured packet (a FIN or ACK still in flight when the capture stopped, \
              an orphaned FIN_WAIT_2 timed out{missed})",
-            plural(k.changed, "socket", "sockets")));
+            plural(k.changed, "socket", "sockets")
+        ));
     }
     format!(
         "{} of {} local sockets were not in the state the packets imply when the capture stopped: {}. \
          Compare connections[].kernel_client_state and kernel_server_state with client_state and server_state.",
-        k.disagree, k.compared, reasons.join("; "))
+        k.disagree,
+        k.compared,
+        reasons.join("; ")
+    )
 }
 
 /// Judges the capture from its summary and tallies.
@@ -179,10 +184,9 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
         Reuse::NoTraffic => format!("No requests seen over {}.", plural(s.connections, "connection", "connections")),
         Reuse::Reused => format!("Connections were reused: {reqs} over {conns} ({per_conn:.1} per connection)."),
         Reuse::NotReused => format!("Connections were not reused: {reqs} over {conns}, one each."),
-        Reuse::Mixed => format!(
-            "Some connections were reused: {reqs} over {conns}; {} carried more than one, {} only one.",
-            t.reused, t.single
-        ),
+        Reuse::Mixed => {
+            format!("Some connections were reused: {reqs} over {conns}; {} carried more than one, {} only one.", t.reused, t.single)
+        }
     };
     let mut findings = Vec::new();
     let mut add = |code, severity, side, count, message: String| {
@@ -192,34 +196,68 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
     if let Some(cap) = capture {
         let dropped = cap.dropped_by_kernel + cap.dropped_by_interface;
         if dropped > 0 {
-            add("capture_dropped_packets", "warning", None, dropped, format!(
+            add(
+                "capture_dropped_packets",
+                "warning",
+                None,
+                dropped,
+                format!(
                 "The capture lost {} (kernel {}, interface {}): counts below may be short. Raise the buffer with -B or narrow the filter.",
-                plural(dropped, "packet", "packets"), cap.dropped_by_kernel, cap.dropped_by_interface));
+                plural(dropped, "packet", "packets"), cap.dropped_by_kernel, cap.dropped_by_interface),
+            );
         }
     }
     if let Some(cap) = capture {
         if let Some(k) = cap.kernel_agreement.as_ref().filter(|k| k.disagree > 0) {
-            add("kernel_state_disagrees", if cap.dropped_by_kernel + cap.dropped_by_interface > 0 { "warning" } else { "info" }, None, k.disagree,
-                kernel_disagreement(k, cap.dropped_by_kernel + cap.dropped_by_interface));
+            add(
+                "kernel_state_disagrees",
+                if cap.dropped_by_kernel + cap.dropped_by_interface > 0 { "warning" } else { "info" },
+                None,
+                k.disagree,
+                kernel_disagreement(k, cap.dropped_by_kernel + cap.dropped_by_interface),
+            );
         }
     }
     if t.single >= 2 && t.single_client_closed == t.single && t.reused == 0 {
-        add("client_closes_first", "warning", Some(Side::Client), t.single_client_closed, format!(
-            "Every request opened a new connection and the client closed each one first ({} FIN/RST by the client). \
+        add(
+            "client_closes_first",
+            "warning",
+            Some(Side::Client),
+            t.single_client_closed,
+            format!(
+                "Every request opened a new connection and the client closed each one first ({} FIN/RST by the client). \
              The client closes after each response: in Go, the response body was not read to EOF before Close, \
              or a new http.Client/Transport was made per request. Read the body to EOF (io.Copy(io.Discard, resp.Body)), \
-             close it, and share one client.", plural(t.single_client_closed, "connection", "connections")));
+             close it, and share one client.",
+                plural(t.single_client_closed, "connection", "connections")
+            ),
+        );
     } else if t.single_client_closed >= 2 {
-        add("client_closes_first", "warning", Some(Side::Client), t.single_client_closed, format!(
-            "{} carried one request and the client closed it first: in Go, a body not read to EOF before Close, \
-             or a new client/transport per request.", plural(t.single_client_closed, "connection", "connections")));
+        add(
+            "client_closes_first",
+            "warning",
+            Some(Side::Client),
+            t.single_client_closed,
+            format!(
+                "{} carried one request and the client closed it first: in Go, a body not read to EOF before Close, \
+             or a new client/transport per request.",
+                plural(t.single_client_closed, "connection", "connections")
+            ),
+        );
     }
     if t.single_left_established >= 2 {
-        add("connections_leaked", "warning", Some(Side::Client), t.single_left_established, format!(
-            "{} carried one request each and are still ESTABLISHED with no FIN: response bodies were never closed, \
+        add(
+            "connections_leaked",
+            "warning",
+            Some(Side::Client),
+            t.single_left_established,
+            format!(
+                "{} carried one request each and are still ESTABLISHED with no FIN: response bodies were never closed, \
              so each request leaves a connection (and a file descriptor) behind until the process runs out. \
              Close every response body (defer resp.Body.Close()) after reading it to EOF.",
-            plural(t.single_left_established, "connection", "connections")));
+                plural(t.single_left_established, "connection", "connections")
+            ),
+        );
     }
     let server_no_keepalive = t.server_asked_close.max(t.http10).max(t.server_closed_soon_after_response);
     if t.single_server_closed >= 1 && server_no_keepalive >= 1 && t.single_server_closed >= t.single / 2 {
@@ -229,19 +267,37 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
                 plural(t.server_asked_close, "connection", "connections")
             )
         } else if t.http10 > 0 {
-            format!("the client sent HTTP/1.0 requests on {}, which end the connection unless keep-alive is asked for", plural(t.http10, "connection", "connections"))
+            format!(
+                "the client sent HTTP/1.0 requests on {}, which end the connection unless keep-alive is asked for",
+                plural(t.http10, "connection", "connections")
+            )
         } else {
             "the server closed right after each response".to_string()
         };
-        add("server_closes_first", "warning", Some(Side::Server), t.single_server_closed, format!(
-            "The server does not keep connections alive: it sent FIN first on {} ({why}). \
+        add(
+            "server_closes_first",
+            "warning",
+            Some(Side::Server),
+            t.single_server_closed,
+            format!(
+                "The server does not keep connections alive: it sent FIN first on {} ({why}). \
              Typical of python http.server, or of a server with keep-alive disabled (Go: SetKeepAlivesEnabled(false)); \
-             enable keep-alive on the server to reuse connections.", plural(t.single_server_closed, "connection", "connections")));
+             enable keep-alive on the server to reuse connections.",
+                plural(t.single_server_closed, "connection", "connections")
+            ),
+        );
     }
     if t.client_asked_close > 0 && t.reused == 0 {
-        add("client_requested_close", "info", Some(Side::Client), t.client_asked_close, format!(
-            "The client asked to close with `Connection: close` on {} (Go: DisableKeepAlives, or Request.Close).",
-            plural(t.client_asked_close, "connection", "connections")));
+        add(
+            "client_requested_close",
+            "info",
+            Some(Side::Client),
+            t.client_asked_close,
+            format!(
+                "The client asked to close with `Connection: close` on {} (Go: DisableKeepAlives, or Request.Close).",
+                plural(t.client_asked_close, "connection", "connections")
+            ),
+        );
     }
     for (side, states) in [(Side::Client, &s.client_states), (Side::Server, &s.server_states)] {
         let n = states.get("CLOSE_WAIT").copied().unwrap_or(0);
@@ -254,22 +310,44 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
     }
     let client_tw = s.client_states.get("TIME_WAIT").copied().unwrap_or(0);
     if client_tw >= 3 && client_tw * 2 >= s.connections {
-        add("client_time_wait_pileup", "warning", Some(Side::Client), client_tw, format!(
-            "{} left in TIME_WAIT on the client side (each holds its port for 60 s on Linux): the client closes first \
+        add(
+            "client_time_wait_pileup",
+            "warning",
+            Some(Side::Client),
+            client_tw,
+            format!(
+                "{} left in TIME_WAIT on the client side (each holds its port for 60 s on Linux): the client closes first \
              and opens new connections instead of reusing them. Under load this exhausts ephemeral ports. Reuse connections (keep-alive).",
-            plural(client_tw, "socket", "sockets")));
+                plural(client_tw, "socket", "sockets")
+            ),
+        );
     }
     let server_tw = s.server_states.get("TIME_WAIT").copied().unwrap_or(0);
     if server_tw >= 3 && server_tw * 2 >= s.connections {
-        add("server_time_wait_pileup", "info", Some(Side::Server), server_tw, format!(
-            "{} left in TIME_WAIT on the server side: the server closes first, so it holds TIME_WAIT for 60 s each.",
-            plural(server_tw, "socket", "sockets")));
+        add(
+            "server_time_wait_pileup",
+            "info",
+            Some(Side::Server),
+            server_tw,
+            format!(
+                "{} left in TIME_WAIT on the server side: the server closes first, so it holds TIME_WAIT for 60 s each.",
+                plural(server_tw, "socket", "sockets")
+            ),
+        );
     }
     if t.tls_connections >= 2 && t.tls_single == t.tls_connections {
-        add("tls_handshake_per_request", "warning", Some(Side::Client), t.tls_hellos, format!(
-            "{} for {}: one TLS handshake per request, so the TLS cost is paid every time. \
+        add(
+            "tls_handshake_per_request",
+            "warning",
+            Some(Side::Client),
+            t.tls_hellos,
+            format!(
+                "{} for {}: one TLS handshake per request, so the TLS cost is paid every time. \
              Share one client (in Go one http.Client with its Transport) and drain and close each body so the connection is reused.",
-            plural(t.tls_hellos, "TLS handshake", "TLS handshakes"), plural(t.tls_connections, "connection", "connections")));
+                plural(t.tls_hellos, "TLS handshake", "TLS handshakes"),
+                plural(t.tls_connections, "connection", "connections")
+            ),
+        );
     }
     if s.keepalive_probes > 0 {
         let interval = if t.probe_intervals.is_empty() {
@@ -278,37 +356,86 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
             let avg = t.probe_intervals.iter().sum::<f64>() / t.probe_intervals.len() as f64;
             format!(", about every {avg:.1} s")
         };
-        add("keepalive_probes", "info", None, s.keepalive_probes, format!(
-            "{} on {}{interval}: idle connections are kept open between requests and checked by TCP keep-alive (healthy).",
-            plural(s.keepalive_probes, "TCP keep-alive probe", "TCP keep-alive probes"), plural(t.probe_connections, "connection", "connections")));
+        add(
+            "keepalive_probes",
+            "info",
+            None,
+            s.keepalive_probes,
+            format!(
+                "{} on {}{interval}: idle connections are kept open between requests and checked by TCP keep-alive (healthy).",
+                plural(s.keepalive_probes, "TCP keep-alive probe", "TCP keep-alive probes"),
+                plural(t.probe_connections, "connection", "connections")
+            ),
+        );
     }
     if t.refused > 0 {
-        add("connections_refused", "warning", Some(Side::Server), t.refused, format!(
-            "{} refused: the SYN was answered by RST, nothing was listening on the port (server down, wrong port, or backlog full).",
-            plural(t.refused, "connection was", "connections were")));
+        add(
+            "connections_refused",
+            "warning",
+            Some(Side::Server),
+            t.refused,
+            format!(
+                "{} refused: the SYN was answered by RST, nothing was listening on the port (server down, wrong port, or backlog full).",
+                plural(t.refused, "connection was", "connections were")
+            ),
+        );
     }
     let resets = s.rst_connections - t.refused;
     if resets > 0 {
-        add("connections_reset", "info", None, resets, format!(
+        add(
+            "connections_reset",
+            "info",
+            None,
+            resets,
+            format!(
             "{} ended with RST (client {}, server {}): an abortive close (SO_LINGER 0), or a close with unread data in the receive buffer.",
-            plural(resets, "connection", "connections"), t.rst_client, t.rst_server - t.refused));
+            plural(resets, "connection", "connections"), t.rst_client, t.rst_server - t.refused),
+        );
     }
     if s.mid_stream > 0 {
-        add("mid_stream_connections", "info", None, s.mid_stream, format!(
-            "{} started before the capture: their handshake and first requests are not counted.",
-            plural(s.mid_stream, "connection", "connections")));
+        add(
+            "mid_stream_connections",
+            "info",
+            None,
+            s.mid_stream,
+            format!(
+                "{} started before the capture: their handshake and first requests are not counted.",
+                plural(s.mid_stream, "connection", "connections")
+            ),
+        );
     }
     if s.stream_gaps > 0 {
-        add("stream_gaps", "info", None, s.stream_gaps, format!(
-            "{} in the byte streams (packets lost, not captured, or cut by snaplen): request counts may be short.",
-            plural(s.stream_gaps, "gap", "gaps")));
+        add(
+            "stream_gaps",
+            "info",
+            None,
+            s.stream_gaps,
+            format!(
+                "{} in the byte streams (packets lost, not captured, or cut by snaplen): request counts may be short.",
+                plural(s.stream_gaps, "gap", "gaps")
+            ),
+        );
     }
     if s.evicted_connections > 0 {
-        add("connections_evicted", "warning", None, s.evicted_connections, format!(
-            "{} evicted to stay under --max-connections (oldest half-open first).",
-            plural(s.evicted_connections, "connection was", "connections were")));
+        add(
+            "connections_evicted",
+            "warning",
+            None,
+            s.evicted_connections,
+            format!(
+                "{} evicted to stay under --max-connections (oldest half-open first).",
+                plural(s.evicted_connections, "connection was", "connections were")
+            ),
+        );
     }
-    Verdict { reuse, connections_with_requests: t.with_requests, requests: t.requests, requests_per_connection: per_conn, headline, findings }
+    Verdict {
+        reuse,
+        connections_with_requests: t.with_requests,
+        requests: t.requests,
+        requests_per_connection: per_conn,
+        headline,
+        findings,
+    }
 }
 
 #[cfg(test)]
@@ -326,7 +453,11 @@ mod tests {
         let finding = verdict.findings.iter().find(|f| f.code == "kernel_state_disagrees").expect("the finding");
         assert_eq!((finding.count, finding.severity), (3, "info"));
         assert!(finding.message.starts_with("3 of 6 local sockets"), "{}", finding.message);
-        assert!(finding.message.contains("2 TIME_WAIT sockets already gone") && finding.message.contains("1 socket changed state"), "{}", finding.message);
+        assert!(
+            finding.message.contains("2 TIME_WAIT sockets already gone") && finding.message.contains("1 socket changed state"),
+            "{}",
+            finding.message
+        );
 
         let lossy = judge(&Summary::default(), &Tallies::default(), Some(&capture_with(agreement, 4)));
         let finding = lossy.findings.iter().find(|f| f.code == "kernel_state_disagrees").expect("the finding");

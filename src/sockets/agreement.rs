@@ -96,7 +96,11 @@ pub fn judge(inferred: TcpState, kernel: Option<TcpState>) -> Judgement {
 /// now the later one's): `latest` holds the id of the last connection opened on each (client,
 /// server) pair over the whole capture, listed or not; a pair missing from it counts its latest
 /// listed record. Neither replaced nor evicted connections are compared (their end state is not known).
-pub fn compare(records: &mut [ConnectionRecord], snapshot: &KernelSnapshot, latest: &HashMap<(SocketAddr, SocketAddr), u64>) -> KernelAgreement {
+pub fn compare(
+    records: &mut [ConnectionRecord],
+    snapshot: &KernelSnapshot,
+    latest: &HashMap<(SocketAddr, SocketAddr), u64>,
+) -> KernelAgreement {
     let mut latest_listed: HashMap<(SocketAddr, SocketAddr), u64> = HashMap::new();
     for r in records.iter() {
         let id = latest_listed.entry((r.client, r.server)).or_insert(r.id);
@@ -114,7 +118,8 @@ pub fn compare(records: &mut [ConnectionRecord], snapshot: &KernelSnapshot, late
             continue;
         }
         snapshot.fill(record);
-        for (inferred, view) in [(record.client_state, snapshot.side(client, server)), (record.server_state, snapshot.side(server, client))] {
+        for (inferred, view) in [(record.client_state, snapshot.side(client, server)), (record.server_state, snapshot.side(server, client))]
+        {
             let Some(kernel) = view else { continue };
             counts.compared += 1;
             match judge(inferred, kernel) {

@@ -112,9 +112,8 @@ impl ProcessIndex {
         let mut command = None;
         for fd in fds.flatten() {
             let Some(inode) = std::fs::read_link(fd.path()).ok().and_then(|t| socket_inode(t.to_str()?)) else { continue };
-            let command = command.get_or_insert_with(|| {
-                std::fs::read_to_string(base.join("comm")).map(|c| c.trim_end().to_string()).unwrap_or_default()
-            });
+            let command = command
+                .get_or_insert_with(|| std::fs::read_to_string(base.join("comm")).map(|c| c.trim_end().to_string()).unwrap_or_default());
             self.owners.insert(inode, ProcessInfo { pid, command: command.clone() });
         }
     }

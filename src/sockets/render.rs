@@ -15,7 +15,10 @@ const MAX_OWNERS: usize = 10;
 
 /// The one-shot report.
 pub fn table(snap: &Snapshot) -> String {
-    let mut out = format!("connscope sockets — port {}: {} sockets (server side: local port {}; client side: peer port {})\n", snap.port, snap.sockets, snap.port, snap.port);
+    let mut out = format!(
+        "connscope sockets — port {}: {} sockets (server side: local port {}; client side: peer port {})\n",
+        snap.port, snap.sockets, snap.port, snap.port
+    );
     write_body(&mut out, snap, false);
     out
 }
@@ -24,7 +27,8 @@ pub fn table(snap: &Snapshot) -> String {
 /// so that writing it in one go redraws in place without flicker. Given the terminal's size
 /// (columns, rows), lines are cut to its width and the frame to its height, so it never scrolls.
 pub fn frame(snap: &Snapshot, interval: f64, clock: &str, size: Option<(usize, usize)>) -> String {
-    let mut body = format!("connscope sockets — port {} — every {interval}s — {clock} — Ctrl-C to stop\n{} sockets\n", snap.port, snap.sockets);
+    let mut body =
+        format!("connscope sockets — port {} — every {interval}s — {clock} — Ctrl-C to stop\n{} sockets\n", snap.port, snap.sockets);
     write_body(&mut body, snap, true);
     let mut out = String::with_capacity(body.len() + 256);
     out.push_str("\x1b[H");
@@ -101,11 +105,19 @@ fn write_body(out: &mut String, snap: &Snapshot, watch: bool) {
     }
     let unowned = snap.no_owner.total();
     if unowned > 0 {
-        let _ = writeln!(out, "{unowned} sockets have no owning process (inode 0: {}): the kernel holds them after close (TIME_WAIT: 60 s).", state_list(&snap.no_owner));
+        let _ = writeln!(
+            out,
+            "{unowned} sockets have no owning process (inode 0: {}): the kernel holds them after close (TIME_WAIT: 60 s).",
+            state_list(&snap.no_owner)
+        );
     }
     let unknown = snap.owner_unknown.total();
     if unknown > 0 {
-        let _ = writeln!(out, "{unknown} sockets belong to no process found in /proc ({}): another user's (run as root) or another PID namespace's.", state_list(&snap.owner_unknown));
+        let _ = writeln!(
+            out,
+            "{unknown} sockets belong to no process found in /proc ({}): another user's (run as root) or another PID namespace's.",
+            state_list(&snap.owner_unknown)
+        );
     }
 }
 
@@ -115,12 +127,7 @@ fn number(n: u32) -> Cell {
 
 /// `ESTABLISHED 3, CLOSE_WAIT 1`: the non-zero counts.
 fn state_list(counts: &StateCounts) -> String {
-    ALL_STATES
-        .into_iter()
-        .filter(|s| counts.get(*s) > 0)
-        .map(|s| format!("{} {}", s.name(), counts.get(s)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    ALL_STATES.into_iter().filter(|s| counts.get(*s) > 0).map(|s| format!("{} {}", s.name(), counts.get(s))).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

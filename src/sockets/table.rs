@@ -129,8 +129,8 @@ mod imp {
             }
             let mut offset = 0;
             while offset < size {
-                let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size])
-                    .map_err(|e| SocketsError::Decode(e.to_string()))?;
+                let msg =
+                    <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size]).map_err(|e| SocketsError::Decode(e.to_string()))?;
                 let len = msg.header.length as usize;
                 match msg.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {

@@ -121,7 +121,14 @@ impl Captures {
         }
     }
 
-    fn read_map<'c>(&'c self, index: usize, bpf: Option<&str>, hand_back: bool, outcome: &mut ReadOutcome, each: &mut dyn FnMut(LinkType, RawPacket<'c>)) -> Result<(), Error> {
+    fn read_map<'c>(
+        &'c self,
+        index: usize,
+        bpf: Option<&str>,
+        hand_back: bool,
+        outcome: &mut ReadOutcome,
+        each: &mut dyn FnMut(LinkType, RawPacket<'c>),
+    ) -> Result<(), Error> {
         let file = &self.files[index];
         let Some((format, map)) = &file.map else { return Ok(()) };
         let pages = Pages { map, released: &file.released, automatic: hand_back };

@@ -1,6 +1,6 @@
 //! Classic pcap files (tcpdump's default), memory-mapped and walked with `pcap-parser`.
 
-use super::{Pages, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
+use super::{compile_filter, damaged, supported_link, Pages, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
 

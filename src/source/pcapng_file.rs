@@ -2,7 +2,7 @@
 //! `pcap-parser`. Each interface keeps its own link type, timestamp resolution and BPF program, so
 //! a file whose interfaces differ in link type (which libpcap refuses) reads whole.
 
-use super::{Pages, compile_filter, damaged, supported_link, RawPacket, ReadOutcome};
+use super::{compile_filter, damaged, supported_link, Pages, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
 use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock};

@@ -134,7 +134,8 @@ pub fn go_program(name: &str) -> PathBuf {
         std::fs::create_dir_all(&dir).expect("scratch directory");
         for program in ["httpserver", "httpclient"] {
             let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{program}.go"));
-            let mut build = Command::new("go").args(["build", "-o"]).arg(dir.join(program)).arg(source).spawn().expect("Go builds tests/programs");
+            let mut build =
+                Command::new("go").args(["build", "-o"]).arg(dir.join(program)).arg(source).spawn().expect("Go builds tests/programs");
             assert!(wait_bounded(&mut build, Duration::from_secs(120), "go build").success(), "go build {program}.go failed");
         }
         dir
@@ -265,4 +266,3 @@ impl Drop for Capture {
         }
     }
 }
-

@@ -63,13 +63,7 @@ pub fn all_expectations() -> Vec<Expect> {
 
 /// Runs `connscope analyze FILE ARGS --format json` and parses the report.
 pub fn analyze_json(pcap: &Path, args: &[String]) -> serde_json::Value {
-    let out = Command::new(bin())
-        .arg("analyze")
-        .arg(pcap)
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .expect("run connscope");
+    let out = Command::new(bin()).arg("analyze").arg(pcap).args(args).args(["--format", "json"]).output().expect("run connscope");
     assert!(out.status.success(), "connscope failed on {}: {}", pcap.display(), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("valid JSON report")
 }
@@ -117,9 +111,13 @@ pub fn golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).expect("golden file written");
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert!(expected == actual, "{} differs (review, then UPDATE_GOLDEN=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}", path.display());
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    assert!(
+        expected == actual,
+        "{} differs (review, then UPDATE_GOLDEN=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
 }
 
 /// True when the test may capture live traffic (root); otherwise says why it is skipped.
