@@ -3,7 +3,7 @@
 //! The calling thread walks the files, decodes each frame (while its bytes are in this core's cache)
 //! and hands each TCP segment, borrowing its payload from the map, to the worker that owns its
 //! connection: a hash of the two endpoints, the same in both directions, picks it. Each worker has
-//! its own flow table. Segments travel in chunks of [`CHUNK_PACKETS`] packets; for each chunk a
+//! its own flow table. Segments travel in chunks of `CHUNK_PACKETS` (1,024) packets; for each chunk a
 //! worker sends back the connections it opened and the records of those that ended, with the index
 //! of the packet that opened or ended them. The calling thread merges the workers' answers chunk by
 //! chunk in packet order: connections get the numbers a single thread gives them (in the order they
@@ -33,7 +33,7 @@ const STILL_OPEN_BATCH: usize = 1024;
 /// Default number of workers at most.
 const MAX_DEFAULT_WORKERS: usize = 4;
 
-/// Workers used when `--threads` is not given: one per CPU, at most [`MAX_DEFAULT_WORKERS`].
+/// Workers used when `--threads` is not given: one per CPU, at most `MAX_DEFAULT_WORKERS` (4).
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS)
 }

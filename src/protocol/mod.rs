@@ -33,7 +33,7 @@ const INLINE_TEXT: usize = 30;
 
 /// A method or request target in a [`ProtocolEvent`] or a connection's record. Both are made for
 /// every request, events often dropped unread and records often on another thread than the one
-/// that made them (`parallel`), so text up to [`INLINE_TEXT`] bytes (every method, most targets) is
+/// that made them (`parallel`), so text up to `INLINE_TEXT` (30) bytes (every method, most targets) is
 /// held inline instead of on the heap. Reads as a `&str`; serialised as a string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HeadText(HeadTextRepr);
@@ -149,7 +149,7 @@ pub struct ProtocolSummary {
     pub http_requests: u32,
     /// Final HTTP/1 responses framed (never capped).
     pub http_responses: u32,
-    /// Requests paired with responses in order: the first [`http1::MAX_EXCHANGES`] of the connection.
+    /// Requests paired with responses in order: the first `http1::MAX_EXCHANGES` (32) of the connection.
     pub exchanges: Vec<HttpExchange>,
     /// First side that sent `Connection: close` (or an HTTP/1.0 response without keep-alive: the server).
     pub close_requested_by: Option<Side>,

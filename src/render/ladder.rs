@@ -5,7 +5,7 @@
 //!
 //! [`Recorder`] keeps the segments of the chosen connections as the pipeline runs: the first
 //! [`HEAD`] and the last [`TAIL`] of each, counting the ones between, so memory stays small on
-//! long connections; [`write`] draws them.
+//! long connections; [`write()`] draws them.
 
 use crate::flow::SegmentNote;
 use crate::report::Report;

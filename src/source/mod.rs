@@ -1,8 +1,8 @@
 //! Packet sources: saved capture files. Live capture lives in `capture`.
 //!
 //! Capture files are memory-mapped and walked record by record with `pcap-parser` — classic pcap
-//! in [`pcap_file`], pcapng in [`pcapng_file`] (each interface with its own link type) — with no copy
-//! of the packets. Standard input goes through libpcap ([`libpcap_file`]), which also explains files
+//! in `pcap_file`, pcapng in `pcapng_file` (each interface with its own link type) — with no copy
+//! of the packets. Standard input goes through libpcap (`libpcap_file`), which also explains files
 //! that are neither. A `-f` BPF filter is compiled by libpcap in every case.
 //!
 //! Several files are read one after the other, in the order given, into one flow table: a capture
