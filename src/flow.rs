@@ -8,7 +8,8 @@
 //! last ACK) so they do not pass for new mid-stream connections.
 
 use crate::decode::{ip_bits, Segment};
-use crate::protocol::{Protocol, ProtocolEvent, ProtocolWatcher};
+use crate::protocol::{Protocol, ProtocolEvent, ProtocolSummary, ProtocolWatcher};
+use crate::report::close_cause::{self, CloseFacts};
 use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
 use crate::seq::SeqNumber;
 use crate::side::Side;
@@ -461,6 +462,8 @@ fn finalise(
     let client = conn.end(Side::Client);
     let server = conn.end(Side::Server);
     let keepalive_interval = probe_interval(client).or_else(|| probe_interval(server));
+    let close = close_facts(&conn, &proto);
+    let close_cause = close_cause::classify(&close);
     let close_after_response = match (conn.last_response_ts, conn.first_fin_ts) {
         (Some(resp), Some(fin)) if fin >= resp => Some(fin - resp),
         _ => None,
@@ -485,6 +488,8 @@ fn finalise(
         rst_by: conn.rst_by,
         rst_ignored: conn.rst_ignored,
         close_requested_by: proto.close_requested_by,
+        close_cause,
+        answered_requests: close.readable.then_some(close.answered.min(close.requests)),
         keepalive_probes: PerSide { client: client.probes, server: server.probes },
         keepalive_interval,
         client_state: client.state,
@@ -502,6 +507,30 @@ fn finalise(
         kernel_server_state: None,
     };
     sink.connection_ended(record);
+}
+
+/// What the close-cause rules read of a finished connection. When the server's byte stream has holes
+/// (lost packets, a snaplen that cut the heads) the framer cannot see where responses end: a
+/// response whose head was counted is then taken as answered in full when the client acknowledged
+/// every byte the server sent.
+fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
+    let server_gaps = proto.gaps[Side::Server.index()] > 0;
+    let server_data_acked = {
+        let (client, server) = (conn.end(Side::Client), conn.end(Side::Server));
+        let data_end = server.fin_seq.or(server.next_seq);
+        matches!((client.acked, data_end), (Some(acked), Some(end)) if acked.at_or_after(end))
+    };
+    let answered = if server_gaps && server_data_acked { proto.answered.max(proto.http_responses) } else { proto.answered };
+    CloseFacts {
+        refused: conn.syn_seen && !conn.syn_ack_seen && conn.rst_by == Some(Side::Server),
+        first_close: conn.fin_first.or(conn.rst_by),
+        readable: matches!(proto.protocol, Protocol::Http1 | Protocol::H2c),
+        client_announced: proto.close_announced[Side::Client.index()],
+        server_announced: proto.close_announced[Side::Server.index()],
+        requests: proto.http_requests,
+        requests_at_first_fin: proto.requests_at_first_fin,
+        answered,
+    }
 }
 
 /// Applies one segment to its connection: handshake, keep-alive, RST, ACK, payload, FIN, in that order.

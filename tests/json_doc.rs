@@ -4,6 +4,8 @@
 mod common;
 use common::{connscope, fixture};
 use connscope::protocol::TlsSummary;
+use connscope::report::close_cause::CloseCause;
+use connscope::report::verdict::FindingCode;
 use connscope::report::{CaptureStats, KernelAgreement, RequestRecord};
 use connscope::sockets::ProcessInfo;
 use serde_json::Value;
@@ -12,10 +14,27 @@ use std::collections::BTreeSet;
 /// Objects whose keys are data (socket state names), documented as a whole.
 const MAPS: [&str; 2] = ["summary.client_states", "summary.server_states"];
 
-/// Field paths in the first column of the document's tables: `| \`summary.handshakes\` | ...`.
-fn documented() -> BTreeSet<String> {
+/// The first column of the document's tables whose header's first cell is `heading`:
+/// `| \`summary.handshakes\` | ...` under `| field | ...`.
+fn first_column(heading: &str) -> BTreeSet<String> {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
-    doc.lines().filter_map(|l| l.strip_prefix("| `")).map(|rest| rest.split('`').next().unwrap().to_string()).collect()
+    let mut in_table = false;
+    let mut out = BTreeSet::new();
+    for line in doc.lines() {
+        if !line.starts_with('|') {
+            in_table = false;
+        } else if let Some(rest) = line.strip_prefix("| `").filter(|_| in_table) {
+            out.insert(rest.split('`').next().unwrap().to_string());
+        } else if line.starts_with(&format!("| {heading} |")) {
+            in_table = true;
+        }
+    }
+    out
+}
+
+/// Field paths: the first column of the `field` tables.
+fn documented() -> BTreeSet<String> {
+    first_column("field")
 }
 
 /// Every key path of `value`, `[]` for list elements.
@@ -81,4 +100,12 @@ fn test_json_doc_lists_exactly_the_emitted_fields() {
 fn test_json_doc_states_the_schema_version_the_code_emits() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
     assert!(doc.contains(&format!("Schema version **{}**", connscope::report::SCHEMA_VERSION)));
+}
+
+#[test]
+fn test_json_doc_lists_every_close_cause_and_finding_code() {
+    let causes: BTreeSet<String> = CloseCause::ALL.iter().map(|c| c.name().to_string()).collect();
+    assert_eq!(first_column("value"), causes, "the close-cause table of docs/json.md");
+    let codes: BTreeSet<String> = FindingCode::ALL.iter().map(|c| c.name().to_string()).collect();
+    assert_eq!(first_column("code"), codes, "the findings table of docs/json.md");
 }

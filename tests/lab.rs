@@ -41,6 +41,10 @@ struct Expect {
     server_states: Option<Vec<(&'static str, u64)>>,
     keepalive_probes: (u64, u64),
     tls_client_hellos: u64,
+    /// The non-zero close causes (`summary.close_causes`); `None` where the programs race.
+    causes: Option<Vec<(&'static str, u64)>>,
+    /// The exact set of warning codes; `None` where the programs race.
+    warnings: Option<Vec<&'static str>>,
 }
 
 impl Expect {
@@ -53,7 +57,16 @@ impl Expect {
             server_states: None,
             keepalive_probes: (0, 0),
             tls_client_hellos: 0,
+            causes: None,
+            warnings: None,
         }
+    }
+
+    /// Every connection ended with `cause`, and the verdict warns exactly `warnings`.
+    fn because(mut self, cause: &'static str, warnings: &[&'static str]) -> Expect {
+        self.causes = Some(vec![(cause, self.connections)]);
+        self.warnings = Some(warnings.to_vec());
+        self
     }
 
     /// Nobody closed: the client holds its sockets past the capture, the server never closes first.
@@ -102,44 +115,51 @@ fn expected(name: &str, n: u64) -> Expect {
             if read_all {
                 // EOF puts the connection back in the pool before the next request (with or without
                 // Close): one connection, idle at the end.
-                Expect::new(Some(n), 1).open()
+                Expect::new(Some(n), 1).open().because("open", &[])
             } else if close {
-                // Close of a body not read to EOF: the transport closes the connection.
-                Expect::new(Some(n), n).client_closed()
+                // Close of a body not read to EOF: the transport closes the connection. The 11-byte
+                // response had fully arrived (answered in full on the wire): client_idle, one after
+                // the other, so the client closes after each response.
+                Expect::new(Some(n), n).client_closed().because("client_idle", &["client_closes_after_response", "client_time_wait_pileup"])
             } else {
                 // Neither EOF nor Close: the connection stays with the response, a new one per request.
-                Expect::new(Some(n), n).open()
+                Expect::new(Some(n), n).open().because("open", &["connections_leaked"])
             }
         } else {
             // "Connection: close" on every response: the server closes after each one. The client
-            // closes its side when it reads to EOF (the response said close) or calls Close.
-            Expect::new(Some(n), n).server_closed(read_all || close)
+            // closes its side when it reads to EOF (the response said close) or calls Close. The
+            // server asked: only the server is blamed for the reuse; a client that never closes is
+            // also told of its CLOSE_WAIT sockets.
+            let client_closes = read_all || close;
+            let warnings: &[&str] = if client_closes { &["server_keepalive_off"] } else { &["server_keepalive_off", "client_close_wait"] };
+            Expect::new(Some(n), n).server_closed(client_closes).because("server_asked", warnings)
         };
     }
     match name {
         // python3 -m http.server answers HTTP/1.0 and closes after each response.
-        "001-python" => Expect::new(Some(n), n).server_closed(true),
+        "001-python" => Expect::new(Some(n), n).server_closed(true).because("server_asked", &["server_keepalive_off"]),
         // One global client, body read to EOF (Close or not): one connection for all.
-        "001-go" | "001-go-noclose" => Expect::new(Some(n), 1).open(),
+        "001-go" | "001-go-noclose" => Expect::new(Some(n), 1).open().because("open", &[]),
         // A new Transport per call: each call's connection goes idle in a pool nobody uses again.
-        "002-keepalive" => Expect::new(Some(n), n).open(),
-        // DisableKeepAlives sends "Connection: close"; the Go server honours it and closes first.
-        "002-disable-keepalives" => Expect::new(Some(n), n).server_closed(true),
+        "002-keepalive" => Expect::new(Some(n), n).open().because("open", &["connections_leaked"]),
+        // DisableKeepAlives sends "Connection: close"; the Go server honours it and closes first:
+        // the client asked, so only the client is blamed.
+        "002-disable-keepalives" => Expect::new(Some(n), n).server_closed(true).because("client_asked", &["client_disables_keepalive"]),
         // One connection, idle 4.5 s with TCP keep-alive after 1 s idle, every 1 s: probes due at
         // 1, 2, 3, 4 s; then CloseIdleConnections (client FIN). 5 would need a 0.5 s stall.
         "003-idle-probes" => {
-            let mut e = Expect::new(Some(n), 1).client_closed();
+            let mut e = Expect::new(Some(n), 1).client_closed().because("client_idle", &[]);
             e.keepalive_probes = (4, 5);
             e
         }
         // HTTPS: one ClientHello per connection; HTTP inside TLS is not countable (null).
         "004-new-client" => {
-            let mut e = Expect::new(None, n).open();
+            let mut e = Expect::new(None, n).open().because("open", &["connections_leaked", "tls_handshake_per_request"]);
             e.tls_client_hellos = n;
             e
         }
         "004-shared-drained" => {
-            let mut e = Expect::new(None, 1).open();
+            let mut e = Expect::new(None, 1).open().because("open", &[]);
             e.tls_client_hellos = 1;
             e
         }
@@ -203,6 +223,28 @@ fn check(line: &Value) -> Vec<String> {
                     bad.push(Some(format!("{name}: {side} = {got:?}, expected nothing ESTABLISHED")));
                 }
             }
+        }
+    }
+    if let Some(causes) = &e.causes {
+        let want: BTreeMap<String, u64> = causes.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let got = nonzero_states(&s["close_causes"]);
+        if got != want {
+            bad.push(Some(format!("{name}: close_causes = {got:?}, expected {want:?}")));
+        }
+    }
+    if let Some(warnings) = &e.warnings {
+        let mut got: Vec<&str> = line["verdict"]["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["severity"] == "warning")
+            .filter_map(|f| f["code"].as_str())
+            .collect();
+        got.sort_unstable();
+        let mut want = warnings.clone();
+        want.sort_unstable();
+        if got != want {
+            bad.push(Some(format!("{name}: warnings = {got:?}, expected {want:?}")));
         }
     }
     let probes = s["keepalive_probes"].as_u64().unwrap_or(u64::MAX);

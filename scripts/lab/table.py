@@ -60,12 +60,13 @@ def main():
             f"{states(s['client_states'])} / {states(s['server_states'])}",
             str(s["keepalive_probes"]),
             str(s["tls_client_hellos"]),
+            states(s["close_causes"]),
             verdict,
         ])
     if as_json:
         return
     head = ["experiment", "requests", "conns", "handshakes", "FIN first c/s/none",
-            "end states client / server", "ka probes", "TLS hellos", "verdict [findings]"]
+            "end states client / server", "ka probes", "TLS hellos", "close causes", "verdict [findings]"]
     print(f"N = {n} requests per experiment\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")

@@ -230,6 +230,12 @@ pub struct Http1Framer {
     pub responses: u32,
     /// First side that asked to close the connection.
     pub close_requested_by: Option<Side>,
+    /// Whether each side (indexed by [`Side::index`]) announced the close: a request with
+    /// `Connection: close` or HTTP/1.0 without keep-alive, a response likewise.
+    pub close_announced: [bool; 2],
+    /// Final responses whose last byte was seen (or whose length the stream's gaps account for):
+    /// the requests answered in full.
+    pub answered: u32,
     /// Any HTTP/1.0 message seen.
     pub http10: bool,
     /// Times a direction lost sync and had to search for the next message.
@@ -254,6 +260,8 @@ impl Http1Framer {
             requests: 0,
             responses: 0,
             close_requested_by: None,
+            close_announced: [false; 2],
+            answered: 0,
             http10: false,
             resyncs: 0,
             switch: None,
@@ -271,7 +279,11 @@ impl Http1Framer {
                 Phase::Head => self.head_bytes(side, bytes, ts, events),
                 Phase::Length(left) => {
                     let take = left.min(bytes.len() as u64);
-                    self.directions[side.index()].phase = if take == left { Phase::Head } else { Phase::Length(left - take) };
+                    if take == left {
+                        self.message_ended(side, Phase::Head);
+                    } else {
+                        self.directions[side.index()].phase = Phase::Length(left - take);
+                    }
                     &bytes[take as usize..]
                 }
                 Phase::Chunked(chunk) => self.chunked_bytes(side, chunk, bytes),
@@ -295,6 +307,7 @@ impl Http1Framer {
         let next = match direction.phase {
             Phase::Length(left) if len <= left => {
                 if len == left {
+                    self.count_answer(side);
                     Phase::Head
                 } else {
                     Phase::Length(left - len)
@@ -315,6 +328,9 @@ impl Http1Framer {
 
     /// `side` closed its stream: a close-delimited body ends here, anything incomplete is dropped.
     pub fn end_of_stream(&mut self, side: Side) {
+        if self.directions[side.index()].phase == Phase::UntilClose {
+            self.count_answer(side);
+        }
         let direction = &mut self.directions[side.index()];
         direction.reset_head();
         direction.phase = Phase::Done;
@@ -512,6 +528,9 @@ impl Http1Framer {
     ) -> Phase {
         self.requests = self.requests.saturating_add(1);
         self.http10 |= version == HttpVersion::Http10;
+        if facts.close || (version == HttpVersion::Http10 && !facts.keep_alive) {
+            self.close_announced[Side::Client.index()] = true;
+        }
         if facts.close {
             self.close_requested_by.get_or_insert(Side::Client);
         }
@@ -570,18 +589,21 @@ impl Http1Framer {
         let closes = facts.close || (version == HttpVersion::Http10 && !facts.keep_alive);
         if closes {
             self.close_requested_by.get_or_insert(Side::Server);
+            self.close_announced[Side::Server.index()] = true;
         }
         let is_head = request.is_some_and(|r| r.is_head);
         let is_connect = request.is_some_and(|r| r.is_connect);
         if status == 101 {
             self.switch = Some(if facts.upgrade_h2c { Switch::H2c } else { Switch::Other });
+            self.count_answer(Side::Server);
             return Phase::Done;
         }
         if is_connect && (200..300).contains(&status) {
             self.switch = Some(Switch::Other);
+            self.count_answer(Side::Server);
             return Phase::Done;
         }
-        if is_head || status == 204 || status == 304 {
+        let phase = if is_head || status == 204 || status == 304 {
             Phase::Head
         } else if facts.chunked {
             Phase::Chunked(NEW_CHUNK)
@@ -591,6 +613,24 @@ impl Http1Framer {
                 Some(len) => Phase::Length(len),
                 None => Phase::UntilClose,
             }
+        };
+        if phase == Phase::Head {
+            self.count_answer(Side::Server);
+        }
+        phase
+    }
+
+    /// A body of `side`'s ended: the direction expects the next head (`next`), and a response is
+    /// answered in full.
+    fn message_ended(&mut self, side: Side, next: Phase) {
+        self.directions[side.index()].phase = next;
+        self.count_answer(side);
+    }
+
+    /// Counts a final response whose last byte was seen (request bodies count nothing).
+    fn count_answer(&mut self, side: Side) {
+        if side == Side::Server {
+            self.answered = self.answered.saturating_add(1);
         }
     }
 
@@ -625,7 +665,7 @@ impl Http1Framer {
                 (Chunk::DataEnd, b'\n') => NEW_CHUNK,
                 (Chunk::DataEnd, _) => return self.chunk_error(side, &bytes[pos..]),
                 (Chunk::Trailer { line_len: 0 }, b'\n') => {
-                    self.directions[side.index()].phase = Phase::Head;
+                    self.message_ended(side, Phase::Head);
                     return &bytes[pos..];
                 }
                 (Chunk::Trailer { .. }, b'\n') => Chunk::Trailer { line_len: 0 },

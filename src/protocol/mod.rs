@@ -153,6 +153,13 @@ pub struct ProtocolSummary {
     pub exchanges: Vec<HttpExchange>,
     /// First side that sent `Connection: close` (or an HTTP/1.0 response without keep-alive: the server).
     pub close_requested_by: Option<Side>,
+    /// Whether each side (indexed by [`Side::index`]) announced the close in one of its messages
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive).
+    pub close_announced: [bool; 2],
+    /// Requests answered in full: final responses whose last byte was seen.
+    pub answered: u32,
+    /// Requests the client had sent when the connection's first FIN came (`None`: no FIN).
+    pub requests_at_first_fin: Option<u32>,
     /// Any HTTP/1.0 message.
     pub http10: bool,
     pub tls: Option<TlsSummary>,
@@ -192,6 +199,8 @@ pub struct ProtocolWatcher {
     dispatch: Dispatch,
     /// Time of the latest segment: data flushed at FIN or finish is dated by it.
     last_ts: f64,
+    /// Requests framed when the first FIN of the connection came.
+    requests_at_first_fin: Option<u32>,
 }
 
 impl ProtocolWatcher {
@@ -220,6 +229,9 @@ impl ProtocolWatcher {
     /// When the FIN segment carries payload, call [`Self::on_segment`] for it first.
     pub fn on_fin(&mut self, side: Side, seq: SeqNumber, events: &mut Vec<ProtocolEvent>) {
         self.end_stream(side, Some(seq), events);
+        if self.requests_at_first_fin.is_none() {
+            self.requests_at_first_fin = Some(self.dispatch.requests());
+        }
     }
 
     /// End of the connection (RST, end of capture or eviction): flush and summarise.
@@ -229,7 +241,9 @@ impl ProtocolWatcher {
         }
         let gaps = [self.streams[0].gaps(), self.streams[1].gaps()];
         let gap_bytes = [self.streams[0].gap_bytes(), self.streams[1].gap_bytes()];
-        self.dispatch.summary(gaps, gap_bytes)
+        let mut summary = self.dispatch.summary(gaps, gap_bytes);
+        summary.requests_at_first_fin = self.requests_at_first_fin;
+        summary
     }
 
     fn end_stream(&mut self, side: Side, end: Option<SeqNumber>, events: &mut Vec<ProtocolEvent>) {
@@ -395,6 +409,15 @@ impl Dispatch {
         }
     }
 
+    /// Requests framed so far (HTTP/1 requests, or HTTP/2 streams the client opened).
+    fn requests(&self) -> u32 {
+        match &self.analyzer {
+            Analyzer::Http1 { upgraded: Some(h2), .. } | Analyzer::H2c(h2) => h2.summary().streams,
+            Analyzer::Http1 { framer, .. } => framer.requests,
+            Analyzer::Detecting | Analyzer::Tls(_) => 0,
+        }
+    }
+
     fn end_of_stream(&mut self, side: Side) {
         if let Analyzer::Http1 { framer, upgraded: None } = &mut self.analyzer {
             framer.end_of_stream(side);
@@ -408,6 +431,9 @@ impl Dispatch {
             http_responses: 0,
             exchanges: Vec::new(),
             close_requested_by: None,
+            close_announced: [false; 2],
+            answered: 0,
+            requests_at_first_fin: None,
             http10: false,
             tls: None,
             h2: None,
@@ -423,6 +449,8 @@ impl Dispatch {
                 summary.http_responses = framer.responses;
                 summary.exchanges = std::mem::take(&mut framer.exchanges);
                 summary.close_requested_by = framer.close_requested_by;
+                summary.close_announced = framer.close_announced;
+                summary.answered = framer.answered;
                 summary.http10 = framer.http10;
                 summary.resyncs = framer.resyncs;
                 summary.h2 = upgraded.as_ref().map(|h2| h2.summary());

@@ -2,6 +2,7 @@
 //! the connections, what each carried, who closed first and what that leaves behind (TIME_WAIT,
 //! CLOSE_WAIT), and what the findings suggest. Every sentence is chosen and filled from the report.
 
+use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, FinFirst, Handshake, Report};
 use std::io::Write;
 
@@ -45,6 +46,20 @@ fn closed(c: &ConnectionRecord) -> String {
         FinFirst::Client => "the client closed it first".to_string(),
         FinFirst::Server => "the server closed it first".to_string(),
         FinFirst::None => "it was still open when the capture ended".to_string(),
+    }
+}
+
+/// A close cause in words, after "N connections".
+fn cause_in_words(cause: CloseCause) -> &'static str {
+    match cause {
+        CloseCause::Refused => "were refused: the server answered the SYN with RST",
+        CloseCause::Open => "were still open when the capture ended",
+        CloseCause::ClientAsked => "ended because the client asked to close in its request (Connection: close, or HTTP/1.0)",
+        CloseCause::ServerAsked => "ended because the server asked to close in its response (Connection: close, or HTTP/1.0)",
+        CloseCause::ClientAbort => "were closed by the client before a response was complete",
+        CloseCause::ServerAbort => "were closed by the server before a request was answered",
+        CloseCause::ClientIdle => "were closed by the client with every request answered",
+        CloseCause::ServerIdle => "were closed by the server with every request answered, unannounced (an idle timeout)",
     }
 }
 
@@ -151,7 +166,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .map(|(side, states)| (side, states.get("CLOSE_WAIT").copied().unwrap_or(0)))
         .filter(|(_, n)| *n > 0)
         .collect();
-    if close_wait.is_empty() {
+    if close_wait.is_empty() && s.fin_first.client + s.fin_first.server > 0 {
         writeln!(out, "No socket was left in CLOSE_WAIT: every side that received a FIN closed its own socket in turn.")?;
     }
     for (side, n) in close_wait {
@@ -180,6 +195,16 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             (the peer answers with an ACK). They mean connections were kept open between requests.",
             plural(s.keepalive_probes, "TCP keep-alive probe was", "TCP keep-alive probes were")
         )?;
+    }
+
+    // Why they ended.
+    let causes: Vec<String> = CloseCause::ALL
+        .into_iter()
+        .filter(|c| s.close_causes.get(*c) > 0)
+        .map(|c| format!("{} {}", plural(s.close_causes.get(c), "connection", "connections"), cause_in_words(c)))
+        .collect();
+    if !causes.is_empty() {
+        writeln!(out, "\nWhy they ended. {}.", causes.join("; "))?;
     }
 
     // Suggestions.

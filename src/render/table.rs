@@ -1,6 +1,7 @@
 //! The human report: summary, socket-state tally, verdict with findings, and one row per connection.
 
 use super::human_duration;
+use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, Report};
 use crate::tcp_state::ALL_STATES;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -150,9 +151,14 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
 
     writeln!(out)?;
+    let causes: Vec<String> =
+        CloseCause::ALL.into_iter().filter(|c| s.close_causes.get(*c) > 0).map(|c| format!("{} {c}", s.close_causes.get(c))).collect();
+    if !causes.is_empty() {
+        writeln!(out, "Why connections ended: {}", causes.join(", "))?;
+    }
     writeln!(out, "Verdict: {}", report.verdict.headline)?;
     for f in &report.verdict.findings {
-        let mark = if f.severity == "warning" { "!" } else { "-" };
+        let mark = if f.severity == crate::report::verdict::Severity::Warning { "!" } else { "-" };
         writeln!(out, " {mark} [{}] {}", f.code, f.message)?;
     }
     writeln!(out)?;
@@ -183,6 +189,7 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
         "requests",
         "FIN first",
         "RST",
+        "close cause",
         "probes c/s",
         "client state",
         "server state",
@@ -210,6 +217,7 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
             Cell::new(requests),
             Cell::new(c.fin_first.name()),
             Cell::new(c.rst_by.map_or("-", |s| s.name())),
+            Cell::new(c.close_cause.name()),
             Cell::new(format!("{}/{}", c.keepalive_probes.client, c.keepalive_probes.server)),
             Cell::new(c.client_state.name()),
             Cell::new(c.server_state.name()),

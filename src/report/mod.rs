@@ -4,12 +4,14 @@
 //! the [`Summary`] at once, so the summary never needs the whole list. Field names are the JSON
 //! contract documented in `docs/json.md`: change them only with `SCHEMA_VERSION`.
 
+pub mod close_cause;
 pub mod verdict;
 
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::sockets::ProcessInfo;
 use crate::tcp_state::{TcpState, ALL_STATES};
+use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
@@ -126,6 +128,11 @@ pub struct ConnectionRecord {
     /// RSTs whose sequence number was outside the window, so they closed nothing.
     pub rst_ignored: u32,
     pub close_requested_by: Option<Side>,
+    /// Why the connection ended: the first rule of `docs/json.md` that applies.
+    pub close_cause: CloseCause,
+    /// Requests answered in full (the response's last byte seen); `null` where requests cannot be
+    /// read (TLS, unknown protocols).
+    pub answered_requests: Option<u32>,
     pub keepalive_probes: PerSide,
     /// Seconds between successive keep-alive probes, when more than one was seen.
     pub keepalive_interval: Option<f64>,
@@ -220,6 +227,8 @@ pub struct Summary {
     pub h2_streams: u64,
     pub client_states: BTreeMap<&'static str, u64>,
     pub server_states: BTreeMap<&'static str, u64>,
+    /// Connections by close cause, every cause present.
+    pub close_causes: CloseCauseCounts,
     pub evicted_connections: u64,
     pub stream_gaps: u64,
     #[serde(skip)]
@@ -255,6 +264,7 @@ impl Default for Summary {
             h2_streams: 0,
             client_states: zero_states(),
             server_states: zero_states(),
+            close_causes: CloseCauseCounts::default(),
             evicted_connections: 0,
             stream_gaps: 0,
             requests_counted: 0,
@@ -316,6 +326,7 @@ impl Summary {
         self.h2_streams += u64::from(c.h2_streams.unwrap_or(0));
         *self.client_states.entry(c.client_state.name()).or_insert(0) += 1;
         *self.server_states.entry(c.server_state.name()).or_insert(0) += 1;
+        self.close_causes.add(c.close_cause);
         if c.end == EndReason::Evicted {
             self.evicted_connections += 1;
         }
@@ -507,6 +518,59 @@ impl ReportBuilder {
             verdict,
             connections: self.connections,
             connections_omitted: self.omitted,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A finished HTTP/1 connection between two loopback ports, as the flow table would hand it on:
+    /// `requests` sent, `answered` in full, ended by `cause`, alive from `first_ts` to `last_ts`.
+    pub(crate) fn record(cause: CloseCause, requests: u32, answered: u32, first_ts: f64, last_ts: f64) -> ConnectionRecord {
+        let (client_state, server_state) = match cause.side() {
+            _ if cause == CloseCause::Open => (TcpState::ESTABLISHED, TcpState::ESTABLISHED),
+            Some(Side::Client) => (TcpState::TIME_WAIT, TcpState::CLOSED),
+            _ => (TcpState::CLOSED, TcpState::TIME_WAIT),
+        };
+        ConnectionRecord {
+            id: 1,
+            client: "127.0.0.1:40000".parse().unwrap(),
+            server: "127.0.0.1:8080".parse().unwrap(),
+            server_port: 8080,
+            first_ts,
+            last_ts,
+            duration: last_ts - first_ts,
+            handshake: Handshake::Complete,
+            protocol: Protocol::Http1,
+            http_requests: Some(requests),
+            http_responses: Some(answered),
+            requests: SmallVec::new(),
+            exchanges: requests,
+            reused: requests > 1,
+            fin_first: FinFirst::from(cause.side()),
+            simultaneous_close: false,
+            rst_by: None,
+            rst_ignored: 0,
+            close_requested_by: None,
+            close_cause: cause,
+            answered_requests: Some(answered),
+            keepalive_probes: PerSide::default(),
+            keepalive_interval: None,
+            client_state,
+            server_state,
+            tls: None,
+            h2_streams: None,
+            packets: 10,
+            bytes: 1000,
+            stream_gaps: PerSide::default(),
+            end: EndReason::Closed,
+            close_after_response: Some(0.001),
+            client_process: None,
+            server_process: None,
+            kernel_client_state: None,
+            kernel_server_state: None,
         }
     }
 }
