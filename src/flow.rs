@@ -172,6 +172,8 @@ struct Connection {
     last_payload_side: Option<Side>,
     last_response_ts: Option<f64>,
     first_fin_ts: Option<f64>,
+    /// When the first FIN or acceptable RST came: the connection stopped being used.
+    first_close_ts: Option<f64>,
 }
 
 impl Connection {
@@ -195,6 +197,7 @@ impl Connection {
             last_payload_side: None,
             last_response_ts: None,
             first_fin_ts: None,
+            first_close_ts: None,
         }
     }
 
@@ -501,6 +504,7 @@ fn finalise(
         stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },
         end,
         close_after_response,
+        first_close_ts: conn.first_close_ts.map(|ts| ts - start),
         client_process: None,
         server_process: None,
         kernel_client_state: None,
@@ -584,6 +588,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
     if seg.flags.rst {
         if rst_acceptable(conn, seg, side) {
             conn.rst_by.get_or_insert(side);
+            conn.first_close_ts.get_or_insert(seg.ts);
             conn.transition(side, StateEvent::Reset);
             conn.transition(peer, StateEvent::Reset);
             sink.event(conn.id, &FlowEvent::Rst { side });
@@ -649,6 +654,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         if conn.fin_first.is_none() {
             conn.fin_first = Some(side);
             conn.first_fin_ts = Some(seg.ts);
+            conn.first_close_ts.get_or_insert(seg.ts);
         } else if let Some(peer_fin) = conn.end(peer).fin_seq {
             // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
             if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {

@@ -166,7 +166,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .map(|(side, states)| (side, states.get("CLOSE_WAIT").copied().unwrap_or(0)))
         .filter(|(_, n)| *n > 0)
         .collect();
-    if close_wait.is_empty() && s.fin_first.client + s.fin_first.server > 0 {
+    if close_wait.is_empty() && s.rst_connections == 0 && s.fin_first.client + s.fin_first.server > 0 {
         writeln!(out, "No socket was left in CLOSE_WAIT: every side that received a FIN closed its own socket in turn.")?;
     }
     for (side, n) in close_wait {

@@ -15,6 +15,7 @@
 //! columns are the fields of [`CsvRow`]. Empty cells are `null` values.
 
 use crate::protocol::Protocol;
+use crate::report::close_cause::CloseCause;
 use crate::report::{verdict::Verdict, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary};
 use serde::Serialize;
 use std::io::Write;
@@ -62,6 +63,7 @@ pub struct CsvRow<'a> {
     pub fin_first: &'static str,
     pub simultaneous_close: bool,
     pub rst_by: Option<&'static str>,
+    pub close_cause: CloseCause,
     pub keepalive_probes_client: u32,
     pub keepalive_probes_server: u32,
     pub tls_client_hellos: Option<u32>,
@@ -80,7 +82,7 @@ pub struct CsvRow<'a> {
 }
 
 /// The CSV header, written even when no connection is (kept equal to [`CsvRow`] by a test).
-pub const CSV_HEADER: [&str; 30] = [
+pub const CSV_HEADER: [&str; 31] = [
     "id",
     "client",
     "server",
@@ -96,6 +98,7 @@ pub const CSV_HEADER: [&str; 30] = [
     "fin_first",
     "simultaneous_close",
     "rst_by",
+    "close_cause",
     "keepalive_probes_client",
     "keepalive_probes_server",
     "tls_client_hellos",
@@ -131,6 +134,7 @@ impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
             fin_first: c.fin_first.name(),
             simultaneous_close: c.simultaneous_close,
             rst_by: c.rst_by.map(|s| s.name()),
+            close_cause: c.close_cause,
             keepalive_probes_client: c.keepalive_probes.client,
             keepalive_probes_server: c.keepalive_probes.server,
             tls_client_hellos: c.tls.as_ref().map(|t| t.client_hellos),
@@ -249,6 +253,7 @@ mod tests {
             fin_first: "none",
             simultaneous_close: false,
             rst_by: None,
+            close_cause: CloseCause::Open,
             keepalive_probes_client: 0,
             keepalive_probes_server: 0,
             tls_client_hellos: None,

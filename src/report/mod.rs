@@ -149,6 +149,9 @@ pub struct ConnectionRecord {
     pub end: EndReason,
     /// Seconds from the last response to the first FIN, when both were seen.
     pub close_after_response: Option<f64>,
+    /// Seconds since the first packet of the capture to the connection's first FIN or acceptable
+    /// RST, when there was one: the moment it stopped being used.
+    pub first_close_ts: Option<f64>,
     /// The local process that held the client's socket (live capture only; `None` when unknown).
     pub client_process: Option<ProcessInfo>,
     /// The local process that held the server's socket (live capture only; `None` when unknown).
@@ -567,6 +570,7 @@ pub(crate) mod tests {
             stream_gaps: PerSide::default(),
             end: EndReason::Closed,
             close_after_response: Some(0.001),
+            first_close_ts: (cause != CloseCause::Open).then_some(last_ts),
             client_process: None,
             server_process: None,
             kernel_client_state: None,

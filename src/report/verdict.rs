@@ -199,7 +199,8 @@ pub struct Tallies {
     probes_on_unanswered: u64,
     rst_client: u64,
     rst_server: u64,
-    /// Latest end time of the connections folded in so far (seconds from the capture's start).
+    /// Latest time a connection folded in so far stopped being used: its first FIN or RST, else its
+    /// last packet (seconds from the capture's start).
     latest_end: Option<f64>,
 }
 
@@ -211,7 +212,8 @@ impl Tallies {
     pub fn add(&mut self, c: &ConnectionRecord) {
         let requests = u64::from(c.exchanges);
         let concurrent = self.latest_end.is_some_and(|end| c.first_ts < end);
-        self.latest_end = Some(self.latest_end.map_or(c.last_ts, |end| end.max(c.last_ts)));
+        let used_until = c.first_close_ts.unwrap_or(c.last_ts);
+        self.latest_end = Some(self.latest_end.map_or(used_until, |end| end.max(used_until)));
         let cause = &mut self.causes[cause_index(c.close_cause)];
         cause.all += 1;
         if requests > 0 {
@@ -543,11 +545,10 @@ fn time_wait_pileup(s: &Summary, t: &Tallies, side: Side) -> Option<Finding> {
         return None;
     }
     let why = match dominant_cause(t) {
-        Some(CloseCause::ServerAsked) => {
-            "most connections ended because the server asked to close; this side's FIN merely came first".to_string()
-        }
-        Some(CloseCause::ClientAsked) => {
-            "most connections ended because the client asked to close; this side's FIN merely came first".to_string()
+        Some(cause @ (CloseCause::ServerAsked | CloseCause::ClientAsked)) => {
+            let asker = cause.side().unwrap_or(side);
+            let race = if asker == side { "" } else { "; this side's FIN merely came first" };
+            format!("most connections ended because the {asker} asked to close{race}")
         }
         Some(cause) => format!("most connections ended as {cause}"),
         None => String::new(),
