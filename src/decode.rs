@@ -58,6 +58,20 @@ impl LinkType {
         })
     }
 
+    /// The LINKTYPE_ number a pcap file header carries for this link type.
+    pub fn dlt(self) -> i32 {
+        match self {
+            LinkType::Null => 0,
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+            LinkType::Loop => 108,
+            LinkType::LinuxSll => 113,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll2 => 276,
+        }
+    }
+
     /// The libpcap name of the link type, as tcpdump prints it.
     pub fn name(self) -> &'static str {
         match self {

@@ -6,8 +6,6 @@
 
 pub mod analyze;
 pub mod assert;
-pub mod attribution;
-pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod decode;
@@ -20,10 +18,8 @@ pub mod progress;
 pub mod protocol;
 pub mod render;
 pub mod report;
-pub mod savefile;
 pub mod seq;
 pub mod side;
-pub mod signals;
 pub mod sockets;
 pub mod source;
 pub mod tcp_state;

@@ -1,6 +1,6 @@
-//! Live packet source: a network device through libpcap, with an optional savefile.
+//! The live frame source of a real capture: a network device through libpcap, with an optional savefile.
 //!
-//! The device is read without blocking; when no packet is waiting, [`LiveSource::read`] polls the
+//! The device is read without blocking; when no packet is waiting, [`Device::read`] polls the
 //! descriptor for at most [`READ_TIMEOUT`], so the caller's loop wakes up regularly to check its
 //! stop conditions even when no traffic flows.
 //!
@@ -9,15 +9,16 @@
 //! (variable-size slots) to TPACKET_V2, whose ring has one fixed slot per packet sized for the
 //! snaplen, so a 64 MiB buffer holds only about a thousand loopback packets and a busy link drops
 //! within milliseconds. With TPACKET_V3 the same buffer holds hundreds of thousands of packets.
-//! The BPF filter is installed before [`LiveSource::open`] returns: anything started after it (a
+//! The BPF filter is installed before [`Device::open`] returns: anything started after it (a
 //! command run around the capture) has every packet seen, SYN included.
 //!
 //! The `-w` file is written by connscope's own [`Savefile`], not libpcap's `pcap_dump`, so that a
 //! full disk is noticed and the file still ends after a whole packet (see `docs/capture.md`).
 
+use super::savefile::Savefile;
+use super::FrameSource;
 use crate::decode::LinkType;
 use crate::error::Error;
-use crate::savefile::Savefile;
 use crate::source::RawPacket;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -27,7 +28,7 @@ pub const DEFAULT_SNAPLEN: i32 = 262_144;
 /// Kernel buffer in MiB (`-B`): with it, loopback under wrk (~150k packets/s, 2 shared cores)
 /// dropped nothing in `scripts/bench/capture-load.sh`; at 1 MiB the same load drops.
 pub const DEFAULT_BUFFER_MIB: u32 = 64;
-/// Longest wait for a packet in [`LiveSource::read`], so stop conditions are checked.
+/// Longest wait for a packet in [`Device::read`], so stop conditions are checked.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// Longest time a captured packet waits in the kernel before it is handed over (libpcap's
 /// timeout): the live view's lag on a quiet link.
@@ -57,10 +58,10 @@ pub struct LiveOptions {
     pub save_to: Option<String>,
 }
 
-/// libpcap's counters, read with [`LiveSource::stats`].
+/// libpcap's counters, read with [`Device::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LiveStats {
-    /// Packets the kernel passed the filter, as libpcap reports them (see [`LiveSource::stats`]).
+    /// Packets the kernel passed the filter, as libpcap reports them (see [`Device::stats`]).
     pub received: u64,
     /// Packets dropped because the buffer was full (connscope did not read fast enough).
     pub dropped_by_kernel: u64,
@@ -78,7 +79,7 @@ pub enum ReadFailure {
 }
 
 /// An open live capture.
-pub struct LiveSource {
+pub struct Device {
     cap: pcap::Capture<pcap::Active>,
     interface: String,
     link: LinkType,
@@ -87,12 +88,12 @@ pub struct LiveSource {
     idle: bool,
 }
 
-impl LiveSource {
+impl Device {
     /// Opens and activates `options.interface`, installs the filter and creates the savefile.
     ///
     /// Errors say what to do: no permission (run as root or grant the capabilities), unknown
     /// interface (with the list of interfaces), a filter libpcap cannot compile (its message).
-    pub fn open(options: &LiveOptions) -> Result<LiveSource, Error> {
+    pub fn open(options: &LiveOptions) -> Result<Device, Error> {
         let name = options.interface.as_str();
         let inactive = pcap::Capture::from_device(name).map_err(|e| open_error(name, &e))?;
         let buffer_bytes = i32::try_from(u64::from(options.buffer_mib) * 1024 * 1024)
@@ -124,7 +125,7 @@ impl LiveSource {
             ),
             None => None,
         };
-        Ok(LiveSource { cap, interface: name.to_string(), link, savefile, idle: false })
+        Ok(Device { cap, interface: name.to_string(), link, savefile, idle: false })
     }
 
     /// The link type of the device.
@@ -135,7 +136,7 @@ impl LiveSource {
     /// Hands the packets waiting in the kernel's buffer (at most `limit`) to `each`, after saving
     /// each to the savefile; returns how many. With none waiting, first waits up to
     /// [`READ_TIMEOUT`] for some (returning 0 if none came). The savefile is written out after
-    /// each batch; a failed write stops only the saving (see [`LiveSource::save_failure`]).
+    /// each batch; a failed write stops only the saving (see [`Device::save_failure`]).
     ///
     /// Packets are read in place from libpcap's ring, without a copy. An error means the capture
     /// cannot go on; what was read stays valid.
@@ -252,6 +253,28 @@ fn open_error(interface: &str, e: &pcap::Error) -> Error {
         return Error::UnknownInterface { interface: interface.to_string(), available: known.join(", ") };
     }
     Error::Capture(format!("cannot capture on {interface}: {msg}"))
+}
+
+impl FrameSource for Device {
+    fn link(&self) -> LinkType {
+        Device::link(self)
+    }
+
+    fn read(&mut self, limit: Option<usize>, each: &mut dyn FnMut(RawPacket<'_>)) -> Result<usize, ReadFailure> {
+        Device::read(self, limit, each)
+    }
+
+    fn stats(&mut self) -> Result<LiveStats, Error> {
+        Device::stats(self)
+    }
+
+    fn save_failure(&self) -> Option<&str> {
+        Device::save_failure(self)
+    }
+
+    fn saved(&self) -> Option<u64> {
+        Device::saved(self)
+    }
 }
 
 #[cfg(test)]
