@@ -18,9 +18,13 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-/// A segment counts as a keep-alive probe only after this much silence on the connection (seconds).
-/// Linux's smallest keep-alive interval is 1 s; retransmissions come sooner than this after the data.
+/// A segment counts as a keep-alive probe only after its sender has sent nothing new in its sequence
+/// space for this long (seconds). Linux's smallest keep-alive time is 1 s; retransmissions of the
+/// last byte come sooner than this after the data.
 const KEEPALIVE_MIN_IDLE: f64 = 0.5;
+/// A SYN seen at most this long (seconds) after the SYN-ACK that acknowledges it is that
+/// connection's SYN, captured out of order (merged capture points, several capture CPUs).
+const REORDER_WINDOW: f64 = 1.0;
 /// Tombstones of closed tuples are forgotten after this much capture time (2 × MSL on Linux is 60 s).
 const TOMBSTONE_TTL: f64 = 120.0;
 /// Entries of ended connections the eviction queue may hold beyond twice the open connections
@@ -121,13 +125,18 @@ struct Endpoint {
     window: u32,
     window_scale: Option<u8>,
     fin_seq: Option<SeqNumber>,
+    /// Acknowledgement number the FIN carried.
+    fin_ack: Option<SeqNumber>,
     fin_acked: bool,
+    /// A FIN seen before the data it follows: handed to the protocol watcher once that data came.
+    fin_waiting_for_data: Option<SeqNumber>,
     state: TcpState,
     probes: u32,
     probe_times: (Option<f64>, Option<f64>),
     packets: u64,
     bytes: u64,
-    last_data_ts: Option<f64>,
+    /// When this side last sent something new in its sequence space (SYN, data, FIN).
+    last_advance_ts: Option<f64>,
 }
 
 impl Endpoint {
@@ -139,13 +148,15 @@ impl Endpoint {
             window: 0,
             window_scale: None,
             fin_seq: None,
+            fin_ack: None,
             fin_acked: false,
+            fin_waiting_for_data: None,
             state: TcpState::CLOSED,
             probes: 0,
             probe_times: (None, None),
             packets: 0,
             bytes: 0,
-            last_data_ts: None,
+            last_advance_ts: None,
         }
     }
 }
@@ -160,6 +171,8 @@ struct Connection {
     ends: [Endpoint; 2],
     syn_seen: bool,
     syn_ack_seen: bool,
+    /// Acknowledgement number of the server's SYN-ACK, to match a SYN captured after it.
+    syn_ack_ack: Option<SeqNumber>,
     handshake_acked: bool,
     fin_first: Option<Side>,
     simultaneous_close: bool,
@@ -184,6 +197,7 @@ impl Connection {
             ends: [Endpoint::new(), Endpoint::new()],
             syn_seen: false,
             syn_ack_seen: false,
+            syn_ack_ack: None,
             handshake_acked: false,
             fin_first: None,
             simultaneous_close: false,
@@ -298,7 +312,7 @@ impl FlowTable {
         if let Entry::Occupied(mut open) = self.open.entry(key) {
             let conn = open.get_mut();
             let retransmitted_syn = conn.client == seg.src && conn.end(Side::Client).isn == Some(seg.seq);
-            if !is_syn || retransmitted_syn {
+            if !is_syn || retransmitted_syn || is_late_syn(conn, seg) {
                 update(conn, seg, sink, &mut self.protocol_events);
                 if conn.closed() {
                     self.tombstones.insert(key, seg.ts);
@@ -505,10 +519,14 @@ fn finalise(
 }
 
 /// Applies one segment to its connection: handshake, keep-alive, RST, ACK, payload, FIN, in that order.
+///
+/// Capture order is not always time order (merged capture points, several capture CPUs), so each
+/// acknowledgement is matched both ways: when the ACK comes and when what it acknowledges comes
+/// (a SYN-ACK after the client's ACK of it, a FIN after its ACK). A side's own segments also show
+/// what it received when the other direction is not captured (see [`infer_from_sender`]).
 fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, events: &mut Vec<ProtocolEvent>) {
     let side = conn.side_of(seg.src);
     let peer = side.peer();
-    let idle = seg.ts - conn.last_ts;
     if seg.ts > conn.last_ts {
         conn.last_ts = seg.ts;
     }
@@ -522,18 +540,28 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
     if seg.flags.syn && !seg.flags.ack && side == Side::Client {
         if !conn.syn_seen {
             conn.syn_seen = true;
+            // A SYN-ACK captured before this SYN answered it (process() lets only such a SYN in).
+            conn.syn_ack_seen = conn.syn_ack_ack.is_some_and(|ack| syn_answered_by(seg, ack));
             conn.end_mut(side).isn = Some(seg.seq);
             conn.end_mut(side).window_scale = seg.window_scale;
             conn.watcher.on_syn(side, seg.seq);
             conn.transition(side, StateEvent::SendSyn);
         }
     } else if seg.flags.syn && seg.flags.ack && side == Side::Server {
-        let answers_syn = conn.end(Side::Client).isn.is_none_or(|isn| seg.ack == isn.wrapping_add(1));
-        if answers_syn && !conn.syn_ack_seen {
+        let client = conn.end(Side::Client);
+        // The SYN-ACK acknowledges the SYN, and with TCP Fast Open the data the SYN carried.
+        let answers_syn = client.isn.is_none_or(|isn| {
+            let syn_end = client.next_seq.unwrap_or(isn.wrapping_add(1));
+            seg.ack.at_or_after(isn.wrapping_add(1)) && syn_end.at_or_after(seg.ack)
+        });
+        if answers_syn && conn.end(side).isn.is_none() {
             conn.syn_ack_seen = conn.syn_seen;
+            conn.syn_ack_ack = Some(seg.ack);
             conn.end_mut(side).isn = Some(seg.seq);
             conn.end_mut(side).window_scale = seg.window_scale;
             conn.watcher.on_syn(side, seg.seq);
+            // The SYN-ACK shows the client sent a SYN, captured or not.
+            conn.transition(Side::Client, StateEvent::SendSyn);
             conn.transition(Side::Server, StateEvent::SendSynAck);
             conn.transition(Side::Client, StateEvent::RecvSynAck);
         }
@@ -541,9 +569,11 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         // First segment of a connection whose opening was not captured.
         conn.transition(side, StateEvent::MidStream);
         conn.transition(peer, StateEvent::MidStream);
+    } else if !seg.flags.syn && !seg.flags.rst {
+        infer_from_sender(conn, seg, side);
     }
 
-    let keepalive = is_keepalive_probe(conn, seg, side, idle);
+    let keepalive = is_keepalive_probe(conn, seg, side);
     if keepalive {
         let end = conn.end_mut(side);
         end.probes += 1;
@@ -577,26 +607,13 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
     if seg.flags.ack {
         let end = conn.end_mut(side);
         end.acked = Some(end.acked.map_or(seg.ack, |a| a.max(seg.ack)));
-        if !conn.handshake_acked && conn.syn_ack_seen && side == Side::Client && !seg.flags.syn {
-            if let Some(isn) = conn.end(Side::Server).isn {
-                if seg.ack.at_or_after(isn.wrapping_add(1)) {
-                    conn.handshake_acked = true;
-                    conn.transition(Side::Server, StateEvent::RecvAckOfSyn);
-                }
-            }
-        }
-        let peer_end = conn.end(peer);
-        if let (Some(fin), false) = (peer_end.fin_seq, peer_end.fin_acked) {
-            if seg.ack.at_or_after(fin.wrapping_add(1)) {
-                conn.end_mut(peer).fin_acked = true;
-                conn.transition(peer, StateEvent::RecvAckOfFin);
-            }
-        }
     }
+    // Both run on every segment: the ACK may have been captured before what it acknowledges.
+    check_handshake_acked(conn);
+    check_fin_acked(conn, peer);
 
     let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
     if seg.wire_len > 0 && !keepalive {
-        conn.end_mut(side).last_data_ts = Some(seg.ts);
         if conn.last_payload_side != Some(side) {
             if side == Side::Server && conn.last_payload_side == Some(Side::Client) {
                 conn.exchanges += 1;
@@ -605,18 +622,28 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         }
         events.clear();
         conn.watcher.on_segment(side, data_seq, seg.payload, seg.wire_len, seg.ts, events);
+        if conn.end(side).fin_waiting_for_data == Some(data_seq.wrapping_add(seg.wire_len)) {
+            // The data a FIN captured before it followed: now the stream can end at the FIN.
+            let fin_seq = conn.end_mut(side).fin_waiting_for_data.take().unwrap_or(data_seq);
+            conn.watcher.on_fin(side, fin_seq, events);
+        }
         forward_protocol_events(conn, events, seg.ts, sink);
     }
 
     let seg_end = seg.seq.wrapping_add(seg.seq_len());
+    let sent_before = conn.end(side).next_seq;
     {
         let end = conn.end_mut(side);
-        end.next_seq = Some(end.next_seq.map_or(seg_end, |n| n.max(seg_end)));
+        if end.next_seq.is_none_or(|n| seg_end.after(n)) {
+            end.next_seq = Some(seg_end);
+            end.last_advance_ts = Some(seg.ts);
+        }
     }
 
     if seg.flags.fin && conn.end(side).fin_seq.is_none() {
         let fin_seq = data_seq.wrapping_add(seg.wire_len);
         conn.end_mut(side).fin_seq = Some(fin_seq);
+        conn.end_mut(side).fin_ack = seg.flags.ack.then_some(seg.ack);
         if conn.fin_first.is_none() {
             conn.fin_first = Some(side);
             conn.first_fin_ts = Some(seg.ts);
@@ -633,12 +660,103 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
             conn.transition(side, StateEvent::SendFin);
         }
         conn.transition(peer, StateEvent::RecvFin);
+        check_fin_acked(conn, side);
         events.clear();
-        conn.watcher.on_fin(side, fin_seq, events);
+        if sent_before.is_some_and(|sent| data_seq.after(sent)) {
+            // Data before the FIN is still to come (captured after it): end the stream once it has.
+            conn.end_mut(side).fin_waiting_for_data = Some(fin_seq);
+        } else {
+            conn.watcher.on_fin(side, fin_seq, events);
+        }
         forward_protocol_events(conn, events, seg.ts, sink);
         sink.event(conn.id, &FlowEvent::Fin { side });
     }
     note_segment(conn, seg, side, keepalive, sink);
+}
+
+/// True when `seg` (a SYN) is the one a SYN-ACK with acknowledgement `ack` answers: ISN + 1, or
+/// with TCP Fast Open up to ISN + 1 + the data the SYN carried.
+fn syn_answered_by(seg: &Segment<'_>, ack: SeqNumber) -> bool {
+    let first = seg.seq.wrapping_add(1);
+    ack.at_or_after(first) && first.wrapping_add(seg.wire_len).at_or_after(ack)
+}
+
+/// A SYN on an open connection that is that connection's own SYN captured after its SYN-ACK: the
+/// connection began with the SYN-ACK, the SYN comes from its client within [`REORDER_WINDOW`], and
+/// the SYN-ACK acknowledged exactly this SYN.
+fn is_late_syn(conn: &Connection, seg: &Segment<'_>) -> bool {
+    conn.client == seg.src
+        && !conn.syn_seen
+        && seg.ts - conn.first_ts <= REORDER_WINDOW
+        && conn.syn_ack_ack.is_some_and(|ack| syn_answered_by(seg, ack))
+}
+
+/// The client's ACK of the SYN-ACK completes the handshake, whichever of the two was captured first.
+fn check_handshake_acked(conn: &mut Connection) {
+    if conn.handshake_acked {
+        return;
+    }
+    let (Some(server_isn), Some(acked)) = (conn.end(Side::Server).isn, conn.end(Side::Client).acked) else { return };
+    if acked.at_or_after(server_isn.wrapping_add(1)) {
+        conn.handshake_acked = true;
+        conn.transition(Side::Server, StateEvent::RecvAckOfSyn);
+    }
+}
+
+/// `side`'s FIN is acknowledged once the peer's highest ACK covers it, whichever was captured first.
+fn check_fin_acked(conn: &mut Connection, side: Side) {
+    let end = conn.end(side);
+    let (Some(fin), false) = (end.fin_seq, end.fin_acked) else { return };
+    if conn.end(side.peer()).acked.is_some_and(|a| a.at_or_after(fin.wrapping_add(1))) {
+        conn.end_mut(side).fin_acked = true;
+        conn.transition(side, StateEvent::RecvAckOfFin);
+    }
+}
+
+/// What a side's own segment (no SYN, no RST) shows it received, for captures that miss the other
+/// direction (a one-direction filter, asymmetric routing) or hold it late:
+/// - a SYN_SENT side sends a plain ACK only after the SYN-ACK arrived: it is ESTABLISHED, and the
+///   peer, which sent that SYN-ACK and now gets the ACK, is ESTABLISHED too;
+/// - a SYN_RECEIVED side sends a segment without SYN only once the ACK of its SYN-ACK arrived
+///   (except a TCP Fast Open server, which may send data first);
+/// - when nothing at all was captured from the peer, a side that sent its FIN and then sends a
+///   segment after it (seq = FIN + 1) acknowledging more than its FIN did has received the peer's
+///   FIN at that acknowledgement - 1, and that FIN acknowledged its own (the peer was in
+///   CLOSE_WAIT). Without the peer's segments 1 byte of data and a FIN look alike: a peer that
+///   sends data after the FIN it received is taken to have closed.
+fn infer_from_sender(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
+    let peer = side.peer();
+    match conn.end(side).state {
+        TcpState::SYN_SENT if seg.flags.ack => {
+            conn.transition(peer, StateEvent::SendSynAck);
+            conn.transition(side, StateEvent::RecvSynAck);
+            conn.transition(peer, StateEvent::RecvAckOfSyn);
+        }
+        TcpState::SYN_RECEIVED => {
+            let fast_open_accepted = match (conn.end(peer).isn, conn.syn_ack_ack) {
+                (Some(isn), Some(ack)) => ack.after(isn.wrapping_add(1)),
+                _ => false,
+            };
+            if !fast_open_accepted {
+                conn.transition(side, StateEvent::RecvAckOfSyn);
+            }
+        }
+        _ => {}
+    }
+    let end = conn.end(side);
+    let peer_end = conn.end(peer);
+    let (Some(fin), Some(fin_ack)) = (end.fin_seq, end.fin_ack) else { return };
+    if peer_end.packets > 0 || peer_end.fin_seq.is_some() || seg.flags.fin || !seg.flags.ack {
+        return;
+    }
+    if seg.seq == fin.wrapping_add(1) && seg.ack.after(fin_ack) {
+        let peer_end = conn.end_mut(peer);
+        peer_end.fin_seq = Some(seg.ack.wrapping_sub(1));
+        conn.transition(peer, StateEvent::SendFin);
+        conn.end_mut(side).fin_acked = true;
+        conn.transition(side, StateEvent::RecvAckOfFin);
+        conn.transition(side, StateEvent::RecvFin);
+    }
 }
 
 /// Hands the protocol watcher's new messages to the sink, noting when the last response came.
@@ -698,16 +816,22 @@ fn http_first_line_label(payload: &[u8]) -> Option<String> {
 }
 
 /// A keep-alive probe: 0 or 1 byte, no SYN/FIN/RST, sequence number one below the sender's next,
-/// everything the sender sent already acknowledged, the peer's window open, after an idle period,
-/// and the sender has not closed (the last ACK after a close is not a probe).
-fn is_keepalive_probe(conn: &Connection, seg: &Segment<'_>, side: Side, idle: f64) -> bool {
-    if seg.flags.syn || seg.flags.fin || seg.flags.rst || seg.wire_len > 1 || idle < KEEPALIVE_MIN_IDLE {
+/// everything the sender sent already acknowledged, the peer's window open (a zero-window probe has
+/// the same shape), the sender idle, and the sender not closed (the last ACK after a close is not a
+/// probe). Idle is judged per sender: how long since it last sent anything new in its sequence
+/// space, not since the last packet of either side, so two probes that cross both count.
+fn is_keepalive_probe(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
+    if seg.flags.syn || seg.flags.fin || seg.flags.rst || seg.wire_len > 1 {
         return false;
     }
     let sender = conn.end(side);
     let receiver = conn.end(side.peer());
-    let Some(next) = sender.next_seq else { return false };
-    sender.fin_seq.is_none() && seg.seq == next.wrapping_sub(1) && receiver.acked == Some(next) && receiver.window > 0
+    let (Some(next), Some(advanced)) = (sender.next_seq, sender.last_advance_ts) else { return false };
+    seg.ts - advanced >= KEEPALIVE_MIN_IDLE
+        && sender.fin_seq.is_none()
+        && seg.seq == next.wrapping_sub(1)
+        && receiver.acked == Some(next)
+        && receiver.window > 0
 }
 
 /// RFC 5961-style check: an RST closes the connection only if its sequence number is where the
