@@ -897,6 +897,51 @@ mod tests {
         sink
     }
 
+    /// One test segment with its own payload and advertised window.
+    struct TestSeg {
+        ts: f64,
+        from_client: bool,
+        flags: &'static str,
+        seq: u32,
+        ack: u32,
+        payload: Vec<u8>,
+        window: u16,
+    }
+
+    /// `(ts, from_client, flags, seq, ack)` carrying `payload`, window 512.
+    fn with_payload(ts: f64, from_client: bool, flags: &'static str, seq: u32, ack: u32, payload: &[u8]) -> TestSeg {
+        TestSeg { ts, from_client, flags, seq, ack, payload: payload.to_vec(), window: 512 }
+    }
+
+    /// `(ts, from_client, flags, seq, ack, payload_len)` segments as [`TestSeg`]s ('x' payloads).
+    fn plain(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> Vec<TestSeg> {
+        segments.iter().map(|&(ts, c, f, seq, ack, len)| with_payload(ts, c, f, seq, ack, &vec![b'x'; len as usize])).collect()
+    }
+
+    /// Feeds [`TestSeg`]s with a table that takes port 8080 as the server's.
+    fn run_segs(segments: &[TestSeg]) -> Records {
+        let mut table = FlowTable::new(Some(8080), 1000);
+        let mut sink = Records::default();
+        for t in segments {
+            let (src, dst) = if t.from_client { (C, S) } else { (S, C) };
+            let seg = Segment {
+                ts: t.ts,
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                flags: flags(t.flags),
+                seq: SeqNumber(t.seq),
+                ack: SeqNumber(t.ack),
+                window: t.window,
+                window_scale: None,
+                payload: &t.payload,
+                wire_len: t.payload.len() as u32,
+            };
+            table.process(&seg, &mut sink);
+        }
+        table.finish(&mut sink);
+        sink
+    }
+
     /// A full exchange: handshake, one 100-byte request, one 200-byte response, ISNs 1000 / 5000.
     fn opened() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
         vec![
@@ -1158,6 +1203,229 @@ mod tests {
         table.finish(&mut sink);
         assert_eq!(sink.0.len(), 5000);
         assert_eq!(sink.0.iter().filter(|c| c.end == EndReason::Replaced).count(), 4999);
+    }
+
+    // ESTABLISHED: keep-alive probes, judged per sender.
+
+    #[test]
+    fn test_established_keepalive_probes_that_cross_count_for_both_sides() {
+        let mut segs = opened();
+        // Both timers fire at 15 s: the server's probe comes 200 µs after the client's, before the
+        // server's ACK of the client's probe; then each side ACKs the other's probe.
+        segs.extend([
+            (15.0, true, ".", 1100, 5201, 0),
+            (15.0002, false, ".", 5200, 1101, 0),
+            (15.0003, false, ".", 5201, 1101, 0),
+            (15.0004, true, ".", 1101, 5201, 0),
+        ]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
+    }
+
+    #[test]
+    fn test_established_probe_right_after_the_peers_ack_of_a_probe_counts() {
+        let mut segs = opened();
+        // The client probes and the server ACKs it; the server's own timer fires 300 ms later.
+        segs.extend([(15.0, true, ".", 1100, 5201, 0), (15.0001, false, ".", 5201, 1101, 0), (15.3, false, ".", 5200, 1101, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
+    }
+
+    #[test]
+    fn test_established_zero_window_probe_is_not_a_keepalive_probe() {
+        let mut segs = plain(&opened());
+        // The server advertises a zero window; 5 s later the client probes it at next - 1.
+        segs.push(TestSeg { window: 0, ..with_payload(0.006, false, ".", 5201, 1101, b"") });
+        segs.push(with_payload(5.0, true, ".", 1100, 5201, b""));
+        assert_eq!(run_segs(&segs).0[0].keepalive_probes, PerSide::default());
+    }
+
+    #[test]
+    fn test_established_probe_soon_after_the_senders_own_data_is_not_a_probe_even_after_peer_silence() {
+        let mut segs = opened();
+        // The client sends 10 bytes at 5 s (acknowledged); 100 ms later a 0-byte segment at next - 1.
+        segs.extend([(5.0, true, "P.", 1101, 5201, 10), (5.0001, false, ".", 5201, 1111, 0), (5.1, true, ".", 1110, 5201, 0)]);
+        assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+    }
+
+    // SYN_SENT / SYN_RECEIVED: capture order is not time order.
+
+    #[test]
+    fn test_syn_ack_captured_before_its_syn_builds_one_connection_with_a_completed_handshake() {
+        let mut segs = opened();
+        segs.swap(0, 1);
+        segs[0].0 = 0.0;
+        segs[1].0 = 0.0003;
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.client.to_string(), C);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_syn_ack_acknowledging_another_isn_is_not_joined_to_a_later_syn() {
+        let r = run(&[(0.0, false, "S.", 5000, 777, 0), (0.0003, true, "S", 1000, 0, 0)]);
+        assert_eq!(r.0.len(), 2);
+        assert_eq!((r.0[0].handshake, r.0[0].end), (Handshake::MidStream, EndReason::Replaced));
+        assert_eq!(r.0[1].handshake, Handshake::SynOnly);
+    }
+
+    #[test]
+    fn test_syn_later_than_the_reorder_window_after_the_syn_ack_starts_a_new_connection() {
+        let r = run(&[(0.0, false, "S.", 5000, 1001, 0), (2.0, true, "S", 1000, 0, 0)]);
+        assert_eq!(r.0.len(), 2);
+        assert_eq!(r.0[1].handshake, Handshake::SynOnly);
+    }
+
+    #[test]
+    fn test_syn_ack_alone_without_syn_leaves_client_established_and_server_syn_received() {
+        let c = &run(&[(0.0, false, "S.", 5000, 1001, 0)]).0[0];
+        assert_eq!(c.handshake, Handshake::MidStream);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::SYN_RECEIVED));
+    }
+
+    #[test]
+    fn test_client_ack_captured_before_the_syn_ack_completes_the_handshake() {
+        // The client's clock runs ahead: its ACK is stamped before the SYN-ACK it answers, and
+        // nothing follows that would acknowledge the SYN-ACK again.
+        let mut segs = opened();
+        segs.truncate(3);
+        segs.swap(1, 2);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    // FIN_WAIT / CLOSE_WAIT / LAST_ACK: capture order is not time order.
+
+    #[test]
+    fn test_last_ack_captured_before_the_fin_it_acknowledges_closes_the_connection() {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.012, true, ".", 1102, 5202, 0), (0.0121, false, "F.", 5201, 1102, 0)]);
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_fin_captured_before_the_response_it_follows_keeps_the_response() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello";
+        let (req_len, resp_len) = (request.len() as u32, response.len() as u32);
+        let segs = vec![
+            with_payload(0.0, true, "S", 1000, 0, b""),
+            with_payload(0.001, false, "S.", 5000, 1001, b""),
+            with_payload(0.002, true, ".", 1001, 5001, b""),
+            with_payload(0.003, true, "P.", 1001, 5001, request),
+            // The server's FIN is captured 50 µs before the response segment it follows.
+            with_payload(0.004, false, "F.", 5001 + resp_len, 1001 + req_len, b""),
+            with_payload(0.00405, false, "P.", 5001, 1001 + req_len, response),
+        ];
+        let c = &run_segs(&segs).0[0];
+        assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+        assert_eq!(c.stream_gaps, PerSide::default());
+        assert_eq!(c.fin_first, FinFirst::Server);
+    }
+
+    // SYN_SENT: TCP Fast Open.
+
+    #[test]
+    fn test_fast_open_syn_with_request_acknowledged_in_syn_ack_is_a_completed_handshake_with_the_request() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let after_request = 1001 + request.len() as u32;
+        let segs = vec![
+            with_payload(0.0, true, "S", 1000, 0, request),
+            with_payload(0.001, false, "S.", 5000, after_request, b""),
+            with_payload(0.0011, false, "P.", 5001, after_request, response),
+            with_payload(0.002, true, ".", after_request, 5001 + response.len() as u32, b""),
+        ];
+        let c = &run_segs(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_fast_open_server_sending_before_the_ack_stays_syn_received() {
+        let segs = plain(&[(0.0, true, "S", 1000, 0, 30), (0.001, false, "S.", 5000, 1031, 0), (0.0011, false, "P.", 5001, 1031, 40)]);
+        let c = &run_segs(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::SynAck);
+        assert_eq!(c.server_state, TcpState::SYN_RECEIVED);
+    }
+
+    #[test]
+    fn test_fast_open_data_not_accepted_is_retransmitted_and_counted_once() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let after_request = 1001 + request.len() as u32;
+        let segs = vec![
+            with_payload(0.0, true, "S", 1000, 0, request),
+            // No cookie: the server acknowledges only the SYN and the client sends the request again.
+            with_payload(0.001, false, "S.", 5000, 1001, b""),
+            with_payload(0.002, true, "P.", 1001, 5001, request),
+            with_payload(0.003, false, ".", 5001, after_request, b""),
+        ];
+        let c = &run_segs(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.http_requests, Some(1));
+    }
+
+    #[test]
+    fn test_syn_ack_acknowledging_beyond_the_syn_data_does_not_answer_it() {
+        let c = &run(&[(0.0, true, "S", 1000, 0, 30), (0.001, false, "S.", 5000, 1040, 0)]).0[0];
+        assert_eq!(c.handshake, Handshake::SynOnly);
+        assert_eq!(c.client_state, TcpState::SYN_SENT);
+    }
+
+    // One-directional captures: the unseen side's state from the seen side's segments.
+
+    #[test]
+    fn test_client_only_capture_ack_after_syn_means_both_established() {
+        let c = &run(&[(0.0, true, "S", 1000, 0, 0), (0.002, true, ".", 1001, 5001, 0), (0.003, true, "P.", 1001, 5001, 100)]).0[0];
+        assert_eq!(c.handshake, Handshake::SynOnly);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_client_only_capture_fin_then_ack_of_more_infers_the_server_fin_time_wait_and_closed() {
+        let c = &run(&[
+            (0.0, true, "S", 1000, 0, 0),
+            (0.002, true, ".", 1001, 5001, 0),
+            (0.003, true, "P.", 1001, 5001, 100),
+            (0.005, true, ".", 1101, 5201, 0),
+            (0.01, true, "F.", 1101, 5201, 0),
+            (0.012, true, ".", 1102, 5202, 0),
+        ])
+        .0[0];
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_client_only_capture_fin_without_later_ack_leaves_fin_wait_1_and_close_wait() {
+        let c = &run(&[(0.0, true, "S", 1000, 0, 0), (0.002, true, ".", 1001, 5001, 0), (0.01, true, "F.", 1001, 5001, 0)]).0[0];
+        assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
+    }
+
+    #[test]
+    fn test_server_only_capture_data_after_syn_ack_means_both_established() {
+        let c = &run(&[(0.0, false, "S.", 5000, 1001, 0), (0.003, false, "P.", 5001, 1101, 200)]).0[0];
+        assert_eq!(c.handshake, Handshake::MidStream);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_two_way_capture_missing_the_peer_fin_does_not_infer_it() {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.012, true, ".", 1102, 5202, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.end, EndReason::OpenAtEnd);
+        assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
     }
 
     #[test]
