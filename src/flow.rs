@@ -121,6 +121,8 @@ struct Endpoint {
     next_seq: Option<SeqNumber>,
     /// Highest acknowledgement this side has sent (of the peer's bytes).
     acked: Option<SeqNumber>,
+    /// `acked` before its last increase.
+    acked_before_last_step: Option<SeqNumber>,
     /// Receive window this side last advertised, in bytes (scaled once both SYNs showed the option).
     window: u32,
     window_scale: Option<u8>,
@@ -145,6 +147,7 @@ impl Endpoint {
             isn: None,
             next_seq: None,
             acked: None,
+            acked_before_last_step: None,
             window: 0,
             window_scale: None,
             fin_seq: None,
@@ -606,7 +609,10 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
 
     if seg.flags.ack {
         let end = conn.end_mut(side);
-        end.acked = Some(end.acked.map_or(seg.ack, |a| a.max(seg.ack)));
+        if end.acked.is_none_or(|a| seg.ack.after(a)) {
+            end.acked_before_last_step = end.acked;
+            end.acked = Some(seg.ack);
+        }
     }
     // Both run on every segment: the ACK may have been captured before what it acknowledges.
     check_handshake_acked(conn);
@@ -644,22 +650,40 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         let fin_seq = data_seq.wrapping_add(seg.wire_len);
         conn.end_mut(side).fin_seq = Some(fin_seq);
         conn.end_mut(side).fin_ack = seg.flags.ack.then_some(seg.ack);
-        if conn.fin_first.is_none() {
-            conn.fin_first = Some(side);
+        if fin_answers_unseen_fin(conn, seg, side) {
+            // The peer's FIN came first, and this FIN acknowledges it (see infer_from_sender).
+            conn.end_mut(peer).fin_seq = Some(seg.ack.wrapping_sub(1));
+            conn.fin_first = Some(peer);
             conn.first_fin_ts = Some(seg.ts);
-        } else if let Some(peer_fin) = conn.end(peer).fin_seq {
-            // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
-            if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
-                conn.simultaneous_close = true;
-            }
+            conn.transition(peer, StateEvent::SendFin);
+            conn.transition(side, StateEvent::RecvFin);
+            check_fin_acked(conn, peer);
         }
-        if conn.simultaneous_close && conn.fin_first == Some(peer) {
-            // This side sent its FIN before the peer's arrived (FIN_WAIT_1), then got the peer's FIN.
-            conn.end_mut(side).state = TcpState::FIN_WAIT_1.next(StateEvent::RecvFin);
+        let answered_by_peer_fin = conn.end(peer).fin_ack.is_some_and(|ack| ack.at_or_after(fin_seq.wrapping_add(1)));
+        if answered_by_peer_fin {
+            // The peer's FIN was captured first but acknowledges this one, so this FIN was sent
+            // first: this side went FIN_WAIT_1 -> FIN_WAIT_2 -> TIME_WAIT, the peer CLOSE_WAIT -> LAST_ACK.
+            conn.fin_first = Some(side);
+            conn.end_mut(side).state = TcpState::TIME_WAIT;
+            conn.end_mut(peer).state = TcpState::LAST_ACK;
         } else {
-            conn.transition(side, StateEvent::SendFin);
+            if conn.fin_first.is_none() {
+                conn.fin_first = Some(side);
+                conn.first_fin_ts = Some(seg.ts);
+            } else if let Some(peer_fin) = conn.end(peer).fin_seq {
+                // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
+                if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
+                    conn.simultaneous_close = true;
+                }
+            }
+            if conn.simultaneous_close && conn.fin_first == Some(peer) {
+                // This side sent its FIN before the peer's arrived (FIN_WAIT_1), then got the peer's FIN.
+                conn.end_mut(side).state = TcpState::FIN_WAIT_1.next(StateEvent::RecvFin);
+            } else {
+                conn.transition(side, StateEvent::SendFin);
+            }
+            conn.transition(peer, StateEvent::RecvFin);
         }
-        conn.transition(peer, StateEvent::RecvFin);
         check_fin_acked(conn, side);
         events.clear();
         if sent_before.is_some_and(|sent| data_seq.after(sent)) {
@@ -672,6 +696,18 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         sink.event(conn.id, &FlowEvent::Fin { side });
     }
     note_segment(conn, seg, side, keepalive, sink);
+}
+
+/// With nothing captured from the peer, a FIN (the first of the connection) whose acknowledgement is
+/// exactly one more than its sender acknowledged before (in the FIN, or in the ACK just before it)
+/// answers the peer's unseen FIN: the sender was in CLOSE_WAIT.
+fn fin_answers_unseen_fin(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
+    let end = conn.end(side);
+    conn.fin_first.is_none()
+        && conn.end(side.peer()).packets == 0
+        && seg.flags.ack
+        && end.acked == Some(seg.ack)
+        && end.acked_before_last_step.is_some_and(|before| seg.ack == before.wrapping_add(1))
 }
 
 /// True when `seg` (a SYN) is the one a SYN-ACK with acknowledgement `ack` answers: ISN + 1, or
@@ -722,8 +758,9 @@ fn check_fin_acked(conn: &mut Connection, side: Side) {
 /// - when nothing at all was captured from the peer, a side that sent its FIN and then sends a
 ///   segment after it (seq = FIN + 1) acknowledging more than its FIN did has received the peer's
 ///   FIN at that acknowledgement - 1, and that FIN acknowledged its own (the peer was in
-///   CLOSE_WAIT). Without the peer's segments 1 byte of data and a FIN look alike: a peer that
-///   sends data after the FIN it received is taken to have closed.
+///   CLOSE_WAIT). Likewise a FIN acknowledging exactly one more than the side's earlier segments
+///   answers the peer's FIN (see [`fin_answers_unseen_fin`]). Without the peer's segments 1 byte
+///   of data and a FIN look alike at the close: the inference takes the FIN.
 fn infer_from_sender(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
     let peer = side.peer();
     match conn.end(side).state {
@@ -1312,6 +1349,19 @@ mod tests {
     }
 
     #[test]
+    fn test_peer_fin_captured_first_but_acknowledging_this_fin_makes_this_side_fin_first() {
+        let mut segs = opened();
+        // The server's clock runs behind: its FIN (ack 1102, so it answers the client's FIN) is
+        // stamped before the client's FIN.
+        segs.extend([(0.0100, false, "F.", 5201, 1102, 0), (0.0101, true, "F.", 1101, 5201, 0), (0.0102, true, ".", 1102, 5202, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert!(!c.simultaneous_close);
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
     fn test_fin_captured_before_the_response_it_follows_keeps_the_response() {
         let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         let response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello";
@@ -1417,6 +1467,20 @@ mod tests {
         let c = &run(&[(0.0, false, "S.", 5000, 1001, 0), (0.003, false, "P.", 5001, 1101, 200)]).0[0];
         assert_eq!(c.handshake, Handshake::MidStream);
         assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_server_only_capture_fin_acknowledging_one_more_answers_the_clients_fin() {
+        let c = &run(&[
+            (0.0, false, "S.", 5000, 1001, 0),
+            (0.003, false, "P.", 5001, 1101, 200),
+            (0.01, false, ".", 5201, 1102, 0),
+            (0.011, false, "F.", 5201, 1102, 0),
+        ])
+        .0[0];
+        // The ACK of the client's FIN is the first segment acknowledging one more; the FIN repeats it.
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::LAST_ACK));
     }
 
     #[test]
