@@ -129,6 +129,8 @@ struct Endpoint {
     fin_seq: Option<SeqNumber>,
     /// Acknowledgement number the FIN carried.
     fin_ack: Option<SeqNumber>,
+    /// `fin_seq` was inferred from the peer's segments, this side's FIN not captured (yet).
+    fin_inferred: bool,
     fin_acked: bool,
     /// A FIN seen before the data it follows: handed to the protocol watcher once that data came.
     fin_waiting_for_data: Option<SeqNumber>,
@@ -152,6 +154,7 @@ impl Endpoint {
             window_scale: None,
             fin_seq: None,
             fin_ack: None,
+            fin_inferred: false,
             fin_acked: false,
             fin_waiting_for_data: None,
             state: TcpState::CLOSED,
@@ -235,8 +238,10 @@ impl Connection {
         end.state = end.state.next(event);
     }
 
+    /// Ended by an acceptable RST, or by both FINs acknowledged. A FIN only inferred (one-direction
+    /// captures) does not end the connection: its segments may still come, captured late.
     fn closed(&self) -> bool {
-        self.rst_by.is_some() || self.ends.iter().all(|e| e.fin_seq.is_some() && e.fin_acked)
+        self.rst_by.is_some() || self.ends.iter().all(|e| e.fin_seq.is_some() && e.fin_acked && !e.fin_inferred)
     }
 
     fn half_open(&self) -> bool {
@@ -563,9 +568,12 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
             conn.end_mut(side).isn = Some(seg.seq);
             conn.end_mut(side).window_scale = seg.window_scale;
             conn.watcher.on_syn(side, seg.seq);
-            // The SYN-ACK shows the client sent a SYN, captured or not.
+            // The SYN-ACK shows the client sent a SYN, captured or not. Captured after the server's
+            // FIN (inferred from the client's segments), it no longer moves the server's state.
             conn.transition(Side::Client, StateEvent::SendSyn);
-            conn.transition(Side::Server, StateEvent::SendSynAck);
+            if conn.end(side).fin_seq.is_none() {
+                conn.transition(Side::Server, StateEvent::SendSynAck);
+            }
             conn.transition(Side::Client, StateEvent::RecvSynAck);
         }
     } else if conn.end(side).state == TcpState::CLOSED && conn.end(peer).state == TcpState::CLOSED && !seg.flags.rst {
@@ -646,13 +654,25 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         }
     }
 
-    if seg.flags.fin && conn.end(side).fin_seq.is_none() {
+    if seg.flags.fin && conn.end(side).fin_inferred {
+        // The FIN the peer's segments implied, captured after all: its states were set then.
+        let fin_seq = data_seq.wrapping_add(seg.wire_len);
+        let end = conn.end_mut(side);
+        end.fin_inferred = false;
+        end.fin_seq = Some(fin_seq);
+        end.fin_ack = seg.flags.ack.then_some(seg.ack);
+        events.clear();
+        conn.watcher.on_fin(side, fin_seq, events);
+        forward_protocol_events(conn, events, seg.ts, sink);
+        sink.event(conn.id, &FlowEvent::Fin { side });
+    } else if seg.flags.fin && conn.end(side).fin_seq.is_none() {
         let fin_seq = data_seq.wrapping_add(seg.wire_len);
         conn.end_mut(side).fin_seq = Some(fin_seq);
         conn.end_mut(side).fin_ack = seg.flags.ack.then_some(seg.ack);
         if fin_answers_unseen_fin(conn, seg, side) {
             // The peer's FIN came first, and this FIN acknowledges it (see infer_from_sender).
             conn.end_mut(peer).fin_seq = Some(seg.ack.wrapping_sub(1));
+            conn.end_mut(peer).fin_inferred = true;
             conn.fin_first = Some(peer);
             conn.first_fin_ts = Some(seg.ts);
             conn.transition(peer, StateEvent::SendFin);
@@ -789,6 +809,7 @@ fn infer_from_sender(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
     if seg.seq == fin.wrapping_add(1) && seg.ack.after(fin_ack) {
         let peer_end = conn.end_mut(peer);
         peer_end.fin_seq = Some(seg.ack.wrapping_sub(1));
+        peer_end.fin_inferred = true;
         conn.transition(peer, StateEvent::SendFin);
         conn.end_mut(side).fin_acked = true;
         conn.transition(side, StateEvent::RecvAckOfFin);
@@ -1451,7 +1472,8 @@ mod tests {
             (0.012, true, ".", 1102, 5202, 0),
         ])
         .0[0];
-        assert_eq!(c.end, EndReason::Closed);
+        // An inferred FIN does not end the connection: the server's segments may yet come.
+        assert_eq!(c.end, EndReason::OpenAtEnd);
         assert_eq!(c.fin_first, FinFirst::Client);
         assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
     }
@@ -1481,6 +1503,54 @@ mod tests {
         // The ACK of the client's FIN is the first segment acknowledging one more; the FIN repeats it.
         assert_eq!(c.fin_first, FinFirst::Client);
         assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::LAST_ACK));
+    }
+
+    #[test]
+    fn test_client_segments_all_captured_before_the_servers_keep_the_server_data() {
+        // Skewed capture points: every client segment, the last ACK included, comes before the
+        // server's. The FIN inferred from the client's last ACK must not end the connection.
+        let c = &run(&[
+            (0.0, true, "S", 1000, 0, 0),
+            (0.0001, true, ".", 1001, 5001, 0),
+            (0.0002, true, "P.", 1001, 5001, 100),
+            (0.0003, true, "F.", 1101, 5201, 0),
+            (0.0004, true, ".", 1102, 5202, 0),
+            (0.0010, false, "S.", 5000, 1001, 0),
+            (0.0011, false, "P.", 5001, 1101, 200),
+            (0.0012, false, "F.", 5201, 1102, 0),
+        ])
+        .0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!(c.packets, 8);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_server_segments_all_captured_before_the_clients_make_one_closed_connection() {
+        // The mirror image: the server's SYN-ACK, response and FIN (acknowledging the client's FIN)
+        // all come before the client's SYN.
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let (req_end, resp_end) = (1001 + request.len() as u32, 5001 + response.len() as u32);
+        let segs = vec![
+            with_payload(0.0, false, "S.", 5000, 1001, b""),
+            with_payload(0.0001, false, "P.", 5001, req_end, response),
+            with_payload(0.0002, false, "F.", resp_end, req_end + 1, b""),
+            with_payload(0.0005, true, "S", 1000, 0, b""),
+            with_payload(0.0006, true, ".", 1001, 5001, b""),
+            with_payload(0.0007, true, "P.", 1001, 5001, request),
+            with_payload(0.0008, true, "F.", req_end, resp_end, b""),
+            with_payload(0.0009, true, ".", req_end + 1, resp_end + 1, b""),
+        ];
+        let r = run_segs(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
     }
 
     #[test]
