@@ -19,9 +19,13 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-/// A segment counts as a keep-alive probe only after this much silence on the connection (seconds).
-/// Linux's smallest keep-alive interval is 1 s; retransmissions come sooner than this after the data.
+/// A segment counts as a keep-alive probe only after its sender has sent nothing new in its sequence
+/// space for this long (seconds). Linux's smallest keep-alive time is 1 s; retransmissions of the
+/// last byte come sooner than this after the data.
 const KEEPALIVE_MIN_IDLE: f64 = 0.5;
+/// A SYN seen at most this long (seconds) after the SYN-ACK that acknowledges it is that
+/// connection's SYN, captured out of order (merged capture points, several capture CPUs).
+const REORDER_WINDOW: f64 = 1.0;
 /// Tombstones of closed tuples are forgotten after this much capture time (2 × MSL on Linux is 60 s).
 const TOMBSTONE_TTL: f64 = 120.0;
 /// Entries of ended connections the eviction queue may hold beyond twice the open connections
@@ -118,17 +122,26 @@ struct Endpoint {
     next_seq: Option<SeqNumber>,
     /// Highest acknowledgement this side has sent (of the peer's bytes).
     acked: Option<SeqNumber>,
+    /// `acked` before its last increase.
+    acked_before_last_step: Option<SeqNumber>,
     /// Receive window this side last advertised, in bytes (scaled once both SYNs showed the option).
     window: u32,
     window_scale: Option<u8>,
     fin_seq: Option<SeqNumber>,
+    /// Acknowledgement number the FIN carried.
+    fin_ack: Option<SeqNumber>,
+    /// `fin_seq` was inferred from the peer's segments, this side's FIN not captured (yet).
+    fin_inferred: bool,
     fin_acked: bool,
+    /// A FIN seen before the data it follows: handed to the protocol watcher once that data came.
+    fin_waiting_for_data: Option<SeqNumber>,
     state: TcpState,
     probes: u32,
     probe_times: (Option<f64>, Option<f64>),
     packets: u64,
     bytes: u64,
-    last_data_ts: Option<f64>,
+    /// When this side last sent something new in its sequence space (SYN, data, FIN).
+    last_advance_ts: Option<f64>,
 }
 
 impl Endpoint {
@@ -137,16 +150,20 @@ impl Endpoint {
             isn: None,
             next_seq: None,
             acked: None,
+            acked_before_last_step: None,
             window: 0,
             window_scale: None,
             fin_seq: None,
+            fin_ack: None,
+            fin_inferred: false,
             fin_acked: false,
+            fin_waiting_for_data: None,
             state: TcpState::CLOSED,
             probes: 0,
             probe_times: (None, None),
             packets: 0,
             bytes: 0,
-            last_data_ts: None,
+            last_advance_ts: None,
         }
     }
 }
@@ -161,6 +178,8 @@ struct Connection {
     ends: [Endpoint; 2],
     syn_seen: bool,
     syn_ack_seen: bool,
+    /// Acknowledgement number of the server's SYN-ACK, to match a SYN captured after it.
+    syn_ack_ack: Option<SeqNumber>,
     handshake_acked: bool,
     fin_first: Option<Side>,
     simultaneous_close: bool,
@@ -187,6 +206,7 @@ impl Connection {
             ends: [Endpoint::new(), Endpoint::new()],
             syn_seen: false,
             syn_ack_seen: false,
+            syn_ack_ack: None,
             handshake_acked: false,
             fin_first: None,
             simultaneous_close: false,
@@ -222,8 +242,10 @@ impl Connection {
         end.state = end.state.next(event);
     }
 
+    /// Ended by an acceptable RST, or by both FINs acknowledged. A FIN only inferred (one-direction
+    /// captures) does not end the connection: its segments may still come, captured late.
     fn closed(&self) -> bool {
-        self.rst_by.is_some() || self.ends.iter().all(|e| e.fin_seq.is_some() && e.fin_acked)
+        self.rst_by.is_some() || self.ends.iter().all(|e| e.fin_seq.is_some() && e.fin_acked && !e.fin_inferred)
     }
 
     fn half_open(&self) -> bool {
@@ -302,7 +324,7 @@ impl FlowTable {
         if let Entry::Occupied(mut open) = self.open.entry(key) {
             let conn = open.get_mut();
             let retransmitted_syn = conn.client == seg.src && conn.end(Side::Client).isn == Some(seg.seq);
-            if !is_syn || retransmitted_syn {
+            if !is_syn || retransmitted_syn || is_late_syn(conn, seg) {
                 update(conn, seg, sink, &mut self.protocol_events);
                 if conn.closed() {
                     self.tombstones.insert(key, seg.ts);
@@ -538,10 +560,14 @@ fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
 }
 
 /// Applies one segment to its connection: handshake, keep-alive, RST, ACK, payload, FIN, in that order.
+///
+/// Capture order is not always time order (merged capture points, several capture CPUs), so each
+/// acknowledgement is matched both ways: when the ACK comes and when what it acknowledges comes
+/// (a SYN-ACK after the client's ACK of it, a FIN after its ACK). A side's own segments also show
+/// what it received when the other direction is not captured (see [`infer_from_sender`]).
 fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, events: &mut Vec<ProtocolEvent>) {
     let side = conn.side_of(seg.src);
     let peer = side.peer();
-    let idle = seg.ts - conn.last_ts;
     if seg.ts > conn.last_ts {
         conn.last_ts = seg.ts;
     }
@@ -555,28 +581,43 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
     if seg.flags.syn && !seg.flags.ack && side == Side::Client {
         if !conn.syn_seen {
             conn.syn_seen = true;
+            // A SYN-ACK captured before this SYN answered it (process() lets only such a SYN in).
+            conn.syn_ack_seen = conn.syn_ack_ack.is_some_and(|ack| syn_answered_by(seg, ack));
             conn.end_mut(side).isn = Some(seg.seq);
             conn.end_mut(side).window_scale = seg.window_scale;
             conn.watcher.on_syn(side, seg.seq);
             conn.transition(side, StateEvent::SendSyn);
         }
     } else if seg.flags.syn && seg.flags.ack && side == Side::Server {
-        let answers_syn = conn.end(Side::Client).isn.is_none_or(|isn| seg.ack == isn.wrapping_add(1));
-        if answers_syn && !conn.syn_ack_seen {
+        let client = conn.end(Side::Client);
+        // The SYN-ACK acknowledges the SYN, and with TCP Fast Open the data the SYN carried.
+        let answers_syn = client.isn.is_none_or(|isn| {
+            let syn_end = client.next_seq.unwrap_or(isn.wrapping_add(1));
+            seg.ack.at_or_after(isn.wrapping_add(1)) && syn_end.at_or_after(seg.ack)
+        });
+        if answers_syn && conn.end(side).isn.is_none() {
             conn.syn_ack_seen = conn.syn_seen;
+            conn.syn_ack_ack = Some(seg.ack);
             conn.end_mut(side).isn = Some(seg.seq);
             conn.end_mut(side).window_scale = seg.window_scale;
             conn.watcher.on_syn(side, seg.seq);
-            conn.transition(Side::Server, StateEvent::SendSynAck);
+            // The SYN-ACK shows the client sent a SYN, captured or not. Captured after the server's
+            // FIN (inferred from the client's segments), it no longer moves the server's state.
+            conn.transition(Side::Client, StateEvent::SendSyn);
+            if conn.end(side).fin_seq.is_none() {
+                conn.transition(Side::Server, StateEvent::SendSynAck);
+            }
             conn.transition(Side::Client, StateEvent::RecvSynAck);
         }
     } else if conn.end(side).state == TcpState::CLOSED && conn.end(peer).state == TcpState::CLOSED && !seg.flags.rst {
         // First segment of a connection whose opening was not captured.
         conn.transition(side, StateEvent::MidStream);
         conn.transition(peer, StateEvent::MidStream);
+    } else if !seg.flags.syn && !seg.flags.rst {
+        infer_from_sender(conn, seg, side);
     }
 
-    let keepalive = is_keepalive_probe(conn, seg, side, idle);
+    let keepalive = is_keepalive_probe(conn, seg, side);
     if keepalive {
         let end = conn.end_mut(side);
         end.probes += 1;
@@ -610,27 +651,17 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
 
     if seg.flags.ack {
         let end = conn.end_mut(side);
-        end.acked = Some(end.acked.map_or(seg.ack, |a| a.max(seg.ack)));
-        if !conn.handshake_acked && conn.syn_ack_seen && side == Side::Client && !seg.flags.syn {
-            if let Some(isn) = conn.end(Side::Server).isn {
-                if seg.ack.at_or_after(isn.wrapping_add(1)) {
-                    conn.handshake_acked = true;
-                    conn.transition(Side::Server, StateEvent::RecvAckOfSyn);
-                }
-            }
-        }
-        let peer_end = conn.end(peer);
-        if let (Some(fin), false) = (peer_end.fin_seq, peer_end.fin_acked) {
-            if seg.ack.at_or_after(fin.wrapping_add(1)) {
-                conn.end_mut(peer).fin_acked = true;
-                conn.transition(peer, StateEvent::RecvAckOfFin);
-            }
+        if end.acked.is_none_or(|a| seg.ack.after(a)) {
+            end.acked_before_last_step = end.acked;
+            end.acked = Some(seg.ack);
         }
     }
+    // Both run on every segment: the ACK may have been captured before what it acknowledges.
+    check_handshake_acked(conn);
+    check_fin_acked(conn, peer);
 
     let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
     if seg.wire_len > 0 && !keepalive {
-        conn.end_mut(side).last_data_ts = Some(seg.ts);
         if conn.last_payload_side != Some(side) {
             if side == Side::Server && conn.last_payload_side == Some(Side::Client) {
                 conn.exchanges += 1;
@@ -639,41 +670,187 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         }
         events.clear();
         conn.watcher.on_segment(side, data_seq, seg.payload, seg.wire_len, seg.ts, events);
+        if conn.end(side).fin_waiting_for_data == Some(data_seq.wrapping_add(seg.wire_len)) {
+            // The data a FIN captured before it followed: now the stream can end at the FIN.
+            let fin_seq = conn.end_mut(side).fin_waiting_for_data.take().unwrap_or(data_seq);
+            conn.watcher.on_fin(side, fin_seq, events);
+        }
         forward_protocol_events(conn, events, seg.ts, sink);
     }
 
     let seg_end = seg.seq.wrapping_add(seg.seq_len());
+    let sent_before = conn.end(side).next_seq;
     {
         let end = conn.end_mut(side);
-        end.next_seq = Some(end.next_seq.map_or(seg_end, |n| n.max(seg_end)));
+        if end.next_seq.is_none_or(|n| seg_end.after(n)) {
+            end.next_seq = Some(seg_end);
+            end.last_advance_ts = Some(seg.ts);
+        }
     }
 
-    if seg.flags.fin && conn.end(side).fin_seq.is_none() {
+    if seg.flags.fin && conn.end(side).fin_inferred {
+        // The FIN the peer's segments implied, captured after all: its states were set then.
         let fin_seq = data_seq.wrapping_add(seg.wire_len);
-        conn.end_mut(side).fin_seq = Some(fin_seq);
-        if conn.fin_first.is_none() {
-            conn.fin_first = Some(side);
-            conn.first_fin_ts = Some(seg.ts);
-            conn.first_close_ts.get_or_insert(seg.ts);
-        } else if let Some(peer_fin) = conn.end(peer).fin_seq {
-            // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
-            if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
-                conn.simultaneous_close = true;
-            }
-        }
-        if conn.simultaneous_close && conn.fin_first == Some(peer) {
-            // This side sent its FIN before the peer's arrived (FIN_WAIT_1), then got the peer's FIN.
-            conn.end_mut(side).state = TcpState::FIN_WAIT_1.next(StateEvent::RecvFin);
-        } else {
-            conn.transition(side, StateEvent::SendFin);
-        }
-        conn.transition(peer, StateEvent::RecvFin);
+        let end = conn.end_mut(side);
+        end.fin_inferred = false;
+        end.fin_seq = Some(fin_seq);
+        end.fin_ack = seg.flags.ack.then_some(seg.ack);
         events.clear();
         conn.watcher.on_fin(side, fin_seq, events);
         forward_protocol_events(conn, events, seg.ts, sink);
         sink.event(conn.id, &FlowEvent::Fin { side });
+    } else if seg.flags.fin && conn.end(side).fin_seq.is_none() {
+        let fin_seq = data_seq.wrapping_add(seg.wire_len);
+        conn.end_mut(side).fin_seq = Some(fin_seq);
+        conn.end_mut(side).fin_ack = seg.flags.ack.then_some(seg.ack);
+        if fin_answers_unseen_fin(conn, seg, side) {
+            // The peer's FIN came first, and this FIN acknowledges it (see infer_from_sender).
+            conn.end_mut(peer).fin_seq = Some(seg.ack.wrapping_sub(1));
+            conn.end_mut(peer).fin_inferred = true;
+            conn.fin_first = Some(peer);
+            conn.first_fin_ts = Some(seg.ts);
+            conn.first_close_ts.get_or_insert(seg.ts);
+            conn.transition(peer, StateEvent::SendFin);
+            conn.transition(side, StateEvent::RecvFin);
+            check_fin_acked(conn, peer);
+        }
+        let answered_by_peer_fin = conn.end(peer).fin_ack.is_some_and(|ack| ack.at_or_after(fin_seq.wrapping_add(1)));
+        if answered_by_peer_fin {
+            // The peer's FIN was captured first but acknowledges this one, so this FIN was sent
+            // first: this side went FIN_WAIT_1 -> FIN_WAIT_2 -> TIME_WAIT, the peer CLOSE_WAIT -> LAST_ACK.
+            conn.fin_first = Some(side);
+            conn.end_mut(side).state = TcpState::TIME_WAIT;
+            conn.end_mut(peer).state = TcpState::LAST_ACK;
+        } else {
+            if conn.fin_first.is_none() {
+                conn.fin_first = Some(side);
+                conn.first_fin_ts = Some(seg.ts);
+                conn.first_close_ts.get_or_insert(seg.ts);
+            } else if let Some(peer_fin) = conn.end(peer).fin_seq {
+                // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
+                if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
+                    conn.simultaneous_close = true;
+                }
+            }
+            if conn.simultaneous_close && conn.fin_first == Some(peer) {
+                // This side sent its FIN before the peer's arrived (FIN_WAIT_1), then got the peer's FIN.
+                conn.end_mut(side).state = TcpState::FIN_WAIT_1.next(StateEvent::RecvFin);
+            } else {
+                conn.transition(side, StateEvent::SendFin);
+            }
+            conn.transition(peer, StateEvent::RecvFin);
+        }
+        check_fin_acked(conn, side);
+        events.clear();
+        if sent_before.is_some_and(|sent| data_seq.after(sent)) {
+            // Data before the FIN is still to come (captured after it): end the stream once it has.
+            conn.end_mut(side).fin_waiting_for_data = Some(fin_seq);
+        } else {
+            conn.watcher.on_fin(side, fin_seq, events);
+        }
+        forward_protocol_events(conn, events, seg.ts, sink);
+        sink.event(conn.id, &FlowEvent::Fin { side });
     }
     note_segment(conn, seg, side, keepalive, sink);
+}
+
+/// With nothing captured from the peer, a FIN (the first of the connection) whose acknowledgement is
+/// exactly one more than its sender acknowledged before (in the FIN, or in the ACK just before it)
+/// answers the peer's unseen FIN: the sender was in CLOSE_WAIT.
+fn fin_answers_unseen_fin(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
+    let end = conn.end(side);
+    conn.fin_first.is_none()
+        && conn.end(side.peer()).packets == 0
+        && seg.flags.ack
+        && end.acked == Some(seg.ack)
+        && end.acked_before_last_step.is_some_and(|before| seg.ack == before.wrapping_add(1))
+}
+
+/// True when `seg` (a SYN) is the one a SYN-ACK with acknowledgement `ack` answers: ISN + 1, or
+/// with TCP Fast Open up to ISN + 1 + the data the SYN carried.
+fn syn_answered_by(seg: &Segment<'_>, ack: SeqNumber) -> bool {
+    let first = seg.seq.wrapping_add(1);
+    ack.at_or_after(first) && first.wrapping_add(seg.wire_len).at_or_after(ack)
+}
+
+/// A SYN on an open connection that is that connection's own SYN captured after its SYN-ACK: the
+/// connection began with the SYN-ACK, the SYN comes from its client within [`REORDER_WINDOW`], and
+/// the SYN-ACK acknowledged exactly this SYN.
+fn is_late_syn(conn: &Connection, seg: &Segment<'_>) -> bool {
+    conn.client == seg.src
+        && !conn.syn_seen
+        && seg.ts - conn.first_ts <= REORDER_WINDOW
+        && conn.syn_ack_ack.is_some_and(|ack| syn_answered_by(seg, ack))
+}
+
+/// The client's ACK of the SYN-ACK completes the handshake, whichever of the two was captured first.
+fn check_handshake_acked(conn: &mut Connection) {
+    if conn.handshake_acked {
+        return;
+    }
+    let (Some(server_isn), Some(acked)) = (conn.end(Side::Server).isn, conn.end(Side::Client).acked) else { return };
+    if acked.at_or_after(server_isn.wrapping_add(1)) {
+        conn.handshake_acked = true;
+        conn.transition(Side::Server, StateEvent::RecvAckOfSyn);
+    }
+}
+
+/// `side`'s FIN is acknowledged once the peer's highest ACK covers it, whichever was captured first.
+fn check_fin_acked(conn: &mut Connection, side: Side) {
+    let end = conn.end(side);
+    let (Some(fin), false) = (end.fin_seq, end.fin_acked) else { return };
+    if conn.end(side.peer()).acked.is_some_and(|a| a.at_or_after(fin.wrapping_add(1))) {
+        conn.end_mut(side).fin_acked = true;
+        conn.transition(side, StateEvent::RecvAckOfFin);
+    }
+}
+
+/// What a side's own segment (no SYN, no RST) shows it received, for captures that miss the other
+/// direction (a one-direction filter, asymmetric routing) or hold it late:
+/// - a SYN_SENT side sends a plain ACK only after the SYN-ACK arrived: it is ESTABLISHED, and the
+///   peer, which sent that SYN-ACK and now gets the ACK, is ESTABLISHED too;
+/// - a SYN_RECEIVED side sends a segment without SYN only once the ACK of its SYN-ACK arrived
+///   (except a TCP Fast Open server, which may send data first);
+/// - when nothing at all was captured from the peer, a side that sent its FIN and then sends a
+///   segment after it (seq = FIN + 1) acknowledging more than its FIN did has received the peer's
+///   FIN at that acknowledgement - 1, and that FIN acknowledged its own (the peer was in
+///   CLOSE_WAIT). Likewise a FIN acknowledging exactly one more than the side's earlier segments
+///   answers the peer's FIN (see [`fin_answers_unseen_fin`]). Without the peer's segments 1 byte
+///   of data and a FIN look alike at the close: the inference takes the FIN.
+fn infer_from_sender(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
+    let peer = side.peer();
+    match conn.end(side).state {
+        TcpState::SYN_SENT if seg.flags.ack => {
+            conn.transition(peer, StateEvent::SendSynAck);
+            conn.transition(side, StateEvent::RecvSynAck);
+            conn.transition(peer, StateEvent::RecvAckOfSyn);
+        }
+        TcpState::SYN_RECEIVED => {
+            let fast_open_accepted = match (conn.end(peer).isn, conn.syn_ack_ack) {
+                (Some(isn), Some(ack)) => ack.after(isn.wrapping_add(1)),
+                _ => false,
+            };
+            if !fast_open_accepted {
+                conn.transition(side, StateEvent::RecvAckOfSyn);
+            }
+        }
+        _ => {}
+    }
+    let end = conn.end(side);
+    let peer_end = conn.end(peer);
+    let (Some(fin), Some(fin_ack)) = (end.fin_seq, end.fin_ack) else { return };
+    if peer_end.packets > 0 || peer_end.fin_seq.is_some() || seg.flags.fin || !seg.flags.ack {
+        return;
+    }
+    if seg.seq == fin.wrapping_add(1) && seg.ack.after(fin_ack) {
+        let peer_end = conn.end_mut(peer);
+        peer_end.fin_seq = Some(seg.ack.wrapping_sub(1));
+        peer_end.fin_inferred = true;
+        conn.transition(peer, StateEvent::SendFin);
+        conn.end_mut(side).fin_acked = true;
+        conn.transition(side, StateEvent::RecvAckOfFin);
+        conn.transition(side, StateEvent::RecvFin);
+    }
 }
 
 /// Hands the protocol watcher's new messages to the sink, noting when the last response came.
@@ -733,16 +910,22 @@ fn http_first_line_label(payload: &[u8]) -> Option<String> {
 }
 
 /// A keep-alive probe: 0 or 1 byte, no SYN/FIN/RST, sequence number one below the sender's next,
-/// everything the sender sent already acknowledged, the peer's window open, after an idle period,
-/// and the sender has not closed (the last ACK after a close is not a probe).
-fn is_keepalive_probe(conn: &Connection, seg: &Segment<'_>, side: Side, idle: f64) -> bool {
-    if seg.flags.syn || seg.flags.fin || seg.flags.rst || seg.wire_len > 1 || idle < KEEPALIVE_MIN_IDLE {
+/// everything the sender sent already acknowledged, the peer's window open (a zero-window probe has
+/// the same shape), the sender idle, and the sender not closed (the last ACK after a close is not a
+/// probe). Idle is judged per sender: how long since it last sent anything new in its sequence
+/// space, not since the last packet of either side, so two probes that cross both count.
+fn is_keepalive_probe(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
+    if seg.flags.syn || seg.flags.fin || seg.flags.rst || seg.wire_len > 1 {
         return false;
     }
     let sender = conn.end(side);
     let receiver = conn.end(side.peer());
-    let Some(next) = sender.next_seq else { return false };
-    sender.fin_seq.is_none() && seg.seq == next.wrapping_sub(1) && receiver.acked == Some(next) && receiver.window > 0
+    let (Some(next), Some(advanced)) = (sender.next_seq, sender.last_advance_ts) else { return false };
+    seg.ts - advanced >= KEEPALIVE_MIN_IDLE
+        && sender.fin_seq.is_none()
+        && seg.seq == next.wrapping_sub(1)
+        && receiver.acked == Some(next)
+        && receiver.window > 0
 }
 
 /// RFC 5961-style check: an RST closes the connection only if its sequence number is where the
@@ -801,6 +984,51 @@ mod tests {
                 window_scale: None,
                 payload: &payload[..len as usize],
                 wire_len: len,
+            };
+            table.process(&seg, &mut sink);
+        }
+        table.finish(&mut sink);
+        sink
+    }
+
+    /// One test segment with its own payload and advertised window.
+    struct TestSeg {
+        ts: f64,
+        from_client: bool,
+        flags: &'static str,
+        seq: u32,
+        ack: u32,
+        payload: Vec<u8>,
+        window: u16,
+    }
+
+    /// `(ts, from_client, flags, seq, ack)` carrying `payload`, window 512.
+    fn with_payload(ts: f64, from_client: bool, flags: &'static str, seq: u32, ack: u32, payload: &[u8]) -> TestSeg {
+        TestSeg { ts, from_client, flags, seq, ack, payload: payload.to_vec(), window: 512 }
+    }
+
+    /// `(ts, from_client, flags, seq, ack, payload_len)` segments as [`TestSeg`]s ('x' payloads).
+    fn plain(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> Vec<TestSeg> {
+        segments.iter().map(|&(ts, c, f, seq, ack, len)| with_payload(ts, c, f, seq, ack, &vec![b'x'; len as usize])).collect()
+    }
+
+    /// Feeds [`TestSeg`]s with a table that takes port 8080 as the server's.
+    fn run_segs(segments: &[TestSeg]) -> Records {
+        let mut table = FlowTable::new(Some(8080), 1000);
+        let mut sink = Records::default();
+        for t in segments {
+            let (src, dst) = if t.from_client { (C, S) } else { (S, C) };
+            let seg = Segment {
+                ts: t.ts,
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                flags: flags(t.flags),
+                seq: SeqNumber(t.seq),
+                ack: SeqNumber(t.ack),
+                window: t.window,
+                window_scale: None,
+                payload: &t.payload,
+                wire_len: t.payload.len() as u32,
             };
             table.process(&seg, &mut sink);
         }
@@ -1069,6 +1297,305 @@ mod tests {
         table.finish(&mut sink);
         assert_eq!(sink.0.len(), 5000);
         assert_eq!(sink.0.iter().filter(|c| c.end == EndReason::Replaced).count(), 4999);
+    }
+
+    // ESTABLISHED: keep-alive probes, judged per sender.
+
+    #[test]
+    fn test_established_keepalive_probes_that_cross_count_for_both_sides() {
+        let mut segs = opened();
+        // Both timers fire at 15 s: the server's probe comes 200 µs after the client's, before the
+        // server's ACK of the client's probe; then each side ACKs the other's probe.
+        segs.extend([
+            (15.0, true, ".", 1100, 5201, 0),
+            (15.0002, false, ".", 5200, 1101, 0),
+            (15.0003, false, ".", 5201, 1101, 0),
+            (15.0004, true, ".", 1101, 5201, 0),
+        ]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
+    }
+
+    #[test]
+    fn test_established_probe_right_after_the_peers_ack_of_a_probe_counts() {
+        let mut segs = opened();
+        // The client probes and the server ACKs it; the server's own timer fires 300 ms later.
+        segs.extend([(15.0, true, ".", 1100, 5201, 0), (15.0001, false, ".", 5201, 1101, 0), (15.3, false, ".", 5200, 1101, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
+    }
+
+    #[test]
+    fn test_established_zero_window_probe_is_not_a_keepalive_probe() {
+        let mut segs = plain(&opened());
+        // The server advertises a zero window; 5 s later the client probes it at next - 1.
+        segs.push(TestSeg { window: 0, ..with_payload(0.006, false, ".", 5201, 1101, b"") });
+        segs.push(with_payload(5.0, true, ".", 1100, 5201, b""));
+        assert_eq!(run_segs(&segs).0[0].keepalive_probes, PerSide::default());
+    }
+
+    #[test]
+    fn test_established_probe_soon_after_the_senders_own_data_is_not_a_probe_even_after_peer_silence() {
+        let mut segs = opened();
+        // The client sends 10 bytes at 5 s (acknowledged); 100 ms later a 0-byte segment at next - 1.
+        segs.extend([(5.0, true, "P.", 1101, 5201, 10), (5.0001, false, ".", 5201, 1111, 0), (5.1, true, ".", 1110, 5201, 0)]);
+        assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+    }
+
+    // SYN_SENT / SYN_RECEIVED: capture order is not time order.
+
+    #[test]
+    fn test_syn_ack_captured_before_its_syn_builds_one_connection_with_a_completed_handshake() {
+        let mut segs = opened();
+        segs.swap(0, 1);
+        segs[0].0 = 0.0;
+        segs[1].0 = 0.0003;
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.client.to_string(), C);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_syn_ack_acknowledging_another_isn_is_not_joined_to_a_later_syn() {
+        let r = run(&[(0.0, false, "S.", 5000, 777, 0), (0.0003, true, "S", 1000, 0, 0)]);
+        assert_eq!(r.0.len(), 2);
+        assert_eq!((r.0[0].handshake, r.0[0].end), (Handshake::MidStream, EndReason::Replaced));
+        assert_eq!(r.0[1].handshake, Handshake::SynOnly);
+    }
+
+    #[test]
+    fn test_syn_later_than_the_reorder_window_after_the_syn_ack_starts_a_new_connection() {
+        let r = run(&[(0.0, false, "S.", 5000, 1001, 0), (2.0, true, "S", 1000, 0, 0)]);
+        assert_eq!(r.0.len(), 2);
+        assert_eq!(r.0[1].handshake, Handshake::SynOnly);
+    }
+
+    #[test]
+    fn test_syn_ack_alone_without_syn_leaves_client_established_and_server_syn_received() {
+        let c = &run(&[(0.0, false, "S.", 5000, 1001, 0)]).0[0];
+        assert_eq!(c.handshake, Handshake::MidStream);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::SYN_RECEIVED));
+    }
+
+    #[test]
+    fn test_client_ack_captured_before_the_syn_ack_completes_the_handshake() {
+        // The client's clock runs ahead: its ACK is stamped before the SYN-ACK it answers, and
+        // nothing follows that would acknowledge the SYN-ACK again.
+        let mut segs = opened();
+        segs.truncate(3);
+        segs.swap(1, 2);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    // FIN_WAIT / CLOSE_WAIT / LAST_ACK: capture order is not time order.
+
+    #[test]
+    fn test_last_ack_captured_before_the_fin_it_acknowledges_closes_the_connection() {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.012, true, ".", 1102, 5202, 0), (0.0121, false, "F.", 5201, 1102, 0)]);
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_peer_fin_captured_first_but_acknowledging_this_fin_makes_this_side_fin_first() {
+        let mut segs = opened();
+        // The server's clock runs behind: its FIN (ack 1102, so it answers the client's FIN) is
+        // stamped before the client's FIN.
+        segs.extend([(0.0100, false, "F.", 5201, 1102, 0), (0.0101, true, "F.", 1101, 5201, 0), (0.0102, true, ".", 1102, 5202, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert!(!c.simultaneous_close);
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_fin_captured_before_the_response_it_follows_keeps_the_response() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello";
+        let (req_len, resp_len) = (request.len() as u32, response.len() as u32);
+        let segs = vec![
+            with_payload(0.0, true, "S", 1000, 0, b""),
+            with_payload(0.001, false, "S.", 5000, 1001, b""),
+            with_payload(0.002, true, ".", 1001, 5001, b""),
+            with_payload(0.003, true, "P.", 1001, 5001, request),
+            // The server's FIN is captured 50 µs before the response segment it follows.
+            with_payload(0.004, false, "F.", 5001 + resp_len, 1001 + req_len, b""),
+            with_payload(0.00405, false, "P.", 5001, 1001 + req_len, response),
+        ];
+        let c = &run_segs(&segs).0[0];
+        assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+        assert_eq!(c.stream_gaps, PerSide::default());
+        assert_eq!(c.fin_first, FinFirst::Server);
+    }
+
+    // SYN_SENT: TCP Fast Open.
+
+    #[test]
+    fn test_fast_open_syn_with_request_acknowledged_in_syn_ack_is_a_completed_handshake_with_the_request() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let after_request = 1001 + request.len() as u32;
+        let segs = vec![
+            with_payload(0.0, true, "S", 1000, 0, request),
+            with_payload(0.001, false, "S.", 5000, after_request, b""),
+            with_payload(0.0011, false, "P.", 5001, after_request, response),
+            with_payload(0.002, true, ".", after_request, 5001 + response.len() as u32, b""),
+        ];
+        let c = &run_segs(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_fast_open_server_sending_before_the_ack_stays_syn_received() {
+        let segs = plain(&[(0.0, true, "S", 1000, 0, 30), (0.001, false, "S.", 5000, 1031, 0), (0.0011, false, "P.", 5001, 1031, 40)]);
+        let c = &run_segs(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::SynAck);
+        assert_eq!(c.server_state, TcpState::SYN_RECEIVED);
+    }
+
+    #[test]
+    fn test_fast_open_data_not_accepted_is_retransmitted_and_counted_once() {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let after_request = 1001 + request.len() as u32;
+        let segs = vec![
+            with_payload(0.0, true, "S", 1000, 0, request),
+            // No cookie: the server acknowledges only the SYN and the client sends the request again.
+            with_payload(0.001, false, "S.", 5000, 1001, b""),
+            with_payload(0.002, true, "P.", 1001, 5001, request),
+            with_payload(0.003, false, ".", 5001, after_request, b""),
+        ];
+        let c = &run_segs(&segs).0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.http_requests, Some(1));
+    }
+
+    #[test]
+    fn test_syn_ack_acknowledging_beyond_the_syn_data_does_not_answer_it() {
+        let c = &run(&[(0.0, true, "S", 1000, 0, 30), (0.001, false, "S.", 5000, 1040, 0)]).0[0];
+        assert_eq!(c.handshake, Handshake::SynOnly);
+        assert_eq!(c.client_state, TcpState::SYN_SENT);
+    }
+
+    // One-directional captures: the unseen side's state from the seen side's segments.
+
+    #[test]
+    fn test_client_only_capture_ack_after_syn_means_both_established() {
+        let c = &run(&[(0.0, true, "S", 1000, 0, 0), (0.002, true, ".", 1001, 5001, 0), (0.003, true, "P.", 1001, 5001, 100)]).0[0];
+        assert_eq!(c.handshake, Handshake::SynOnly);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_client_only_capture_fin_then_ack_of_more_infers_the_server_fin_time_wait_and_closed() {
+        let c = &run(&[
+            (0.0, true, "S", 1000, 0, 0),
+            (0.002, true, ".", 1001, 5001, 0),
+            (0.003, true, "P.", 1001, 5001, 100),
+            (0.005, true, ".", 1101, 5201, 0),
+            (0.01, true, "F.", 1101, 5201, 0),
+            (0.012, true, ".", 1102, 5202, 0),
+        ])
+        .0[0];
+        // An inferred FIN does not end the connection: the server's segments may yet come.
+        assert_eq!(c.end, EndReason::OpenAtEnd);
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_client_only_capture_fin_without_later_ack_leaves_fin_wait_1_and_close_wait() {
+        let c = &run(&[(0.0, true, "S", 1000, 0, 0), (0.002, true, ".", 1001, 5001, 0), (0.01, true, "F.", 1001, 5001, 0)]).0[0];
+        assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
+    }
+
+    #[test]
+    fn test_server_only_capture_data_after_syn_ack_means_both_established() {
+        let c = &run(&[(0.0, false, "S.", 5000, 1001, 0), (0.003, false, "P.", 5001, 1101, 200)]).0[0];
+        assert_eq!(c.handshake, Handshake::MidStream);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+
+    #[test]
+    fn test_server_only_capture_fin_acknowledging_one_more_answers_the_clients_fin() {
+        let c = &run(&[
+            (0.0, false, "S.", 5000, 1001, 0),
+            (0.003, false, "P.", 5001, 1101, 200),
+            (0.01, false, ".", 5201, 1102, 0),
+            (0.011, false, "F.", 5201, 1102, 0),
+        ])
+        .0[0];
+        // The ACK of the client's FIN is the first segment acknowledging one more; the FIN repeats it.
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::LAST_ACK));
+    }
+
+    #[test]
+    fn test_client_segments_all_captured_before_the_servers_keep_the_server_data() {
+        // Skewed capture points: every client segment, the last ACK included, comes before the
+        // server's. The FIN inferred from the client's last ACK must not end the connection.
+        let c = &run(&[
+            (0.0, true, "S", 1000, 0, 0),
+            (0.0001, true, ".", 1001, 5001, 0),
+            (0.0002, true, "P.", 1001, 5001, 100),
+            (0.0003, true, "F.", 1101, 5201, 0),
+            (0.0004, true, ".", 1102, 5202, 0),
+            (0.0010, false, "S.", 5000, 1001, 0),
+            (0.0011, false, "P.", 5001, 1101, 200),
+            (0.0012, false, "F.", 5201, 1102, 0),
+        ])
+        .0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!(c.packets, 8);
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_server_segments_all_captured_before_the_clients_make_one_closed_connection() {
+        // The mirror image: the server's SYN-ACK, response and FIN (acknowledging the client's FIN)
+        // all come before the client's SYN.
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let (req_end, resp_end) = (1001 + request.len() as u32, 5001 + response.len() as u32);
+        let segs = vec![
+            with_payload(0.0, false, "S.", 5000, 1001, b""),
+            with_payload(0.0001, false, "P.", 5001, req_end, response),
+            with_payload(0.0002, false, "F.", resp_end, req_end + 1, b""),
+            with_payload(0.0005, true, "S", 1000, 0, b""),
+            with_payload(0.0006, true, ".", 1001, 5001, b""),
+            with_payload(0.0007, true, "P.", 1001, 5001, request),
+            with_payload(0.0008, true, "F.", req_end, resp_end, b""),
+            with_payload(0.0009, true, ".", req_end + 1, resp_end + 1, b""),
+        ];
+        let r = run_segs(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::Complete);
+        assert_eq!(c.end, EndReason::Closed);
+        assert_eq!(c.fin_first, FinFirst::Client);
+        assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_two_way_capture_missing_the_peer_fin_does_not_infer_it() {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.012, true, ".", 1102, 5202, 0)]);
+        let c = &run(&segs).0[0];
+        assert_eq!(c.end, EndReason::OpenAtEnd);
+        assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
     }
 
     #[test]
