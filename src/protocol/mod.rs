@@ -124,7 +124,10 @@ pub struct HttpExchange {
 /// What the TLS sniffer saw.
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsSummary {
+    /// ClientHello messages read whole, the second one after a HelloRetryRequest included.
     pub client_hellos: u32,
+    /// HelloRetryRequests: ServerHellos with the special random of RFC 8446, 4.1.3.
+    pub hello_retry_requests: u32,
     pub full_handshakes: u32,
     pub resumed_handshakes: u32,
     pub sni: Option<String>,

@@ -1,6 +1,8 @@
 //! TLS record sniffing: ClientHello / ServerHello (SNI, resumption) and turns of application data.
 //!
 //! Only the plaintext handshake hellos are read; everything else is skipped record by record.
+//! Handshake records are joined into one handshake-message stream per direction, so a hello split
+//! over several records or TCP segments is read whole (up to [`MAX_HELLO_BYTES`]).
 
 use super::{prefix_verdict, ProtocolEvent, TlsSummary, Verdict};
 use crate::side::Side;
@@ -20,6 +22,12 @@ const EXTENSION_SUPPORTED_VERSIONS: u16 = 43;
 const TLS13: u16 = 0x0304;
 /// Largest record body (2^14 plus the allowed expansion).
 const MAX_RECORD_BODY: usize = 16384 + 2048;
+/// Bytes of one hello message kept for parsing: a hello longer than this (a ClientHello with huge
+/// PSK identities) is read from its first bytes. A ClientHello with post-quantum key shares
+/// (X25519MLKEM768) is about 1.8 KB, so every real one fits.
+const MAX_HELLO_BYTES: usize = 16384;
+/// Length of a handshake message header: type and 24-bit length.
+const HANDSHAKE_HEADER: usize = 4;
 /// The ServerHello random that marks a HelloRetryRequest (RFC 8446, 4.1.3).
 const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
     0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB,
@@ -113,13 +121,22 @@ struct ServerHello {
     version: u16,
 }
 
-/// Parses a ClientHello handshake message (type byte included); `None` when malformed.
-fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
-    let mut r = Reader { bytes: message };
-    if r.u8()? != HANDSHAKE_CLIENT_HELLO {
+/// A reader over the body of a handshake message of type `kind` (header included in `message`),
+/// bounded by its announced length so that the next message is never read as part of it; a body
+/// cut short by [`MAX_HELLO_BYTES`] is read as far as it goes.
+fn message_body(message: &[u8], kind: u8) -> Option<Reader<'_>> {
+    let (header, body) = message.split_at_checked(HANDSHAKE_HEADER)?;
+    if header[0] != kind {
         return None;
     }
-    r.take(3 + 2 + 32)?; // length, legacy version, random
+    let len = usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+    Some(Reader { bytes: &body[..len.min(body.len())] })
+}
+
+/// Parses a ClientHello handshake message (header included); `None` when malformed.
+fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
+    let mut r = message_body(message, HANDSHAKE_CLIENT_HELLO)?;
+    r.take(2 + 32)?; // legacy version, random
     let session_id = SessionId::from_slice(r.vec8()?)?;
     r.vec16()?; // cipher suites
     r.vec8()?; // compression methods
@@ -145,13 +162,9 @@ fn server_name(data: &[u8]) -> Option<String> {
     None
 }
 
-/// Parses a ServerHello handshake message (type byte included); `None` when malformed.
+/// Parses a ServerHello handshake message (header included); `None` when malformed.
 fn parse_server_hello(message: &[u8]) -> Option<ServerHello> {
-    let mut r = Reader { bytes: message };
-    if r.u8()? != HANDSHAKE_SERVER_HELLO {
-        return None;
-    }
-    r.take(3)?;
+    let mut r = message_body(message, HANDSHAKE_SERVER_HELLO)?;
     let legacy_version = r.u16()?;
     let random = r.take(32)?;
     let session_id = SessionId::from_slice(r.vec8()?)?;
@@ -192,13 +205,12 @@ struct RecordReader {
     header_len: u8,
     /// Body bytes of the current record still to come.
     body_left: usize,
-    /// The current record's body, when it may hold a hello.
-    body: Vec<u8>,
-    buffering: bool,
-    /// ChangeCipherSpec seen: later handshake records are encrypted.
-    encrypted: bool,
+    /// A ChangeCipherSpec was sent: the direction's later handshake records are encrypted, unless
+    /// TLS 1.3 was chosen (see [`TlsSniffer::handshake_encrypted`]).
+    change_cipher_spec: bool,
     /// Record boundaries lost (gap or garbage): the rest of this direction is skipped.
     lost: bool,
+    handshake: HandshakeStream,
 }
 
 impl RecordReader {
@@ -207,11 +219,45 @@ impl RecordReader {
     }
 }
 
+/// The plaintext handshake messages of one direction: the bodies of its handshake records joined,
+/// so that a message split over several records (RFC 8446, 5.1) or TCP segments is read whole.
+#[derive(Debug, Default)]
+struct HandshakeStream {
+    header: [u8; HANDSHAKE_HEADER],
+    header_len: usize,
+    /// Body bytes of the current message still to come.
+    body_left: usize,
+    /// The current message is a hello: `message` holds its header and its first body bytes (at
+    /// most [`MAX_HELLO_BYTES`]); it is freed once parsed.
+    keep: bool,
+    message: Vec<u8>,
+    /// Message boundaries lost (a gap across a message header): later messages are not read.
+    lost: bool,
+}
+
+impl HandshakeStream {
+    /// `len` bytes of the stream are missing: the message they cut is not parsed; when they
+    /// reach past its end, message boundaries are lost.
+    fn gap(&mut self, len: usize) {
+        self.keep = false;
+        self.message = Vec::new();
+        if self.header_len == HANDSHAKE_HEADER && len <= self.body_left {
+            self.body_left -= len;
+            if self.body_left == 0 {
+                self.header_len = 0;
+            }
+        } else {
+            self.lost = true;
+        }
+    }
+}
+
 /// Sniffs both directions of one TLS connection.
 #[derive(Debug, Default)]
 pub struct TlsSniffer {
     directions: [RecordReader; 2],
     client_hellos: u32,
+    hello_retry_requests: u32,
     full_handshakes: u32,
     resumed_handshakes: u32,
     sni: Option<String>,
@@ -240,22 +286,14 @@ impl TlsSniffer {
                 }
                 continue;
             }
-            if direction.body_left == record_len(direction) && !direction.encrypted {
-                let hello_type = match side {
-                    Side::Client => HANDSHAKE_CLIENT_HELLO,
-                    Side::Server => HANDSHAKE_SERVER_HELLO,
-                };
-                direction.buffering = direction.content_type() == CONTENT_HANDSHAKE && bytes[0] == hello_type;
-                direction.body.clear();
-            }
-            let take = direction.body_left.min(bytes.len());
-            if direction.buffering {
-                direction.body.extend_from_slice(&bytes[..take]);
-            }
-            direction.body_left -= take;
-            bytes = &bytes[take..];
+            let (body, rest) = bytes.split_at(direction.body_left.min(bytes.len()));
+            direction.body_left -= body.len();
             if direction.body_left == 0 {
-                self.record_finished(side, events);
+                direction.header_len = 0;
+            }
+            bytes = rest;
+            if direction.content_type() == CONTENT_HANDSHAKE && !self.handshake_encrypted(side) {
+                self.handshake_bytes(side, body, events);
             }
         }
     }
@@ -264,12 +302,15 @@ impl TlsSniffer {
     pub fn gap(&mut self, side: Side, len: u64) {
         let direction = &mut self.directions[side.index()];
         let in_body = usize::from(direction.header_len) == direction.header.len();
-        if in_body && len < direction.body_left as u64 {
-            direction.body_left -= len as usize;
-            direction.buffering = false;
-        } else if in_body && len == direction.body_left as u64 {
-            direction.buffering = false;
-            direction.header_len = 0;
+        if in_body && len <= direction.body_left as u64 {
+            let len = len as usize;
+            direction.body_left -= len;
+            if direction.body_left == 0 {
+                direction.header_len = 0;
+            }
+            if direction.content_type() == CONTENT_HANDSHAKE {
+                direction.handshake.gap(len);
+            }
         } else {
             direction.lost = true;
         }
@@ -279,11 +320,71 @@ impl TlsSniffer {
     pub fn summary(&self) -> TlsSummary {
         TlsSummary {
             client_hellos: self.client_hellos,
+            hello_retry_requests: self.hello_retry_requests,
             full_handshakes: self.full_handshakes,
             resumed_handshakes: self.resumed_handshakes,
             sni: self.sni.clone(),
             version: self.version.map(version_name),
             exchanges_estimate: self.exchanges,
+        }
+    }
+
+    /// Are `side`'s handshake records encrypted? After its ChangeCipherSpec they are in TLS 1.2
+    /// and older (the Finished), not in TLS 1.3: there the ChangeCipherSpec is a dummy for
+    /// middleboxes (RFC 8446, D.4), sent around the second ClientHello after a HelloRetryRequest,
+    /// and encrypted handshake messages travel as application data. TLS 1.3 is known to be chosen
+    /// once the server sent a HelloRetryRequest (it always selects 1.3) or a 1.3 ServerHello;
+    /// until then a ChangeCipherSpec counts as the start of encryption.
+    fn handshake_encrypted(&self, side: Side) -> bool {
+        let tls13 = self.hello_retry_requests > 0 || self.version == Some(TLS13);
+        self.directions[side.index()].change_cipher_spec && !tls13
+    }
+
+    /// The next plaintext handshake bytes of `side`: hellos are parsed once whole, other
+    /// messages are skipped by their announced length.
+    fn handshake_bytes(&mut self, side: Side, mut bytes: &[u8], events: &mut Vec<ProtocolEvent>) {
+        let hello_type = match side {
+            Side::Client => HANDSHAKE_CLIENT_HELLO,
+            Side::Server => HANDSHAKE_SERVER_HELLO,
+        };
+        while !bytes.is_empty() {
+            let stream = &mut self.directions[side.index()].handshake;
+            if stream.lost {
+                return;
+            }
+            if stream.header_len < HANDSHAKE_HEADER {
+                let take = (HANDSHAKE_HEADER - stream.header_len).min(bytes.len());
+                stream.header[stream.header_len..stream.header_len + take].copy_from_slice(&bytes[..take]);
+                stream.header_len += take;
+                bytes = &bytes[take..];
+                if stream.header_len < HANDSHAKE_HEADER {
+                    return;
+                }
+                let [kind, len @ ..] = stream.header;
+                stream.body_left = usize::from(len[0]) << 16 | usize::from(len[1]) << 8 | usize::from(len[2]);
+                stream.keep = kind == hello_type;
+                if stream.keep {
+                    stream.message = Vec::with_capacity(HANDSHAKE_HEADER + stream.body_left.min(MAX_HELLO_BYTES));
+                    stream.message.extend_from_slice(&stream.header);
+                }
+            }
+            let (body, rest) = bytes.split_at(stream.body_left.min(bytes.len()));
+            if stream.keep {
+                let room = (HANDSHAKE_HEADER + MAX_HELLO_BYTES).saturating_sub(stream.message.len());
+                stream.message.extend_from_slice(&body[..body.len().min(room)]);
+            }
+            stream.body_left -= body.len();
+            bytes = rest;
+            if stream.body_left == 0 {
+                stream.header_len = 0;
+                if std::mem::take(&mut stream.keep) {
+                    let message = std::mem::take(&mut stream.message);
+                    match side {
+                        Side::Client => self.client_hello(&message, events),
+                        Side::Server => self.server_hello(&message),
+                    }
+                }
+            }
         }
     }
 
@@ -296,33 +397,17 @@ impl TlsSniffer {
             return;
         }
         direction.body_left = record_len(direction);
-        direction.buffering = false;
+        if direction.body_left == 0 {
+            direction.header_len = 0;
+        }
         match content_type {
-            CONTENT_CHANGE_CIPHER_SPEC => direction.encrypted = true,
+            CONTENT_CHANGE_CIPHER_SPEC => direction.change_cipher_spec = true,
             CONTENT_APPLICATION_DATA => {
-                let len = record_len(&self.directions[side.index()]);
+                let len = direction.body_left;
                 self.application_data(side, len);
             }
             _ => {}
         }
-        if self.directions[side.index()].body_left == 0 {
-            self.directions[side.index()].header_len = 0;
-        }
-    }
-
-    fn record_finished(&mut self, side: Side, events: &mut Vec<ProtocolEvent>) {
-        let direction = &mut self.directions[side.index()];
-        direction.header_len = 0;
-        if !direction.buffering {
-            return;
-        }
-        direction.buffering = false;
-        let body = std::mem::take(&mut direction.body);
-        match side {
-            Side::Client => self.client_hello(&body, events),
-            Side::Server => self.server_hello(&body),
-        }
-        self.directions[side.index()].body = body;
     }
 
     fn client_hello(&mut self, message: &[u8], events: &mut Vec<ProtocolEvent>) {
@@ -338,7 +423,9 @@ impl TlsSniffer {
     fn server_hello(&mut self, message: &[u8]) {
         let Some(hello) = parse_server_hello(message) else { return };
         if hello.retry_request {
-            return; // the client sends a second ClientHello
+            // The client answers with a second ClientHello; the real ServerHello follows it.
+            self.hello_retry_requests = self.hello_retry_requests.saturating_add(1);
+            return;
         }
         self.version = Some(hello.version);
         let echoed_session = !hello.session_id.is_empty() && hello.session_id == self.offered_session_id;
