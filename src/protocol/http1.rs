@@ -157,7 +157,9 @@ struct PendingRequest {
 pub enum Switch {
     /// 101 Switching Protocols to h2c.
     H2c,
-    /// Another protocol (WebSocket, CONNECT tunnel, ...): the rest is not HTTP/1.
+    /// A 2xx answer to CONNECT: the rest of both streams is the tunnelled protocol (TLS, mostly).
+    Tunnel,
+    /// Another protocol (WebSocket, ...): the rest is not HTTP/1.
     Other,
 }
 
@@ -260,11 +262,12 @@ impl Http1Framer {
         }
     }
 
-    /// The next bytes of `side`'s stream, received at `ts`.
-    pub fn data(&mut self, side: Side, mut bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+    /// The next bytes of `side`'s stream, received at `ts`. Returns the bytes after a protocol
+    /// switch ([`Self::switch`]), which are not HTTP/1; empty otherwise.
+    pub fn data<'b>(&mut self, side: Side, mut bytes: &'b [u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> &'b [u8] {
         while !bytes.is_empty() {
             if self.switch.is_some() {
-                return;
+                return bytes;
             }
             let phase = self.directions[side.index()].phase;
             bytes = match phase {
@@ -280,6 +283,7 @@ impl Http1Framer {
                 Phase::Done => &[],
             };
         }
+        bytes
     }
 
     /// `len` bytes of `side`'s stream are missing. A message whose start line was seen whole before
@@ -578,7 +582,7 @@ impl Http1Framer {
             return Phase::Done;
         }
         if is_connect && (200..300).contains(&status) {
-            self.switch = Some(Switch::Other);
+            self.switch = Some(Switch::Tunnel);
             return Phase::Done;
         }
         if is_head || status == 204 || status == 304 {

@@ -256,6 +256,12 @@ enum Analyzer {
     },
     Tls(Box<TlsSniffer>),
     H2c(Box<H2Counter>),
+    /// An HTTP CONNECT tunnel opened by the proxy's 2xx: `framer` holds the CONNECT exchange,
+    /// `inner` recognises and reads the tunnelled bytes afresh (TLS, or HTTP/1 for `curl -p http://`).
+    Tunnel {
+        framer: Box<Http1Framer>,
+        inner: Box<Dispatch>,
+    },
 }
 
 /// Recognition state of one side before the protocol is known.
@@ -307,6 +313,9 @@ struct Dispatch {
     sniffs: [Sniff; 2],
     analyzer: Analyzer,
     saw_payload: bool,
+    /// This dispatch reads the inside of a CONNECT tunnel: a CONNECT inside it ends HTTP/1
+    /// framing instead of nesting another tunnel (bounded depth on hostile input).
+    in_tunnel: bool,
 }
 
 impl Dispatch {
@@ -378,14 +387,26 @@ impl Dispatch {
             Analyzer::Detecting => {}
             Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, events),
             Analyzer::Http1 { framer, upgraded } => {
-                framer.data(side, bytes, ts, events);
-                if framer.switch == Some(Switch::H2c) {
-                    *upgraded = Some(Box::new(H2Counter::upgraded()));
+                let tunnelled = framer.data(side, bytes, ts, events);
+                match framer.switch {
+                    Some(Switch::H2c) => *upgraded = Some(Box::new(H2Counter::upgraded())),
+                    Some(Switch::Tunnel) if !self.in_tunnel => self.open_tunnel(side, tunnelled, ts, events),
+                    _ => {}
                 }
             }
             Analyzer::Tls(sniffer) => sniffer.data(side, bytes, events),
             Analyzer::H2c(counter) => counter.data(side, bytes, events),
+            Analyzer::Tunnel { inner, .. } => inner.data(side, bytes, ts, events),
         }
+    }
+
+    /// The proxy accepted a CONNECT: the rest of both streams, from `tunnelled` (the bytes of
+    /// `side` after the 2xx head), is the tunnelled protocol's.
+    fn open_tunnel(&mut self, side: Side, tunnelled: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+        let Analyzer::Http1 { framer, .. } = std::mem::take(&mut self.analyzer) else { return };
+        let mut inner = Box::new(Dispatch { in_tunnel: true, ..Dispatch::default() });
+        inner.data(side, tunnelled, ts, events);
+        self.analyzer = Analyzer::Tunnel { framer, inner };
     }
 
     fn gap(&mut self, side: Side, len: u64, ts: f64, events: &mut Vec<ProtocolEvent>) {
@@ -395,12 +416,15 @@ impl Dispatch {
             Analyzer::Http1 { framer, .. } => framer.gap(side, len, ts, events),
             Analyzer::Tls(sniffer) => sniffer.gap(side, len),
             Analyzer::H2c(counter) => counter.gap(side, len),
+            Analyzer::Tunnel { inner, .. } => inner.gap(side, len, ts, events),
         }
     }
 
     fn end_of_stream(&mut self, side: Side) {
-        if let Analyzer::Http1 { framer, upgraded: None } = &mut self.analyzer {
-            framer.end_of_stream(side);
+        match &mut self.analyzer {
+            Analyzer::Http1 { framer, upgraded: None } => framer.end_of_stream(side),
+            Analyzer::Tunnel { inner, .. } => inner.end_of_stream(side),
+            _ => {}
         }
     }
 
@@ -438,9 +462,29 @@ impl Dispatch {
                 summary.protocol = Protocol::H2c;
                 summary.h2 = Some(counter.summary());
             }
+            Analyzer::Tunnel { framer, inner } => summary = tunnel_summary(framer, inner.summary(gaps, gap_bytes)),
         }
         summary
     }
+}
+
+/// The summary of a CONNECT tunnel: the tunnelled protocol's (TLS: its handshakes and exchange
+/// estimate), plus the CONNECT exchange in the HTTP counts, which come first. A tunnel that
+/// carried nothing recognisable stays `http1`.
+fn tunnel_summary(framer: &mut Http1Framer, mut inside: ProtocolSummary) -> ProtocolSummary {
+    if matches!(inside.protocol, Protocol::None | Protocol::Unknown) {
+        inside.protocol = Protocol::Http1;
+    }
+    inside.http_requests = inside.http_requests.saturating_add(framer.requests);
+    inside.http_responses = inside.http_responses.saturating_add(framer.responses);
+    let mut exchanges = std::mem::take(&mut framer.exchanges);
+    exchanges.extend(inside.exchanges.drain(..));
+    exchanges.truncate(http1::MAX_EXCHANGES);
+    inside.exchanges = exchanges;
+    inside.close_requested_by = framer.close_requested_by.or(inside.close_requested_by);
+    inside.http10 |= framer.http10;
+    inside.resyncs = inside.resyncs.saturating_add(framer.resyncs);
+    inside
 }
 
 /// Hands one side's reassembled stream to the dispatch.
