@@ -948,6 +948,18 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     }
 
     #[test]
+    fn test_connect_answered_2xx_ends_framing_and_returns_the_tunnelled_bytes() {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        let rest = framer.data(Client, b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n", 0.0, &mut events);
+        assert_eq!((rest, framer.switch), (&b""[..], None));
+        let rest = framer.data(Server, b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03", 1.0, &mut events);
+        assert_eq!((rest, framer.switch), (&b"\x16\x03\x03"[..], Some(Switch::Tunnel)));
+        assert_eq!((framer.requests, framer.responses), (1, 1));
+        assert_eq!(statuses(&framer), [Some(200)]);
+    }
+
+    #[test]
     fn test_exchanges_are_capped_but_counts_go_on() {
         let request = b"GET / HTTP/1.1\r\n\r\n".repeat(MAX_EXCHANGES + 10);
         let (framer, _) = frame(&[(Client, &request)]);

@@ -594,6 +594,134 @@ mod tests {
         assert_eq!((sniffer.client_hellos, sniffer.full_handshakes, sniffer.resumed_handshakes), (2, 1, 0));
     }
 
+    /// The handshake message of a one-record `record`, framed again in records of at most `max` bytes.
+    fn fragmented(record: &[u8], max: usize) -> Vec<u8> {
+        record[5..]
+            .chunks(max)
+            .flat_map(|piece| [&[CONTENT_HANDSHAKE, 3, 3][..], &(piece.len() as u16).to_be_bytes(), piece].concat())
+            .collect()
+    }
+
+    /// A ClientHello whose server_name follows a padding extension (RFC 7685) of `padding` bytes, as
+    /// large key shares (X25519MLKEM768) or long ALPN lists come before it.
+    fn padded_client_hello(sni: &str, padding: usize) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([0x42; 32]);
+        body.push(0);
+        body.extend(vec16(&[0x13, 0x01]));
+        body.extend([1, 0]);
+        let mut name = vec![0];
+        name.extend(vec16(sni.as_bytes()));
+        let mut extensions = extension(21, &vec![0; padding]);
+        extensions.extend(extension(EXTENSION_SERVER_NAME, &vec16(&name)));
+        body.extend(vec16(&extensions));
+        handshake_record(HANDSHAKE_CLIENT_HELLO, &body)
+    }
+
+    #[test]
+    fn test_second_client_hello_and_real_server_hello_after_hello_retry_request_are_read_past_dummy_change_cipher_specs() {
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let (sniffer, events) = sniff(&[
+            (Client, &client_hello("hrr.example", &[], false)),
+            (Server, &[server_hello(&[], TLS13, false, HELLO_RETRY_REQUEST_RANDOM), ccs.clone()].concat()),
+            (Client, &[ccs.clone(), client_hello("hrr.example", &[], false)].concat()),
+            (Server, &[server_hello(&[], TLS13, false, [2; 32]), record(CONTENT_APPLICATION_DATA, 900)].concat()),
+        ]);
+        assert_eq!(events.len(), 2);
+        let summary = sniffer.summary();
+        assert_eq!((summary.client_hellos, summary.hello_retry_requests), (2, 1));
+        assert_eq!((summary.full_handshakes, summary.resumed_handshakes), (1, 0));
+        assert_eq!(summary.version.as_deref(), Some("TLS 1.3"));
+    }
+
+    #[test]
+    fn test_psk_selected_after_hello_retry_request_is_a_resumed_handshake() {
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let (sniffer, _) = sniff(&[
+            (Client, &client_hello("a", &[4; 32], true)),
+            (Server, &[server_hello(&[4; 32], TLS13, false, HELLO_RETRY_REQUEST_RANDOM), ccs.clone()].concat()),
+            (Client, &[ccs, client_hello("a", &[4; 32], true)].concat()),
+            (Server, &server_hello(&[4; 32], TLS13, true, [2; 32])),
+        ]);
+        let summary = sniffer.summary();
+        assert_eq!(
+            (summary.client_hellos, summary.hello_retry_requests, summary.full_handshakes, summary.resumed_handshakes),
+            (2, 1, 0, 1)
+        );
+    }
+
+    #[test]
+    fn test_tls12_encrypted_finished_after_change_cipher_spec_is_never_read_as_a_hello() {
+        // Worst case: the encrypted Finished records happen to look like hellos.
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let (sniffer, events) = sniff(&[
+            (Client, &client_hello("a", &[], false)),
+            (Server, &server_hello(&[8; 32], 0x0303, false, [1; 32])),
+            (Client, &[ccs.clone(), client_hello("b", &[], false)].concat()),
+            (Server, &[ccs, server_hello(&[8; 32], 0x0303, false, [3; 32])].concat()),
+        ]);
+        assert_eq!(events.len(), 1);
+        assert_eq!((sniffer.client_hellos, sniffer.full_handshakes), (1, 1));
+        assert_eq!(sniffer.sni.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn test_client_hello_in_several_records_and_segments_is_read_whole() {
+        let hello = fragmented(&padded_client_hello("late.example", 1500), 512);
+        assert_eq!(hello.len(), 4 * 5 + 4 + 2 + 32 + 1 + 4 + 2 + 2 + 4 + 1500 + 4 + 2 + 1 + 2 + 12);
+        for cut in (0..=hello.len()).step_by(7) {
+            let (sniffer, events) = sniff(&[(Client, &hello[..cut]), (Client, &hello[cut..])]);
+            assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("late.example".into()) }], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn test_hello_longer_than_the_bound_is_buffered_up_to_the_bound_and_read_from_its_first_bytes() {
+        let hello = fragmented(&padded_client_hello("after.the.bound", 20_000), 16_384);
+        let mut sniffer = TlsSniffer::default();
+        let mut events = Vec::new();
+        sniffer.data(Client, &hello[..hello.len() - 1], &mut events);
+        let buffered = &sniffer.directions[0].handshake.message;
+        assert_eq!(buffered.len(), HANDSHAKE_HEADER + MAX_HELLO_BYTES);
+        assert!(buffered.capacity() <= HANDSHAKE_HEADER + MAX_HELLO_BYTES, "{}", buffered.capacity());
+        sniffer.data(Client, &hello[hello.len() - 1..], &mut events);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: None }]);
+        assert_eq!(sniffer.directions[0].handshake.message.capacity(), 0);
+    }
+
+    #[test]
+    fn test_server_hello_fields_are_read_within_its_announced_length() {
+        // A TLS 1.2 ServerHello without extensions, then bytes that would read as a pre_shared_key
+        // extension if the hello ran on into them.
+        let mut body = vec![3, 3];
+        body.extend([1; 32]);
+        body.extend([0, 0x13, 0x01, 0]);
+        let mut hello = handshake_record(HANDSHAKE_SERVER_HELLO, &body);
+        hello.extend([0, 6, 0, 41, 0, 2, 0, 0]);
+        let record_len = (hello.len() - 5) as u16;
+        hello[3..5].copy_from_slice(&record_len.to_be_bytes());
+        let (sniffer, _) = sniff(&[(Client, &client_hello("a", &[], false)), (Server, &hello)]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
+        assert_eq!(sniffer.summary().version.as_deref(), Some("TLS 1.2"));
+    }
+
+    #[test]
+    fn test_gap_inside_a_hello_drops_it_and_the_next_hello_is_read() {
+        let hello = client_hello("a-long-server-name.example.org", &[], false);
+        assert!(hello.len() > 80);
+        let mut sniffer = TlsSniffer::default();
+        let mut events = Vec::new();
+        sniffer.data(Client, &hello[..50], &mut events);
+        sniffer.gap(Client, 30);
+        sniffer.data(Client, &hello[80..], &mut events);
+        assert_eq!(sniffer.client_hellos, 0);
+        sniffer.data(Client, &client_hello("b", &[], false), &mut events);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("b".into()) }]);
+        sniffer.gap(Client, 7); // across a record header: record boundaries are lost
+        sniffer.data(Client, &client_hello("c", &[], false), &mut events);
+        assert_eq!(sniffer.client_hellos, 1);
+    }
+
     #[test]
     fn test_application_data_turns_are_counted_as_exchanges() {
         let id = [1; 32];
