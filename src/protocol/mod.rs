@@ -478,7 +478,7 @@ fn tunnel_summary(framer: &mut Http1Framer, mut inside: ProtocolSummary) -> Prot
     inside.http_requests = inside.http_requests.saturating_add(framer.requests);
     inside.http_responses = inside.http_responses.saturating_add(framer.responses);
     let mut exchanges = std::mem::take(&mut framer.exchanges);
-    exchanges.extend(inside.exchanges.drain(..));
+    exchanges.append(&mut inside.exchanges);
     exchanges.truncate(http1::MAX_EXCHANGES);
     inside.exchanges = exchanges;
     inside.close_requested_by = framer.close_requested_by.or(inside.close_requested_by);

@@ -670,7 +670,7 @@ mod tests {
         let hello = fragmented(&padded_client_hello("late.example", 1500), 512);
         assert_eq!(hello.len(), 4 * 5 + 4 + 2 + 32 + 1 + 4 + 2 + 2 + 4 + 1500 + 4 + 2 + 1 + 2 + 12);
         for cut in (0..=hello.len()).step_by(7) {
-            let (sniffer, events) = sniff(&[(Client, &hello[..cut]), (Client, &hello[cut..])]);
+            let (_, events) = sniff(&[(Client, &hello[..cut]), (Client, &hello[cut..])]);
             assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("late.example".into()) }], "cut at {cut}");
         }
     }
