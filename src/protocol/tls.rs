@@ -723,6 +723,51 @@ mod tests {
     }
 
     #[test]
+    fn test_damaged_handshakes_never_panic_and_buffer_at_most_one_bounded_hello() {
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let client = [
+            fragmented(&padded_client_hello("a", 30_000), 700),
+            ccs.clone(),
+            fragmented(&client_hello("b", &[1; 32], true), 16),
+            record(CONTENT_APPLICATION_DATA, 300),
+        ]
+        .concat();
+        let server =
+            [server_hello(&[], TLS13, false, HELLO_RETRY_REQUEST_RANDOM), ccs, server_hello(&[1; 32], TLS13, true, [5; 32])].concat();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n.max(1) as u64) as usize
+        };
+        for _ in 0..300 {
+            let mut sniffer = TlsSniffer::default();
+            let mut events = Vec::new();
+            for (side, stream) in [(Client, &client), (Server, &server)] {
+                let mut bytes = stream.clone();
+                for _ in 0..next(6) {
+                    let at = next(bytes.len());
+                    bytes[at] = next(256) as u8;
+                }
+                let mut at = 0;
+                while at < bytes.len() {
+                    let len = (1 + next(1500)).min(bytes.len() - at);
+                    match next(20) {
+                        0 => sniffer.gap(side, len as u64),
+                        _ => sniffer.data(side, &bytes[at..at + len], &mut events),
+                    }
+                    at += len;
+                    for direction in &sniffer.directions {
+                        assert!(direction.handshake.message.capacity() <= HANDSHAKE_HEADER + MAX_HELLO_BYTES);
+                    }
+                }
+            }
+            assert!(sniffer.client_hellos <= 2 && sniffer.hello_retry_requests <= 1, "{:?}", sniffer.summary());
+        }
+    }
+
+    #[test]
     fn test_application_data_turns_are_counted_as_exchanges() {
         let id = [1; 32];
         let (sniffer, _) = sniff(&[
