@@ -358,12 +358,15 @@ fx_relink() {                 # link-type conversions of real captures (see scri
 
 # Issue 13's per-connection cases (keep-alive crossing, capture skew, Fast Open, one direction).
 source "$SRC/flow-cases.sh"
+# shellcheck source=fixtures/tls.sh
+. "$SRC/tls.sh"
 
 ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	go_keepalive_off_server go_disable_keepalives_client python_http_server_curl
 	curl_go_multi rst_abort refused ipv6 any_sll keepalive_probes pipelined chunked
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
-	keepalive_crossing fast_open one_direction capture_skew)
+	keepalive_crossing fast_open one_direction capture_skew \
+	tls_hello_retry tls_split_hello tls_connect_tunnel)
 
 main() {
 	ensure_tools

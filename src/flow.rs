@@ -468,6 +468,8 @@ fn finalise(
         (false, _, _) => Handshake::MidStream,
     };
     let encrypted = proto.protocol == Protocol::Tls;
+    // HTTP inside TLS cannot be counted; the CONNECT that opened a TLS tunnel was read in clear.
+    let http_hidden = encrypted && proto.http_requests == 0;
     let tls = proto.tls.clone();
     let requests: SmallVec<[RequestRecord; 1]> = proto.exchanges.iter().map(RequestRecord::from).collect();
     let h2_streams = proto.h2.as_ref().map(|h| h.streams);
@@ -503,8 +505,8 @@ fn finalise(
         duration: conn.last_ts - conn.first_ts,
         handshake,
         protocol: proto.protocol,
-        http_requests: if encrypted { None } else { Some(proto.http_requests) },
-        http_responses: if encrypted { None } else { Some(proto.http_responses) },
+        http_requests: if http_hidden { None } else { Some(proto.http_requests) },
+        http_responses: if http_hidden { None } else { Some(proto.http_responses) },
         requests,
         exchanges: request_count,
         reused: request_count > 1,

@@ -73,6 +73,7 @@ fn emitted() -> BTreeSet<String> {
     conn["server_process"] = process;
     conn["tls"] = serde_json::to_value(TlsSummary {
         client_hellos: 1,
+        hello_retry_requests: 0,
         full_handshakes: 1,
         resumed_handshakes: 0,
         sni: None,

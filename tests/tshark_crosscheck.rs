@@ -1,6 +1,7 @@
 //! Cross-checks fixture counts against tshark, where it is installed: the handshakes (initial SYNs,
 //! retransmissions counted once) and, on cleartext HTTP, the requests tshark's dissector finds
-//! (`-d tcp.port==PORT,http`, every `http.request.method` of every frame).
+//! (`-d tcp.port==PORT,http`, every `http.request.method` of every frame), and on TLS the
+//! ClientHellos tshark's dissector finds (`-d tcp.port==PORT,tls`, or `http` behind a CONNECT).
 //! Where tshark is known to disagree, the fixture's `.expect` says what tshark reports
 //! (`tshark.http_requests = N`) and why; this test checks tshark still says exactly that.
 
@@ -49,7 +50,23 @@ fn fixture_counts_agree_with_tshark() {
         if syns.len() as u64 != want_handshakes {
             failures.push(format!("{}: tshark sees {} initial SYNs, expected {want_handshakes}", exp.name, syns.len()));
         }
-        let encrypted = report["summary"]["tls_client_hellos"].as_u64().unwrap_or(0) > 0;
+        let hellos = report["summary"]["tls_client_hellos"].as_u64().unwrap_or(0);
+        if let (Some(p), true) = (&port, hellos > 0) {
+            // tshark reads TLS on the port as TLS, or, behind an HTTP CONNECT (a TLS connection with
+            // HTTP requests), as HTTP whose tunnel it follows; every handshake type 1 counts.
+            let connections = report["connections"].as_array().expect("connections");
+            let tunnel = connections.iter().any(|c| c["protocol"] == "tls" && c["http_requests"].is_u64());
+            let decode_as = format!("tcp.port=={p},{}", if tunnel { "http" } else { "tls" });
+            let seen: u64 = tshark_lines(&exp.pcap, &["-d", &decode_as], "tls.handshake.type==1", &["tls.handshake.type"])
+                .iter()
+                .map(|types| types.split(',').filter(|t| *t == "1").count() as u64)
+                .sum();
+            let want = exp.values.get("tshark.tls_client_hellos").map_or(hellos, |v| v.parse().expect("number"));
+            if seen != want {
+                failures.push(format!("{}: tshark finds {seen} ClientHellos, expected {want}", exp.name));
+            }
+        }
+        let encrypted = hellos > 0;
         if let (Some(p), false) = (&port, encrypted) {
             let decode_as = format!("tcp.port=={p},http");
             // One frame can hold several pipelined requests: count the methods, not the frames.

@@ -157,7 +157,9 @@ struct PendingRequest {
 pub enum Switch {
     /// 101 Switching Protocols to h2c.
     H2c,
-    /// Another protocol (WebSocket, CONNECT tunnel, ...): the rest is not HTTP/1.
+    /// A 2xx answer to CONNECT: the rest of both streams is the tunnelled protocol (TLS, mostly).
+    Tunnel,
+    /// Another protocol (WebSocket, ...): the rest is not HTTP/1.
     Other,
 }
 
@@ -268,11 +270,12 @@ impl Http1Framer {
         }
     }
 
-    /// The next bytes of `side`'s stream, received at `ts`.
-    pub fn data(&mut self, side: Side, mut bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+    /// The next bytes of `side`'s stream, received at `ts`. Returns the bytes after a protocol
+    /// switch ([`Self::switch`]), which are not HTTP/1; empty otherwise.
+    pub fn data<'b>(&mut self, side: Side, mut bytes: &'b [u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> &'b [u8] {
         while !bytes.is_empty() {
             if self.switch.is_some() {
-                return;
+                return bytes;
             }
             let phase = self.directions[side.index()].phase;
             bytes = match phase {
@@ -292,6 +295,7 @@ impl Http1Framer {
                 Phase::Done => &[],
             };
         }
+        bytes
     }
 
     /// `len` bytes of `side`'s stream are missing. A message whose start line was seen whole before
@@ -599,7 +603,7 @@ impl Http1Framer {
             return Phase::Done;
         }
         if is_connect && (200..300).contains(&status) {
-            self.switch = Some(Switch::Other);
+            self.switch = Some(Switch::Tunnel);
             self.count_answer(Side::Server);
             return Phase::Done;
         }
@@ -981,6 +985,18 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         ]);
         assert_eq!((framer.requests, framer.responses), (1, 1));
         assert_eq!(framer.switch, Some(Switch::Other));
+    }
+
+    #[test]
+    fn test_connect_answered_2xx_ends_framing_and_returns_the_tunnelled_bytes() {
+        let mut framer = Http1Framer::new();
+        let mut events = Vec::new();
+        let rest = framer.data(Client, b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n", 0.0, &mut events);
+        assert_eq!((rest, framer.switch), (&b""[..], None));
+        let rest = framer.data(Server, b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03", 1.0, &mut events);
+        assert_eq!((rest, framer.switch), (&b"\x16\x03\x03"[..], Some(Switch::Tunnel)));
+        assert_eq!((framer.requests, framer.responses), (1, 1));
+        assert_eq!(statuses(&framer), [Some(200)]);
     }
 
     #[test]

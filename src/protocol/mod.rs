@@ -124,7 +124,10 @@ pub struct HttpExchange {
 /// What the TLS sniffer saw.
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsSummary {
+    /// ClientHello messages read whole, the second one after a HelloRetryRequest included.
     pub client_hellos: u32,
+    /// HelloRetryRequests: ServerHellos with the special random of RFC 8446, 4.1.3.
+    pub hello_retry_requests: u32,
     pub full_handshakes: u32,
     pub resumed_handshakes: u32,
     pub sni: Option<String>,
@@ -267,6 +270,12 @@ enum Analyzer {
     },
     Tls(Box<TlsSniffer>),
     H2c(Box<H2Counter>),
+    /// An HTTP CONNECT tunnel opened by the proxy's 2xx: `framer` holds the CONNECT exchange,
+    /// `inner` recognises and reads the tunnelled bytes afresh (TLS, or HTTP/1 for `curl -p http://`).
+    Tunnel {
+        framer: Box<Http1Framer>,
+        inner: Box<Dispatch>,
+    },
 }
 
 /// Recognition state of one side before the protocol is known.
@@ -318,6 +327,9 @@ struct Dispatch {
     sniffs: [Sniff; 2],
     analyzer: Analyzer,
     saw_payload: bool,
+    /// This dispatch reads the inside of a CONNECT tunnel: a CONNECT inside it ends HTTP/1
+    /// framing instead of nesting another tunnel (bounded depth on hostile input).
+    in_tunnel: bool,
 }
 
 impl Dispatch {
@@ -389,14 +401,26 @@ impl Dispatch {
             Analyzer::Detecting => {}
             Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, events),
             Analyzer::Http1 { framer, upgraded } => {
-                framer.data(side, bytes, ts, events);
-                if framer.switch == Some(Switch::H2c) {
-                    *upgraded = Some(Box::new(H2Counter::upgraded()));
+                let tunnelled = framer.data(side, bytes, ts, events);
+                match framer.switch {
+                    Some(Switch::H2c) => *upgraded = Some(Box::new(H2Counter::upgraded())),
+                    Some(Switch::Tunnel) if !self.in_tunnel => self.open_tunnel(side, tunnelled, ts, events),
+                    _ => {}
                 }
             }
             Analyzer::Tls(sniffer) => sniffer.data(side, bytes, events),
             Analyzer::H2c(counter) => counter.data(side, bytes, events),
+            Analyzer::Tunnel { inner, .. } => inner.data(side, bytes, ts, events),
         }
+    }
+
+    /// The proxy accepted a CONNECT: the rest of both streams, from `tunnelled` (the bytes of
+    /// `side` after the 2xx head), is the tunnelled protocol's.
+    fn open_tunnel(&mut self, side: Side, tunnelled: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+        let Analyzer::Http1 { framer, .. } = std::mem::take(&mut self.analyzer) else { return };
+        let mut inner = Box::new(Dispatch { in_tunnel: true, ..Dispatch::default() });
+        inner.data(side, tunnelled, ts, events);
+        self.analyzer = Analyzer::Tunnel { framer, inner };
     }
 
     fn gap(&mut self, side: Side, len: u64, ts: f64, events: &mut Vec<ProtocolEvent>) {
@@ -406,6 +430,7 @@ impl Dispatch {
             Analyzer::Http1 { framer, .. } => framer.gap(side, len, ts, events),
             Analyzer::Tls(sniffer) => sniffer.gap(side, len),
             Analyzer::H2c(counter) => counter.gap(side, len),
+            Analyzer::Tunnel { inner, .. } => inner.gap(side, len, ts, events),
         }
     }
 
@@ -414,13 +439,16 @@ impl Dispatch {
         match &self.analyzer {
             Analyzer::Http1 { upgraded: Some(h2), .. } | Analyzer::H2c(h2) => h2.summary().streams,
             Analyzer::Http1 { framer, .. } => framer.requests,
+            Analyzer::Tunnel { framer, inner } => framer.requests.saturating_add(inner.requests()),
             Analyzer::Detecting | Analyzer::Tls(_) => 0,
         }
     }
 
     fn end_of_stream(&mut self, side: Side) {
-        if let Analyzer::Http1 { framer, upgraded: None } = &mut self.analyzer {
-            framer.end_of_stream(side);
+        match &mut self.analyzer {
+            Analyzer::Http1 { framer, upgraded: None } => framer.end_of_stream(side),
+            Analyzer::Tunnel { inner, .. } => inner.end_of_stream(side),
+            _ => {}
         }
     }
 
@@ -463,9 +491,33 @@ impl Dispatch {
                 summary.protocol = Protocol::H2c;
                 summary.h2 = Some(counter.summary());
             }
+            Analyzer::Tunnel { framer, inner } => summary = tunnel_summary(framer, inner.summary(gaps, gap_bytes)),
         }
         summary
     }
+}
+
+/// The summary of a CONNECT tunnel: the tunnelled protocol's (TLS: its handshakes and exchange
+/// estimate), plus the CONNECT exchange in the HTTP counts, which come first. A tunnel that
+/// carried nothing recognisable stays `http1`.
+fn tunnel_summary(framer: &mut Http1Framer, mut inside: ProtocolSummary) -> ProtocolSummary {
+    if matches!(inside.protocol, Protocol::None | Protocol::Unknown) {
+        inside.protocol = Protocol::Http1;
+    }
+    inside.http_requests = inside.http_requests.saturating_add(framer.requests);
+    inside.http_responses = inside.http_responses.saturating_add(framer.responses);
+    let mut exchanges = std::mem::take(&mut framer.exchanges);
+    exchanges.append(&mut inside.exchanges);
+    exchanges.truncate(http1::MAX_EXCHANGES);
+    inside.exchanges = exchanges;
+    inside.close_requested_by = framer.close_requested_by.or(inside.close_requested_by);
+    for side in [Side::Client, Side::Server] {
+        inside.close_announced[side.index()] |= framer.close_announced[side.index()];
+    }
+    inside.answered = inside.answered.saturating_add(framer.answered);
+    inside.http10 |= framer.http10;
+    inside.resyncs = inside.resyncs.saturating_add(framer.resyncs);
+    inside
 }
 
 /// Hands one side's reassembled stream to the dispatch.
@@ -611,6 +663,119 @@ mod tests {
         assert_eq!(summary.tls.map(|t| t.client_hellos), Some(1));
     }
 
+    /// A TLS 1.3 ClientHello record with a server_name.
+    fn tls_client_hello(sni: &str) -> Vec<u8> {
+        let mut name = vec![0];
+        name.extend((sni.len() as u16).to_be_bytes());
+        name.extend(sni.as_bytes());
+        let mut server_name = (name.len() as u16).to_be_bytes().to_vec();
+        server_name.extend(name);
+        let mut extensions = [0, 0].to_vec();
+        extensions.extend((server_name.len() as u16).to_be_bytes());
+        extensions.extend(server_name);
+        let mut body = [3, 3].to_vec();
+        body.extend([7; 32]);
+        body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend((extensions.len() as u16).to_be_bytes());
+        body.extend(extensions);
+        tls_handshake_record(1, &body)
+    }
+
+    /// A TLS 1.3 ServerHello record (supported_versions 0x0304).
+    fn tls_server_hello() -> Vec<u8> {
+        let mut body = [3, 3].to_vec();
+        body.extend([9; 32]);
+        body.extend([0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2, 3, 4]);
+        tls_handshake_record(2, &body)
+    }
+
+    fn tls_handshake_record(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut record = vec![0x16, 3, 1];
+        record.extend(((body.len() + 4) as u16).to_be_bytes());
+        record.extend([kind, 0, (body.len() >> 8) as u8, body.len() as u8]);
+        record.extend(body);
+        record
+    }
+
+    /// Feeds each side's chunks at consecutive sequence numbers from 1.
+    fn converse(watcher: &mut ProtocolWatcher, chunks: &[(Side, &[u8])]) -> Vec<ProtocolEvent> {
+        let mut next = [1u32, 1u32];
+        let mut events = Vec::new();
+        for (i, (side, bytes)) in chunks.iter().enumerate() {
+            let seq = &mut next[side.index()];
+            watcher.on_segment(*side, SeqNumber(*seq), bytes, bytes.len() as u32, i as f64, &mut events);
+            *seq += bytes.len() as u32;
+        }
+        events
+    }
+
+    const CONNECT: &[u8] = b"CONNECT api.example.org:443 HTTP/1.1\r\nHost: api.example.org:443\r\n\r\n";
+    const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
+
+    #[test]
+    fn test_tls_inside_a_connect_tunnel_is_tls_and_the_connect_is_one_http_request() {
+        let mut watcher = ProtocolWatcher::new();
+        // The ServerHello comes in the segment of the 200: the bytes after its head are the tunnel's.
+        let events = converse(
+            &mut watcher,
+            &[(Client, CONNECT), (Server, &[ESTABLISHED, &tls_server_hello()].concat()), (Client, &tls_client_hello("api.example.org"))],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Tls);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(summary.exchanges.len(), 1);
+        assert_eq!(summary.exchanges[0].method.as_deref(), Some("CONNECT"));
+        assert_eq!(summary.exchanges[0].target.as_deref(), Some("api.example.org:443"));
+        assert_eq!(summary.exchanges[0].status, Some(200));
+        let tls = summary.tls.expect("tls summary");
+        assert_eq!((tls.client_hellos, tls.full_handshakes), (1, 1));
+        assert_eq!((tls.sni.as_deref(), tls.version.as_deref()), (Some("api.example.org"), Some("TLS 1.3")));
+        assert_eq!(events.last(), Some(&ProtocolEvent::TlsClientHello { sni: Some("api.example.org".into()) }));
+        assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn test_connect_refused_with_407_tunnels_after_the_second_connect() {
+        let mut watcher = ProtocolWatcher::new();
+        converse(
+            &mut watcher,
+            &[
+                (Client, CONNECT),
+                (Server, b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n"),
+                (Client, CONNECT),
+                (Server, ESTABLISHED),
+                (Client, &tls_client_hello("api.example.org")),
+            ],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Tls);
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 2));
+        assert_eq!(summary.tls.map(|t| t.client_hellos), Some(1));
+    }
+
+    #[test]
+    fn test_http_inside_a_tunnel_is_counted_and_a_connect_inside_it_opens_no_second_tunnel() {
+        let mut watcher = ProtocolWatcher::new();
+        converse(
+            &mut watcher,
+            &[
+                (Client, CONNECT),
+                (Server, ESTABLISHED),
+                (Client, REQUEST),
+                (Server, RESPONSE),
+                (Client, CONNECT),
+                (Server, ESTABLISHED),
+                (Client, &tls_client_hello("inner.example")),
+            ],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!((summary.http_requests, summary.http_responses), (3, 3));
+        let methods: Vec<_> = summary.exchanges.iter().map(|e| e.method.as_deref()).collect();
+        assert_eq!(methods, [Some("CONNECT"), Some("GET"), Some("CONNECT")]);
+        assert!(summary.tls.is_none());
+    }
+
     #[test]
     fn test_h2c_prior_knowledge_is_recognised() {
         let mut watcher = ProtocolWatcher::new();
@@ -686,12 +851,14 @@ mod tests {
 
     #[test]
     fn test_arbitrary_bytes_and_segmentation_never_panic() {
-        let seeds: [&[u8]; 5] = [
+        let seeds: [&[u8]; 7] = [
             b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 101 x\r\nUpgrade: h2c\r\n\r\n",
             b"\x16\x03\x01\x00\x30\x01\x00\x00\x2c\x03\x03",
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x01\x05\x00\x00\x00\x01",
             b"\x17\x03\x03\xff\xff",
+            b"CONNECT h:443 HTTP/1.1\r\n\r\n\x16\x03\x01\x00\x08\x02\xff\xff\xff\x03\x03",
+            b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03\x00\x04\x01\x00\x40\x00\x14\x03\x03\x00\x01\x01",
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..rounds() {

@@ -1,6 +1,8 @@
 //! TLS record sniffing: ClientHello / ServerHello (SNI, resumption) and turns of application data.
 //!
 //! Only the plaintext handshake hellos are read; everything else is skipped record by record.
+//! Handshake records are joined into one handshake-message stream per direction, so a hello split
+//! over several records or TCP segments is read whole (up to [`MAX_HELLO_BYTES`]).
 
 use super::{prefix_verdict, ProtocolEvent, TlsSummary, Verdict};
 use crate::side::Side;
@@ -20,6 +22,12 @@ const EXTENSION_SUPPORTED_VERSIONS: u16 = 43;
 const TLS13: u16 = 0x0304;
 /// Largest record body (2^14 plus the allowed expansion).
 const MAX_RECORD_BODY: usize = 16384 + 2048;
+/// Bytes of one hello message kept for parsing: a hello longer than this (a ClientHello with huge
+/// PSK identities) is read from its first bytes. A ClientHello with post-quantum key shares
+/// (X25519MLKEM768) is about 1.8 KB, so every real one fits.
+const MAX_HELLO_BYTES: usize = 16384;
+/// Length of a handshake message header: type and 24-bit length.
+const HANDSHAKE_HEADER: usize = 4;
 /// The ServerHello random that marks a HelloRetryRequest (RFC 8446, 4.1.3).
 const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
     0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB,
@@ -113,13 +121,22 @@ struct ServerHello {
     version: u16,
 }
 
-/// Parses a ClientHello handshake message (type byte included); `None` when malformed.
-fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
-    let mut r = Reader { bytes: message };
-    if r.u8()? != HANDSHAKE_CLIENT_HELLO {
+/// A reader over the body of a handshake message of type `kind` (header included in `message`),
+/// bounded by its announced length so that the next message is never read as part of it; a body
+/// cut short by [`MAX_HELLO_BYTES`] is read as far as it goes.
+fn message_body(message: &[u8], kind: u8) -> Option<Reader<'_>> {
+    let (header, body) = message.split_at_checked(HANDSHAKE_HEADER)?;
+    if header[0] != kind {
         return None;
     }
-    r.take(3 + 2 + 32)?; // length, legacy version, random
+    let len = usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+    Some(Reader { bytes: &body[..len.min(body.len())] })
+}
+
+/// Parses a ClientHello handshake message (header included); `None` when malformed.
+fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
+    let mut r = message_body(message, HANDSHAKE_CLIENT_HELLO)?;
+    r.take(2 + 32)?; // legacy version, random
     let session_id = SessionId::from_slice(r.vec8()?)?;
     r.vec16()?; // cipher suites
     r.vec8()?; // compression methods
@@ -145,13 +162,9 @@ fn server_name(data: &[u8]) -> Option<String> {
     None
 }
 
-/// Parses a ServerHello handshake message (type byte included); `None` when malformed.
+/// Parses a ServerHello handshake message (header included); `None` when malformed.
 fn parse_server_hello(message: &[u8]) -> Option<ServerHello> {
-    let mut r = Reader { bytes: message };
-    if r.u8()? != HANDSHAKE_SERVER_HELLO {
-        return None;
-    }
-    r.take(3)?;
+    let mut r = message_body(message, HANDSHAKE_SERVER_HELLO)?;
     let legacy_version = r.u16()?;
     let random = r.take(32)?;
     let session_id = SessionId::from_slice(r.vec8()?)?;
@@ -192,13 +205,12 @@ struct RecordReader {
     header_len: u8,
     /// Body bytes of the current record still to come.
     body_left: usize,
-    /// The current record's body, when it may hold a hello.
-    body: Vec<u8>,
-    buffering: bool,
-    /// ChangeCipherSpec seen: later handshake records are encrypted.
-    encrypted: bool,
+    /// A ChangeCipherSpec was sent: the direction's later handshake records are encrypted, unless
+    /// TLS 1.3 was chosen (see [`TlsSniffer::handshake_encrypted`]).
+    change_cipher_spec: bool,
     /// Record boundaries lost (gap or garbage): the rest of this direction is skipped.
     lost: bool,
+    handshake: HandshakeStream,
 }
 
 impl RecordReader {
@@ -207,11 +219,45 @@ impl RecordReader {
     }
 }
 
+/// The plaintext handshake messages of one direction: the bodies of its handshake records joined,
+/// so that a message split over several records (RFC 8446, 5.1) or TCP segments is read whole.
+#[derive(Debug, Default)]
+struct HandshakeStream {
+    header: [u8; HANDSHAKE_HEADER],
+    header_len: usize,
+    /// Body bytes of the current message still to come.
+    body_left: usize,
+    /// The current message is a hello: `message` holds its header and its first body bytes (at
+    /// most [`MAX_HELLO_BYTES`]); it is freed once parsed.
+    keep: bool,
+    message: Vec<u8>,
+    /// Message boundaries lost (a gap across a message header): later messages are not read.
+    lost: bool,
+}
+
+impl HandshakeStream {
+    /// `len` bytes of the stream are missing: the message they cut is not parsed; when they
+    /// reach past its end, message boundaries are lost.
+    fn gap(&mut self, len: usize) {
+        self.keep = false;
+        self.message = Vec::new();
+        if self.header_len == HANDSHAKE_HEADER && len <= self.body_left {
+            self.body_left -= len;
+            if self.body_left == 0 {
+                self.header_len = 0;
+            }
+        } else {
+            self.lost = true;
+        }
+    }
+}
+
 /// Sniffs both directions of one TLS connection.
 #[derive(Debug, Default)]
 pub struct TlsSniffer {
     directions: [RecordReader; 2],
     client_hellos: u32,
+    hello_retry_requests: u32,
     full_handshakes: u32,
     resumed_handshakes: u32,
     sni: Option<String>,
@@ -240,22 +286,14 @@ impl TlsSniffer {
                 }
                 continue;
             }
-            if direction.body_left == record_len(direction) && !direction.encrypted {
-                let hello_type = match side {
-                    Side::Client => HANDSHAKE_CLIENT_HELLO,
-                    Side::Server => HANDSHAKE_SERVER_HELLO,
-                };
-                direction.buffering = direction.content_type() == CONTENT_HANDSHAKE && bytes[0] == hello_type;
-                direction.body.clear();
-            }
-            let take = direction.body_left.min(bytes.len());
-            if direction.buffering {
-                direction.body.extend_from_slice(&bytes[..take]);
-            }
-            direction.body_left -= take;
-            bytes = &bytes[take..];
+            let (body, rest) = bytes.split_at(direction.body_left.min(bytes.len()));
+            direction.body_left -= body.len();
             if direction.body_left == 0 {
-                self.record_finished(side, events);
+                direction.header_len = 0;
+            }
+            bytes = rest;
+            if direction.content_type() == CONTENT_HANDSHAKE && !self.handshake_encrypted(side) {
+                self.handshake_bytes(side, body, events);
             }
         }
     }
@@ -264,12 +302,15 @@ impl TlsSniffer {
     pub fn gap(&mut self, side: Side, len: u64) {
         let direction = &mut self.directions[side.index()];
         let in_body = usize::from(direction.header_len) == direction.header.len();
-        if in_body && len < direction.body_left as u64 {
-            direction.body_left -= len as usize;
-            direction.buffering = false;
-        } else if in_body && len == direction.body_left as u64 {
-            direction.buffering = false;
-            direction.header_len = 0;
+        if in_body && len <= direction.body_left as u64 {
+            let len = len as usize;
+            direction.body_left -= len;
+            if direction.body_left == 0 {
+                direction.header_len = 0;
+            }
+            if direction.content_type() == CONTENT_HANDSHAKE {
+                direction.handshake.gap(len);
+            }
         } else {
             direction.lost = true;
         }
@@ -279,11 +320,71 @@ impl TlsSniffer {
     pub fn summary(&self) -> TlsSummary {
         TlsSummary {
             client_hellos: self.client_hellos,
+            hello_retry_requests: self.hello_retry_requests,
             full_handshakes: self.full_handshakes,
             resumed_handshakes: self.resumed_handshakes,
             sni: self.sni.clone(),
             version: self.version.map(version_name),
             exchanges_estimate: self.exchanges,
+        }
+    }
+
+    /// Are `side`'s handshake records encrypted? After its ChangeCipherSpec they are in TLS 1.2
+    /// and older (the Finished), not in TLS 1.3: there the ChangeCipherSpec is a dummy for
+    /// middleboxes (RFC 8446, D.4), sent around the second ClientHello after a HelloRetryRequest,
+    /// and encrypted handshake messages travel as application data. TLS 1.3 is known to be chosen
+    /// once the server sent a HelloRetryRequest (it always selects 1.3) or a 1.3 ServerHello;
+    /// until then a ChangeCipherSpec counts as the start of encryption.
+    fn handshake_encrypted(&self, side: Side) -> bool {
+        let tls13 = self.hello_retry_requests > 0 || self.version == Some(TLS13);
+        self.directions[side.index()].change_cipher_spec && !tls13
+    }
+
+    /// The next plaintext handshake bytes of `side`: hellos are parsed once whole, other
+    /// messages are skipped by their announced length.
+    fn handshake_bytes(&mut self, side: Side, mut bytes: &[u8], events: &mut Vec<ProtocolEvent>) {
+        let hello_type = match side {
+            Side::Client => HANDSHAKE_CLIENT_HELLO,
+            Side::Server => HANDSHAKE_SERVER_HELLO,
+        };
+        while !bytes.is_empty() {
+            let stream = &mut self.directions[side.index()].handshake;
+            if stream.lost {
+                return;
+            }
+            if stream.header_len < HANDSHAKE_HEADER {
+                let take = (HANDSHAKE_HEADER - stream.header_len).min(bytes.len());
+                stream.header[stream.header_len..stream.header_len + take].copy_from_slice(&bytes[..take]);
+                stream.header_len += take;
+                bytes = &bytes[take..];
+                if stream.header_len < HANDSHAKE_HEADER {
+                    return;
+                }
+                let [kind, len @ ..] = stream.header;
+                stream.body_left = usize::from(len[0]) << 16 | usize::from(len[1]) << 8 | usize::from(len[2]);
+                stream.keep = kind == hello_type;
+                if stream.keep {
+                    stream.message = Vec::with_capacity(HANDSHAKE_HEADER + stream.body_left.min(MAX_HELLO_BYTES));
+                    stream.message.extend_from_slice(&stream.header);
+                }
+            }
+            let (body, rest) = bytes.split_at(stream.body_left.min(bytes.len()));
+            if stream.keep {
+                let room = (HANDSHAKE_HEADER + MAX_HELLO_BYTES).saturating_sub(stream.message.len());
+                stream.message.extend_from_slice(&body[..body.len().min(room)]);
+            }
+            stream.body_left -= body.len();
+            bytes = rest;
+            if stream.body_left == 0 {
+                stream.header_len = 0;
+                if std::mem::take(&mut stream.keep) {
+                    let message = std::mem::take(&mut stream.message);
+                    match side {
+                        Side::Client => self.client_hello(&message, events),
+                        Side::Server => self.server_hello(&message),
+                    }
+                }
+            }
         }
     }
 
@@ -296,33 +397,17 @@ impl TlsSniffer {
             return;
         }
         direction.body_left = record_len(direction);
-        direction.buffering = false;
+        if direction.body_left == 0 {
+            direction.header_len = 0;
+        }
         match content_type {
-            CONTENT_CHANGE_CIPHER_SPEC => direction.encrypted = true,
+            CONTENT_CHANGE_CIPHER_SPEC => direction.change_cipher_spec = true,
             CONTENT_APPLICATION_DATA => {
-                let len = record_len(&self.directions[side.index()]);
+                let len = direction.body_left;
                 self.application_data(side, len);
             }
             _ => {}
         }
-        if self.directions[side.index()].body_left == 0 {
-            self.directions[side.index()].header_len = 0;
-        }
-    }
-
-    fn record_finished(&mut self, side: Side, events: &mut Vec<ProtocolEvent>) {
-        let direction = &mut self.directions[side.index()];
-        direction.header_len = 0;
-        if !direction.buffering {
-            return;
-        }
-        direction.buffering = false;
-        let body = std::mem::take(&mut direction.body);
-        match side {
-            Side::Client => self.client_hello(&body, events),
-            Side::Server => self.server_hello(&body),
-        }
-        self.directions[side.index()].body = body;
     }
 
     fn client_hello(&mut self, message: &[u8], events: &mut Vec<ProtocolEvent>) {
@@ -338,7 +423,9 @@ impl TlsSniffer {
     fn server_hello(&mut self, message: &[u8]) {
         let Some(hello) = parse_server_hello(message) else { return };
         if hello.retry_request {
-            return; // the client sends a second ClientHello
+            // The client answers with a second ClientHello; the real ServerHello follows it.
+            self.hello_retry_requests = self.hello_retry_requests.saturating_add(1);
+            return;
         }
         self.version = Some(hello.version);
         let echoed_session = !hello.session_id.is_empty() && hello.session_id == self.offered_session_id;
@@ -505,6 +592,179 @@ mod tests {
         ]);
         assert_eq!(events.len(), 2);
         assert_eq!((sniffer.client_hellos, sniffer.full_handshakes, sniffer.resumed_handshakes), (2, 1, 0));
+    }
+
+    /// The handshake message of a one-record `record`, framed again in records of at most `max` bytes.
+    fn fragmented(record: &[u8], max: usize) -> Vec<u8> {
+        record[5..]
+            .chunks(max)
+            .flat_map(|piece| [&[CONTENT_HANDSHAKE, 3, 3][..], &(piece.len() as u16).to_be_bytes(), piece].concat())
+            .collect()
+    }
+
+    /// A ClientHello whose server_name follows a padding extension (RFC 7685) of `padding` bytes, as
+    /// large key shares (X25519MLKEM768) or long ALPN lists come before it.
+    fn padded_client_hello(sni: &str, padding: usize) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([0x42; 32]);
+        body.push(0);
+        body.extend(vec16(&[0x13, 0x01]));
+        body.extend([1, 0]);
+        let mut name = vec![0];
+        name.extend(vec16(sni.as_bytes()));
+        let mut extensions = extension(21, &vec![0; padding]);
+        extensions.extend(extension(EXTENSION_SERVER_NAME, &vec16(&name)));
+        body.extend(vec16(&extensions));
+        handshake_record(HANDSHAKE_CLIENT_HELLO, &body)
+    }
+
+    #[test]
+    fn test_second_client_hello_and_real_server_hello_after_hello_retry_request_are_read_past_dummy_change_cipher_specs() {
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let (sniffer, events) = sniff(&[
+            (Client, &client_hello("hrr.example", &[], false)),
+            (Server, &[server_hello(&[], TLS13, false, HELLO_RETRY_REQUEST_RANDOM), ccs.clone()].concat()),
+            (Client, &[ccs.clone(), client_hello("hrr.example", &[], false)].concat()),
+            (Server, &[server_hello(&[], TLS13, false, [2; 32]), record(CONTENT_APPLICATION_DATA, 900)].concat()),
+        ]);
+        assert_eq!(events.len(), 2);
+        let summary = sniffer.summary();
+        assert_eq!((summary.client_hellos, summary.hello_retry_requests), (2, 1));
+        assert_eq!((summary.full_handshakes, summary.resumed_handshakes), (1, 0));
+        assert_eq!(summary.version.as_deref(), Some("TLS 1.3"));
+    }
+
+    #[test]
+    fn test_psk_selected_after_hello_retry_request_is_a_resumed_handshake() {
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let (sniffer, _) = sniff(&[
+            (Client, &client_hello("a", &[4; 32], true)),
+            (Server, &[server_hello(&[4; 32], TLS13, false, HELLO_RETRY_REQUEST_RANDOM), ccs.clone()].concat()),
+            (Client, &[ccs, client_hello("a", &[4; 32], true)].concat()),
+            (Server, &server_hello(&[4; 32], TLS13, true, [2; 32])),
+        ]);
+        let summary = sniffer.summary();
+        assert_eq!(
+            (summary.client_hellos, summary.hello_retry_requests, summary.full_handshakes, summary.resumed_handshakes),
+            (2, 1, 0, 1)
+        );
+    }
+
+    #[test]
+    fn test_tls12_encrypted_finished_after_change_cipher_spec_is_never_read_as_a_hello() {
+        // Worst case: the encrypted Finished records happen to look like hellos.
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let (sniffer, events) = sniff(&[
+            (Client, &client_hello("a", &[], false)),
+            (Server, &server_hello(&[8; 32], 0x0303, false, [1; 32])),
+            (Client, &[ccs.clone(), client_hello("b", &[], false)].concat()),
+            (Server, &[ccs, server_hello(&[8; 32], 0x0303, false, [3; 32])].concat()),
+        ]);
+        assert_eq!(events.len(), 1);
+        assert_eq!((sniffer.client_hellos, sniffer.full_handshakes), (1, 1));
+        assert_eq!(sniffer.sni.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn test_client_hello_in_several_records_and_segments_is_read_whole() {
+        let hello = fragmented(&padded_client_hello("late.example", 1500), 512);
+        assert_eq!(hello.len(), 4 * 5 + 4 + 2 + 32 + 1 + 4 + 2 + 2 + 4 + 1500 + 4 + 2 + 1 + 2 + 12);
+        for cut in (0..=hello.len()).step_by(7) {
+            let (_, events) = sniff(&[(Client, &hello[..cut]), (Client, &hello[cut..])]);
+            assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("late.example".into()) }], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn test_hello_longer_than_the_bound_is_buffered_up_to_the_bound_and_read_from_its_first_bytes() {
+        let hello = fragmented(&padded_client_hello("after.the.bound", 20_000), 16_384);
+        let mut sniffer = TlsSniffer::default();
+        let mut events = Vec::new();
+        sniffer.data(Client, &hello[..hello.len() - 1], &mut events);
+        let buffered = &sniffer.directions[0].handshake.message;
+        assert_eq!(buffered.len(), HANDSHAKE_HEADER + MAX_HELLO_BYTES);
+        assert!(buffered.capacity() <= HANDSHAKE_HEADER + MAX_HELLO_BYTES, "{}", buffered.capacity());
+        sniffer.data(Client, &hello[hello.len() - 1..], &mut events);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: None }]);
+        assert_eq!(sniffer.directions[0].handshake.message.capacity(), 0);
+    }
+
+    #[test]
+    fn test_server_hello_fields_are_read_within_its_announced_length() {
+        // A TLS 1.2 ServerHello without extensions, then bytes that would read as a pre_shared_key
+        // extension if the hello ran on into them.
+        let mut body = vec![3, 3];
+        body.extend([1; 32]);
+        body.extend([0, 0x13, 0x01, 0]);
+        let mut hello = handshake_record(HANDSHAKE_SERVER_HELLO, &body);
+        hello.extend([0, 6, 0, 41, 0, 2, 0, 0]);
+        let record_len = (hello.len() - 5) as u16;
+        hello[3..5].copy_from_slice(&record_len.to_be_bytes());
+        let (sniffer, _) = sniff(&[(Client, &client_hello("a", &[], false)), (Server, &hello)]);
+        assert_eq!((sniffer.full_handshakes, sniffer.resumed_handshakes), (1, 0));
+        assert_eq!(sniffer.summary().version.as_deref(), Some("TLS 1.2"));
+    }
+
+    #[test]
+    fn test_gap_inside_a_hello_drops_it_and_the_next_hello_is_read() {
+        let hello = client_hello("a-long-server-name.example.org", &[], false);
+        assert!(hello.len() > 80);
+        let mut sniffer = TlsSniffer::default();
+        let mut events = Vec::new();
+        sniffer.data(Client, &hello[..50], &mut events);
+        sniffer.gap(Client, 30);
+        sniffer.data(Client, &hello[80..], &mut events);
+        assert_eq!(sniffer.client_hellos, 0);
+        sniffer.data(Client, &client_hello("b", &[], false), &mut events);
+        assert_eq!(events, [ProtocolEvent::TlsClientHello { sni: Some("b".into()) }]);
+        sniffer.gap(Client, 7); // across a record header: record boundaries are lost
+        sniffer.data(Client, &client_hello("c", &[], false), &mut events);
+        assert_eq!(sniffer.client_hellos, 1);
+    }
+
+    #[test]
+    fn test_damaged_handshakes_never_panic_and_buffer_at_most_one_bounded_hello() {
+        let ccs = record(CONTENT_CHANGE_CIPHER_SPEC, 1);
+        let client = [
+            fragmented(&padded_client_hello("a", 30_000), 700),
+            ccs.clone(),
+            fragmented(&client_hello("b", &[1; 32], true), 16),
+            record(CONTENT_APPLICATION_DATA, 300),
+        ]
+        .concat();
+        let server =
+            [server_hello(&[], TLS13, false, HELLO_RETRY_REQUEST_RANDOM), ccs, server_hello(&[1; 32], TLS13, true, [5; 32])].concat();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n.max(1) as u64) as usize
+        };
+        for _ in 0..300 {
+            let mut sniffer = TlsSniffer::default();
+            let mut events = Vec::new();
+            for (side, stream) in [(Client, &client), (Server, &server)] {
+                let mut bytes = stream.clone();
+                for _ in 0..next(6) {
+                    let at = next(bytes.len());
+                    bytes[at] = next(256) as u8;
+                }
+                let mut at = 0;
+                while at < bytes.len() {
+                    let len = (1 + next(1500)).min(bytes.len() - at);
+                    match next(20) {
+                        0 => sniffer.gap(side, len as u64),
+                        _ => sniffer.data(side, &bytes[at..at + len], &mut events),
+                    }
+                    at += len;
+                    for direction in &sniffer.directions {
+                        assert!(direction.handshake.message.capacity() <= HANDSHAKE_HEADER + MAX_HELLO_BYTES);
+                    }
+                }
+            }
+            assert!(sniffer.client_hellos <= 2 && sniffer.hello_retry_requests <= 1, "{:?}", sniffer.summary());
+        }
     }
 
     #[test]

@@ -27,7 +27,15 @@ fn carried(c: &ConnectionRecord) -> String {
                 })
                 .collect();
             let more = if n as usize > shown.len() { ", …" } else { "" };
-            format!("{} ({}{more})", plural(u64::from(n), "HTTP request", "HTTP requests"), shown.join(", "))
+            let requests = format!("{} ({}{more})", plural(u64::from(n), "HTTP request", "HTTP requests"), shown.join(", "));
+            match &c.tls {
+                // A CONNECT tunnel: the CONNECT in clear, then TLS.
+                Some(tls) => format!(
+                    "{requests}, then encrypted TLS traffic, about {}",
+                    plural(u64::from(tls.exchanges_estimate), "exchange", "exchanges")
+                ),
+                None => requests,
+            }
         }
         None => match &c.tls {
             Some(tls) => format!("encrypted TLS traffic, about {}", plural(u64::from(tls.exchanges_estimate), "exchange", "exchanges")),

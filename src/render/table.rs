@@ -203,7 +203,8 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
     t.set_header(header);
     for c in conns {
         let requests = match (c.http_requests, &c.tls) {
-            (Some(n), _) => n.to_string(),
+            (Some(n), Some(tls)) => format!("{n} + ~{} (TLS)", tls.exchanges_estimate), // a CONNECT tunnel
+            (Some(n), None) => n.to_string(),
             (None, Some(tls)) => format!("~{} (TLS)", tls.exchanges_estimate),
             (None, None) => "-".to_string(),
         };
