@@ -114,16 +114,6 @@ impl<'o> Pipeline<'o> {
         }
     }
 
-    /// Packet counts so far.
-    pub fn packets(&self) -> &PacketCounts {
-        &self.intake.packets
-    }
-
-    /// Summary of the connections ended so far.
-    pub fn summary(&self) -> &Summary {
-        self.collector.builder.summary()
-    }
-
     /// Connections open now.
     pub fn open_connections(&self) -> usize {
         self.table.open_connections()

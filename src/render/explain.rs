@@ -4,6 +4,7 @@
 
 use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, FinFirst, Handshake, Report};
+use crate::tcp_state::TcpState;
 use std::io::Write;
 
 /// Connections described one by one before the rest are summed up.
@@ -152,7 +153,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     let time_wait: Vec<String> = [("client", &s.client_states), ("server", &s.server_states)]
         .into_iter()
-        .map(|(side, states)| (side, states.get("TIME_WAIT").copied().unwrap_or(0)))
+        .map(|(side, states)| (side, states.get(TcpState::TIME_WAIT)))
         .filter(|(_, n)| *n > 0)
         .map(|(side, n)| format!("the {side} holds {}", plural(n, "socket in TIME_WAIT", "sockets in TIME_WAIT")))
         .collect();
@@ -171,7 +172,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     // CLOSE_WAIT.
     let close_wait: Vec<(&str, u64)> = [("client", &s.client_states), ("server", &s.server_states)]
         .into_iter()
-        .map(|(side, states)| (side, states.get("CLOSE_WAIT").copied().unwrap_or(0)))
+        .map(|(side, states)| (side, states.get(TcpState::CLOSE_WAIT)))
         .filter(|(_, n)| *n > 0)
         .collect();
     if close_wait.is_empty() && s.rst_connections == 0 && s.fin_first.client + s.fin_first.server > 0 {

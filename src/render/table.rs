@@ -109,17 +109,14 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "{t}")?;
 
     let mut states = new_table();
-    let shown: Vec<_> = ALL_STATES
-        .iter()
-        .filter(|st| s.client_states.get(st.name()).copied().unwrap_or(0) + s.server_states.get(st.name()).copied().unwrap_or(0) > 0)
-        .collect();
+    let shown: Vec<_> = ALL_STATES.iter().filter(|st| s.client_states.get(**st) + s.server_states.get(**st) > 0).collect();
     if !shown.is_empty() {
         let mut header = vec!["socket state at end".to_string()];
         header.extend(shown.iter().map(|st| st.name().to_string()));
         states.set_header(header);
         for (label, map) in [("client side", &s.client_states), ("server side", &s.server_states)] {
             let mut row = vec![Cell::new(label)];
-            row.extend(shown.iter().map(|st| Cell::new(map.get(st.name()).copied().unwrap_or(0)).set_alignment(CellAlignment::Right)));
+            row.extend(shown.iter().map(|st| Cell::new(map.get(**st)).set_alignment(CellAlignment::Right)));
             states.add_row(row);
         }
         writeln!(out, "{states}")?;

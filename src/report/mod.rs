@@ -68,14 +68,6 @@ pub struct PerSide {
 }
 
 impl PerSide {
-    /// Adds one to the given side.
-    pub fn bump(&mut self, side: Side) {
-        match side {
-            Side::Client => self.client += 1,
-            Side::Server => self.server += 1,
-        }
-    }
-
     /// Both sides together.
     pub fn total(&self) -> u32 {
         self.client + self.server
@@ -201,6 +193,36 @@ pub struct FinFirstCounts {
     pub none: u64,
 }
 
+/// Sockets of one side per end state. Serialised as an object with every state but LISTEN (which
+/// no connection ends in), 0 included, by name in alphabetical order: `{"CLOSED": 3, ...}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts([u64; ALL_STATES.len()]);
+
+impl StateCounts {
+    /// Sockets that ended in `state`.
+    pub fn get(&self, state: TcpState) -> u64 {
+        self.0[state as usize]
+    }
+
+    /// Counts one more socket in `state`.
+    pub fn add(&mut self, state: TcpState) {
+        self.0[state as usize] += 1;
+    }
+}
+
+impl Serialize for StateCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut states: Vec<TcpState> = ALL_STATES.into_iter().filter(|s| *s != TcpState::LISTEN).collect();
+        states.sort_by_key(|s| s.name());
+        let mut map = serializer.serialize_map(Some(states.len()))?;
+        for state in states {
+            map.serialize_entry(state.name(), &self.get(state))?;
+        }
+        map.end()
+    }
+}
+
 /// Aggregates over every connection: the numbers `--assert` checks.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -228,8 +250,8 @@ pub struct Summary {
     pub tls_resumed_handshakes: u64,
     pub tls_exchanges_estimate: u64,
     pub h2_streams: u64,
-    pub client_states: BTreeMap<&'static str, u64>,
-    pub server_states: BTreeMap<&'static str, u64>,
+    pub client_states: StateCounts,
+    pub server_states: StateCounts,
     /// Connections by close cause, every cause present.
     pub close_causes: CloseCauseCounts,
     pub evicted_connections: u64,
@@ -242,7 +264,6 @@ pub struct Summary {
 
 impl Default for Summary {
     fn default() -> Self {
-        let zero_states = || ALL_STATES.iter().filter(|s| **s != TcpState::LISTEN).map(|s| (s.name(), 0)).collect();
         Summary {
             connections: 0,
             handshakes: 0,
@@ -265,8 +286,8 @@ impl Default for Summary {
             tls_resumed_handshakes: 0,
             tls_exchanges_estimate: 0,
             h2_streams: 0,
-            client_states: zero_states(),
-            server_states: zero_states(),
+            client_states: StateCounts::default(),
+            server_states: StateCounts::default(),
             close_causes: CloseCauseCounts::default(),
             evicted_connections: 0,
             stream_gaps: 0,
@@ -327,8 +348,8 @@ impl Summary {
             self.tls_exchanges_estimate += u64::from(tls.exchanges_estimate);
         }
         self.h2_streams += u64::from(c.h2_streams.unwrap_or(0));
-        *self.client_states.entry(c.client_state.name()).or_insert(0) += 1;
-        *self.server_states.entry(c.server_state.name()).or_insert(0) += 1;
+        self.client_states.add(c.client_state);
+        self.server_states.add(c.server_state);
         self.close_causes.add(c.close_cause);
         if c.end == EndReason::Evicted {
             self.evicted_connections += 1;

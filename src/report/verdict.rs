@@ -502,7 +502,7 @@ fn unanswered_requests(t: &Tallies) -> Option<Finding> {
 /// CLOSE_WAIT sockets: the side whose application has not closed after the peer hung up.
 fn close_wait(s: &Summary, side: Side) -> Option<Finding> {
     let states = if side == Side::Client { &s.client_states } else { &s.server_states };
-    let n = states.get(TcpState::CLOSE_WAIT.name()).copied().unwrap_or(0);
+    let n = states.get(TcpState::CLOSE_WAIT);
     let (code, advice) = match side {
         Side::Client => (
             FindingCode::ClientCloseWait,
@@ -540,7 +540,7 @@ fn dominant_cause(t: &Tallies) -> Option<CloseCause> {
 /// TIME_WAIT piles on the side that closed first; the message says why the connections ended.
 fn time_wait_pileup(s: &Summary, t: &Tallies, side: Side) -> Option<Finding> {
     let states = if side == Side::Client { &s.client_states } else { &s.server_states };
-    let n = states.get(TcpState::TIME_WAIT.name()).copied().unwrap_or(0);
+    let n = states.get(TcpState::TIME_WAIT);
     if n < 3 || n * 2 < s.connections {
         return None;
     }

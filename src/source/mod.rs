@@ -184,7 +184,6 @@ fn prefetch(next: &[u8]) {
             _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64));
             // Ethernet, IP and TCP headers after a 16-byte record header can reach the third line.
             _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(128));
-            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(128));
         }
     }
 }
