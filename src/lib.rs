@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod decode;
+pub mod defrag;
 pub mod error;
 pub mod flow;
 pub mod live;

@@ -2,11 +2,14 @@
 //! `pcap-parser`. Each interface keeps its own link type, timestamp resolution and BPF program, so
 //! a file whose interfaces differ in link type (which libpcap refuses) reads whole.
 
-use super::{compile_filter, damaged, supported_link, Pages, RawPacket, ReadOutcome};
+use super::{compile_filter, damaged, supported_link, without_fcs, Pages, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
-use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock};
-use pcap_parser::Block;
+use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock, InterfaceDescriptionBlock};
+use pcap_parser::{Block, OptionCode};
+
+/// The `if_fcslen` option of an interface description block.
+const IF_FCSLEN: OptionCode = OptionCode(13);
 
 /// What a packet needs from the interface description it names.
 struct Interface {
@@ -16,6 +19,8 @@ struct Interface {
     resolution: u64,
     /// Seconds added to every timestamp.
     offset: u64,
+    /// Bytes of frame check sequence at the end of every frame.
+    fcs_len: u32,
 }
 
 /// Walks a memory-mapped pcapng file.
@@ -64,6 +69,7 @@ pub(super) fn read<'m>(
                     filter: bpf.map(|f| compile_filter(dlt, f)).transpose()?,
                     resolution: build_ts_resolution(idb.if_tsresol).unwrap_or(1_000_000),
                     offset: idb.if_tsoffset.max(0) as u64,
+                    fcs_len: fcs_len(idb),
                 });
                 continue;
             }
@@ -87,7 +93,8 @@ pub(super) fn read<'m>(
         if iface.filter.as_ref().is_some_and(|f| !f.filter(frame)) {
             continue;
         }
-        each(iface.link, RawPacket { ts, data: frame, orig_len });
+        let (data, orig_len) = without_fcs(frame, orig_len, iface.fcs_len);
+        each(iface.link, RawPacket { ts, data, orig_len });
     }
     Ok(())
 }
@@ -96,4 +103,11 @@ pub(super) fn read<'m>(
 /// `packet_data` gives, but borrowed from the map rather than from the block).
 fn captured(data: &[u8], caplen: u32) -> &[u8] {
     &data[..data.len().min(caplen as usize)]
+}
+
+/// The FCS length, in bytes, of an interface's frames: its `if_fcslen` option gives it in bits
+/// (pcapng, draft-ietf-opsawg-pcapng section 4.2); none when absent.
+fn fcs_len(idb: &InterfaceDescriptionBlock<'_>) -> u32 {
+    let option = idb.options.iter().find(|o| o.code == IF_FCSLEN);
+    option.and_then(|o| o.as_bytes().ok()?.first().copied()).map_or(0, |bits| u32::from(bits) / 8)
 }
