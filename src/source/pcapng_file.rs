@@ -111,3 +111,41 @@ fn fcs_len(idb: &InterfaceDescriptionBlock<'_>) -> u32 {
     let option = idb.options.iter().find(|o| o.code == IF_FCSLEN);
     option.and_then(|o| o.as_bytes().ok()?.first().copied()).map_or(0, |bits| u32::from(bits) / 8)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::source::read_files;
+
+    /// A little-endian pcapng block: type, total length, body (padded to 4), total length.
+    fn block(block_type: u32, body: &[u8]) -> Vec<u8> {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = (12 + padded) as u32;
+        let mut b = Vec::new();
+        b.extend_from_slice(&block_type.to_le_bytes());
+        b.extend_from_slice(&total.to_le_bytes());
+        b.extend_from_slice(body);
+        b.resize(8 + padded, 0);
+        b.extend_from_slice(&total.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn test_interface_with_if_fcslen_32_bits_has_4_fcs_bytes_dropped_from_each_frame() {
+        let mut file = block(0x0A0D_0D0A, &[0x4D, 0x3C, 0x2B, 0x1A, 1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        // IDB: LINKTYPE_ETHERNET, snaplen 0, if_fcslen (13) = 32 bits, end of options.
+        file.extend(block(1, &[1, 0, 0, 0, 0, 0, 0, 0, 13, 0, 1, 0, 32, 0, 0, 0, 0, 0, 0, 0]));
+        let frame: Vec<u8> = (0..64u8).collect();
+        let mut epb = vec![0; 12];
+        epb.extend_from_slice(&64u32.to_le_bytes());
+        epb.extend_from_slice(&64u32.to_le_bytes());
+        epb.extend_from_slice(&frame);
+        file.extend(block(6, &epb));
+        let path = std::env::temp_dir().join(format!("connscope-if-fcslen-{}.pcapng", std::process::id()));
+        std::fs::write(&path, &file).unwrap();
+        let mut seen = Vec::new();
+        let outcome = read_files(&[path.display().to_string()], None, &mut |_, raw| seen.push((raw.data.to_vec(), raw.orig_len)));
+        std::fs::remove_file(&path).unwrap();
+        assert!(outcome.unwrap().warning.is_none());
+        assert_eq!(seen, vec![(frame[..60].to_vec(), 60)]);
+    }
+}
