@@ -361,12 +361,22 @@ source "$SRC/flow-cases.sh"
 # shellcheck source=fixtures/tls.sh
 . "$SRC/tls.sh"
 
+fx_fragments() {              # router netns fragments IPv4 (real), veth Ethernet re-framed with FCS / 802.3 SNAP, IPv6 fragmented by relink.py frag6
+	mkdir -p "$WORK/frag"
+	"$SRC/fragments.sh" "$WORK/frag"
+	cp "$WORK/frag/ipv4-fragments.pcap" "$OUT/ipv4-fragments.pcap"
+	editcap -F pcap -s 96 "$OUT/ipv4-fragments.pcap" "$OUT/ipv4-fragments-snaplen96.pcap"
+	python3 "$SRC/relink.py" frag6 1280 "$WORK/frag/ipv6-lo-big.pcap" "$OUT/ipv6-fragments.pcap"
+	python3 "$SRC/relink.py" fcs 0 "$WORK/frag/veth-plain.pcap" "$OUT/ethernet-fcs.pcap"
+	python3 "$SRC/relink.py" snap 0 "$WORK/frag/veth-plain.pcap" "$OUT/ieee8023-snap.pcap"
+}
+
 ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	go_keepalive_off_server go_disable_keepalives_client python_http_server_curl
 	curl_go_multi rst_abort refused ipv6 any_sll keepalive_probes pipelined chunked
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
 	keepalive_crossing fast_open one_direction capture_skew \
-	tls_hello_retry tls_split_hello tls_connect_tunnel)
+	tls_hello_retry tls_split_hello tls_connect_tunnel fragments)
 
 main() {
 	ensure_tools

@@ -3,7 +3,8 @@
 //! `analyze` feeds it from files, `capture` from a live device; both end with [`Pipeline::finish`],
 //! so a live capture and its saved file give the same report.
 
-use crate::decode::{decode, Decoded, LinkType, Segment};
+use crate::decode::{decode, reassembled_segment, Decoded, LinkType, OwnedSegment, Segment};
+use crate::defrag::Defragmenter;
 use crate::flow::{FlowEvent, FlowSink, FlowTable};
 use crate::report::{CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
@@ -109,8 +110,10 @@ impl<'o> Pipeline<'o> {
     /// Feeds one captured frame.
     pub fn packet(&mut self, link: LinkType, raw: RawPacket<'_>) {
         let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-        if let Some(seg) = self.intake.take(&decoded) {
-            self.table.process(seg, &mut self.collector);
+        match self.intake.take(&decoded) {
+            Taken::Segment(seg) => self.table.process(seg, &mut self.collector),
+            Taken::Reassembled(owned) => self.table.process(&owned.segment(), &mut self.collector),
+            Taken::Nothing => {}
         }
     }
 
@@ -137,6 +140,7 @@ impl<'o> Pipeline<'o> {
 
     /// Ends the reading: finalises open connections; what is left builds the report.
     pub fn end(mut self) -> Finished<'o> {
+        self.intake.finish();
         self.table.finish(&mut self.collector);
         self.intake.packets.after_close = self.table.counters().after_close;
         Finished { intake: self.intake, collector: self.collector, start_ts: self.table.capture_start() }
@@ -165,10 +169,21 @@ impl Finished<'_> {
     }
 }
 
-/// Counts decoded frames and keeps the TCP segments on the selected port.
+/// What [`Intake::take`] keeps of a frame for the flow table.
+pub(crate) enum Taken<'d, 'a> {
+    /// Nothing: not TCP, not on the selected port, or a fragment held for its packet.
+    Nothing,
+    /// The frame's TCP segment.
+    Segment(&'d Segment<'a>),
+    /// The TCP segment this fragment completed.
+    Reassembled(OwnedSegment),
+}
+
+/// Counts decoded frames, rebuilds fragmented packets, and keeps the TCP segments on the selected port.
 pub(crate) struct Intake {
     port: Option<u16>,
     pub(crate) packets: PacketCounts,
+    fragments: Defragmenter,
     /// Packets per lower port of the TCP segments `--port` left out (a few ports at most), to
     /// suggest the right port when nothing matched.
     other_ports: Vec<(u16, u64)>,
@@ -179,30 +194,55 @@ const OTHER_PORTS_KEPT: usize = 8;
 
 impl Intake {
     pub(crate) fn new(port: Option<u16>) -> Intake {
-        Intake { port, packets: PacketCounts::default(), other_ports: Vec::new() }
+        Intake { port, packets: PacketCounts::default(), fragments: Defragmenter::default(), other_ports: Vec::new() }
     }
 
-    /// Counts a decoded frame; returns its segment when it is one for the flow table.
-    pub(crate) fn take<'d, 'a>(&mut self, decoded: &'d Decoded<'a>) -> Option<&'d Segment<'a>> {
+    /// Counts a decoded frame; returns what of it goes to the flow table.
+    pub(crate) fn take<'d, 'a>(&mut self, decoded: &'d Decoded<'a>) -> Taken<'d, 'a> {
         self.packets.total += 1;
         match decoded {
             Decoded::Tcp(seg) => {
-                self.packets.tcp += 1;
-                if seg.truncated() {
-                    self.packets.truncated += 1;
+                if self.keep(seg) {
+                    return Taken::Segment(seg);
                 }
-                if !self.matches(seg) {
-                    self.note_other_port(seg.src.port().min(seg.dst.port()));
-                    return None;
+            }
+            Decoded::Fragment(fragment) => {
+                self.packets.ip_fragments += 1;
+                let rebuilt = self.fragments.add(fragment);
+                self.packets.fragments_dropped = self.fragments.dropped();
+                let Some(rebuilt) = rebuilt else { return Taken::Nothing };
+                self.packets.reassembled += 1;
+                match reassembled_segment(rebuilt.ts, &rebuilt.key, &rebuilt.captured, rebuilt.wire_len) {
+                    Some(owned) if self.keep(&owned.segment()) => return Taken::Reassembled(owned),
+                    Some(_) => {}
+                    None => self.packets.truncated += 1,
                 }
-                self.packets.matched += 1;
-                return Some(seg);
             }
             Decoded::NotTcp => self.packets.not_tcp += 1,
             Decoded::Truncated => self.packets.truncated += 1,
             Decoded::Undecodable => self.packets.undecodable += 1,
         }
-        None
+        Taken::Nothing
+    }
+
+    /// Counts a TCP segment; true when it is on the selected port.
+    fn keep(&mut self, seg: &Segment<'_>) -> bool {
+        self.packets.tcp += 1;
+        if seg.truncated() {
+            self.packets.truncated += 1;
+        }
+        if !self.matches(seg) {
+            self.note_other_port(seg.src.port().min(seg.dst.port()));
+            return false;
+        }
+        self.packets.matched += 1;
+        true
+    }
+
+    /// The capture ended: fragments of packets still incomplete count as dropped.
+    pub(crate) fn finish(&mut self) {
+        self.fragments.finish();
+        self.packets.fragments_dropped = self.fragments.dropped();
     }
 
     /// True when the segment is on the selected port (or no port was selected).

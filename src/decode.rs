@@ -1,13 +1,18 @@
 //! Link layer → IP → TCP: turns a captured frame into a borrowed [`Segment`].
 //!
-//! Ethernet and VLAN headers are sliced by etherparse; Linux cooked SLL and SLL2 and BSD loopback
-//! NULL/LOOP headers are stripped here (etherparse has no slicer for SLL2 or NULL); then etherparse's
-//! lax IP slicer and its TCP slicer do the rest, one layer at a time (no whole-packet struct is built). Lengths come from the IP header, so a packet cut short by the
-//! capture's snaplen still yields its TCP header and the length its payload had on the wire.
+//! Ethernet and VLAN headers are sliced by etherparse; IEEE 802.3 frames with an LLC/SNAP header,
+//! Linux cooked SLL and SLL2 and BSD loopback NULL/LOOP headers are stripped here (etherparse has no
+//! slicer for them); then etherparse's lax IP slicer and its TCP slicer do the rest, one layer at a
+//! time (no whole-packet struct is built). Lengths come from the IP header, so a packet cut short by
+//! the capture's snaplen still yields its TCP header and the length its payload had on the wire, and
+//! bytes after the IP packet (Ethernet padding, a frame check sequence) are never read as payload.
+//!
+//! A fragment of an IP packet that carries TCP is handed on as a [`Fragment`]; `defrag` rebuilds
+//! the packet, and [`reassembled_segment`] decodes it into an [`OwnedSegment`].
 
 use crate::seq::SeqNumber;
-use etherparse::{EtherType, Ethernet2Slice, IpNumber, LaxIpSlice, SingleVlanSlice, TcpSlice};
-use std::net::SocketAddr;
+use etherparse::{EtherType, Ethernet2Slice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, SingleVlanSlice, TcpSlice};
+use std::net::{IpAddr, SocketAddr};
 
 /// The link-layer header types connscope decodes (libpcap DLT/LINKTYPE values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,12 +157,56 @@ impl Segment<'_> {
     }
 }
 
+/// A TCP segment rebuilt from IP fragments: it owns its bytes (a [`Segment`] borrows them).
+#[derive(Clone, Debug)]
+pub struct OwnedSegment {
+    /// The segment, with an empty payload.
+    header: Segment<'static>,
+    /// The captured payload.
+    payload: Box<[u8]>,
+}
+
+impl OwnedSegment {
+    /// The segment, borrowing its payload from here.
+    pub fn segment(&self) -> Segment<'_> {
+        Segment { payload: &self.payload, ..self.header.clone() }
+    }
+}
+
+/// The IP packet a fragment belongs to (RFC 791, RFC 8200): its addresses and identification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragmentKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The IPv4 identification field, or the IPv6 fragment header's.
+    pub id: u32,
+}
+
+/// A fragment of an IP packet that carries TCP, borrowed from the captured frame.
+#[derive(Clone, Debug)]
+pub struct Fragment<'a> {
+    /// Capture timestamp, seconds since the Unix epoch.
+    pub ts: f64,
+    pub key: FragmentKey,
+    /// Where the fragment's data starts in the packet's payload, in bytes.
+    pub offset: u32,
+    /// False on the last fragment.
+    pub more: bool,
+    /// The fragment's data as captured.
+    pub data: &'a [u8],
+    /// The fragment's data length on the wire (larger than `data.len()` when snaplen cut it).
+    pub wire_len: u32,
+}
+
 /// What a captured frame turned out to be.
 #[derive(Debug)]
 pub enum Decoded<'a> {
     /// A TCP segment whose header was captured whole.
     Tcp(Segment<'a>),
-    /// An IP packet that is not TCP (UDP, ICMP, ...), or a non-IP frame (ARP, ...).
+    /// A fragment of an IP packet that carries TCP: the packet is decoded once it is rebuilt.
+    Fragment(Fragment<'a>),
+    /// An IP packet that is not TCP (UDP, ICMP, ...), a fragment of one, or a non-IP frame (ARP,
+    /// LLC frames without SNAP, ...).
     NotTcp,
     /// A TCP packet cut short before the end of its TCP header.
     Truncated,
@@ -202,9 +251,22 @@ pub fn decode(link: LinkType, frame: &[u8], orig_len: u32, ts: f64) -> Decoded<'
             _ => return Decoded::Truncated,
         },
     };
-    let (ether_type, ip) = match strip_vlan_tags(ether_type, rest) {
+    let (ether_type, rest) = match strip_vlan_tags(ether_type, rest) {
         Some(inner) => inner,
         None => return Decoded::Truncated,
+    };
+    let llc = match link {
+        LinkType::Ethernet => ether_type.0 <= MAX_8023_LENGTH,
+        _ => ether_type.0 == SLL_802_2,
+    };
+    let (ether_type, ip) = if llc {
+        match llc_snap(rest) {
+            Some(Some(inner)) => inner,
+            Some(None) => return Decoded::NotTcp,
+            None => return Decoded::Truncated,
+        }
+    } else {
+        (ether_type, rest)
     };
     if ether_type != EtherType::IPV4 && ether_type != EtherType::IPV6 {
         return Decoded::NotTcp;
@@ -219,6 +281,25 @@ pub fn ip_bits(addr: SocketAddr) -> u128 {
         std::net::IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         std::net::IpAddr::V6(v6) => u128::from(v6),
     }
+}
+
+/// The largest IEEE 802.3 length field: a type/length field up to this is a length, and an 802.2
+/// LLC header follows (IEEE 802.3 clause 3.2.6).
+const MAX_8023_LENGTH: u16 = 1500;
+/// The protocol field of a Linux cooked capture for a frame with an 802.2 LLC header (ETH_P_802_2).
+const SLL_802_2: u16 = 0x0004;
+
+/// The EtherType an 802.2 LLC header with SNAP (RFC 1042) carries: DSAP and SSAP 0xAA, control
+/// 0x03 (UI), then an OUI of 00-00-00 (RFC 1042) or 00-00-F8 (IEEE 802.1H) and the EtherType.
+/// `Some(None)` for any other LLC frame (spanning tree, NetBIOS, IPX: not IP), `None` when the
+/// frame ends inside the header.
+fn llc_snap(llc: &[u8]) -> Option<Option<(EtherType, &[u8])>> {
+    let (&[dsap, ssap, control], rest) = llc.split_first_chunk::<3>()?;
+    if dsap != 0xAA || ssap != 0xAA || control != 0x03 {
+        return Some(None);
+    }
+    let (&[o1, o2, o3, t1, t2], rest) = rest.split_first_chunk::<5>()?;
+    Some(matches!([o1, o2, o3], [0, 0, 0] | [0, 0, 0xF8]).then_some((EtherType(u16::from_be_bytes([t1, t2])), rest)))
 }
 
 /// Skips 802.1Q / 802.1ad VLAN tags (up to three); `None` when the frame ends inside one.
@@ -251,22 +332,67 @@ fn from_ip(data: &[u8], orig_ip_len: u32, ts: f64) -> Decoded<'_> {
         }
     };
     let ip_payload = ip.payload();
+    if ip_payload.fragmented {
+        return fragment(&ip, data, ip_total_len, ts);
+    }
     if ip_payload.ip_number != IpNumber::TCP {
         return Decoded::NotTcp;
     }
-    if ip_payload.fragmented {
-        return Decoded::Undecodable;
+    // Bytes from the start of the IP header to the TCP header (IP options and extension headers included).
+    let tcp_offset = (ip_payload.payload.as_ptr() as usize).saturating_sub(ip_start as usize) as u32;
+    let declared = ip_total_len.checked_sub(tcp_offset);
+    tcp_segment(ts, ip.source_addr(), ip.destination_addr(), ip_payload.payload, declared, orig_ip_len.saturating_sub(tcp_offset))
+}
+
+/// A fragment of an IP packet (`data` starts with its IP header, `ip_total_len` long on the wire):
+/// a [`Fragment`] when the packet carries TCP. The protocol is in every fragment: IPv4's protocol
+/// field, the next header of IPv6's fragment header (a packet whose fragmentable part starts with
+/// another extension header is not taken for TCP).
+fn fragment<'a>(ip: &LaxIpSlice<'a>, data: &'a [u8], ip_total_len: u32, ts: f64) -> Decoded<'a> {
+    let (id, offset, more, protocol, fragment_start) = match ip {
+        LaxIpSlice::Ipv4(s) => {
+            let h = s.header();
+            let start = h.slice().len();
+            (u32::from(h.identification()), h.fragments_offset().byte_offset(), h.more_fragments(), h.protocol(), start)
+        }
+        LaxIpSlice::Ipv6(s) => {
+            let header = s.extensions().clone().into_iter().find_map(|ext| match ext {
+                Ipv6ExtensionSlice::Fragment(f) if f.is_fragmenting_payload() => Some(f),
+                _ => None,
+            });
+            let Some(f) = header else { return Decoded::Undecodable };
+            let start = f.slice().as_ptr() as usize + f.slice().len() - data.as_ptr() as usize;
+            (f.identification(), f.fragment_offset().byte_offset(), f.more_fragments(), f.next_header(), start)
+        }
+    };
+    if protocol != IpNumber::TCP {
+        return Decoded::NotTcp;
     }
-    let Ok(tcp) = TcpSlice::from_slice(ip_payload.payload) else { return Decoded::Truncated };
+    let wire_end = (ip_total_len as usize).max(fragment_start);
+    let captured = &data[fragment_start.min(data.len())..wire_end.min(data.len())];
+    Decoded::Fragment(Fragment {
+        ts,
+        key: FragmentKey { src: ip.source_addr(), dst: ip.destination_addr(), id },
+        offset: u32::from(offset),
+        more,
+        data: captured,
+        wire_len: (wire_end - fragment_start) as u32,
+    })
+}
+
+/// Decodes a TCP header and payload. `declared` is the TCP length the IP header gives (`None` or
+/// less than the TCP header when it gives none: TSO, jumbograms), `fallback` the one the frame's
+/// length on the wire gives.
+fn tcp_segment(ts: f64, src: IpAddr, dst: IpAddr, tcp_data: &[u8], declared: Option<u32>, fallback: u32) -> Decoded<'_> {
+    let Ok(tcp) = TcpSlice::from_slice(tcp_data) else { return Decoded::Truncated };
     let payload = tcp.payload();
-    // Bytes from the start of the IP header to the end of the TCP header (IP options and extension headers included).
-    let headers_len = (payload.as_ptr() as usize).saturating_sub(ip_start as usize) as u32;
-    let wire_ip_len = if ip_total_len >= headers_len { ip_total_len } else { orig_ip_len };
-    let wire_len = wire_ip_len.saturating_sub(headers_len).max(payload.len() as u32);
+    let header_len = tcp.header_len() as u32;
+    let wire_tcp_len = declared.filter(|&len| len >= header_len).unwrap_or(fallback);
+    let wire_len = wire_tcp_len.saturating_sub(header_len).max(payload.len() as u32);
     Decoded::Tcp(Segment {
         ts,
-        src: SocketAddr::new(ip.source_addr(), tcp.source_port()),
-        dst: SocketAddr::new(ip.destination_addr(), tcp.destination_port()),
+        src: SocketAddr::new(src, tcp.source_port()),
+        dst: SocketAddr::new(dst, tcp.destination_port()),
         flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst(), psh: tcp.psh() },
         seq: SeqNumber(tcp.sequence_number()),
         ack: SeqNumber(tcp.acknowledgment_number()),
@@ -275,6 +401,15 @@ fn from_ip(data: &[u8], orig_ip_len: u32, ts: f64) -> Decoded<'_> {
         payload,
         wire_len,
     })
+}
+
+/// Decodes the TCP segment of an IP packet rebuilt from fragments: `captured` holds its payload
+/// (TCP header on) as far as the capture holds it without a hole, `wire_len` is its length on the
+/// wire. `None` when the TCP header is not whole.
+pub fn reassembled_segment(ts: f64, key: &FragmentKey, captured: &[u8], wire_len: u32) -> Option<OwnedSegment> {
+    let Decoded::Tcp(seg) = tcp_segment(ts, key.src, key.dst, captured, Some(wire_len), wire_len) else { return None };
+    let payload = seg.payload.into();
+    Some(OwnedSegment { header: Segment { payload: &[], ..seg }, payload })
 }
 
 /// The window scale shift from TCP options (kind 3), if present.
@@ -297,4 +432,230 @@ fn window_scale(options: &[u8]) -> Option<u8> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{IpFragOffset, Ipv4Header, Ipv6FragmentHeader, Ipv6Header, TcpHeader};
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+
+    /// A TCP header, 40000 -> 8080, seq 1000, PSH-ACK, and `payload`.
+    fn tcp(payload: &[u8]) -> Vec<u8> {
+        let mut header = TcpHeader::new(40000, 8080, 1000, 512);
+        header.psh = true;
+        header.ack = true;
+        let mut bytes = header.to_bytes().to_vec();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// An IPv4 packet 10.0.0.1 -> 10.0.0.2 around `body`, a fragment when `fragment` gives
+    /// (identification, byte offset, more fragments).
+    fn ipv4(protocol: IpNumber, fragment: Option<(u16, u16, bool)>, body: &[u8]) -> Vec<u8> {
+        let mut header = Ipv4Header::new(body.len() as u16, 64, protocol, [10, 0, 0, 1], [10, 0, 0, 2]).unwrap();
+        if let Some((id, offset, more)) = fragment {
+            header.identification = id;
+            header.fragment_offset = IpFragOffset::try_new(offset / 8).unwrap();
+            header.more_fragments = more;
+        }
+        let mut bytes = header.to_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// An IPv6 packet fd00::1 -> fd00::2 around `body` (TCP), with a fragment header when
+    /// `fragment` gives (identification, byte offset, more fragments).
+    fn ipv6(fragment: Option<(u32, u16, bool)>, body: &[u8]) -> Vec<u8> {
+        let frag_len = if fragment.is_some() { 8 } else { 0 };
+        let header = Ipv6Header {
+            traffic_class: 0,
+            flow_label: Default::default(),
+            payload_length: (body.len() + frag_len) as u16,
+            next_header: if fragment.is_some() { IpNumber::IPV6_FRAGMENTATION_HEADER } else { IpNumber::TCP },
+            hop_limit: 64,
+            source: "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            destination: "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        };
+        let mut bytes = header.to_bytes().to_vec();
+        if let Some((id, offset, more)) = fragment {
+            let frag = Ipv6FragmentHeader::new(IpNumber::TCP, IpFragOffset::try_new(offset / 8).unwrap(), more, id);
+            bytes.extend_from_slice(&frag.to_bytes());
+        }
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// An Ethernet frame with type/length field `type_or_len` around `body`.
+    fn ethernet(type_or_len: u16, body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        bytes.extend_from_slice(&type_or_len.to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// An 802.2 LLC header with SNAP (OUI 00-00-00) carrying `ether_type`, and `body`.
+    fn llc_snap_header(ether_type: u16, body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xAA, 0xAA, 0x03, 0, 0, 0];
+        bytes.extend_from_slice(&ether_type.to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// An IEEE 802.3 frame (length field) around an LLC/SNAP header carrying `ether_type`.
+    fn ieee8023_snap(ether_type: u16, body: &[u8]) -> Vec<u8> {
+        let llc = llc_snap_header(ether_type, body);
+        ethernet(llc.len() as u16, &llc)
+    }
+
+    fn decoded(link: LinkType, frame: &[u8]) -> Decoded<'_> {
+        decode(link, frame, frame.len() as u32, 1.0)
+    }
+
+    fn segment<'a>(d: Decoded<'a>) -> Segment<'a> {
+        match d {
+            Decoded::Tcp(seg) => seg,
+            other => panic!("not a segment: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_ieee8023_llc_snap_frame_carrying_ipv4_decodes_its_tcp_segment() {
+        let frame = ieee8023_snap(0x0800, &ipv4(IpNumber::TCP, None, &tcp(REQUEST)));
+        let seg = segment(decoded(LinkType::Ethernet, &frame));
+        assert_eq!(seg.src.to_string(), "10.0.0.1:40000");
+        assert_eq!(seg.dst.to_string(), "10.0.0.2:8080");
+        assert_eq!(seg.payload, REQUEST);
+        assert_eq!(seg.wire_len, REQUEST.len() as u32);
+    }
+
+    #[test]
+    fn test_ieee8023_llc_snap_frame_carrying_ipv6_decodes_its_tcp_segment() {
+        let frame = ieee8023_snap(0x86DD, &ipv6(None, &tcp(REQUEST)));
+        let seg = segment(decoded(LinkType::Ethernet, &frame));
+        assert_eq!(seg.src.to_string(), "[fd00::1]:40000");
+        assert_eq!(seg.payload, REQUEST);
+    }
+
+    #[test]
+    fn test_ieee8023_bytes_after_the_ip_packet_are_not_payload() {
+        // Padding or a trailer after the packet the IP header delimits.
+        let mut frame = ieee8023_snap(0x0800, &ipv4(IpNumber::TCP, None, &tcp(b"")));
+        frame.extend_from_slice(&[0; 6]);
+        let seg = segment(decoded(LinkType::Ethernet, &frame));
+        assert_eq!(seg.payload, b"");
+        assert_eq!(seg.wire_len, 0);
+    }
+
+    #[test]
+    fn test_ieee8023_llc_frame_without_snap_is_not_tcp() {
+        // Spanning tree: DSAP = SSAP = 0x42, UI.
+        let frame = ethernet(38, &[0x42, 0x42, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(matches!(decoded(LinkType::Ethernet, &frame), Decoded::NotTcp));
+    }
+
+    #[test]
+    fn test_ieee8023_snap_frame_with_a_vendor_oui_is_not_tcp() {
+        // Cisco's OUI 00-00-0C (CDP, type 0x2000) names no EtherType.
+        let frame = ethernet(40, &[0xAA, 0xAA, 0x03, 0, 0, 0x0C, 0x20, 0x00, 1, 2, 3, 4]);
+        assert!(matches!(decoded(LinkType::Ethernet, &frame), Decoded::NotTcp));
+    }
+
+    #[test]
+    fn test_ieee8023_frame_ending_inside_the_snap_header_is_truncated() {
+        let frame = ethernet(20, &[0xAA, 0xAA, 0x03, 0, 0]);
+        assert!(matches!(decoded(LinkType::Ethernet, &frame), Decoded::Truncated));
+    }
+
+    #[test]
+    fn test_vlan_tagged_ieee8023_snap_frame_decodes_its_tcp_segment() {
+        let snap = llc_snap_header(0x0800, &ipv4(IpNumber::TCP, None, &tcp(REQUEST)));
+        let mut tagged = vec![0x00, 0x0A];
+        tagged.extend_from_slice(&(snap.len() as u16).to_be_bytes());
+        tagged.extend_from_slice(&snap);
+        let frame = ethernet(0x8100, &tagged);
+        assert_eq!(segment(decoded(LinkType::Ethernet, &frame)).payload, REQUEST);
+    }
+
+    #[test]
+    fn test_qinq_tagged_ipv4_frame_decodes_its_tcp_segment() {
+        let mut tags = vec![0x00, 0x64, 0x81, 0x00, 0x00, 0x0A, 0x08, 0x00];
+        tags.extend_from_slice(&ipv4(IpNumber::TCP, None, &tcp(REQUEST)));
+        let frame = ethernet(0x88A8, &tags);
+        assert_eq!(segment(decoded(LinkType::Ethernet, &frame)).payload, REQUEST);
+    }
+
+    #[test]
+    fn test_linux_cooked_frame_of_protocol_802_2_with_snap_decodes_its_tcp_segment() {
+        let mut frame = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x00, 0x04];
+        frame.extend_from_slice(&llc_snap_header(0x0800, &ipv4(IpNumber::TCP, None, &tcp(REQUEST))));
+        assert_eq!(segment(decoded(LinkType::LinuxSll, &frame)).payload, REQUEST);
+    }
+
+    #[test]
+    fn test_trailing_frame_check_sequence_is_not_read_as_payload() {
+        let mut frame = ethernet(0x0800, &ipv4(IpNumber::TCP, None, &tcp(REQUEST)));
+        frame.extend_from_slice(&[0xDE, 0xAD, 0xBE, 0xEF]);
+        let seg = segment(decoded(LinkType::Ethernet, &frame));
+        assert_eq!(seg.payload, REQUEST);
+        assert_eq!(seg.wire_len, REQUEST.len() as u32);
+    }
+
+    #[test]
+    fn test_ipv4_fragment_of_a_tcp_packet_is_a_fragment_with_its_offset_and_flag() {
+        let body = tcp(REQUEST);
+        let first = ipv4(IpNumber::TCP, Some((7, 0, true)), &body[..24]);
+        let Decoded::Fragment(f) = decoded(LinkType::Raw, &first) else { panic!("not a fragment") };
+        assert_eq!(f.key, FragmentKey { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), id: 7 });
+        assert_eq!((f.offset, f.more, f.data, f.wire_len), (0, true, &body[..24], 24));
+        let last = ipv4(IpNumber::TCP, Some((7, 24, false)), &body[24..]);
+        let Decoded::Fragment(f) = decoded(LinkType::Raw, &last) else { panic!("not a fragment") };
+        assert_eq!((f.offset, f.more, f.data.len()), (24, false, body.len() - 24));
+    }
+
+    #[test]
+    fn test_ipv4_fragment_cut_by_snaplen_keeps_its_wire_length() {
+        let frame = ipv4(IpNumber::TCP, Some((7, 0, true)), &[0; 1000]);
+        let Decoded::Fragment(f) = decode(LinkType::Raw, &frame[..96], frame.len() as u32, 1.0) else { panic!("not a fragment") };
+        assert_eq!((f.data.len(), f.wire_len), (76, 1000));
+    }
+
+    #[test]
+    fn test_ipv4_fragment_of_a_udp_packet_is_not_tcp() {
+        let frame = ipv4(IpNumber::UDP, Some((7, 8, false)), &[0; 16]);
+        assert!(matches!(decoded(LinkType::Raw, &frame), Decoded::NotTcp));
+    }
+
+    #[test]
+    fn test_ipv6_fragment_of_a_tcp_packet_is_a_fragment_with_its_identification() {
+        let body = tcp(REQUEST);
+        let frame = ipv6(Some((0xDEAD_BEEF, 16, false)), &body[16..]);
+        let Decoded::Fragment(f) = decoded(LinkType::Raw, &frame) else { panic!("not a fragment") };
+        assert_eq!(f.key.id, 0xDEAD_BEEF);
+        assert_eq!(f.key.dst, "fd00::2".parse::<IpAddr>().unwrap());
+        assert_eq!((f.offset, f.more, f.data), (16, false, &body[16..]));
+    }
+
+    #[test]
+    fn test_ipv6_atomic_fragment_is_an_ordinary_segment() {
+        // RFC 6946: a fragment header with offset 0 and no more fragments fragments nothing.
+        let frame = ipv6(Some((1, 0, false)), &tcp(REQUEST));
+        assert_eq!(segment(decoded(LinkType::Raw, &frame)).payload, REQUEST);
+    }
+
+    #[test]
+    fn test_reassembled_segment_decodes_the_tcp_header_and_payload_it_owns() {
+        let key = FragmentKey { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), id: 7 };
+        let body = tcp(REQUEST);
+        let owned = reassembled_segment(2.5, &key, &body, body.len() as u32).unwrap();
+        let seg = owned.segment();
+        assert_eq!((seg.ts, seg.src.to_string(), seg.seq.0), (2.5, "10.0.0.1:40000".to_string(), 1000));
+        assert_eq!((seg.payload, seg.wire_len), (REQUEST, REQUEST.len() as u32));
+        // Captured only to byte 30: the segment keeps its wire length and is truncated.
+        let cut = reassembled_segment(2.5, &key, &body[..30], body.len() as u32).unwrap();
+        assert_eq!((cut.segment().payload, cut.segment().wire_len), (&REQUEST[..10], REQUEST.len() as u32));
+        assert!(cut.segment().truncated());
+        assert!(reassembled_segment(2.5, &key, &body[..12], body.len() as u32).is_none());
+    }
 }

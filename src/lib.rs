@@ -9,6 +9,7 @@ pub mod assert;
 pub mod cli;
 pub mod commands;
 pub mod decode;
+pub mod defrag;
 pub mod error;
 pub mod flow;
 pub mod live;

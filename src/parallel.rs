@@ -13,8 +13,8 @@
 //! so a capture that fills the table evicts per worker; and tombstones of closed connections age by
 //! the latest timestamp their worker saw, not the capture's.
 
-use crate::analyze::{Collector, Finished, Intake, Observer, Options};
-use crate::decode::{decode, ip_bits, LinkType, Segment};
+use crate::analyze::{Collector, Finished, Intake, Observer, Options, Taken};
+use crate::decode::{decode, ip_bits, LinkType, OwnedSegment, Segment};
 use crate::error::Error;
 use crate::flow::{FlowEvent, FlowSink, FlowTable};
 use crate::progress::FileProgress;
@@ -97,7 +97,24 @@ struct Batch<'c> {
 }
 
 /// A worker's segments of one chunk, each with the index of its packet in the walk.
-type Segments<'c> = Vec<(u64, Segment<'c>)>;
+type Segments<'c> = Vec<(u64, Carried<'c>)>;
+
+/// A segment on its way to a worker: borrowed from the map, or rebuilt from IP fragments (owned:
+/// the walk's reassembly buffers do not outlive the packet).
+enum Carried<'c> {
+    Mapped(Segment<'c>),
+    Reassembled(OwnedSegment),
+}
+
+impl Carried<'_> {
+    /// Calls `f` with the segment.
+    fn with<R>(&self, f: impl FnOnce(&Segment<'_>) -> R) -> R {
+        match self {
+            Carried::Mapped(seg) => f(seg),
+            Carried::Reassembled(owned) => f(&owned.segment()),
+        }
+    }
+}
 
 /// What a worker sends back for each chunk.
 struct Answer<'c> {
@@ -147,15 +164,20 @@ impl<'c, 'o> Walk<'c, 'o> {
             self.unmerged.push_back(raw.data);
         }
         let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-        if let Some(seg) = self.intake.take(&decoded) {
+        let carried = match self.intake.take(&decoded) {
+            Taken::Segment(seg) => Some(Carried::Mapped(seg.clone())),
+            Taken::Reassembled(owned) => Some(Carried::Reassembled(owned)),
+            Taken::Nothing => None,
+        };
+        if let Some(carried) = carried {
+            let (ts, worker) = carried.with(|seg| (seg.ts, owner(seg, self.work.len())));
             if self.start_ts.is_none() {
-                self.start_ts = Some(seg.ts);
+                self.start_ts = Some(ts);
                 for batch in &mut self.batches {
-                    batch.capture_start = Some(seg.ts);
+                    batch.capture_start = Some(ts);
                 }
             }
-            let worker = owner(seg, self.work.len());
-            self.batches[worker].segments.push((self.next, seg.clone()));
+            self.batches[worker].segments.push((self.next, carried));
         }
         self.next += 1;
         if self.next % CHUNK_PACKETS == 0 {
@@ -188,6 +210,7 @@ impl<'c, 'o> Walk<'c, 'o> {
     /// Sends the last chunk and the end, then merges everything. A worker that died (a panic,
     /// which the caller passes on when it joins the threads) stops the merge where it is.
     fn finish(mut self) -> Finished<'o> {
+        self.intake.finish();
         self.send_chunk();
         for sender in &self.work {
             let _ = sender.send(None);
@@ -226,9 +249,9 @@ impl<'c> Worker<'c> {
                 self.table.set_capture_start(ts);
             }
             let mut spent = batch.segments;
-            for (index, seg) in &spent {
+            for (index, carried) in &spent {
                 self.sink.packet = *index;
-                self.table.process(seg, &mut self.sink);
+                carried.with(|seg| self.table.process(seg, &mut self.sink));
             }
             spent.clear();
             let chunk = self.sink.next_chunk();

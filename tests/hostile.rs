@@ -39,7 +39,10 @@ fn states(nonzero: &[(&str, u64)]) -> Value {
 
 /// `packets` when every one of `n` packets is a matched TCP segment and `after_close` came after a close.
 fn all_tcp(n: u64, after_close: u64) -> Value {
-    json!({"total": n, "tcp": n, "matched": n, "truncated": 0, "undecodable": 0, "not_tcp": 0, "after_close": after_close})
+    json!({
+        "total": n, "tcp": n, "matched": n, "truncated": 0, "undecodable": 0, "not_tcp": 0,
+        "ip_fragments": 0, "reassembled": 0, "fragments_dropped": 0, "after_close": after_close
+    })
 }
 
 #[test]
@@ -293,6 +296,40 @@ fn data_after_rst_fin_without_handshake_and_duplicate_syn_acks() {
             ("connections.2.requests", json!([{"method": "GET", "target": "/c", "version": "HTTP/1.1", "status": 200}])),
             // SYN, 2 SYN-ACKs, ACK, request + ACK, response + ACK.
             ("connections.2.packets", json!(8)),
+        ],
+    );
+}
+
+#[test]
+fn evil_ip_fragments_are_discarded_as_linux_discards_them_and_bounded() {
+    // Requests in IPv4 fragments, by Linux's reassembly rules (src/defrag.rs):
+    // - /a in 2 fragments: rebuilt.
+    // - /b whose 2nd fragment overlaps bytes 16-24 of the 1st: both discarded (2 dropped); sent
+    //   again with its 1st fragment twice: the exact duplicate is dropped alone (1), /b rebuilt.
+    // - /c whose last fragment comes 31 s after its first: the first expired (1 dropped), the last
+    //   starts a packet that never completes (1 dropped at the end); /c sent again whole.
+    // - a fragment ending past 65,535 bytes (1 dropped).
+    // - 5,000 first fragments from 198.18.0.1: 4,095 held (with /c's last, 4,096 packets, the
+    //   bound), 905 dropped as they come, the 4,095 dropped at the end: 5,000.
+    // 5,010 fragments, 2 rebuilt, 2 + 1 + 1 + 1 + 1 + 5,000 = 5,006 dropped; 14 unfragmented TCP
+    // segments + 2 rebuilt = 16. Before reassembly: 5,010 undecodable and 1 request (/c).
+    let r = report("evil-fragments.pcap", &[]);
+    assert_fields(
+        &r,
+        &[
+            (
+                "packets",
+                json!({
+                    "total": 5024, "tcp": 16, "matched": 16, "truncated": 0, "undecodable": 0, "not_tcp": 0,
+                    "ip_fragments": 5010, "reassembled": 2, "fragments_dropped": 5006, "after_close": 0
+                }),
+            ),
+            ("summary.connections", json!(1)),
+            ("summary.http_requests", json!(3)),
+            ("summary.http_responses", json!(3)),
+            ("summary.stream_gaps", json!(0)),
+            ("summary.client_states", states(&[("TIME_WAIT", 1)])),
+            ("summary.server_states", states(&[("CLOSED", 1)])),
         ],
     );
 }

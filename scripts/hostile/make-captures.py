@@ -21,6 +21,11 @@ Captures (server 10.0.0.1:80 unless said otherwise):
   huge-header.pcap      3 MiB of request header lines without the blank line, then a valid request.
   odd-closes.pcap       data after a RST; a FIN without a handshake; duplicate SYN-ACKs with
                         different ISNs.
+  evil-fragments.pcap   requests in IPv4 fragments (client 10.0.0.2:40000): one rebuilt; one whose
+                        second fragment overlaps the first (teardrop: discarded), sent again with
+                        a duplicated first fragment (rebuilt); one whose last fragment comes 31 s
+                        after its first (expired), sent again whole; a fragment ending past 65,535
+                        bytes; 5,000 first fragments from 198.18.0.1 that never complete.
 """
 import os
 import random
@@ -44,6 +49,19 @@ def frame(src, dst, flags, seq, ack, payload=b"", window=65535):
                      ip_bytes(src[0]), ip_bytes(dst[0]))
     eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
     return eth + ip + tcp + payload
+
+
+def tcp_bytes(src, dst, flags, seq, ack, payload=b"", window=65535):
+    """A TCP header (no options, checksum zero) and its payload."""
+    return struct.pack(">HHIIBBHHH", src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0) + payload
+
+
+def fragment(src, dst, ident, offset, more, data):
+    """An Ethernet/IPv4 frame holding bytes `offset`.. of a TCP packet's payload (IP protocol 6)."""
+    flags_offset = (0x2000 if more else 0) | (offset // 8)
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(data), ident, flags_offset, 64, 6, 0,
+                     ip_bytes(src[0]), ip_bytes(dst[0]))
+    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + ip + data
 
 
 class Pcap:
@@ -232,6 +250,38 @@ def odd_closes(path):
     return pcap.close()
 
 
+def evil_fragments(path):
+    pcap = Pcap(path)
+    client = ("10.0.0.2", 40000)
+    c = Conn(pcap, client, 1000, 5000)
+    c.handshake()
+
+    def fragmented(req, ident, pieces, gaps=None):
+        """Sends request `req` from the client as fragments `(offset, end, more)` of one packet."""
+        packet = tcp_bytes(client, SERVER, PSH | ACK, c.cnext, c.snext, req)
+        for i, (start, end, more) in enumerate(pieces):
+            pcap.add(fragment(client, SERVER, ident, start, more, packet[start:end]), gap=(gaps or {}).get(i, 0.0001))
+
+    a = request(b"/a")
+    fragmented(a, 1, [(0, 24, True), (24, None, False)])
+    c.cnext += len(a)
+    c.server_sends(response())
+    b = request(b"/b")
+    fragmented(b, 2, [(0, 24, True), (16, None, False)])              # overlaps bytes 16-24: discarded
+    fragmented(b, 3, [(0, 24, True), (0, 24, True), (24, None, False)])  # an exact duplicate: dropped alone
+    c.cnext += len(b)
+    c.server_sends(response())
+    r = request(b"/c")
+    fragmented(r, 4, [(0, 24, True), (24, None, False)], gaps={1: 31.0})  # 31 s apart: the first expired
+    c.client_sends(r)                                                  # sent again, whole
+    c.server_sends(response())
+    pcap.add(fragment(client, SERVER, 5, 65528, False, b"x" * 16))     # ends past 65,535 bytes
+    for i in range(5000):
+        pcap.add(fragment(("198.18.0.1", 1), SERVER, i, 0, True, b"y" * 8), gap=0.00001)
+    c.client_closes()
+    return pcap.close()
+
+
 SMALL = {
     "seq-wrap.pcap": seq_wrap,
     "bad-rst.pcap": bad_rst,
@@ -239,6 +289,7 @@ SMALL = {
     "endless-chunked.pcap": endless_chunked,
     "huge-header.pcap": huge_header,
     "odd-closes.pcap": odd_closes,
+    "evil-fragments.pcap": evil_fragments,
 }
 
 

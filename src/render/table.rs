@@ -36,6 +36,12 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     if p.undecodable > 0 {
         extra.push(format!("{} undecodable", p.undecodable));
     }
+    if p.ip_fragments > 0 {
+        extra.push(format!("{} IP fragments rebuilt into {} segments", p.ip_fragments, p.reassembled));
+    }
+    if p.fragments_dropped > 0 {
+        extra.push(format!("{} fragments dropped", p.fragments_dropped));
+    }
     if p.after_close > 0 {
         extra.push(format!("{} after close", p.after_close));
     }

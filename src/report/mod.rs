@@ -365,7 +365,7 @@ impl Summary {
 pub struct PacketCounts {
     /// Packets read (after any BPF filter).
     pub total: u64,
-    /// Of those, TCP segments decoded whole.
+    /// Of those, TCP segments decoded whole (a packet rebuilt from IP fragments counts once).
     pub tcp: u64,
     /// TCP segments on the selected port (all TCP without `--port`).
     pub matched: u64,
@@ -376,6 +376,14 @@ pub struct PacketCounts {
     pub undecodable: u64,
     /// Packets that are not TCP (UDP, ICMP, ARP, ...).
     pub not_tcp: u64,
+    /// IP fragments of TCP packets, held to rebuild their packet (not counted in `tcp`).
+    pub ip_fragments: u64,
+    /// TCP packets rebuilt from those fragments (each counted once in `tcp`).
+    pub reassembled: u64,
+    /// Fragments that went into no rebuilt packet: overlapping or contradicting ones (the packet is
+    /// discarded, as Linux does), duplicates, ones over the reassembly bound, and the fragments of
+    /// packets still incomplete 30 s after their first fragment or at the end of the capture.
+    pub fragments_dropped: u64,
     /// Segments of a connection already closed (late retransmissions, ACKs after a reset).
     pub after_close: u64,
 }

@@ -16,7 +16,7 @@ use crate::decode::LinkType;
 use crate::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// One captured frame.
+/// One captured frame, without any frame check sequence the capture kept.
 #[derive(Clone, Copy, Debug)]
 pub struct RawPacket<'a> {
     /// Epoch seconds.
@@ -221,6 +221,25 @@ fn hand_back(map: &memmap2::Mmap, released: &AtomicUsize, offset: usize) {
     let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, offset - from) };
 }
 
+/// The link-type field of a pcap file header, as libpcap reads it (`LT_LINKTYPE` and
+/// `LT_FCS_LENGTH` in its pcap-common.h): the low 26 bits are the link type; bit 26 says that the
+/// upper 4 bits give the length, in 16-bit words, of the frame check sequence every frame ends with.
+/// Returns the link type and the FCS length in bytes.
+fn pcap_link_field(field: u32) -> (i32, u32) {
+    let fcs_len = if field & 0x0400_0000 != 0 { (field >> 28) * 2 } else { 0 };
+    ((field & 0x03FF_FFFF) as i32, fcs_len)
+}
+
+/// A frame without its trailing frame check sequence of `fcs_len` bytes: the captured bytes past
+/// `orig_len - fcs_len` are the FCS, and the frame's length on the wire leaves it out.
+fn without_fcs(data: &[u8], orig_len: u32, fcs_len: u32) -> (&[u8], u32) {
+    if fcs_len == 0 {
+        return (data, orig_len);
+    }
+    let frame_len = orig_len.saturating_sub(fcs_len);
+    (&data[..data.len().min(frame_len as usize)], frame_len)
+}
+
 /// The warning for a file damaged after `packets` good ones.
 fn damaged(path: &str, packets: u64, what: &str) -> String {
     format!("{path}: reading stopped after packet {packets}: {what} (the file is truncated or damaged; the report covers the packets before that point)")
@@ -247,5 +266,30 @@ fn pcap_message(e: &pcap::Error) -> String {
     match e {
         pcap::Error::PcapError(m) => m.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_pcap_link_field_with_fcs_bits_gives_the_link_type_and_fcs_bytes() {
+        // LT_FCS_DATALINK_EXT(2) | DLT_EN10MB: a 4-byte (two 16-bit words) FCS on Ethernet.
+        assert_eq!(pcap_link_field(0x2400_0001), (1, 4));
+        // The length bits without bit 26 say nothing.
+        assert_eq!(pcap_link_field(0x2000_0001), (1, 0));
+        assert_eq!(pcap_link_field(113), (113, 0));
+    }
+
+    #[test]
+    fn test_without_fcs_drops_the_trailing_fcs_of_a_whole_frame_only() {
+        let frame = [1, 2, 3, 4, 5, 6, 0xF1, 0xF2, 0xF3, 0xF4];
+        assert_eq!(without_fcs(&frame, 10, 4), (&frame[..6], 6));
+        // Cut by snaplen before the FCS: nothing to drop but the wire length.
+        assert_eq!(without_fcs(&frame[..5], 10, 4), (&frame[..5], 6));
+        // Cut inside the FCS: its captured part goes.
+        assert_eq!(without_fcs(&frame[..8], 10, 4), (&frame[..6], 6));
+        assert_eq!(without_fcs(&frame, 10, 0), (&frame[..], 10));
     }
 }

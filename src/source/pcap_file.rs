@@ -1,6 +1,6 @@
 //! Classic pcap files (tcpdump's default), memory-mapped and walked with `pcap-parser`.
 
-use super::{compile_filter, damaged, supported_link, Pages, RawPacket, ReadOutcome};
+use super::{compile_filter, damaged, pcap_link_field, supported_link, without_fcs, Pages, RawPacket, ReadOutcome};
 use crate::decode::LinkType;
 use crate::error::Error;
 
@@ -19,7 +19,7 @@ pub(super) fn read<'m>(
     let data: &[u8] = map;
     let (mut rest, header) = pcap_parser::parse_pcap_header(data)
         .map_err(|_| Error::Open { path: path.to_string(), reason: "damaged pcap file header".to_string() })?;
-    let dlt = header.network.0;
+    let (dlt, fcs_len) = pcap_link_field(header.network.0 as u32);
     let link = supported_link(path, dlt)?;
     let filter = bpf.map(|f| compile_filter(dlt, f)).transpose()?;
     outcome.saw_link(link);
@@ -49,7 +49,8 @@ pub(super) fn read<'m>(
             continue;
         }
         let ts = f64::from(block.ts_sec) + f64::from(block.ts_usec) * fraction;
-        each(link, RawPacket { ts, data: block.data, orig_len: block.origlen });
+        let (data, orig_len) = without_fcs(block.data, block.origlen, fcs_len);
+        each(link, RawPacket { ts, data, orig_len });
     }
     Ok(())
 }
