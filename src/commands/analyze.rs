@@ -31,11 +31,13 @@ pub struct AnalyzeArgs {
 
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
-    let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
+    let max_connections = args.filter.max_connections()?;
+    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
     // its streamed rows go out one by one.
     let from_stdin = args.files.iter().any(|f| f == "-");
     let mut output = Output::new(&args.output, &args.view, from_stdin)?;
+    output.hold_at_most(max_connections);
     let wants_events = output.wants_events();
     let mut progress = FileProgress::new(&args.files);
     let captures = Captures::open(&args.files);

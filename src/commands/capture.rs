@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::flow::FlowEvent;
 use crate::live::{Console, LiveView, LoopCounts};
 use crate::output::{Output, OutputArgs, ViewArgs};
-use crate::report::{CaptureStats, ConnectionRecord, SourceInfo, Summary};
+use crate::report::{Amendment, CaptureStats, ConnectionRecord, SourceInfo, Summary};
 use crate::signals::StopSignals;
 use crate::sockets::agreement::KernelSnapshot;
 use clap::Args;
@@ -172,6 +172,10 @@ impl Observer for CaptureObserver {
         self.view.connection_ended(record, summary);
         self.output.connection_ended(record, summary);
     }
+
+    fn connection_amended(&mut self, amendment: &Amendment, summary: &Summary) {
+        self.output.connection_amended(amendment, summary);
+    }
 }
 
 /// This host's interface addresses, for telling local sockets from remote ones.
@@ -187,7 +191,9 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let interface = args.interface.clone().unwrap_or_else(|| capture::default_interface().to_string());
     let filter = super::effective_filter(args.filter.port, args.filter.bpf.as_deref());
     // Checked before anything starts: a bad --assert is a usage error.
-    let output = Output::new(&args.output, &ViewArgs::default(), true)?;
+    let mut output = Output::new(&args.output, &ViewArgs::default(), true)?;
+    let max_connections = args.filter.max_connections()?;
+    output.hold_at_most(max_connections);
     let signals = StopSignals::install().map_err(|e| Error::Capture(format!("cannot handle Ctrl-C: {e}")))?;
 
     let mut source = LiveSource::open(&LiveOptions {
@@ -207,7 +213,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
     let attribution = Rc::new(RefCell::new(Attribution::start()));
     let mut observer = CaptureObserver { attribution: Rc::clone(&attribution), view: LiveView::new(console.clone()), output };
-    let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
+    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
     let mut pipeline = Pipeline::new(options, &mut observer);
 
     let mut delivered = 0u64;

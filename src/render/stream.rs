@@ -13,10 +13,20 @@
 //!
 //! **CSV** (`--format csv`): a header line, then one row per connection in the order they end; the
 //! columns are the fields of [`CsvRow`]. Empty cells are `null` values.
+//!
+//! A row is never printed before it is final: the row of a connection that closed with a side in
+//! TIME_WAIT is held until that TIME_WAIT can no longer change ([`TIME_WAIT_SECONDS`] of capture
+//! time after its last segment, judged by the `last_ts` of the rows that come after it), until an
+//! RST or a new SYN on its tuple ends it (the row is then printed, amended), or until the end.
+//! At most `--max-connections` rows are held; beyond that the oldest is printed as it stands.
 
+use crate::flow::TIME_WAIT_SECONDS;
 use crate::protocol::Protocol;
-use crate::report::{verdict::Verdict, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary};
+use crate::report::{
+    verdict::Verdict, Amendment, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary,
+};
 use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
 /// A record with a `type` tag in front, as NDJSON lines carry it.
@@ -162,23 +172,84 @@ pub struct Stream {
     flush_each: bool,
     /// The first write error; later rows are dropped and [`Stream::finish`] returns it.
     error: Option<std::io::Error>,
+    /// Rows that may still be amended, by connection number...
+    held: HashMap<u64, ConnectionRecord>,
+    /// ...and their numbers in the order they came (numbers of rows printed since are skipped).
+    held_order: VecDeque<u64>,
+    /// Most rows held.
+    hold_limit: usize,
+    /// The latest `last_ts` of the rows so far: the capture's clock for the held rows.
+    clock: f64,
 }
 
 impl Stream {
     /// NDJSON lines; each flushed at once when `flush_each`.
     pub fn ndjson(flush_each: bool) -> Stream {
-        Stream { kind: Kind::Ndjson(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())), flush_each, error: None }
+        Stream::new(Kind::Ndjson(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())), flush_each, None)
     }
 
     /// CSV rows after a header; each flushed at once when `flush_each`.
     pub fn csv(flush_each: bool) -> Stream {
         let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(std::io::stdout());
         let error = writer.write_record(CSV_HEADER).err().map(std::io::Error::from);
-        Stream { kind: Kind::Csv(Box::new(writer)), flush_each, error }
+        Stream::new(Kind::Csv(Box::new(writer)), flush_each, error)
     }
 
-    /// Writes one connection (and flushes it when the stream flushes each row).
+    fn new(kind: Kind, flush_each: bool, error: Option<std::io::Error>) -> Stream {
+        let hold_limit = crate::analyze::DEFAULT_MAX_CONNECTIONS;
+        Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN }
+    }
+
+    /// Holds at most `rows` rows that may still be amended (`--max-connections`).
+    pub fn hold_at_most(&mut self, rows: usize) {
+        self.hold_limit = rows.max(1);
+    }
+
+    /// Takes one connection: printed now, or held while its TIME_WAIT may still change.
     pub fn connection(&mut self, record: &ConnectionRecord) {
+        self.clock = self.clock.max(record.last_ts);
+        self.release(|held, clock| held.last_ts + TIME_WAIT_SECONDS < clock);
+        if !record.in_time_wait() {
+            self.write(record);
+            return;
+        }
+        self.held.insert(record.id, record.clone());
+        self.held_order.push_back(record.id);
+        if self.held.len() > self.hold_limit {
+            let mut first = true;
+            self.release(|_, _| std::mem::take(&mut first));
+        }
+    }
+
+    /// Applies an amendment to its held row, and prints the row once it is final.
+    pub fn amend(&mut self, amendment: &Amendment) {
+        let Some(record) = self.held.get_mut(&amendment.id) else { return };
+        amendment.apply(record);
+        if !record.in_time_wait() {
+            if let Some(record) = self.held.remove(&amendment.id) {
+                self.write(&record);
+            }
+        }
+    }
+
+    /// Prints the held rows from the oldest on while `due` says so.
+    fn release(&mut self, mut due: impl FnMut(&ConnectionRecord, f64) -> bool) {
+        while let Some(&id) = self.held_order.front() {
+            match self.held.get(&id) {
+                None => {}
+                Some(record) if due(record, self.clock) => {
+                    if let Some(record) = self.held.remove(&id) {
+                        self.write(&record);
+                    }
+                }
+                Some(_) => break,
+            }
+            self.held_order.pop_front();
+        }
+    }
+
+    /// Writes one row (and flushes it when the stream flushes each row).
+    fn write(&mut self, record: &ConnectionRecord) {
         if self.error.is_some() {
             return;
         }
@@ -202,6 +273,7 @@ impl Stream {
     /// Ends the stream: the rows still buffered, then the NDJSON summary line (CSV has none), or
     /// the first write error.
     pub fn finish(&mut self, report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+        self.release(|_, _| true);
         let flushed = match &mut self.kind {
             Kind::Ndjson(rows) => rows.flush(),
             Kind::Csv(rows) => rows.flush(),

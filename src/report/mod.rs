@@ -12,7 +12,7 @@ use crate::sockets::ProcessInfo;
 use crate::tcp_state::{TcpState, ALL_STATES};
 use serde::Serialize;
 use smallvec::SmallVec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 /// Version of the JSON report's shape. Bumped on any incompatible change.
@@ -151,6 +151,52 @@ pub struct ConnectionRecord {
     pub kernel_client_state: Option<TcpState>,
     /// The kernel's state of the server's socket when the capture stopped, as `kernel_client_state`.
     pub kernel_server_state: Option<TcpState>,
+}
+
+/// A change to a connection already handed over (its record is final but for this): what its
+/// TIME_WAIT socket met after the close, found from the closed tuple's tombstone (`src/flow.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Amendment {
+    /// The connection's number.
+    pub id: u64,
+    pub server_port: u16,
+    /// The client's TIME_WAIT ended: an acceptable RST killed it, or a new SYN recycled the tuple.
+    pub client_closed: bool,
+    /// The server's TIME_WAIT ended, as `client_closed`.
+    pub server_closed: bool,
+    /// The sender of the RST that killed a TIME_WAIT, set on the connection's first such RST only.
+    pub rst_by: Option<Side>,
+    /// A new SYN recycled the tuple: the record's `end` becomes `replaced`.
+    pub replaced: bool,
+    /// RSTs that reached a TIME_WAIT socket with another sequence number than it expects (ignored).
+    pub rst_ignored: u32,
+}
+
+impl Amendment {
+    /// Applies the amendment to the connection's record.
+    pub fn apply(&self, record: &mut ConnectionRecord) {
+        if self.client_closed {
+            record.client_state = TcpState::CLOSED;
+        }
+        if self.server_closed {
+            record.server_state = TcpState::CLOSED;
+        }
+        if let Some(side) = self.rst_by {
+            record.rst_by.get_or_insert(side);
+        }
+        if self.replaced {
+            record.end = EndReason::Replaced;
+        }
+        record.rst_ignored += self.rst_ignored;
+    }
+}
+
+impl ConnectionRecord {
+    /// True when the record may still be amended: closed with a side in TIME_WAIT, whose socket an
+    /// RST or a new SYN on the tuple can still end (for `TIME_WAIT_SECONDS` of capture time).
+    pub fn in_time_wait(&self) -> bool {
+        self.end == EndReason::Closed && (self.client_state == TcpState::TIME_WAIT || self.server_state == TcpState::TIME_WAIT)
+    }
 }
 
 /// Which side sent the first FIN of a connection.
@@ -325,6 +371,34 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// Changes the totals for a connection already added, as `amendment` changes its record: a
+    /// TIME_WAIT side becomes CLOSED, an RST's sender is counted. The verdict's inputs do not
+    /// change (they look at ESTABLISHED sides, and at RSTs only when no FIN was sent).
+    pub fn amend(&mut self, amendment: &Amendment) {
+        let close = |states: &mut BTreeMap<&'static str, u64>| {
+            if let Some(n) = states.get_mut(TcpState::TIME_WAIT.name()) {
+                *n = n.saturating_sub(1);
+            }
+            *states.entry(TcpState::CLOSED.name()).or_insert(0) += 1;
+        };
+        if amendment.client_closed {
+            close(&mut self.client_states);
+        }
+        if amendment.server_closed {
+            close(&mut self.server_states);
+        }
+        if let Some(side) = amendment.rst_by {
+            self.rst_by.none = self.rst_by.none.saturating_sub(1);
+            match side {
+                Side::Client => self.rst_by.client += 1,
+                Side::Server => self.rst_by.server += 1,
+            }
+            self.rst_connections += 1;
+        }
+    }
+}
+
 /// Packet counts of the whole capture.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PacketCounts {
@@ -438,6 +512,8 @@ pub struct ReportBuilder {
     keep: usize,
     omitted: u64,
     verdict_inputs: verdict::Tallies,
+    /// Where in `connections` each kept record that may still be amended is (at most `keep`).
+    amendable: HashMap<u64, usize>,
 }
 
 /// At most this many server ports get their own row; the rest are folded into port 0.
@@ -453,6 +529,7 @@ impl ReportBuilder {
             keep,
             omitted: 0,
             verdict_inputs: verdict::Tallies::default(),
+            amendable: HashMap::new(),
         }
     }
 
@@ -477,9 +554,31 @@ impl ReportBuilder {
         port.rst_connections += u64::from(record.rst_by.is_some());
         on_added(&record, &self.summary);
         if self.connections.len() < self.keep {
+            if record.in_time_wait() {
+                self.amendable.insert(record.id, self.connections.len());
+            }
             self.connections.push(record);
         } else {
             self.omitted += 1;
+        }
+    }
+
+    /// Applies an amendment of a connection added before to the summary, the per-port totals and
+    /// its record when it is kept.
+    pub fn amend(&mut self, amendment: &Amendment) {
+        self.summary.amend(amendment);
+        if amendment.rst_by.is_some() {
+            let key = if self.ports.contains_key(&amendment.server_port) { amendment.server_port } else { 0 };
+            if let Some(port) = self.ports.get_mut(&key) {
+                port.rst_connections += 1;
+            }
+        }
+        if let Some(&at) = self.amendable.get(&amendment.id) {
+            let record = &mut self.connections[at];
+            amendment.apply(record);
+            if !record.in_time_wait() {
+                self.amendable.remove(&amendment.id);
+            }
         }
     }
 
