@@ -27,6 +27,9 @@ const KEEPALIVE_MIN_IDLE: f64 = 0.5;
 /// Tombstones of closed tuples are forgotten after this much capture time: late segments within it
 /// count as `after_close`.
 const TOMBSTONE_TTL: f64 = 120.0;
+/// The longest a tombstone stays in the table after its connection's last segment, whenever the
+/// sweeps (every quarter TTL) run: what a parallel analysis bounds the tombstones by.
+pub const TOMBSTONE_LIFETIME_MAX: f64 = TOMBSTONE_TTL * 1.25;
 /// How long a TIME_WAIT socket lasts, in capture time (Linux's TCP_TIMEWAIT_LEN, 60 s): within it
 /// an RST or a new SYN on the tuple can end it and amend the connection's record.
 pub const TIME_WAIT_SECONDS: f64 = 60.0;

@@ -9,16 +9,20 @@
 //! chunk in packet order: connections get the numbers a single thread gives them (in the order they
 //! opened), and their records reach the report and the observer in the order they ended.
 //!
-//! What can differ from one thread: `--max-connections` is shared out equally between the workers,
-//! so a capture that fills the table evicts per worker; and tombstones of closed connections age by
-//! the latest timestamp their worker saw, not the capture's.
+//! The report is always the one a single thread gives. Each segment travels with the latest
+//! timestamp of the capture so far, so workers age tombstones by the capture's clock. Each worker
+//! may hold `--max-connections` itself, so it never evicts before one thread would; the merge counts
+//! the connections open at once over all workers in packet order, and the tombstones closed
+//! connections may have left, and when either reaches the cap (where one thread evicts a connection
+//! or drops tombstones, a choice that depends on the whole table) the analysis stops and is done
+//! again on one thread ([`Redo`]); what the observer was shown before is not shown again.
 
 use crate::analyze::{Collector, Finished, Intake, Observer, Options};
 use crate::decode::{decode, ip_bits, LinkType, Segment};
 use crate::error::Error;
-use crate::flow::{FlowEvent, FlowSink, FlowTable};
+use crate::flow::{FlowEvent, FlowSink, FlowTable, TIME_WAIT_SECONDS, TOMBSTONE_LIFETIME_MAX};
 use crate::progress::FileProgress;
-use crate::report::ConnectionRecord;
+use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
@@ -38,7 +42,16 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS)
 }
 
-/// Reads `captures` (all memory-mapped) with `workers` worker threads and merges what they find.
+/// The analysis on several threads reached `--max-connections` (open connections, or tombstones),
+/// where one thread's choices depend on the whole table: it must be done again on one thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Redo {
+    /// Records and amendments the observer was shown already (the single thread's first ones).
+    pub notified: u64,
+}
+
+/// Reads `captures` (all memory-mapped) with `workers` worker threads and merges what they find,
+/// or says the analysis must be done on one thread.
 pub fn analyze<'o>(
     captures: &Captures,
     bpf: Option<&str>,
@@ -46,7 +59,7 @@ pub fn analyze<'o>(
     workers: usize,
     observer: &'o mut dyn Observer,
     progress: &mut FileProgress,
-) -> (Finished<'o>, Result<ReadOutcome, Error>) {
+) -> (Result<Finished<'o>, Redo>, Result<ReadOutcome, Error>) {
     std::thread::scope(|scope| {
         let (answers, merged) = channel();
         let mut threads = Vec::with_capacity(workers);
@@ -55,13 +68,13 @@ pub fn analyze<'o>(
         for index in 0..workers {
             let (sender, receiver) = sync_channel(CHUNKS_IN_FLIGHT);
             let (open_sender, open_receiver) = sync_channel(1);
-            let worker = Worker::new(index, workers, options, answers.clone());
+            let worker = Worker::new(index, options, answers.clone());
             threads.push(scope.spawn(move || worker.run(&receiver, open_sender)));
             work.push(sender);
             still_open.push(open_receiver);
         }
         drop(answers);
-        let merger = Merger::new(options.listed_connections, observer, merged, still_open);
+        let merger = Merger::new(options, observer, merged, still_open);
         let mut walk = Walk::new(captures, options.port, work, merger);
         let outcome = captures.read_mapped(bpf, &mut |link, raw| {
             progress.packet(raw.data.len());
@@ -96,8 +109,9 @@ struct Batch<'c> {
     capture_start: Option<f64>,
 }
 
-/// A worker's segments of one chunk, each with the index of its packet in the walk.
-type Segments<'c> = Vec<(u64, Segment<'c>)>;
+/// A worker's segments of one chunk, each with the index of its packet in the walk and the latest
+/// timestamp of the capture up to it.
+type Segments<'c> = Vec<(u64, f64, Segment<'c>)>;
 
 /// What a worker sends back for each chunk.
 struct Answer<'c> {
@@ -109,15 +123,18 @@ struct Answer<'c> {
     end: Option<u64>,
 }
 
-/// What a worker found in one chunk.
-#[derive(Default)]
-struct Chunk {
-    /// The worker's number of each connection that opened, with the index of the packet that
-    /// opened it, in packet order.
-    opened: Vec<(u64, u64)>,
-    /// Records of the connections that ended, with the index of the packet that ended them, in the
-    /// order they ended.
-    ended: Vec<(u64, ConnectionRecord)>,
+/// What a worker found in one chunk, each with the index of the packet that brought it, in the
+/// order the worker's table found it.
+type Chunk = Vec<(u64, Found)>;
+
+/// One thing a worker's flow table found.
+enum Found {
+    /// A connection opened: the worker's number for it.
+    Opened(u64),
+    /// A connection ended (numbered by the worker).
+    Ended(ConnectionRecord),
+    /// A connection that ended before was amended (numbered by the worker).
+    Amended(Amendment),
 }
 
 /// The calling thread's side: hands each packet to its worker, and merges the answers.
@@ -130,6 +147,8 @@ struct Walk<'c, 'o> {
     next: u64,
     /// Epoch seconds of the capture's first analysed packet.
     start_ts: Option<f64>,
+    /// The latest timestamp of the packets so far.
+    latest_ts: f64,
     /// The first packet of each chunk sent and not yet merged: once merged, the pages before it
     /// can go back to the kernel.
     unmerged: VecDeque<&'c [u8]>,
@@ -139,10 +158,24 @@ struct Walk<'c, 'o> {
 impl<'c, 'o> Walk<'c, 'o> {
     fn new(captures: &'c Captures, port: Option<u16>, work: Vec<SyncSender<Option<Batch<'c>>>>, merger: Merger<'c, 'o>) -> Walk<'c, 'o> {
         let batches = work.iter().map(|_| Batch { segments: Vec::new(), capture_start: None }).collect();
-        Walk { captures, intake: Intake::new(port), work, batches, next: 0, start_ts: None, unmerged: VecDeque::new(), merger }
+        Walk {
+            captures,
+            intake: Intake::new(port),
+            work,
+            batches,
+            next: 0,
+            start_ts: None,
+            latest_ts: f64::MIN,
+            unmerged: VecDeque::new(),
+            merger,
+        }
     }
 
     fn packet(&mut self, link: LinkType, raw: RawPacket<'c>) {
+        if self.merger.redo {
+            // The analysis is done again on one thread: the rest of this one is not needed.
+            return;
+        }
         if self.next % CHUNK_PACKETS == 0 {
             self.unmerged.push_back(raw.data);
         }
@@ -154,8 +187,9 @@ impl<'c, 'o> Walk<'c, 'o> {
                     batch.capture_start = Some(seg.ts);
                 }
             }
+            self.latest_ts = self.latest_ts.max(seg.ts);
             let worker = owner(seg, self.work.len());
-            self.batches[worker].segments.push((self.next, seg.clone()));
+            self.batches[worker].segments.push((self.next, self.latest_ts, seg.clone()));
         }
         self.next += 1;
         if self.next % CHUNK_PACKETS == 0 {
@@ -187,7 +221,7 @@ impl<'c, 'o> Walk<'c, 'o> {
 
     /// Sends the last chunk and the end, then merges everything. A worker that died (a panic,
     /// which the caller passes on when it joins the threads) stops the merge where it is.
-    fn finish(mut self) -> Finished<'o> {
+    fn finish(mut self) -> Result<Finished<'o>, Redo> {
         self.send_chunk();
         for sender in &self.work {
             let _ = sender.send(None);
@@ -197,8 +231,11 @@ impl<'c, 'o> Walk<'c, 'o> {
         self.merger.merge_still_open();
         // Then each worker's last answer: its count of segments after a close.
         while self.merger.merged < chunks + 1 && self.merger.merge_next(true) {}
+        if self.merger.redo {
+            return Err(Redo { notified: self.merger.collector.notified });
+        }
         self.intake.packets.after_close = self.merger.after_close;
-        Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts }
+        Ok(Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts })
     }
 }
 
@@ -211,10 +248,12 @@ struct Worker<'c> {
 }
 
 impl<'c> Worker<'c> {
-    fn new(index: usize, workers: usize, options: &Options, answers: Sender<Answer<'c>>) -> Worker<'c> {
+    fn new(index: usize, options: &Options, answers: Sender<Answer<'c>>) -> Worker<'c> {
         Worker {
             index,
-            table: FlowTable::new(options.port, options.max_connections.div_ceil(workers)),
+            // The whole cap: a worker holds no more than all of them together, so it never evicts
+            // before one thread would (and the merge redoes the analysis when one thread would).
+            table: FlowTable::new(options.port, options.max_connections),
             sink: ChunkSink::default(),
             answers,
         }
@@ -226,7 +265,8 @@ impl<'c> Worker<'c> {
                 self.table.set_capture_start(ts);
             }
             let mut spent = batch.segments;
-            for (index, seg) in &spent {
+            for (index, latest_ts, seg) in &spent {
+                self.table.observe_time(*latest_ts);
                 self.sink.packet = *index;
                 self.table.process(seg, &mut self.sink);
             }
@@ -240,7 +280,7 @@ impl<'c> Worker<'c> {
         open.send();
         drop(open);
         let end = Some(self.table.counters().after_close);
-        let _ = self.answers.send(Answer { worker: self.index, chunk: Chunk::default(), spent: Vec::new(), end });
+        let _ = self.answers.send(Answer { worker: self.index, chunk: Chunk::new(), spent: Vec::new(), end });
     }
 }
 
@@ -282,7 +322,7 @@ impl ChunkSink {
     /// Hands over what was found in this chunk; the next starts with room for as much, so that
     /// records (a few hundred bytes each) are not copied again and again as the vectors grow.
     fn next_chunk(&mut self) -> Chunk {
-        let room = Chunk { opened: Vec::with_capacity(self.found.opened.len()), ended: Vec::with_capacity(self.found.ended.len()) };
+        let room = Chunk::with_capacity(self.found.len());
         std::mem::replace(&mut self.found, room)
     }
 }
@@ -290,12 +330,16 @@ impl ChunkSink {
 impl FlowSink for ChunkSink {
     fn event(&mut self, id: u64, event: &FlowEvent) {
         if let FlowEvent::Opened { .. } = event {
-            self.found.opened.push((self.packet, id));
+            self.found.push((self.packet, Found::Opened(id)));
         }
     }
 
     fn connection_ended(&mut self, record: ConnectionRecord) {
-        self.found.ended.push((self.packet, record));
+        self.found.push((self.packet, Found::Ended(record)));
+    }
+
+    fn connection_amended(&mut self, amendment: Amendment) {
+        self.found.push((self.packet, Found::Amended(amendment)));
     }
 }
 
@@ -318,17 +362,34 @@ struct Merger<'c, 'o> {
     last_id: u64,
     /// The number of each open connection, by worker and the worker's own number for it.
     ids: HashMap<(usize, u64), u64, ahash::RandomState>,
+    /// The number of each connection that ended in TIME_WAIT and may still be amended, as `ids`...
+    amendable: HashMap<(usize, u64), u64, ahash::RandomState>,
+    /// ...with their keys and last timestamps in the order they ended, to forget them once their
+    /// TIME_WAIT is over.
+    amendable_order: VecDeque<(f64, (usize, u64))>,
+    /// The latest `last_ts` of the records merged: the capture's clock, at most.
+    clock: f64,
+    /// `--max-connections`.
+    cap: usize,
+    /// Connections open over all workers, as one thread would hold them.
+    open: usize,
+    /// Last timestamps of the connections that closed within [`TOMBSTONE_LIFETIME_MAX`] of the
+    /// clock, and some before (forgotten from the front only): at least the tombstones one thread
+    /// or any worker holds.
+    tombstones: VecDeque<f64>,
+    /// The analysis reached the cap: it stops, and is done again on one thread.
+    redo: bool,
 }
 
 impl<'c, 'o> Merger<'c, 'o> {
     fn new(
-        listed_connections: usize,
+        options: &Options,
         observer: &'o mut dyn Observer,
         answers: Receiver<Answer<'c>>,
         still_open: Vec<Receiver<Vec<ConnectionRecord>>>,
     ) -> Merger<'c, 'o> {
         Merger {
-            collector: Collector::new(listed_connections, observer),
+            collector: Collector::new(options.listed_connections, observer),
             answers,
             pending: still_open.iter().map(|_| VecDeque::new()).collect(),
             still_open,
@@ -338,6 +399,13 @@ impl<'c, 'o> Merger<'c, 'o> {
             merged: 0,
             last_id: 0,
             ids: HashMap::default(),
+            amendable: HashMap::default(),
+            amendable_order: VecDeque::new(),
+            clock: f64::MIN,
+            cap: options.max_connections,
+            open: 0,
+            tombstones: VecDeque::new(),
+            redo: false,
         }
     }
 
@@ -359,34 +427,86 @@ impl<'c, 'o> Merger<'c, 'o> {
         true
     }
 
-    /// Numbers the connections opened in this chunk in packet order, then hands the ended ones to
-    /// the collector in the order they ended.
+    /// Takes what the workers found in this chunk in the order one thread finds it: each worker's
+    /// findings are in its table's order, and a packet belongs to one worker, so the lowest packet
+    /// index among the workers' next findings comes next. Numbers connections as they open, hands
+    /// records and amendments to the collector, and stops where one thread's table would reach the
+    /// cap. Records are moved, never sorted: they are a few hundred bytes.
     fn merge(&mut self, chunks: Vec<Chunk>) {
-        let mut opened: Vec<(u64, usize, u64)> = chunks
-            .iter()
-            .enumerate()
-            .flat_map(|(worker, chunk)| chunk.opened.iter().map(move |&(packet, id)| (packet, worker, id)))
-            .collect();
-        opened.sort_unstable_by_key(|&(packet, _, _)| packet);
-        for (_, worker, id) in opened {
-            self.last_id += 1;
-            self.ids.insert((worker, id), self.last_id);
+        let mut found: Vec<_> = chunks.into_iter().map(|chunk| chunk.into_iter().peekable()).collect();
+        while let Some(worker) = lowest(&mut found, |(packet, _)| *packet) {
+            if self.redo {
+                return;
+            }
+            let Some((_, next)) = found[worker].next() else { break };
+            match next {
+                Found::Opened(id) => {
+                    // One thread would evict a connection to make room for this one.
+                    if self.open >= self.cap {
+                        self.redo = true;
+                        return;
+                    }
+                    self.open += 1;
+                    self.last_id += 1;
+                    self.ids.insert((worker, id), self.last_id);
+                }
+                Found::Ended(record) => self.ended(worker, record),
+                Found::Amended(mut amendment) => {
+                    let id = self.amendable.get(&(worker, amendment.id)).copied();
+                    debug_assert!(id.is_some(), "only a connection that ended in TIME_WAIT is amended, within TIME_WAIT_SECONDS");
+                    amendment.id = id.unwrap_or(amendment.id);
+                    self.collector.connection_amended(amendment);
+                }
+            }
         }
-        // Each worker's records are in the order they ended; a packet belongs to one worker, so
-        // taking the record with the lowest packet index among the workers' next ones gives the
-        // order one thread sees. Records are moved, never sorted: they are a few hundred bytes.
-        let mut ended: Vec<_> = chunks.into_iter().map(|chunk| chunk.ended.into_iter().peekable()).collect();
-        while let Some(worker) = lowest(&mut ended, |(packet, _)| *packet) {
-            let Some((_, mut record)) = ended[worker].next() else { break };
-            self.renumber(worker, &mut record);
-            self.collector.connection_ended(record);
+    }
+
+    /// A connection ended: its record goes to the collector with its number over all workers,
+    /// unless one thread's table would have reached the cap of tombstones by now.
+    fn ended(&mut self, worker: usize, mut record: ConnectionRecord) {
+        if record.end == EndReason::Evicted {
+            // Not before one thread would evict: a worker holds the whole cap.
+            self.redo = true;
+            return;
         }
+        self.open = self.open.saturating_sub(1);
+        let key = (worker, record.id);
+        self.renumber(worker, &mut record);
+        self.clock = self.clock.max(record.last_ts);
+        if record.end == EndReason::Closed {
+            self.tombstones.push_back(record.last_ts);
+            while self.tombstones.front().is_some_and(|&last_ts| last_ts < self.clock - TOMBSTONE_LIFETIME_MAX) {
+                self.tombstones.pop_front();
+            }
+            if self.tombstones.len() > self.cap {
+                self.redo = true;
+                return;
+            }
+        }
+        while let Some(&(last_ts, old)) = self.amendable_order.front() {
+            if last_ts + TIME_WAIT_SECONDS >= self.clock {
+                break;
+            }
+            self.amendable.remove(&old);
+            self.amendable_order.pop_front();
+        }
+        if record.in_time_wait() {
+            self.amendable.insert(key, record.id);
+            self.amendable_order.push_back((record.last_ts, key));
+        }
+        self.collector.connection_ended(record);
     }
 
     /// The records of the connections still open at the end, in the order they opened (as one
     /// thread finalises them): each worker sends its own in that order, a batch at a time, and the
     /// merge takes the lowest number among the workers' next ones.
     fn merge_still_open(&mut self) {
+        if self.redo {
+            for batches in &self.still_open {
+                while batches.recv().is_ok() {}
+            }
+            return;
+        }
         let workers = self.still_open.len();
         let mut queues: Vec<Queue<ConnectionRecord>> = (0..workers).map(|_| Vec::new().into_iter().peekable()).collect();
         let mut sending = vec![true; workers];
