@@ -373,8 +373,7 @@ impl Summary {
 
 impl Summary {
     /// Changes the totals for a connection already added, as `amendment` changes its record: a
-    /// TIME_WAIT side becomes CLOSED, an RST's sender is counted. The verdict's inputs do not
-    /// change (they look at ESTABLISHED sides, and at RSTs only when no FIN was sent).
+    /// TIME_WAIT side becomes CLOSED, an RST's sender is counted.
     pub fn amend(&mut self, amendment: &Amendment) {
         let close = |states: &mut BTreeMap<&'static str, u64>| {
             if let Some(n) = states.get_mut(TcpState::TIME_WAIT.name()) {
@@ -567,6 +566,7 @@ impl ReportBuilder {
     /// its record when it is kept.
     pub fn amend(&mut self, amendment: &Amendment) {
         self.summary.amend(amendment);
+        self.verdict_inputs.amend(amendment);
         if amendment.rst_by.is_some() {
             let key = if self.ports.contains_key(&amendment.server_port) { amendment.server_port } else { 0 };
             if let Some(port) = self.ports.get_mut(&key) {

@@ -67,6 +67,8 @@ pub struct Tallies {
     probe_connections: u64,
     rst_client: u64,
     rst_server: u64,
+    /// RSTs that killed a TIME_WAIT after both FINs (amendments).
+    rst_after_close: u64,
     refused: u64,
 }
 
@@ -129,6 +131,17 @@ impl Tallies {
             Some(Side::Server) => self.rst_server += 1,
             None => {}
         }
+    }
+
+    /// Folds in an amendment: an RST that killed a TIME_WAIT counts with the connection's RSTs
+    /// (the other inputs look at RSTs only on connections without a FIN, which are never amended).
+    pub fn amend(&mut self, amendment: &super::Amendment) {
+        match amendment.rst_by {
+            Some(Side::Client) => self.rst_client += 1,
+            Some(Side::Server) => self.rst_server += 1,
+            None => return,
+        }
+        self.rst_after_close += 1;
     }
 }
 
@@ -382,13 +395,21 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
     }
     let resets = s.rst_connections - t.refused;
     if resets > 0 {
+        let after_close = if t.rst_after_close == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {} after both FINs, where the RST ended a TIME_WAIT (RFC 1337: a stale segment answered with RST)",
+                plural(t.rst_after_close, "was", "were")
+            )
+        };
         add(
             "connections_reset",
             "info",
             None,
             resets,
             format!(
-            "{} ended with RST (client {}, server {}): an abortive close (SO_LINGER 0), or a close with unread data in the receive buffer.",
+            "{} ended with RST (client {}, server {}): an abortive close (SO_LINGER 0), or a close with unread data in the receive buffer{after_close}.",
             plural(resets, "connection", "connections"), t.rst_client, t.rst_server - t.refused),
         );
     }
