@@ -97,8 +97,8 @@ pub struct FlowCounters {
 
 /// Canonical 4-tuple: each endpoint as a 128-bit address (IPv4 mapped into IPv6) and a port, the
 /// lower endpoint first so both directions map to one key. Plain integers: cheap to hash and compare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FlowKey {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey {
     lo_ip: u128,
     hi_ip: u128,
     /// Low endpoint's port in the high 16 bits, high endpoint's in the low 16.
@@ -116,7 +116,8 @@ impl std::hash::Hash for FlowKey {
 }
 
 impl FlowKey {
-    fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    /// The key of the connection between `a` and `b`, whichever is which.
+    pub fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
         let (a, b) = ((ip_bits(a), a.port()), (ip_bits(b), b.port()));
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey { lo_ip: lo.0, hi_ip: hi.0, ports: (u32::from(lo.1) << 16) | u32::from(hi.1) }
@@ -128,11 +129,12 @@ impl FlowKey {
     }
 }
 
-/// What a closed tuple leaves behind (32 bytes, not the connection): enough to count its late
-/// segments, and to amend its record when its TIME_WAIT socket meets an RST or a new SYN.
+/// What a closed tuple leaves behind (24 bytes, not the connection): enough to count its late
+/// segments, and to amend its record when its TIME_WAIT socket meets an RST or a new SYN. The
+/// record is named by its 4-tuple: a tuple has at most one connection that can still be amended
+/// (a connection opens on it only after its tombstone is gone, recycled or expired).
 #[derive(Clone, Copy, Debug)]
 struct Tombstone {
-    id: u64,
     /// Timestamp of the segment that closed the connection.
     closed_at: f64,
     /// Per side (client first), the sequence number it expects next from its peer (RCV.NXT): an
@@ -156,7 +158,6 @@ impl Tombstone {
         };
         let in_time_wait = |side: Side| conn.rst_by.is_none() && conn.end(side).state == TcpState::TIME_WAIT;
         Tombstone {
-            id: conn.id,
             closed_at,
             rcv_nxt: [rcv_nxt(Side::Client), rcv_nxt(Side::Server)],
             time_wait: [in_time_wait(Side::Client), in_time_wait(Side::Server)],
@@ -174,8 +175,8 @@ impl Tombstone {
         }
     }
 
-    fn amendment(&self) -> Amendment {
-        Amendment { id: self.id, server_port: self.server_port, ..Amendment::default() }
+    fn amendment(&self, key: FlowKey) -> Amendment {
+        Amendment { key, server_port: self.server_port, ..Amendment::default() }
     }
 }
 
@@ -426,7 +427,7 @@ impl FlowTable {
             self.counters.after_close += 1;
             return;
         }
-        let mut amendment = stone.amendment();
+        let mut amendment = stone.amendment(key);
         if seg.seq == stone.rcv_nxt[receiver] {
             stone.time_wait[receiver] = false;
             match sender.peer() {
@@ -451,7 +452,7 @@ impl FlowTable {
         if !stone.time_wait.contains(&true) || self.latest_ts - stone.closed_at > TIME_WAIT_SECONDS {
             return;
         }
-        let mut amendment = stone.amendment();
+        let mut amendment = stone.amendment(key);
         amendment.client_closed = stone.time_wait[Side::Client.index()];
         amendment.server_closed = stone.time_wait[Side::Server.index()];
         amendment.replaced = true;
@@ -1170,7 +1171,7 @@ mod tests {
             self.0.push(record);
         }
         fn connection_amended(&mut self, amendment: Amendment) {
-            if let Some(record) = self.0.iter_mut().find(|r| r.id == amendment.id) {
+            if let Some(record) = self.0.iter_mut().rev().find(|r| r.key() == amendment.key) {
                 amendment.apply(record);
             }
             self.1.push(amendment);
@@ -1222,9 +1223,10 @@ mod tests {
         assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
         assert_eq!(c.rst_by, Some(Side::Server));
         assert_eq!((c.end, c.rst_ignored), (EndReason::Closed, 0));
+        let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
         assert_eq!(
             r.1,
-            vec![Amendment { id: 1, server_port: 8080, client_closed: true, rst_by: Some(Side::Server), ..Amendment::default() }]
+            vec![Amendment { key, server_port: 8080, client_closed: true, rst_by: Some(Side::Server), ..Amendment::default() }]
         );
         // The stale ACK is a segment after the close; the RST is the connection's.
         assert_eq!(counters.after_close, 1);
@@ -1296,7 +1298,8 @@ mod tests {
         assert_eq!((old.client_state, old.server_state, old.end), (TcpState::CLOSED, TcpState::CLOSED, EndReason::Replaced));
         assert_eq!(old.rst_by, None);
         assert_eq!((r.0[1].handshake, r.0[1].client_state), (Handshake::Complete, TcpState::ESTABLISHED));
-        assert_eq!(r.1, vec![Amendment { id: 1, server_port: 8080, client_closed: true, replaced: true, ..Amendment::default() }]);
+        let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
+        assert_eq!(r.1, vec![Amendment { key, server_port: 8080, client_closed: true, replaced: true, ..Amendment::default() }]);
     }
 
     #[test]

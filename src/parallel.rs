@@ -20,7 +20,7 @@
 use crate::analyze::{Collector, Finished, Intake, Observer, Options};
 use crate::decode::{decode, ip_bits, LinkType, Segment};
 use crate::error::Error;
-use crate::flow::{FlowEvent, FlowSink, FlowTable, TIME_WAIT_SECONDS, TOMBSTONE_LIFETIME_MAX};
+use crate::flow::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
 use crate::progress::FileProgress;
 use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
@@ -123,18 +123,40 @@ struct Answer<'c> {
     end: Option<u64>,
 }
 
-/// What a worker found in one chunk, each with the index of the packet that brought it, in the
-/// order the worker's table found it.
-type Chunk = Vec<(u64, Found)>;
+/// What a worker found in one chunk, each with the index of the packet that brought it and its
+/// place in the order the worker's table found things (records apart: they are large).
+#[derive(Default)]
+struct Chunk {
+    /// Connections opened, and connections that ended before amended.
+    changes: Vec<(u64, u64, Change)>,
+    /// Records of the connections that ended (numbered by the worker).
+    ended: Vec<(u64, u64, ConnectionRecord)>,
+}
 
-/// One thing a worker's flow table found.
-enum Found {
-    /// A connection opened: the worker's number for it.
+/// A connection opened, or one that ended before was amended.
+enum Change {
+    /// The worker's number for the new connection.
     Opened(u64),
-    /// A connection ended (numbered by the worker).
-    Ended(ConnectionRecord),
-    /// A connection that ended before was amended (numbered by the worker).
+    /// Named by its 4-tuple, the same in every worker.
     Amended(Amendment),
+}
+
+/// A worker's findings of one chunk, being merged.
+struct Findings {
+    changes: Queue<(u64, u64, Change)>,
+    ended: Queue<(u64, u64, ConnectionRecord)>,
+}
+
+impl Findings {
+    /// The packet and the place of the worker's next finding.
+    fn next_at(&mut self) -> Option<(u64, u64)> {
+        let change = self.changes.peek().map(|&(packet, place, _)| (packet, place));
+        let ended = self.ended.peek().map(|&(packet, place, _)| (packet, place));
+        match (change, ended) {
+            (Some(a), Some(b)) => Some(if a.1 < b.1 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// The calling thread's side: hands each packet to its worker, and merges the answers.
@@ -280,7 +302,7 @@ impl<'c> Worker<'c> {
         open.send();
         drop(open);
         let end = Some(self.table.counters().after_close);
-        let _ = self.answers.send(Answer { worker: self.index, chunk: Chunk::new(), spent: Vec::new(), end });
+        let _ = self.answers.send(Answer { worker: self.index, chunk: Chunk::default(), spent: Vec::new(), end });
     }
 }
 
@@ -315,6 +337,8 @@ impl FlowSink for StillOpenSink {
 struct ChunkSink {
     /// Index of the packet being analysed.
     packet: u64,
+    /// Findings so far, over all chunks: each one's place in the worker's order.
+    places: u64,
     found: Chunk,
 }
 
@@ -322,24 +346,33 @@ impl ChunkSink {
     /// Hands over what was found in this chunk; the next starts with room for as much, so that
     /// records (a few hundred bytes each) are not copied again and again as the vectors grow.
     fn next_chunk(&mut self) -> Chunk {
-        let room = Chunk::with_capacity(self.found.len());
+        let room = Chunk { changes: Vec::with_capacity(self.found.changes.len()), ended: Vec::with_capacity(self.found.ended.len()) };
         std::mem::replace(&mut self.found, room)
+    }
+
+    /// The place of the next finding in the worker's order.
+    fn place(&mut self) -> u64 {
+        self.places += 1;
+        self.places
     }
 }
 
 impl FlowSink for ChunkSink {
     fn event(&mut self, id: u64, event: &FlowEvent) {
         if let FlowEvent::Opened { .. } = event {
-            self.found.push((self.packet, Found::Opened(id)));
+            let place = self.place();
+            self.found.changes.push((self.packet, place, Change::Opened(id)));
         }
     }
 
     fn connection_ended(&mut self, record: ConnectionRecord) {
-        self.found.push((self.packet, Found::Ended(record)));
+        let place = self.place();
+        self.found.ended.push((self.packet, place, record));
     }
 
     fn connection_amended(&mut self, amendment: Amendment) {
-        self.found.push((self.packet, Found::Amended(amendment)));
+        let place = self.place();
+        self.found.changes.push((self.packet, place, Change::Amended(amendment)));
     }
 }
 
@@ -362,21 +395,18 @@ struct Merger<'c, 'o> {
     last_id: u64,
     /// The number of each open connection, by worker and the worker's own number for it.
     ids: HashMap<(usize, u64), u64, ahash::RandomState>,
-    /// The number of each connection that ended in TIME_WAIT and may still be amended, as `ids`...
-    amendable: HashMap<(usize, u64), u64, ahash::RandomState>,
-    /// ...with their keys and last timestamps in the order they ended, to forget them once their
-    /// TIME_WAIT is over.
-    amendable_order: VecDeque<(f64, (usize, u64))>,
     /// The latest `last_ts` of the records merged: the capture's clock, at most.
     clock: f64,
     /// `--max-connections`.
     cap: usize,
     /// Connections open over all workers, as one thread would hold them.
     open: usize,
-    /// Last timestamps of the connections that closed within [`TOMBSTONE_LIFETIME_MAX`] of the
-    /// clock, and some before (forgotten from the front only): at least the tombstones one thread
-    /// or any worker holds.
-    tombstones: VecDeque<f64>,
+    /// Connections that closed, per whole second of their last timestamp, from the second
+    /// [`TOMBSTONE_LIFETIME_MAX`] before the clock on: at least the tombstones one thread or any
+    /// worker holds.
+    closed_per_second: VecDeque<(i64, usize)>,
+    /// Their sum.
+    closed_recently: usize,
     /// The analysis reached the cap: it stops, and is done again on one thread.
     redo: bool,
 }
@@ -399,12 +429,11 @@ impl<'c, 'o> Merger<'c, 'o> {
             merged: 0,
             last_id: 0,
             ids: HashMap::default(),
-            amendable: HashMap::default(),
-            amendable_order: VecDeque::new(),
             clock: f64::MIN,
             cap: options.max_connections,
             open: 0,
-            tombstones: VecDeque::new(),
+            closed_per_second: VecDeque::new(),
+            closed_recently: 0,
             redo: false,
         }
     }
@@ -433,14 +462,27 @@ impl<'c, 'o> Merger<'c, 'o> {
     /// records and amendments to the collector, and stops where one thread's table would reach the
     /// cap. Records are moved, never sorted: they are a few hundred bytes.
     fn merge(&mut self, chunks: Vec<Chunk>) {
-        let mut found: Vec<_> = chunks.into_iter().map(|chunk| chunk.into_iter().peekable()).collect();
-        while let Some(worker) = lowest(&mut found, |(packet, _)| *packet) {
+        let mut found: Vec<Findings> = chunks
+            .into_iter()
+            .map(|chunk| Findings { changes: chunk.changes.into_iter().peekable(), ended: chunk.ended.into_iter().peekable() })
+            .collect();
+        loop {
+            let next =
+                found.iter_mut().enumerate().filter_map(|(worker, f)| f.next_at().map(|at| (at.0, worker, at.1))).min_by_key(|n| n.0);
+            let Some((_, worker, place)) = next else { break };
             if self.redo {
                 return;
             }
-            let Some((_, next)) = found[worker].next() else { break };
-            match next {
-                Found::Opened(id) => {
+            let findings = &mut found[worker];
+            if findings.ended.peek().is_some_and(|&(_, at, _)| at == place) {
+                if let Some((_, _, record)) = findings.ended.next() {
+                    self.ended(worker, record);
+                }
+                continue;
+            }
+            let Some((_, _, change)) = findings.changes.next() else { break };
+            match change {
+                Change::Opened(id) => {
                     // One thread would evict a connection to make room for this one.
                     if self.open >= self.cap {
                         self.redo = true;
@@ -450,13 +492,7 @@ impl<'c, 'o> Merger<'c, 'o> {
                     self.last_id += 1;
                     self.ids.insert((worker, id), self.last_id);
                 }
-                Found::Ended(record) => self.ended(worker, record),
-                Found::Amended(mut amendment) => {
-                    let id = self.amendable.get(&(worker, amendment.id)).copied();
-                    debug_assert!(id.is_some(), "only a connection that ended in TIME_WAIT is amended, within TIME_WAIT_SECONDS");
-                    amendment.id = id.unwrap_or(amendment.id);
-                    self.collector.connection_amended(amendment);
-                }
+                Change::Amended(amendment) => self.collector.connection_amended(amendment),
             }
         }
     }
@@ -470,29 +506,29 @@ impl<'c, 'o> Merger<'c, 'o> {
             return;
         }
         self.open = self.open.saturating_sub(1);
-        let key = (worker, record.id);
         self.renumber(worker, &mut record);
         self.clock = self.clock.max(record.last_ts);
         if record.end == EndReason::Closed {
-            self.tombstones.push_back(record.last_ts);
-            while self.tombstones.front().is_some_and(|&last_ts| last_ts < self.clock - TOMBSTONE_LIFETIME_MAX) {
-                self.tombstones.pop_front();
+            // A tombstone closed at t is gone from every table once the capture's clock passes
+            // t + TOMBSTONE_LIFETIME_MAX, and the clock here is never ahead of the tables'.
+            let second = record.last_ts.floor() as i64;
+            match self.closed_per_second.back_mut() {
+                Some((last, count)) if *last >= second => *count += 1,
+                _ => self.closed_per_second.push_back((second, 1)),
             }
-            if self.tombstones.len() > self.cap {
+            self.closed_recently += 1;
+            let horizon = (self.clock - TOMBSTONE_LIFETIME_MAX).floor() as i64 - 1;
+            while let Some(&(second, count)) = self.closed_per_second.front() {
+                if second >= horizon {
+                    break;
+                }
+                self.closed_recently -= count;
+                self.closed_per_second.pop_front();
+            }
+            if self.closed_recently > self.cap {
                 self.redo = true;
                 return;
             }
-        }
-        while let Some(&(last_ts, old)) = self.amendable_order.front() {
-            if last_ts + TIME_WAIT_SECONDS >= self.clock {
-                break;
-            }
-            self.amendable.remove(&old);
-            self.amendable_order.pop_front();
-        }
-        if record.in_time_wait() {
-            self.amendable.insert(key, record.id);
-            self.amendable_order.push_back((record.last_ts, key));
         }
         self.collector.connection_ended(record);
     }

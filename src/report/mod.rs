@@ -6,6 +6,7 @@
 
 pub mod verdict;
 
+use crate::flow::FlowKey;
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::sockets::ProcessInfo;
@@ -157,8 +158,8 @@ pub struct ConnectionRecord {
 /// TIME_WAIT socket met after the close, found from the closed tuple's tombstone (`src/flow.rs`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Amendment {
-    /// The connection's number.
-    pub id: u64,
+    /// The connection's 4-tuple: of the connections on it, the last one that ended.
+    pub key: FlowKey,
     pub server_port: u16,
     /// The client's TIME_WAIT ended: an acceptable RST killed it, or a new SYN recycled the tuple.
     pub client_closed: bool,
@@ -192,6 +193,11 @@ impl Amendment {
 }
 
 impl ConnectionRecord {
+    /// The key of the connection's 4-tuple, which amendments name it by.
+    pub fn key(&self) -> FlowKey {
+        FlowKey::of(self.client, self.server)
+    }
+
     /// True when the record may still be amended: closed with a side in TIME_WAIT, whose socket an
     /// RST or a new SYN on the tuple can still end (for `TIME_WAIT_SECONDS` of capture time).
     pub fn in_time_wait(&self) -> bool {
@@ -511,8 +517,9 @@ pub struct ReportBuilder {
     keep: usize,
     omitted: u64,
     verdict_inputs: verdict::Tallies,
-    /// Where in `connections` each kept record that may still be amended is (at most `keep`).
-    amendable: HashMap<u64, usize>,
+    /// Where in `connections` each kept record that may still be amended is, by 4-tuple (at most
+    /// `keep`).
+    amendable: HashMap<FlowKey, usize>,
 }
 
 /// At most this many server ports get their own row; the rest are folded into port 0.
@@ -552,9 +559,13 @@ impl ReportBuilder {
         }
         port.rst_connections += u64::from(record.rst_by.is_some());
         on_added(&record, &self.summary);
+        if !self.amendable.is_empty() {
+            // A later connection on the tuple: the one before can no longer be amended.
+            self.amendable.remove(&record.key());
+        }
         if self.connections.len() < self.keep {
             if record.in_time_wait() {
-                self.amendable.insert(record.id, self.connections.len());
+                self.amendable.insert(record.key(), self.connections.len());
             }
             self.connections.push(record);
         } else {
@@ -573,11 +584,11 @@ impl ReportBuilder {
                 port.rst_connections += 1;
             }
         }
-        if let Some(&at) = self.amendable.get(&amendment.id) {
+        if let Some(&at) = self.amendable.get(&amendment.key) {
             let record = &mut self.connections[at];
             amendment.apply(record);
             if !record.in_time_wait() {
-                self.amendable.remove(&amendment.id);
+                self.amendable.remove(&amendment.key);
             }
         }
     }
