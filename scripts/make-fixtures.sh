@@ -202,6 +202,20 @@ fx_rst_abort() {              # raw socket, request, read response, close with S
 	capture_stop; server_stop
 }
 
+fx_time_wait_rst() {          # client TIME_WAIT killed by the RST a replayed last ACK draws (RFC 1337)
+	local p=19201
+	capture_start time-wait-rst $p
+	python3 "$SRC/timewait.py" rst --port $p --client-port 19251
+	capture_stop
+}
+
+fx_time_wait_reuse() {        # second SYN from the same client port recycles the server's TIME_WAIT
+	local p=19202
+	capture_start time-wait-reuse $p
+	python3 "$SRC/timewait.py" reuse --port $p --client-port 19252
+	capture_stop
+}
+
 fx_refused() {                # nothing listens: SYN, RST/ACK
 	local p=18110
 	capture_start refused $p
@@ -373,7 +387,7 @@ fx_fragments() {              # router netns fragments IPv4 (real), veth Etherne
 
 ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	go_keepalive_off_server go_disable_keepalives_client python_http_server_curl
-	curl_go_multi rst_abort refused ipv6 any_sll keepalive_probes pipelined chunked
+	curl_go_multi rst_abort time_wait_rst time_wait_reuse refused ipv6 any_sll keepalive_probes pipelined chunked
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
 	keepalive_crossing fast_open one_direction capture_skew \
 	tls_hello_retry tls_split_hello tls_connect_tunnel fragments)

@@ -6,7 +6,7 @@
 use crate::decode::{decode, reassembled_segment, Decoded, LinkType, OwnedSegment, Segment};
 use crate::defrag::Defragmenter;
 use crate::flow::{FlowEvent, FlowSink, FlowTable};
-use crate::report::{CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
+use crate::report::{Amendment, CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
 
 /// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
@@ -49,6 +49,8 @@ pub trait Observer {
     fn enrich(&mut self, _record: &mut ConnectionRecord) {}
     /// A connection ended; `summary` already includes it.
     fn connection_ended(&mut self, _record: &ConnectionRecord, _summary: &Summary) {}
+    /// A connection that ended before was amended (its TIME_WAIT ended); `summary` already shows it.
+    fn connection_amended(&mut self, _amendment: &Amendment, _summary: &Summary) {}
 }
 
 /// An observer that watches nothing.
@@ -63,11 +65,22 @@ impl Observer for NoObserver {
 pub(crate) struct Collector<'o> {
     builder: ReportBuilder,
     observer: &'o mut dyn Observer,
+    /// Records and amendments shown to the observer so far.
+    pub(crate) notified: u64,
+    /// The observer has already been shown the first `already_notified` (by an analysis on several
+    /// threads that had to be done again on one, `parallel`): they are not shown again.
+    already_notified: u64,
 }
 
 impl<'o> Collector<'o> {
     pub(crate) fn new(listed_connections: usize, observer: &'o mut dyn Observer) -> Collector<'o> {
-        Collector { builder: ReportBuilder::new(listed_connections), observer }
+        Collector { builder: ReportBuilder::new(listed_connections), observer, notified: 0, already_notified: 0 }
+    }
+
+    /// True once the observer is shown what comes next (and counts it).
+    fn notify(&mut self) -> bool {
+        self.notified += 1;
+        self.notified > self.already_notified
     }
 
     /// Builds the report from what was collected.
@@ -84,9 +97,20 @@ impl FlowSink for Collector<'_> {
         self.observer.event(id, event);
     }
     fn connection_ended(&mut self, mut record: ConnectionRecord) {
+        let show = self.notify();
         let observer = &mut *self.observer;
         observer.enrich(&mut record);
-        self.builder.add(record, |record, summary| observer.connection_ended(record, summary));
+        self.builder.add(record, |record, summary| {
+            if show {
+                observer.connection_ended(record, summary);
+            }
+        });
+    }
+    fn connection_amended(&mut self, amendment: Amendment) {
+        self.builder.amend(&amendment);
+        if self.notify() {
+            self.observer.connection_amended(&amendment, self.builder.summary());
+        }
     }
 }
 
@@ -105,6 +129,12 @@ impl<'o> Pipeline<'o> {
             collector: Collector::new(options.listed_connections, observer),
             intake: Intake::new(options.port),
         }
+    }
+
+    /// The observer has already been shown the first `n` records and amendments (by an analysis on
+    /// several threads that is being done again on one): they are not shown again.
+    pub fn already_notified(&mut self, n: u64) {
+        self.collector.already_notified = n;
     }
 
     /// Feeds one captured frame.

@@ -46,3 +46,15 @@ pub struct FilterArgs {
     #[arg(long, default_value_t = crate::analyze::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
 }
+
+impl FilterArgs {
+    /// `--max-connections`, checked: 0 would keep no connection open at all (a usage error).
+    pub fn max_connections(&self) -> Result<usize, crate::error::Error> {
+        if self.max_connections == 0 {
+            return Err(crate::error::Error::Usage(
+                "--max-connections 0 keeps no connection open: give at least 1 (default 200000)".to_string(),
+            ));
+        }
+        Ok(self.max_connections)
+    }
+}

@@ -5,12 +5,15 @@
 //! retransmitted SYN (same ISN) counts once. A connection is finalised as soon as it ends (both FINs
 //! acknowledged, or an acceptable RST) and handed to the [`FlowSink`], so memory follows the open
 //! connections. A small tombstone per recently closed tuple catches late segments (a retransmitted
-//! last ACK) so they do not pass for new mid-stream connections.
+//! last ACK) so they do not pass for new mid-stream connections, and remembers which side is in
+//! TIME_WAIT: an RST at exactly the sequence number that socket expects kills it (RFC 1337
+//! TIME-WAIT assassination, Linux's default), and a new SYN on the tuple recycles it; either
+//! amends the connection's record ([`FlowSink::connection_amended`]).
 
 use crate::decode::{ip_bits, Segment};
 use crate::protocol::{Protocol, ProtocolEvent, ProtocolSummary, ProtocolWatcher};
 use crate::report::close_cause::{self, CloseFacts};
-use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
+use crate::report::{Amendment, ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
 use crate::seq::SeqNumber;
 use crate::side::Side;
 use crate::tcp_state::{StateEvent, TcpState};
@@ -26,8 +29,15 @@ const KEEPALIVE_MIN_IDLE: f64 = 0.5;
 /// A SYN seen at most this long (seconds) after the SYN-ACK that acknowledges it is that
 /// connection's SYN, captured out of order (merged capture points, several capture CPUs).
 const REORDER_WINDOW: f64 = 1.0;
-/// Tombstones of closed tuples are forgotten after this much capture time (2 × MSL on Linux is 60 s).
+/// Tombstones of closed tuples are forgotten after this much capture time: late segments within it
+/// count as `after_close`.
 const TOMBSTONE_TTL: f64 = 120.0;
+/// The longest a tombstone stays in the table after its connection's last segment, whenever the
+/// sweeps (every quarter TTL) run: what a parallel analysis bounds the tombstones by.
+pub const TOMBSTONE_LIFETIME_MAX: f64 = TOMBSTONE_TTL * 1.25;
+/// How long a TIME_WAIT socket lasts, in capture time (Linux's TCP_TIMEWAIT_LEN, 60 s): within it
+/// an RST or a new SYN on the tuple can end it and amend the connection's record.
+pub const TIME_WAIT_SECONDS: f64 = 60.0;
 /// Entries of ended connections the eviction queue may hold beyond twice the open connections
 /// before it is compacted.
 const ORDER_SLACK: usize = 1024;
@@ -77,6 +87,10 @@ pub trait FlowSink {
     fn event(&mut self, _id: u64, _event: &FlowEvent) {}
     /// A connection has ended (or the capture did): its final record.
     fn connection_ended(&mut self, record: ConnectionRecord);
+    /// A connection already ended changed after its close: an RST killed its TIME_WAIT, or a new
+    /// SYN recycled its tuple. Only records that were [`ConnectionRecord::in_time_wait`] are amended,
+    /// within [`TIME_WAIT_SECONDS`] of capture time after their last segment.
+    fn connection_amended(&mut self, _amendment: Amendment) {}
 }
 
 /// Counters of segments the table could not attribute to an open connection.
@@ -88,8 +102,8 @@ pub struct FlowCounters {
 
 /// Canonical 4-tuple: each endpoint as a 128-bit address (IPv4 mapped into IPv6) and a port, the
 /// lower endpoint first so both directions map to one key. Plain integers: cheap to hash and compare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FlowKey {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey {
     lo_ip: u128,
     hi_ip: u128,
     /// Low endpoint's port in the high 16 bits, high endpoint's in the low 16.
@@ -107,10 +121,67 @@ impl std::hash::Hash for FlowKey {
 }
 
 impl FlowKey {
-    fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    /// The key of the connection between `a` and `b`, whichever is which.
+    pub fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
         let (a, b) = ((ip_bits(a), a.port()), (ip_bits(b), b.port()));
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey { lo_ip: lo.0, hi_ip: hi.0, ports: (u32::from(lo.1) << 16) | u32::from(hi.1) }
+    }
+
+    /// True when `addr` is the key's lower endpoint.
+    fn is_lo(&self, addr: SocketAddr) -> bool {
+        ip_bits(addr) == self.lo_ip && u32::from(addr.port()) == self.ports >> 16
+    }
+}
+
+/// What a closed tuple leaves behind (24 bytes, not the connection): enough to count its late
+/// segments, and to amend its record when its TIME_WAIT socket meets an RST or a new SYN. The
+/// record is named by its 4-tuple: a tuple has at most one connection that can still be amended
+/// (a connection opens on it only after its tombstone is gone, recycled or expired).
+#[derive(Clone, Copy, Debug)]
+struct Tombstone {
+    /// Timestamp of the segment that closed the connection.
+    closed_at: f64,
+    /// Per side (client first), the sequence number it expects next from its peer (RCV.NXT): an
+    /// RST must carry exactly this to kill the side's TIME_WAIT (RFC 5961 3.2; Linux
+    /// `tcp_timewait_state_process`).
+    rcv_nxt: [SeqNumber; 2],
+    /// Per side (client first), whether its socket is in TIME_WAIT.
+    time_wait: [bool; 2],
+    /// The client is the key's lower endpoint.
+    client_is_lo: bool,
+    /// An RST has already killed one side's TIME_WAIT (and was counted).
+    reset: bool,
+    server_port: u16,
+}
+
+impl Tombstone {
+    fn of(conn: &Connection, key: &FlowKey, closed_at: f64) -> Tombstone {
+        let rcv_nxt = |side: Side| {
+            let (own, peer) = (conn.end(side), conn.end(side.peer()));
+            own.acked.or(peer.next_seq).unwrap_or_default()
+        };
+        let in_time_wait = |side: Side| conn.rst_by.is_none() && conn.end(side).state == TcpState::TIME_WAIT;
+        Tombstone {
+            closed_at,
+            rcv_nxt: [rcv_nxt(Side::Client), rcv_nxt(Side::Server)],
+            time_wait: [in_time_wait(Side::Client), in_time_wait(Side::Server)],
+            client_is_lo: key.is_lo(conn.client),
+            reset: false,
+            server_port: conn.server.port(),
+        }
+    }
+
+    fn side_of(&self, key: &FlowKey, src: SocketAddr) -> Side {
+        if key.is_lo(src) == self.client_is_lo {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    fn amendment(&self, key: FlowKey) -> Amendment {
+        Amendment { key, server_port: self.server_port, ..Amendment::default() }
     }
 }
 
@@ -256,8 +327,8 @@ impl Connection {
 /// The table of open connections.
 pub struct FlowTable {
     open: HashMap<FlowKey, Box<Connection>, ahash::RandomState>,
-    /// Closed tuples and when they closed, to recognise late segments.
-    tombstones: HashMap<FlowKey, f64, ahash::RandomState>,
+    /// Closed tuples, to recognise late segments and end TIME_WAITs.
+    tombstones: HashMap<FlowKey, Tombstone, ahash::RandomState>,
     /// Tuples in the order their connections opened, for eviction.
     opened_order: VecDeque<(FlowKey, u64)>,
     next_id: u64,
@@ -313,9 +384,7 @@ impl FlowTable {
     /// Processes one segment. An open connection is found with one hash lookup.
     pub fn process(&mut self, seg: &Segment<'_>, sink: &mut dyn FlowSink) {
         self.capture_start.get_or_insert(seg.ts);
-        if seg.ts > self.latest_ts {
-            self.latest_ts = seg.ts;
-        }
+        self.observe_time(seg.ts);
         if self.latest_ts - self.last_sweep_ts > TOMBSTONE_TTL / 4.0 {
             self.sweep_tombstones();
         }
@@ -327,7 +396,7 @@ impl FlowTable {
             if !is_syn || retransmitted_syn || is_late_syn(conn, seg) {
                 update(conn, seg, sink, &mut self.protocol_events);
                 if conn.closed() {
-                    self.tombstones.insert(key, seg.ts);
+                    self.tombstones.insert(key, Tombstone::of(conn, &key, seg.ts));
                     finalise(open.remove(), EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
                     self.bound_closed_state();
                 }
@@ -335,9 +404,12 @@ impl FlowTable {
             }
             // A SYN with another ISN on an open tuple: the old connection ends, a new one starts.
             finalise(open.remove(), EndReason::Replaced, self.capture_start, &mut self.protocol_events, sink);
-        } else if !is_syn && self.tombstones.contains_key(&key) {
-            self.counters.after_close += 1;
-            return;
+        } else if self.tombstones.get(&key).is_some_and(|stone| self.latest_ts - stone.closed_at <= TOMBSTONE_TTL) {
+            if !is_syn {
+                self.late_segment(key, seg, sink);
+                return;
+            }
+            self.recycle(key, sink);
         }
         self.tombstones.remove(&key);
         self.make_room(sink);
@@ -349,13 +421,68 @@ impl FlowTable {
         update(&mut conn, seg, sink, &mut self.protocol_events);
         if conn.closed() {
             // Closed by its first segment (a lone RST).
-            self.tombstones.insert(key, seg.ts);
+            self.tombstones.insert(key, Tombstone::of(&conn, &key, seg.ts));
             finalise(conn, EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
         } else {
             self.open.insert(key, conn);
             self.opened_order.push_back((key, id));
         }
         self.bound_closed_state();
+    }
+
+    /// Moves the table's clock on to `ts` if later: tombstones age by the latest timestamp of the
+    /// capture. A parallel worker, which sees only its share of the packets, is told the latest
+    /// timestamp of the whole capture before each segment, so that it ages them as one thread does.
+    pub fn observe_time(&mut self, ts: f64) {
+        if ts > self.latest_ts {
+            self.latest_ts = ts;
+        }
+    }
+
+    /// A segment on a recently closed tuple. An RST toward a side still in TIME_WAIT kills that
+    /// socket when its sequence number is exactly the one the socket expects (RFC 5961 3.2, and
+    /// what Linux's `tcp_timewait_state_process` checks; RFC 1337 TIME-WAIT assassination with the
+    /// default `tcp_rfc1337=0`) and is ignored otherwise; either way the connection is amended.
+    /// Anything else counts as a segment after the close.
+    fn late_segment(&mut self, key: FlowKey, seg: &Segment<'_>, sink: &mut dyn FlowSink) {
+        let latest = self.latest_ts;
+        let Some(stone) = self.tombstones.get_mut(&key) else { return };
+        let sender = stone.side_of(&key, seg.src);
+        let receiver = sender.peer().index();
+        if !seg.flags.rst || !stone.time_wait[receiver] || latest - stone.closed_at > TIME_WAIT_SECONDS {
+            self.counters.after_close += 1;
+            return;
+        }
+        let mut amendment = stone.amendment(key);
+        if seg.seq == stone.rcv_nxt[receiver] {
+            stone.time_wait[receiver] = false;
+            match sender.peer() {
+                Side::Client => amendment.client_closed = true,
+                Side::Server => amendment.server_closed = true,
+            }
+            if !stone.reset {
+                stone.reset = true;
+                amendment.rst_by = Some(sender);
+            }
+        } else {
+            amendment.rst_ignored = 1;
+        }
+        sink.connection_amended(amendment);
+    }
+
+    /// A new SYN on a recently closed tuple recycles a TIME_WAIT socket on it (Linux accepts a SYN
+    /// on a TIME_WAIT tuple from the peer, and with `tcp_tw_reuse` a client reuses its own): the
+    /// old connection's TIME_WAIT sides end CLOSED and its record says `replaced`.
+    fn recycle(&mut self, key: FlowKey, sink: &mut dyn FlowSink) {
+        let Some(stone) = self.tombstones.remove(&key) else { return };
+        if !stone.time_wait.contains(&true) || self.latest_ts - stone.closed_at > TIME_WAIT_SECONDS {
+            return;
+        }
+        let mut amendment = stone.amendment(key);
+        amendment.client_closed = stone.time_wait[Side::Client.index()];
+        amendment.server_closed = stone.time_wait[Side::Server.index()];
+        amendment.replaced = true;
+        sink.connection_amended(amendment);
     }
 
     /// Ends the capture: every open connection is finalised as it stands.
@@ -430,15 +557,15 @@ impl FlowTable {
         if self.tombstones.len() <= self.max_connections / 2 {
             return;
         }
-        let mut times: Vec<f64> = self.tombstones.values().copied().collect();
+        let mut times: Vec<f64> = self.tombstones.values().map(|stone| stone.closed_at).collect();
         let middle = times.len() / 2;
         let median = *times.select_nth_unstable_by(middle, f64::total_cmp).1;
-        self.tombstones.retain(|_, closed_at| *closed_at > median);
+        self.tombstones.retain(|_, stone| stone.closed_at > median);
     }
 
     fn sweep_tombstones(&mut self) {
         let horizon = self.latest_ts - TOMBSTONE_TTL;
-        self.tombstones.retain(|_, closed_at| *closed_at >= horizon);
+        self.tombstones.retain(|_, stone| stone.closed_at >= horizon);
         self.last_sweep_ts = self.latest_ts;
     }
 }
@@ -1598,6 +1725,165 @@ mod tests {
         let c = &run(&segs).0[0];
         assert_eq!(c.end, EndReason::OpenAtEnd);
         assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
+    }
+
+    /// Records with their amendments applied, as the report builder applies them, and the counters.
+    #[derive(Default)]
+    struct Amended(Vec<ConnectionRecord>, Vec<Amendment>);
+    impl FlowSink for Amended {
+        fn connection_ended(&mut self, record: ConnectionRecord) {
+            self.0.push(record);
+        }
+        fn connection_amended(&mut self, amendment: Amendment) {
+            if let Some(record) = self.0.iter_mut().rev().find(|r| r.key() == amendment.key) {
+                amendment.apply(record);
+            }
+            self.1.push(amendment);
+        }
+    }
+
+    /// As [`run`], with the amendments applied to the records, and the table's counters.
+    fn run_amended(segments: &[(f64, bool, &str, u32, u32, u32)]) -> (Amended, FlowCounters) {
+        let mut table = FlowTable::new(Some(8080), 1000);
+        let mut sink = Amended::default();
+        for &(ts, from_client, f, seq, ack, len) in segments {
+            let (src, dst) = if from_client { (C, S) } else { (S, C) };
+            let payload = vec![b'x'; len as usize];
+            let seg = Segment {
+                ts,
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                flags: flags(f),
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                window: 512,
+                window_scale: None,
+                payload: &payload,
+                wire_len: len,
+            };
+            table.process(&seg, &mut sink);
+        }
+        table.finish(&mut sink);
+        (sink, table.counters())
+    }
+
+    /// `opened()`, then the client closes first: client FIN, server FIN, last ACK. The client is in
+    /// TIME_WAIT expecting the server's byte 5202; the server expects the client's byte 1102.
+    fn closed_by_client() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
+        segs
+    }
+
+    #[test]
+    fn test_rst_after_both_fins_ends_time_wait_closed() {
+        // A stale ACK from the client's tuple reaches the server, whose socket is gone: the server
+        // answers RST with seq = the ACK's ack number, 5202, which the client's TIME_WAIT expects.
+        let mut segs = closed_by_client();
+        segs.extend([(5.0, true, ".", 1102, 5202, 0), (5.0001, false, "R", 5202, 0, 0)]);
+        let (r, counters) = run_amended(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+        assert_eq!(c.rst_by, Some(Side::Server));
+        assert_eq!((c.end, c.rst_ignored), (EndReason::Closed, 0));
+        let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
+        assert_eq!(
+            r.1,
+            vec![Amendment { key, server_port: 8080, client_closed: true, rst_by: Some(Side::Server), ..Amendment::default() }]
+        );
+        // The stale ACK is a segment after the close; the RST is the connection's.
+        assert_eq!(counters.after_close, 1);
+    }
+
+    #[test]
+    fn test_rst_after_both_fins_with_another_sequence_number_is_ignored() {
+        // In the window but not RCV.NXT (RFC 5961 3.2: no reset), and far outside it.
+        let mut segs = closed_by_client();
+        segs.extend([(5.0, false, "R", 5203, 0, 0), (5.1, false, "R", 5202 + 10_000_000, 0, 0)]);
+        let (r, counters) = run_amended(&segs);
+        let c = &r.0[0];
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+        assert_eq!((c.rst_by, c.rst_ignored), (None, 2));
+        assert_eq!(counters.after_close, 0);
+    }
+
+    #[test]
+    fn test_rst_toward_the_closed_side_after_both_fins_is_after_close() {
+        // The server side is CLOSED (no socket): an RST to it ends nothing.
+        let mut segs = closed_by_client();
+        segs.push((5.0, true, "R", 1102, 0, 0));
+        let (r, counters) = run_amended(&segs);
+        assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
+        assert!(r.1.is_empty());
+        assert_eq!(counters.after_close, 1);
+    }
+
+    #[test]
+    fn test_rst_after_time_wait_expired_changes_nothing() {
+        let mut segs = closed_by_client();
+        segs.push((60.1, false, "R", 5202, 0, 0));
+        let (r, counters) = run_amended(&segs);
+        assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
+        assert!(r.1.is_empty());
+        assert_eq!(counters.after_close, 1);
+    }
+
+    #[test]
+    fn test_rst_after_simultaneous_close_ends_only_the_receivers_time_wait() {
+        let mut segs = opened();
+        segs.extend([
+            (0.01, true, "F.", 1101, 5201, 0),
+            (0.01, false, "F.", 5201, 1101, 0),
+            (0.011, true, ".", 1102, 5202, 0),
+            (0.011, false, ".", 5202, 1102, 0),
+            (1.0, false, "R", 5202, 0, 0),
+            (1.1, true, "R", 1102, 0, 0),
+        ]);
+        let (r, _) = run_amended(&segs);
+        let c = &r.0[0];
+        // Both TIME_WAITs killed, one RST each; the connection's RST is the first one's.
+        assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+        assert_eq!(c.rst_by, Some(Side::Server));
+        assert_eq!(r.1.iter().filter(|a| a.rst_by.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn test_syn_on_time_wait_tuple_replaces_it() {
+        let mut segs = closed_by_client();
+        segs.extend(
+            opened()
+                .into_iter()
+                .map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)),
+        );
+        let (r, _) = run_amended(&segs);
+        assert_eq!(r.0.len(), 2);
+        let old = &r.0[0];
+        assert_eq!((old.client_state, old.server_state, old.end), (TcpState::CLOSED, TcpState::CLOSED, EndReason::Replaced));
+        assert_eq!(old.rst_by, None);
+        assert_eq!((r.0[1].handshake, r.0[1].client_state), (Handshake::Complete, TcpState::ESTABLISHED));
+        let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
+        assert_eq!(r.1, vec![Amendment { key, server_port: 8080, client_closed: true, replaced: true, ..Amendment::default() }]);
+    }
+
+    #[test]
+    fn test_syn_after_time_wait_expired_leaves_the_old_record() {
+        let mut segs = closed_by_client();
+        segs.push((61.0, true, "S", 900_000, 0, 0));
+        let (r, _) = run_amended(&segs);
+        assert_eq!(r.0.len(), 2);
+        assert_eq!((r.0[0].client_state, r.0[0].end), (TcpState::TIME_WAIT, EndReason::Closed));
+        assert!(r.1.is_empty());
+    }
+
+    #[test]
+    fn test_tombstone_older_than_its_ttl_is_not_consulted() {
+        // 121 s after the close the tuple is forgotten, whether or not a sweep ran: a late ACK is a
+        // new mid-stream connection, not a segment after the close.
+        let mut segs = closed_by_client();
+        segs.push((121.0, true, ".", 1102, 5202, 0));
+        let (r, counters) = run_amended(&segs);
+        assert_eq!((r.0.len(), counters.after_close), (2, 0));
     }
 
     #[test]

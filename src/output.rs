@@ -9,7 +9,7 @@ use crate::assert::{self, Assertion};
 use crate::error::Error;
 use crate::flow::FlowEvent;
 use crate::render::{self, ladder::Recorder, stream::Stream};
-use crate::report::{ConnectionRecord, Report, Summary};
+use crate::report::{Amendment, ConnectionRecord, Report, Summary};
 use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -105,6 +105,13 @@ impl Output {
         Ok(Output { format: args.format, assertions, view: view.clone(), stream, recorder, svg_file })
     }
 
+    /// Holds at most `rows` streamed rows that may still be amended (`--max-connections`).
+    pub fn hold_at_most(&mut self, rows: usize) {
+        if let Some(stream) = &mut self.stream {
+            stream.hold_at_most(rows);
+        }
+    }
+
     /// Prints the report (or the ladder), the explanation and the SVG, then checks the assertions.
     pub fn finish(mut self, report: &Report) -> Result<ExitCode, Error> {
         let stdout = std::io::stdout();
@@ -161,6 +168,12 @@ impl Observer for Output {
     fn connection_ended(&mut self, record: &ConnectionRecord, _summary: &Summary) {
         if let Some(stream) = &mut self.stream {
             stream.connection(record);
+        }
+    }
+
+    fn connection_amended(&mut self, amendment: &Amendment, _summary: &Summary) {
+        if let Some(stream) = &mut self.stream {
+            stream.amend(amendment);
         }
     }
 }

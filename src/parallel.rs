@@ -9,16 +9,20 @@
 //! chunk in packet order: connections get the numbers a single thread gives them (in the order they
 //! opened), and their records reach the report and the observer in the order they ended.
 //!
-//! What can differ from one thread: `--max-connections` is shared out equally between the workers,
-//! so a capture that fills the table evicts per worker; and tombstones of closed connections age by
-//! the latest timestamp their worker saw, not the capture's.
+//! The report is always the one a single thread gives. Each segment travels with the latest
+//! timestamp of the capture so far, so workers age tombstones by the capture's clock. Each worker
+//! may hold `--max-connections` itself, so it never evicts before one thread would; the merge counts
+//! the connections open at once over all workers in packet order, and the tombstones closed
+//! connections may have left, and when either reaches the cap (where one thread evicts a connection
+//! or drops tombstones, a choice that depends on the whole table) the analysis stops and is done
+//! again on one thread ([`Redo`]); what the observer was shown before is not shown again.
 
 use crate::analyze::{Collector, Finished, Intake, Observer, Options, Taken};
 use crate::decode::{decode, ip_bits, LinkType, OwnedSegment, Segment};
 use crate::error::Error;
-use crate::flow::{FlowEvent, FlowSink, FlowTable};
+use crate::flow::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
 use crate::progress::FileProgress;
-use crate::report::ConnectionRecord;
+use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
@@ -38,7 +42,16 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS)
 }
 
-/// Reads `captures` (all memory-mapped) with `workers` worker threads and merges what they find.
+/// The analysis on several threads reached `--max-connections` (open connections, or tombstones),
+/// where one thread's choices depend on the whole table: it must be done again on one thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Redo {
+    /// Records and amendments the observer was shown already (the single thread's first ones).
+    pub notified: u64,
+}
+
+/// Reads `captures` (all memory-mapped) with `workers` worker threads and merges what they find,
+/// or says the analysis must be done on one thread.
 pub fn analyze<'o>(
     captures: &Captures,
     bpf: Option<&str>,
@@ -46,7 +59,7 @@ pub fn analyze<'o>(
     workers: usize,
     observer: &'o mut dyn Observer,
     progress: &mut FileProgress,
-) -> (Finished<'o>, Result<ReadOutcome, Error>) {
+) -> (Result<Finished<'o>, Redo>, Result<ReadOutcome, Error>) {
     std::thread::scope(|scope| {
         let (answers, merged) = channel();
         let mut threads = Vec::with_capacity(workers);
@@ -55,13 +68,13 @@ pub fn analyze<'o>(
         for index in 0..workers {
             let (sender, receiver) = sync_channel(CHUNKS_IN_FLIGHT);
             let (open_sender, open_receiver) = sync_channel(1);
-            let worker = Worker::new(index, workers, options, answers.clone());
+            let worker = Worker::new(index, options, answers.clone());
             threads.push(scope.spawn(move || worker.run(&receiver, open_sender)));
             work.push(sender);
             still_open.push(open_receiver);
         }
         drop(answers);
-        let merger = Merger::new(options.listed_connections, observer, merged, still_open);
+        let merger = Merger::new(options, observer, merged, still_open);
         let mut walk = Walk::new(captures, options.port, work, merger);
         let outcome = captures.read_mapped(bpf, &mut |link, raw| {
             progress.packet(raw.data.len());
@@ -96,8 +109,9 @@ struct Batch<'c> {
     capture_start: Option<f64>,
 }
 
-/// A worker's segments of one chunk, each with the index of its packet in the walk.
-type Segments<'c> = Vec<(u64, Carried<'c>)>;
+/// A worker's segments of one chunk, each with the index of its packet in the walk and the latest
+/// timestamp of the capture up to it.
+type Segments<'c> = Vec<(u64, f64, Carried<'c>)>;
 
 /// A segment on its way to a worker: borrowed from the map, or rebuilt from IP fragments (owned:
 /// the walk's reassembly buffers do not outlive the packet).
@@ -126,15 +140,40 @@ struct Answer<'c> {
     end: Option<u64>,
 }
 
-/// What a worker found in one chunk.
+/// What a worker found in one chunk, each with the index of the packet that brought it and its
+/// place in the order the worker's table found things (records apart: they are large).
 #[derive(Default)]
 struct Chunk {
-    /// The worker's number of each connection that opened, with the index of the packet that
-    /// opened it, in packet order.
-    opened: Vec<(u64, u64)>,
-    /// Records of the connections that ended, with the index of the packet that ended them, in the
-    /// order they ended.
-    ended: Vec<(u64, ConnectionRecord)>,
+    /// Connections opened, and connections that ended before amended.
+    changes: Vec<(u64, u64, Change)>,
+    /// Records of the connections that ended (numbered by the worker).
+    ended: Vec<(u64, u64, ConnectionRecord)>,
+}
+
+/// A connection opened, or one that ended before was amended.
+enum Change {
+    /// The worker's number for the new connection.
+    Opened(u64),
+    /// Named by its 4-tuple, the same in every worker.
+    Amended(Amendment),
+}
+
+/// A worker's findings of one chunk, being merged.
+struct Findings {
+    changes: Queue<(u64, u64, Change)>,
+    ended: Queue<(u64, u64, ConnectionRecord)>,
+}
+
+impl Findings {
+    /// The packet and the place of the worker's next finding.
+    fn next_at(&mut self) -> Option<(u64, u64)> {
+        let change = self.changes.peek().map(|&(packet, place, _)| (packet, place));
+        let ended = self.ended.peek().map(|&(packet, place, _)| (packet, place));
+        match (change, ended) {
+            (Some(a), Some(b)) => Some(if a.1 < b.1 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// The calling thread's side: hands each packet to its worker, and merges the answers.
@@ -147,6 +186,8 @@ struct Walk<'c, 'o> {
     next: u64,
     /// Epoch seconds of the capture's first analysed packet.
     start_ts: Option<f64>,
+    /// The latest timestamp of the packets so far.
+    latest_ts: f64,
     /// The first packet of each chunk sent and not yet merged: once merged, the pages before it
     /// can go back to the kernel.
     unmerged: VecDeque<&'c [u8]>,
@@ -156,10 +197,24 @@ struct Walk<'c, 'o> {
 impl<'c, 'o> Walk<'c, 'o> {
     fn new(captures: &'c Captures, port: Option<u16>, work: Vec<SyncSender<Option<Batch<'c>>>>, merger: Merger<'c, 'o>) -> Walk<'c, 'o> {
         let batches = work.iter().map(|_| Batch { segments: Vec::new(), capture_start: None }).collect();
-        Walk { captures, intake: Intake::new(port), work, batches, next: 0, start_ts: None, unmerged: VecDeque::new(), merger }
+        Walk {
+            captures,
+            intake: Intake::new(port),
+            work,
+            batches,
+            next: 0,
+            start_ts: None,
+            latest_ts: f64::MIN,
+            unmerged: VecDeque::new(),
+            merger,
+        }
     }
 
     fn packet(&mut self, link: LinkType, raw: RawPacket<'c>) {
+        if self.merger.redo {
+            // The analysis is done again on one thread: the rest of this one is not needed.
+            return;
+        }
         if self.next % CHUNK_PACKETS == 0 {
             self.unmerged.push_back(raw.data);
         }
@@ -177,7 +232,8 @@ impl<'c, 'o> Walk<'c, 'o> {
                     batch.capture_start = Some(ts);
                 }
             }
-            self.batches[worker].segments.push((self.next, carried));
+            self.latest_ts = self.latest_ts.max(ts);
+            self.batches[worker].segments.push((self.next, self.latest_ts, carried));
         }
         self.next += 1;
         if self.next % CHUNK_PACKETS == 0 {
@@ -209,7 +265,7 @@ impl<'c, 'o> Walk<'c, 'o> {
 
     /// Sends the last chunk and the end, then merges everything. A worker that died (a panic,
     /// which the caller passes on when it joins the threads) stops the merge where it is.
-    fn finish(mut self) -> Finished<'o> {
+    fn finish(mut self) -> Result<Finished<'o>, Redo> {
         self.intake.finish();
         self.send_chunk();
         for sender in &self.work {
@@ -220,8 +276,11 @@ impl<'c, 'o> Walk<'c, 'o> {
         self.merger.merge_still_open();
         // Then each worker's last answer: its count of segments after a close.
         while self.merger.merged < chunks + 1 && self.merger.merge_next(true) {}
+        if self.merger.redo {
+            return Err(Redo { notified: self.merger.collector.notified });
+        }
         self.intake.packets.after_close = self.merger.after_close;
-        Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts }
+        Ok(Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts })
     }
 }
 
@@ -234,10 +293,12 @@ struct Worker<'c> {
 }
 
 impl<'c> Worker<'c> {
-    fn new(index: usize, workers: usize, options: &Options, answers: Sender<Answer<'c>>) -> Worker<'c> {
+    fn new(index: usize, options: &Options, answers: Sender<Answer<'c>>) -> Worker<'c> {
         Worker {
             index,
-            table: FlowTable::new(options.port, options.max_connections.div_ceil(workers)),
+            // The whole cap: a worker holds no more than all of them together, so it never evicts
+            // before one thread would (and the merge redoes the analysis when one thread would).
+            table: FlowTable::new(options.port, options.max_connections),
             sink: ChunkSink::default(),
             answers,
         }
@@ -249,7 +310,8 @@ impl<'c> Worker<'c> {
                 self.table.set_capture_start(ts);
             }
             let mut spent = batch.segments;
-            for (index, carried) in &spent {
+            for (index, latest_ts, carried) in &spent {
+                self.table.observe_time(*latest_ts);
                 self.sink.packet = *index;
                 carried.with(|seg| self.table.process(seg, &mut self.sink));
             }
@@ -298,6 +360,8 @@ impl FlowSink for StillOpenSink {
 struct ChunkSink {
     /// Index of the packet being analysed.
     packet: u64,
+    /// Findings so far, over all chunks: each one's place in the worker's order.
+    places: u64,
     found: Chunk,
 }
 
@@ -305,20 +369,33 @@ impl ChunkSink {
     /// Hands over what was found in this chunk; the next starts with room for as much, so that
     /// records (a few hundred bytes each) are not copied again and again as the vectors grow.
     fn next_chunk(&mut self) -> Chunk {
-        let room = Chunk { opened: Vec::with_capacity(self.found.opened.len()), ended: Vec::with_capacity(self.found.ended.len()) };
+        let room = Chunk { changes: Vec::with_capacity(self.found.changes.len()), ended: Vec::with_capacity(self.found.ended.len()) };
         std::mem::replace(&mut self.found, room)
+    }
+
+    /// The place of the next finding in the worker's order.
+    fn place(&mut self) -> u64 {
+        self.places += 1;
+        self.places
     }
 }
 
 impl FlowSink for ChunkSink {
     fn event(&mut self, id: u64, event: &FlowEvent) {
         if let FlowEvent::Opened { .. } = event {
-            self.found.opened.push((self.packet, id));
+            let place = self.place();
+            self.found.changes.push((self.packet, place, Change::Opened(id)));
         }
     }
 
     fn connection_ended(&mut self, record: ConnectionRecord) {
-        self.found.ended.push((self.packet, record));
+        let place = self.place();
+        self.found.ended.push((self.packet, place, record));
+    }
+
+    fn connection_amended(&mut self, amendment: Amendment) {
+        let place = self.place();
+        self.found.changes.push((self.packet, place, Change::Amended(amendment)));
     }
 }
 
@@ -341,17 +418,31 @@ struct Merger<'c, 'o> {
     last_id: u64,
     /// The number of each open connection, by worker and the worker's own number for it.
     ids: HashMap<(usize, u64), u64, ahash::RandomState>,
+    /// The latest `last_ts` of the records merged: the capture's clock, at most.
+    clock: f64,
+    /// `--max-connections`.
+    cap: usize,
+    /// Connections open over all workers, as one thread would hold them.
+    open: usize,
+    /// Connections that closed, per whole second of their last timestamp, from the second
+    /// [`TOMBSTONE_LIFETIME_MAX`] before the clock on: at least the tombstones one thread or any
+    /// worker holds.
+    closed_per_second: VecDeque<(i64, usize)>,
+    /// Their sum.
+    closed_recently: usize,
+    /// The analysis reached the cap: it stops, and is done again on one thread.
+    redo: bool,
 }
 
 impl<'c, 'o> Merger<'c, 'o> {
     fn new(
-        listed_connections: usize,
+        options: &Options,
         observer: &'o mut dyn Observer,
         answers: Receiver<Answer<'c>>,
         still_open: Vec<Receiver<Vec<ConnectionRecord>>>,
     ) -> Merger<'c, 'o> {
         Merger {
-            collector: Collector::new(listed_connections, observer),
+            collector: Collector::new(options.listed_connections, observer),
             answers,
             pending: still_open.iter().map(|_| VecDeque::new()).collect(),
             still_open,
@@ -361,6 +452,12 @@ impl<'c, 'o> Merger<'c, 'o> {
             merged: 0,
             last_id: 0,
             ids: HashMap::default(),
+            clock: f64::MIN,
+            cap: options.max_connections,
+            open: 0,
+            closed_per_second: VecDeque::new(),
+            closed_recently: 0,
+            redo: false,
         }
     }
 
@@ -382,34 +479,93 @@ impl<'c, 'o> Merger<'c, 'o> {
         true
     }
 
-    /// Numbers the connections opened in this chunk in packet order, then hands the ended ones to
-    /// the collector in the order they ended.
+    /// Takes what the workers found in this chunk in the order one thread finds it: each worker's
+    /// findings are in its table's order, and a packet belongs to one worker, so the lowest packet
+    /// index among the workers' next findings comes next. Numbers connections as they open, hands
+    /// records and amendments to the collector, and stops where one thread's table would reach the
+    /// cap. Records are moved, never sorted: they are a few hundred bytes.
     fn merge(&mut self, chunks: Vec<Chunk>) {
-        let mut opened: Vec<(u64, usize, u64)> = chunks
-            .iter()
-            .enumerate()
-            .flat_map(|(worker, chunk)| chunk.opened.iter().map(move |&(packet, id)| (packet, worker, id)))
+        let mut found: Vec<Findings> = chunks
+            .into_iter()
+            .map(|chunk| Findings { changes: chunk.changes.into_iter().peekable(), ended: chunk.ended.into_iter().peekable() })
             .collect();
-        opened.sort_unstable_by_key(|&(packet, _, _)| packet);
-        for (_, worker, id) in opened {
-            self.last_id += 1;
-            self.ids.insert((worker, id), self.last_id);
+        loop {
+            let next =
+                found.iter_mut().enumerate().filter_map(|(worker, f)| f.next_at().map(|at| (at.0, worker, at.1))).min_by_key(|n| n.0);
+            let Some((_, worker, place)) = next else { break };
+            if self.redo {
+                return;
+            }
+            let findings = &mut found[worker];
+            if findings.ended.peek().is_some_and(|&(_, at, _)| at == place) {
+                if let Some((_, _, record)) = findings.ended.next() {
+                    self.ended(worker, record);
+                }
+                continue;
+            }
+            let Some((_, _, change)) = findings.changes.next() else { break };
+            match change {
+                Change::Opened(id) => {
+                    // One thread would evict a connection to make room for this one.
+                    if self.open >= self.cap {
+                        self.redo = true;
+                        return;
+                    }
+                    self.open += 1;
+                    self.last_id += 1;
+                    self.ids.insert((worker, id), self.last_id);
+                }
+                Change::Amended(amendment) => self.collector.connection_amended(amendment),
+            }
         }
-        // Each worker's records are in the order they ended; a packet belongs to one worker, so
-        // taking the record with the lowest packet index among the workers' next ones gives the
-        // order one thread sees. Records are moved, never sorted: they are a few hundred bytes.
-        let mut ended: Vec<_> = chunks.into_iter().map(|chunk| chunk.ended.into_iter().peekable()).collect();
-        while let Some(worker) = lowest(&mut ended, |(packet, _)| *packet) {
-            let Some((_, mut record)) = ended[worker].next() else { break };
-            self.renumber(worker, &mut record);
-            self.collector.connection_ended(record);
+    }
+
+    /// A connection ended: its record goes to the collector with its number over all workers,
+    /// unless one thread's table would have reached the cap of tombstones by now.
+    fn ended(&mut self, worker: usize, mut record: ConnectionRecord) {
+        if record.end == EndReason::Evicted {
+            // Not before one thread would evict: a worker holds the whole cap.
+            self.redo = true;
+            return;
         }
+        self.open = self.open.saturating_sub(1);
+        self.renumber(worker, &mut record);
+        self.clock = self.clock.max(record.last_ts);
+        if record.end == EndReason::Closed {
+            // A tombstone closed at t is gone from every table once the capture's clock passes
+            // t + TOMBSTONE_LIFETIME_MAX, and the clock here is never ahead of the tables'.
+            let second = record.last_ts.floor() as i64;
+            match self.closed_per_second.back_mut() {
+                Some((last, count)) if *last >= second => *count += 1,
+                _ => self.closed_per_second.push_back((second, 1)),
+            }
+            self.closed_recently += 1;
+            let horizon = (self.clock - TOMBSTONE_LIFETIME_MAX).floor() as i64 - 1;
+            while let Some(&(second, count)) = self.closed_per_second.front() {
+                if second >= horizon {
+                    break;
+                }
+                self.closed_recently -= count;
+                self.closed_per_second.pop_front();
+            }
+            if self.closed_recently > self.cap {
+                self.redo = true;
+                return;
+            }
+        }
+        self.collector.connection_ended(record);
     }
 
     /// The records of the connections still open at the end, in the order they opened (as one
     /// thread finalises them): each worker sends its own in that order, a batch at a time, and the
     /// merge takes the lowest number among the workers' next ones.
     fn merge_still_open(&mut self) {
+        if self.redo {
+            for batches in &self.still_open {
+                while batches.recv().is_ok() {}
+            }
+            return;
+        }
         let workers = self.still_open.len();
         let mut queues: Vec<Queue<ConnectionRecord>> = (0..workers).map(|_| Vec::new().into_iter().peekable()).collect();
         let mut sending = vec![true; workers];

@@ -116,3 +116,59 @@ fn test_ndjson_streams_each_connection_before_the_input_ends() {
     assert_eq!(rest.len(), 1);
     assert!(rest[0].starts_with(r#"{"type":"summary","#));
 }
+
+#[test]
+fn test_streamed_rows_never_contradict_the_json_report() {
+    // Reading a file, the row of a connection in TIME_WAIT is held until nothing can change it: on
+    // the captures where an RST kills a TIME_WAIT and a SYN recycles one, the NDJSON rows are the
+    // JSON report's connections, field for field.
+    for (name, port) in [("time-wait-rst.pcap", "19201"), ("time-wait-reuse.pcap", "19202"), ("concurrent-curls.pcap", "18122")] {
+        let path = common::fixtures_dir().join(name);
+        let path = path.to_str().expect("UTF-8 path");
+        let json = connscope(&["analyze", path, "--port", port, "--format", "json"]);
+        assert_eq!(json.code, 0, "{}", json.stderr);
+        let report: Value = serde_json::from_str(&json.stdout).expect("JSON report");
+        let ndjson = connscope(&["analyze", path, "--port", port, "--format", "ndjson"]);
+        let mut rows: Vec<Value> = ndjson
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+            .filter(|l| l["type"] == "connection")
+            .map(|mut l| {
+                l.as_object_mut().expect("object").remove("type");
+                l
+            })
+            .collect();
+        rows.sort_by_key(|r| r["id"].as_u64());
+        assert_eq!(&Value::Array(rows), &report["connections"], "{name}");
+    }
+}
+
+#[test]
+fn test_ndjson_from_standard_input_repeats_a_row_when_it_is_amended() {
+    // Standard input streams each row as its connection ends; a row that an RST after both FINs
+    // changes later comes again, amended, with the same id: the last line of an id is final.
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connscope"))
+        .args(["analyze", "-", "--port", "19201", "--format", "ndjson"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pcap = std::fs::read(common::fixtures_dir().join("time-wait-rst.pcap")).unwrap();
+    child.stdin.take().unwrap().write_all(&pcap).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        (&lines[0]["id"], &lines[0]["client_state"], &lines[0]["rst_by"]),
+        (&Value::from(1), &Value::from("TIME_WAIT"), &Value::Null)
+    );
+    assert_eq!(
+        (&lines[1]["id"], &lines[1]["client_state"], &lines[1]["rst_by"]),
+        (&Value::from(1), &Value::from("CLOSED"), &Value::from("server"))
+    );
+    assert_eq!(lines[2]["summary"]["rst_connections"], 1);
+}

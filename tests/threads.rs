@@ -148,3 +148,58 @@ fn a_damaged_file_warns_and_reports_the_same_on_any_number_of_threads() {
     assert!(report["source"]["warning"].as_str().is_some_and(|w| w.contains("reading stopped")), "no warning: {}", report["source"]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_small_connection_cap_gives_the_same_report_on_any_number_of_threads() {
+    // Caps that the concurrent curls reach (evictions, tombstones dropped): one thread's choices,
+    // which the parallel analysis leaves to one thread. Before: 78/83/67 connections on 1/2/3
+    // threads with --max-connections 4.
+    let pcap = fixtures_dir().join("concurrent-curls.pcap");
+    for cap in ["1", "4", "7", "30"] {
+        for format in ["json", "ndjson", "csv"] {
+            same_on_any_threads(std::slice::from_ref(&pcap), &["--max-connections", cap, "--format", format]);
+        }
+    }
+    let json = same_on_any_threads(&[pcap], &["--max-connections", "4", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON report");
+    assert_eq!(report["summary"]["connections"], 78);
+    assert_eq!(report["summary"]["evicted_connections"], 66);
+}
+
+#[test]
+fn hostile_captures_with_small_caps_report_the_same_on_any_number_of_threads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hostile");
+    for name in ["bad-rst", "endless-chunked", "huge-header", "odd-closes", "overlap", "seq-wrap", "syn-flood-5000"] {
+        for cap in ["2", "64", "4999"] {
+            same_on_any_threads(&[dir.join(format!("{name}.pcap"))], &["--max-connections", cap, "--format", "json"]);
+        }
+    }
+    let flood = dir.join("syn-flood-5000.pcap");
+    same_on_any_threads(&[flood], &["--max-connections", "100", "--format", "ndjson"]);
+}
+
+#[test]
+fn time_wait_amendments_are_the_same_on_any_number_of_threads() {
+    // The RST that kills a TIME_WAIT and the SYN that recycles one amend a connection that a
+    // worker already handed over: its number must be the merged one, its row held until then.
+    for (name, port) in [("time-wait-rst", "19201"), ("time-wait-reuse", "19202")] {
+        let pcap = fixtures_dir().join(format!("{name}.pcap"));
+        for format in ["json", "ndjson", "csv"] {
+            same_on_any_threads(std::slice::from_ref(&pcap), &["--port", port, "--format", format]);
+        }
+    }
+}
+
+#[test]
+fn max_connections_zero_is_a_usage_error_in_one_line() {
+    let out = Command::new(bin())
+        .args(["analyze", "--max-connections", "0"])
+        .arg(fixtures_dir().join("concurrent-curls.pcap"))
+        .output()
+        .expect("run connscope");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("connscope: error: --max-connections 0"), "{stderr}");
+}

@@ -1,13 +1,13 @@
 //! `connscope analyze FILE...`: the report of saved captures.
 
-use crate::analyze::{Observer, Options, Pipeline};
+use crate::analyze::{Finished, Observer, Options, Pipeline};
 use crate::cli::FilterArgs;
 use crate::error::Error;
 use crate::output::{Output, OutputArgs, ViewArgs};
 use crate::parallel;
 use crate::progress::FileProgress;
-use crate::report::SourceInfo;
-use crate::source::Captures;
+use crate::report::{Report, SourceInfo};
+use crate::source::{Captures, ReadOutcome};
 use clap::Args;
 use std::process::ExitCode;
 
@@ -31,27 +31,48 @@ pub struct AnalyzeArgs {
 
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
-    let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
+    let max_connections = args.filter.max_connections()?;
+    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
     // its streamed rows go out one by one.
     let from_stdin = args.files.iter().any(|f| f == "-");
     let mut output = Output::new(&args.output, &args.view, from_stdin)?;
+    output.hold_at_most(max_connections);
     let wants_events = output.wants_events();
     let mut progress = FileProgress::new(&args.files);
     let captures = Captures::open(&args.files);
     let bpf = args.filter.bpf.as_deref();
     let workers = args.threads.map_or_else(parallel::default_workers, usize::from);
-    let (finished, outcome) = if workers > 1 && captures.all_mapped() && !wants_events {
-        parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress)
-    } else {
-        let mut pipeline = Pipeline::new(options, &mut output);
-        let outcome = captures.read(bpf, &mut |link, raw| {
-            progress.packet(raw.data.len());
-            pipeline.packet(link, raw);
-        });
-        (pipeline.end(), outcome)
-    };
+    let mut already_notified = 0;
+    if workers > 1 && captures.all_mapped() && !wants_events {
+        match parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress) {
+            (Ok(finished), outcome) => {
+                progress.finish();
+                let report = build_report(&args, finished, outcome)?;
+                return output.finish(&report);
+            }
+            // The capture reached --max-connections: one thread decides what goes.
+            (Err(redo), _) => {
+                already_notified = redo.notified;
+                progress.finish();
+                progress = FileProgress::new(&args.files);
+            }
+        }
+    }
+    let mut pipeline = Pipeline::new(options, &mut output);
+    pipeline.already_notified(already_notified);
+    let outcome = captures.read(bpf, &mut |link, raw| {
+        progress.packet(raw.data.len());
+        pipeline.packet(link, raw);
+    });
+    let finished = pipeline.end();
     progress.finish();
+    let report = build_report(&args, finished, outcome)?;
+    output.finish(&report)
+}
+
+/// The report of a finished analysis, after the notes and warnings on standard error.
+fn build_report(args: &AnalyzeArgs, finished: Finished<'_>, outcome: Result<ReadOutcome, Error>) -> Result<Report, Error> {
     let outcome = outcome?;
     let mut link_types = outcome.link_types.clone();
     link_types.dedup();
@@ -72,5 +93,5 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     if let Some(w) = &outcome.warning {
         eprintln!("connscope: warning: {w}");
     }
-    output.finish(&report)
+    Ok(report)
 }

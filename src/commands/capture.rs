@@ -25,7 +25,7 @@ use crate::live::signals::StopSignals;
 use crate::live::view::{Console, LiveView};
 use crate::live::{self, FrameSource};
 use crate::output::{Output, OutputArgs, ViewArgs};
-use crate::report::{CaptureStats, ConnectionRecord, SourceInfo, Summary};
+use crate::report::{Amendment, CaptureStats, ConnectionRecord, SourceInfo, Summary};
 use crate::sockets::agreement::KernelSnapshot;
 use clap::Args;
 use std::cell::RefCell;
@@ -105,6 +105,10 @@ impl Observer for CaptureObserver {
         self.view.connection_ended(record, summary);
         self.output.connection_ended(record, summary);
     }
+
+    fn connection_amended(&mut self, amendment: &Amendment, summary: &Summary) {
+        self.output.connection_amended(amendment, summary);
+    }
 }
 
 /// This host's interface addresses, for telling local sockets from remote ones.
@@ -116,7 +120,9 @@ fn local_addresses() -> Vec<IpAddr> {
 pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let filter = super::effective_filter(args.filter.port, args.filter.bpf.as_deref());
     // Checked before anything starts: a bad --assert is a usage error.
-    let output = Output::new(&args.output, &ViewArgs::default(), true)?;
+    let mut output = Output::new(&args.output, &ViewArgs::default(), true)?;
+    let max_connections = args.filter.max_connections()?;
+    output.hold_at_most(max_connections);
     let signals = StopSignals::install().map_err(|e| Error::Capture(format!("cannot handle Ctrl-C: {e}")))?;
     let (mut source, interface): (Box<dyn FrameSource>, String) = match &args.replay {
         Some(path) => (Box::new(Replay::open(path, filter.as_deref(), args.write.as_deref())?), path.clone()),
@@ -136,7 +142,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
     let attribution = Rc::new(RefCell::new(Attribution::start()));
     let mut observer = CaptureObserver { attribution: Rc::clone(&attribution), view: LiveView::new(console.clone()), output };
-    let options = Options { port: args.filter.port, max_connections: args.filter.max_connections, ..Default::default() };
+    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
     let mut pipeline = Pipeline::new(options, &mut observer);
     let stop = StopConditions { duration: args.duration, count: args.count, linger: args.linger, command: args.command.clone() };
     let mut ended = session::run(source.as_mut(), &interface, &stop, &signals, &mut pipeline, &console)?;

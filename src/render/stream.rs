@@ -13,11 +13,24 @@
 //!
 //! **CSV** (`--format csv`): a header line, then one row per connection in the order they end; the
 //! columns are the fields of [`CsvRow`]. Empty cells are `null` values.
+//!
+//! Reading files, a row is never printed before it is final: the row of a connection that closed
+//! with a side in TIME_WAIT is held until that TIME_WAIT can no longer change
+//! ([`TIME_WAIT_SECONDS`] of capture time after its last segment, judged by the `last_ts` of the
+//! rows that come after it), until an RST or a new SYN on its tuple ends it (the row is then
+//! printed, amended), or until the end. At most `--max-connections` rows are held; beyond that the
+//! oldest is printed as it stands. When rows are flushed one by one (live capture, standard input)
+//! they are printed as connections end, and a row that is amended later is printed again, amended,
+//! with the same `id`: the last row of an `id` is final.
 
+use crate::flow::{FlowKey, TIME_WAIT_SECONDS};
 use crate::protocol::Protocol;
 use crate::report::close_cause::CloseCause;
-use crate::report::{verdict::Verdict, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary};
+use crate::report::{
+    verdict::Verdict, Amendment, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary,
+};
 use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
 /// A record with a `type` tag in front, as NDJSON lines carry it.
@@ -162,27 +175,107 @@ enum Kind {
 /// Writes connection rows to standard output as they come, then the closing summary.
 pub struct Stream {
     kind: Kind,
-    /// Flush after every row (live capture), not only when the buffer fills.
+    /// Flush after every row (live capture), not only when the buffer fills; rows are then printed
+    /// at once (and again when amended) instead of held.
     flush_each: bool,
     /// The first write error; later rows are dropped and [`Stream::finish`] returns it.
     error: Option<std::io::Error>,
+    /// Rows that may still be amended (printed already when `flush_each`), by 4-tuple (one per
+    /// tuple: only the last connection on a tuple can be amended)...
+    held: HashMap<FlowKey, Box<ConnectionRecord>>,
+    /// ...and their tuples and numbers in the order they came (entries of rows printed since are
+    /// skipped).
+    held_order: VecDeque<(FlowKey, u64)>,
+    /// Most rows held.
+    hold_limit: usize,
+    /// The latest `last_ts` of the rows so far: the capture's clock for the held rows.
+    clock: f64,
 }
 
 impl Stream {
     /// NDJSON lines; each flushed at once when `flush_each`.
     pub fn ndjson(flush_each: bool) -> Stream {
-        Stream { kind: Kind::Ndjson(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())), flush_each, error: None }
+        Stream::new(Kind::Ndjson(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())), flush_each, None)
     }
 
     /// CSV rows after a header; each flushed at once when `flush_each`.
     pub fn csv(flush_each: bool) -> Stream {
         let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(std::io::stdout());
         let error = writer.write_record(CSV_HEADER).err().map(std::io::Error::from);
-        Stream { kind: Kind::Csv(Box::new(writer)), flush_each, error }
+        Stream::new(Kind::Csv(Box::new(writer)), flush_each, error)
     }
 
-    /// Writes one connection (and flushes it when the stream flushes each row).
+    fn new(kind: Kind, flush_each: bool, error: Option<std::io::Error>) -> Stream {
+        let hold_limit = crate::analyze::DEFAULT_MAX_CONNECTIONS;
+        Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN }
+    }
+
+    /// Holds at most `rows` rows that may still be amended (`--max-connections`).
+    pub fn hold_at_most(&mut self, rows: usize) {
+        self.hold_limit = rows.max(1);
+    }
+
+    /// Takes one connection: printed now, or held while its TIME_WAIT may still change.
     pub fn connection(&mut self, record: &ConnectionRecord) {
+        self.clock = self.clock.max(record.last_ts);
+        self.release(|held, clock| held.last_ts + TIME_WAIT_SECONDS < clock);
+        let key = record.key();
+        if let Some(before) = self.held.remove(&key) {
+            // A later connection on the tuple: the one before can no longer change.
+            self.settle(&before);
+        }
+        if !record.in_time_wait() || self.flush_each {
+            self.write(record);
+        }
+        if !record.in_time_wait() {
+            return;
+        }
+        self.held.insert(key, Box::new(record.clone()));
+        self.held_order.push_back((key, record.id));
+        if self.held.len() > self.hold_limit {
+            let mut first = true;
+            self.release(|_, _| std::mem::take(&mut first));
+        }
+    }
+
+    /// Applies an amendment to its held row, and prints the row once it is final.
+    pub fn amend(&mut self, amendment: &Amendment) {
+        let Some(mut record) = self.held.remove(&amendment.key) else { return };
+        amendment.apply(&mut record);
+        if self.flush_each || !record.in_time_wait() {
+            self.write(&record);
+        }
+        if record.in_time_wait() {
+            self.held.insert(amendment.key, record);
+        }
+    }
+
+    /// A held row can no longer change: printed now, unless it was printed when it came.
+    fn settle(&mut self, record: &ConnectionRecord) {
+        if !self.flush_each {
+            self.write(record);
+        }
+    }
+
+    /// Prints the held rows from the oldest on while `due` says so.
+    fn release(&mut self, mut due: impl FnMut(&ConnectionRecord, f64) -> bool) {
+        while let Some(&(key, id)) = self.held_order.front() {
+            match self.held.get(&key) {
+                Some(record) if record.id != id => {}
+                None => {}
+                Some(record) if due(record, self.clock) => {
+                    if let Some(record) = self.held.remove(&key) {
+                        self.settle(&record);
+                    }
+                }
+                Some(_) => break,
+            }
+            self.held_order.pop_front();
+        }
+    }
+
+    /// Writes one row (and flushes it when the stream flushes each row).
+    fn write(&mut self, record: &ConnectionRecord) {
         if self.error.is_some() {
             return;
         }
@@ -206,6 +299,7 @@ impl Stream {
     /// Ends the stream: the rows still buffered, then the NDJSON summary line (CSV has none), or
     /// the first write error.
     pub fn finish(&mut self, report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+        self.release(|_, _| true);
         let flushed = match &mut self.kind {
             Kind::Ndjson(rows) => rows.flush(),
             Kind::Csv(rows) => rows.flush(),

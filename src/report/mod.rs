@@ -7,6 +7,7 @@
 pub mod close_cause;
 pub mod verdict;
 
+use crate::flow::FlowKey;
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::sockets::ProcessInfo;
@@ -14,7 +15,7 @@ use crate::tcp_state::{TcpState, ALL_STATES};
 use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
 use smallvec::SmallVec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 /// Version of the JSON report's shape. Bumped on any incompatible change.
@@ -155,6 +156,57 @@ pub struct ConnectionRecord {
     pub kernel_server_state: Option<TcpState>,
 }
 
+/// A change to a connection already handed over (its record is final but for this): what its
+/// TIME_WAIT socket met after the close, found from the closed tuple's tombstone (`src/flow.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Amendment {
+    /// The connection's 4-tuple: of the connections on it, the last one that ended.
+    pub key: FlowKey,
+    pub server_port: u16,
+    /// The client's TIME_WAIT ended: an acceptable RST killed it, or a new SYN recycled the tuple.
+    pub client_closed: bool,
+    /// The server's TIME_WAIT ended, as `client_closed`.
+    pub server_closed: bool,
+    /// The sender of the RST that killed a TIME_WAIT, set on the connection's first such RST only.
+    pub rst_by: Option<Side>,
+    /// A new SYN recycled the tuple: the record's `end` becomes `replaced`.
+    pub replaced: bool,
+    /// RSTs that reached a TIME_WAIT socket with another sequence number than it expects (ignored).
+    pub rst_ignored: u32,
+}
+
+impl Amendment {
+    /// Applies the amendment to the connection's record.
+    pub fn apply(&self, record: &mut ConnectionRecord) {
+        if self.client_closed {
+            record.client_state = TcpState::CLOSED;
+        }
+        if self.server_closed {
+            record.server_state = TcpState::CLOSED;
+        }
+        if let Some(side) = self.rst_by {
+            record.rst_by.get_or_insert(side);
+        }
+        if self.replaced {
+            record.end = EndReason::Replaced;
+        }
+        record.rst_ignored += self.rst_ignored;
+    }
+}
+
+impl ConnectionRecord {
+    /// The key of the connection's 4-tuple, which amendments name it by.
+    pub fn key(&self) -> FlowKey {
+        FlowKey::of(self.client, self.server)
+    }
+
+    /// True when the record may still be amended: closed with a side in TIME_WAIT, whose socket an
+    /// RST or a new SYN on the tuple can still end (for `TIME_WAIT_SECONDS` of capture time).
+    pub fn in_time_wait(&self) -> bool {
+        self.end == EndReason::Closed && (self.client_state == TcpState::TIME_WAIT || self.server_state == TcpState::TIME_WAIT)
+    }
+}
+
 /// Which side sent the first FIN of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -207,6 +259,12 @@ impl StateCounts {
     /// Counts one more socket in `state`.
     pub fn add(&mut self, state: TcpState) {
         self.0[state as usize] += 1;
+    }
+
+    /// One socket counted in `from` is in `to` after all.
+    pub fn moved(&mut self, from: TcpState, to: TcpState) {
+        self.0[from as usize] = self.0[from as usize].saturating_sub(1);
+        self.0[to as usize] += 1;
     }
 }
 
@@ -360,6 +418,28 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// Changes the totals for a connection already added, as `amendment` changes its record: a
+    /// TIME_WAIT side becomes CLOSED, an RST's sender is counted.
+    pub fn amend(&mut self, amendment: &Amendment) {
+        let close = |states: &mut StateCounts| states.moved(TcpState::TIME_WAIT, TcpState::CLOSED);
+        if amendment.client_closed {
+            close(&mut self.client_states);
+        }
+        if amendment.server_closed {
+            close(&mut self.server_states);
+        }
+        if let Some(side) = amendment.rst_by {
+            self.rst_by.none = self.rst_by.none.saturating_sub(1);
+            match side {
+                Side::Client => self.rst_by.client += 1,
+                Side::Server => self.rst_by.server += 1,
+            }
+            self.rst_connections += 1;
+        }
+    }
+}
+
 /// Packet counts of the whole capture.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PacketCounts {
@@ -481,6 +561,9 @@ pub struct ReportBuilder {
     keep: usize,
     omitted: u64,
     verdict_inputs: verdict::Tallies,
+    /// Where in `connections` each kept record that may still be amended is, by 4-tuple (at most
+    /// `keep`).
+    amendable: HashMap<FlowKey, usize>,
 }
 
 /// At most this many server ports get their own row; the rest are folded into port 0.
@@ -496,6 +579,7 @@ impl ReportBuilder {
             keep,
             omitted: 0,
             verdict_inputs: verdict::Tallies::default(),
+            amendable: HashMap::new(),
         }
     }
 
@@ -519,10 +603,37 @@ impl ReportBuilder {
         }
         port.rst_connections += u64::from(record.rst_by.is_some());
         on_added(&record, &self.summary);
+        if !self.amendable.is_empty() {
+            // A later connection on the tuple: the one before can no longer be amended.
+            self.amendable.remove(&record.key());
+        }
         if self.connections.len() < self.keep {
+            if record.in_time_wait() {
+                self.amendable.insert(record.key(), self.connections.len());
+            }
             self.connections.push(record);
         } else {
             self.omitted += 1;
+        }
+    }
+
+    /// Applies an amendment of a connection added before to the summary, the per-port totals and
+    /// its record when it is kept.
+    pub fn amend(&mut self, amendment: &Amendment) {
+        self.summary.amend(amendment);
+        self.verdict_inputs.amend(amendment);
+        if amendment.rst_by.is_some() {
+            let key = if self.ports.contains_key(&amendment.server_port) { amendment.server_port } else { 0 };
+            if let Some(port) = self.ports.get_mut(&key) {
+                port.rst_connections += 1;
+            }
+        }
+        if let Some(&at) = self.amendable.get(&amendment.key) {
+            let record = &mut self.connections[at];
+            amendment.apply(record);
+            if !record.in_time_wait() {
+                self.amendable.remove(&amendment.key);
+            }
         }
     }
 

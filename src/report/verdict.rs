@@ -48,6 +48,7 @@ pub enum FindingCode {
     ServerRequestLimit,
     ServerClosesWhenAsked,
     ServerIdleTimeout,
+    ServerClosesAfterResponse,
     ClientDisablesKeepalive,
     ClientClosesAfterResponse,
     ClientPoolOverflow,
@@ -68,13 +69,14 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, in the order findings are listed.
-    pub const ALL: [FindingCode; 22] = [
+    pub const ALL: [FindingCode; 23] = [
         FindingCode::CaptureDroppedPackets,
         FindingCode::KernelStateDisagrees,
         FindingCode::ServerKeepaliveOff,
         FindingCode::ServerRequestLimit,
         FindingCode::ServerClosesWhenAsked,
         FindingCode::ServerIdleTimeout,
+        FindingCode::ServerClosesAfterResponse,
         FindingCode::ClientDisablesKeepalive,
         FindingCode::ClientClosesAfterResponse,
         FindingCode::ClientPoolOverflow,
@@ -102,6 +104,7 @@ impl FindingCode {
             FindingCode::ServerRequestLimit => "server_request_limit",
             FindingCode::ServerClosesWhenAsked => "server_closes_when_asked",
             FindingCode::ServerIdleTimeout => "server_idle_timeout",
+            FindingCode::ServerClosesAfterResponse => "server_closes_after_response",
             FindingCode::ClientDisablesKeepalive => "client_disables_keepalive",
             FindingCode::ClientClosesAfterResponse => "client_closes_after_response",
             FindingCode::ClientPoolOverflow => "client_pool_overflow",
@@ -188,8 +191,12 @@ pub struct Tallies {
     unanswered: u64,
     unanswered_connections: u64,
     unanswered_causes: Vec<CloseCause>,
-    /// Seconds from the last response to the server's FIN on `server_idle` connections.
+    /// Seconds from the last response to the server's FIN on `server_idle` connections that sat
+    /// idle first.
     server_idle_waits: Vec<f64>,
+    /// `server_idle` connections the server closed right after a response (within
+    /// [`RIGHT_AFTER_RESPONSE`]): not an idle timeout.
+    server_closed_after_response: u64,
     tls_connections: u64,
     tls_single: u64,
     tls_hellos: u64,
@@ -199,6 +206,8 @@ pub struct Tallies {
     probes_on_unanswered: u64,
     rst_client: u64,
     rst_server: u64,
+    /// RSTs that killed a TIME_WAIT after both FINs (amendments).
+    rst_after_close: u64,
     /// Latest time a connection folded in so far stopped being used: its first FIN or RST, else its
     /// last packet (seconds from the capture's start).
     latest_end: Option<f64>,
@@ -206,6 +215,9 @@ pub struct Tallies {
 
 /// At most this many idle waits are kept for the `server_idle_timeout` median.
 const MAX_WAITS: usize = 1024;
+/// A FIN this soon (seconds) after the last response closes "right after the response": no idle
+/// timeout is that short in practice (nginx and Go count in seconds).
+const RIGHT_AFTER_RESPONSE: f64 = 0.5;
 
 impl Tallies {
     /// Folds in one finished connection.
@@ -246,9 +258,11 @@ impl Tallies {
                 self.unanswered_causes.sort();
             }
         }
-        if c.close_cause == CloseCause::ServerIdle && self.server_idle_waits.len() < MAX_WAITS {
-            if let Some(wait) = c.close_after_response {
-                self.server_idle_waits.push(wait);
+        if c.close_cause == CloseCause::ServerIdle {
+            match c.close_after_response {
+                Some(wait) if wait < RIGHT_AFTER_RESPONSE => self.server_closed_after_response += 1,
+                Some(wait) if self.server_idle_waits.len() < MAX_WAITS => self.server_idle_waits.push(wait),
+                _ => {}
             }
         }
         if let Some(tls) = &c.tls {
@@ -270,6 +284,17 @@ impl Tallies {
             Some(Side::Server) => self.rst_server += 1,
             None => {}
         }
+    }
+
+    /// Folds in an amendment: an RST that killed a TIME_WAIT counts with the connection's RSTs (the
+    /// close cause stays: the connection had ended with its FINs).
+    pub fn amend(&mut self, amendment: &super::Amendment) {
+        match amendment.rst_by {
+            Some(Side::Client) => self.rst_client += 1,
+            Some(Side::Server) => self.rst_server += 1,
+            None => return,
+        }
+        self.rst_after_close += 1;
     }
 
     fn cause(&self, cause: CloseCause) -> CauseTally {
@@ -353,25 +378,45 @@ fn server_request_limit(t: &Tallies) -> Option<Finding> {
     })
 }
 
-/// `server_idle`: the server closed connections that sat idle, unannounced: its idle timeout.
+/// `server_idle` right after a response, unannounced: the server closes without saying so.
+fn server_closes_after_response(t: &Tallies) -> Option<Finding> {
+    let n = t.server_closed_after_response;
+    (n > 0).then(|| {
+        finding(
+            FindingCode::ServerClosesAfterResponse,
+            Severity::Warning,
+            Some(Side::Server),
+            n,
+            &[CloseCause::ServerIdle],
+            format!(
+                "The server closed {} right after a response without announcing it (no `Connection: close`), so the client \
+                 could not know the connection would not be reused, and a request sent meanwhile fails. Fix the server: keep \
+                 connections alive, or say `Connection: close` in the response when it means to close.",
+                conns(n)
+            ),
+        )
+    })
+}
+
+/// `server_idle` after the connection sat idle, unannounced: the server's idle timeout.
 fn server_idle_timeout(t: &Tallies) -> Option<Finding> {
-    let idle = t.cause(CloseCause::ServerIdle);
-    if idle.all == 0 {
+    let idle = t.cause(CloseCause::ServerIdle).all - t.server_closed_after_response;
+    if idle == 0 {
         return None;
     }
     let wait = median(&t.server_idle_waits).map(|m| format!(" after about {m:.1} s idle")).unwrap_or_default();
     Some(finding(
         FindingCode::ServerIdleTimeout,
-        if idle.all >= 2 || t.with_requests > idle.all { Severity::Warning } else { Severity::Info },
+        if idle >= 2 || t.with_requests > idle { Severity::Warning } else { Severity::Info },
         Some(Side::Server),
-        idle.all,
+        idle,
         &[CloseCause::ServerIdle],
         format!(
             "The server closed {}{wait}, with every request answered and no close announced: its idle timeout (nginx \
              keepalive_timeout, Go Server.IdleTimeout). A client that sends its next request later than that needs a new \
              connection, and may race the server's FIN. Make the client's idle timeout shorter than the server's (Go \
              Transport.IdleConnTimeout), or raise the server's if requests come less often.",
-            conns(idle.all)
+            conns(idle)
         ),
     ))
 }
@@ -715,6 +760,14 @@ fn connection_facts(s: &Summary, t: &Tallies, findings: &mut Vec<Finding>) {
     }
     let resets = s.rst_connections.saturating_sub(refused);
     if resets > 0 {
+        let after_close = if t.rst_after_close == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {} after both FINs, where the RST ended a TIME_WAIT (RFC 1337: a stale segment answered with RST)",
+                plural(t.rst_after_close, "was", "were")
+            )
+        };
         findings.push(finding(
             FindingCode::ConnectionsReset,
             Severity::Info,
@@ -722,7 +775,8 @@ fn connection_facts(s: &Summary, t: &Tallies, findings: &mut Vec<Finding>) {
             resets,
             &[],
             format!(
-                "{} ended with RST (client {}, server {}): an abortive close (SO_LINGER 0), or a close with unread data in the receive buffer.",
+                "{} ended with RST (client {}, server {}): an abortive close (SO_LINGER 0), or a close with unread data in the \
+                 receive buffer{after_close}.",
                 conns(resets),
                 t.rst_client,
                 t.rst_server.saturating_sub(refused)
@@ -805,6 +859,7 @@ pub fn judge(s: &Summary, t: &Tallies, capture: Option<&CaptureStats>) -> Verdic
         server_keepalive_off(t),
         server_request_limit(t),
         server_idle_timeout(t),
+        server_closes_after_response(t),
         client_disables_keepalive(t),
         client_closes_after_response(t),
         client_pool_overflow(t),
@@ -877,9 +932,20 @@ mod tests {
     }
 
     #[test]
-    fn test_server_idle_is_the_servers_idle_timeout() {
-        let t = tallies(&[(ServerIdle, 1, 1, 0.0, 2.0), (ServerIdle, 1, 1, 2.5, 4.0)]);
+    fn test_server_idle_after_sitting_idle_is_the_servers_idle_timeout() {
+        let mut t = Tallies::default();
+        for (first, last) in [(0.0, 2.0), (2.5, 4.0)] {
+            let mut record = crate::report::tests::record(ServerIdle, 1, 1, first, last);
+            record.close_after_response = Some(1.5);
+            t.add(&record);
+        }
         assert_eq!(codes(&t), [FindingCode::ServerIdleTimeout]);
+    }
+
+    #[test]
+    fn test_server_idle_right_after_the_response_is_an_unannounced_close() {
+        let t = tallies(&[(ServerIdle, 1, 1, 0.0, 0.1), (ServerIdle, 1, 1, 0.2, 0.3)]);
+        assert_eq!(codes(&t), [FindingCode::ServerClosesAfterResponse]);
     }
 
     #[test]
