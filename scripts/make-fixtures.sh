@@ -356,10 +356,15 @@ fx_relink() {                 # link-type conversions of real captures (see scri
 	python3 "$SRC/relink.py" raw 0 "$OUT/ipv6.pcap" "$OUT/raw-ip-ipv6.pcap"
 }
 
+# the close-cause fixtures (issue 15): fx_* functions and CLOSE_CAUSE_FIXTURES
+# shellcheck source=fixtures/close-causes.sh
+. "$SRC/close-causes.sh"
+
 ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	go_keepalive_off_server go_disable_keepalives_client python_http_server_curl
 	curl_go_multi rst_abort refused ipv6 any_sll keepalive_probes pipelined chunked
-	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink)
+	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
+	"${CLOSE_CAUSE_FIXTURES[@]}")
 
 main() {
 	ensure_tools
