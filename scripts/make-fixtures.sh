@@ -374,6 +374,9 @@ fx_relink() {                 # link-type conversions of real captures (see scri
 source "$SRC/flow-cases.sh"
 # shellcheck source=fixtures/tls.sh
 . "$SRC/tls.sh"
+# the close-cause fixtures (issue 15): fx_* functions and CLOSE_CAUSE_FIXTURES
+# shellcheck source=fixtures/close-causes.sh
+. "$SRC/close-causes.sh"
 
 fx_fragments() {              # router netns fragments IPv4 (real), veth Ethernet re-framed with FCS / 802.3 SNAP, IPv6 fragmented by relink.py frag6
 	mkdir -p "$WORK/frag"
@@ -390,7 +393,8 @@ ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	curl_go_multi rst_abort time_wait_rst time_wait_reuse refused ipv6 any_sll keepalive_probes pipelined chunked
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
 	keepalive_crossing fast_open one_direction capture_skew \
-	tls_hello_retry tls_split_hello tls_connect_tunnel fragments)
+	tls_hello_retry tls_split_hello tls_connect_tunnel fragments \
+	"${CLOSE_CAUSE_FIXTURES[@]}")
 
 main() {
 	ensure_tools

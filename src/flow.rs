@@ -264,6 +264,8 @@ struct Connection {
     first_fin_ts: Option<f64>,
     /// When the first FIN or acceptable RST came: the connection stopped being used.
     first_close_ts: Option<f64>,
+    /// Requests sent and answered in full when the first FIN came.
+    at_first_fin: Option<(u32, u32)>,
 }
 
 impl Connection {
@@ -289,6 +291,7 @@ impl Connection {
             last_response_ts: None,
             first_fin_ts: None,
             first_close_ts: None,
+            at_first_fin: None,
         }
     }
 
@@ -643,7 +646,7 @@ fn finalise(
         rst_ignored: conn.rst_ignored,
         close_requested_by: proto.close_requested_by,
         close_cause,
-        answered_requests: close.readable.then_some(close.answered.min(close.requests)),
+        answered_requests: close.readable.then_some(close.answered_in_full()),
         keepalive_probes: PerSide { client: client.probes, server: server.probes },
         keepalive_interval,
         client_state: client.state,
@@ -683,7 +686,9 @@ fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
         client_announced: proto.close_announced[Side::Client.index()],
         server_announced: proto.close_announced[Side::Server.index()],
         requests: proto.http_requests,
-        requests_at_first_fin: proto.requests_at_first_fin,
+        requests_at_first_fin: conn.at_first_fin.map(|(requests, _)| requests),
+        answered_at_client_fin: conn.at_first_fin.map(|(_, answered)| answered).filter(|_| conn.fin_first == Some(Side::Client)),
+        client_reset_after_fin: conn.fin_first == Some(Side::Client) && conn.rst_by == Some(Side::Client),
         answered,
     }
 }
@@ -802,7 +807,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         if conn.end(side).fin_waiting_for_data == Some(data_seq.wrapping_add(seg.wire_len)) {
             // The data a FIN captured before it followed: now the stream can end at the FIN.
             let fin_seq = conn.end_mut(side).fin_waiting_for_data.take().unwrap_or(data_seq);
-            conn.watcher.on_fin(side, fin_seq, events);
+            watch_fin(conn, side, fin_seq, events);
         }
         forward_protocol_events(conn, events, seg.ts, sink);
     }
@@ -825,7 +830,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         end.fin_seq = Some(fin_seq);
         end.fin_ack = seg.flags.ack.then_some(seg.ack);
         events.clear();
-        conn.watcher.on_fin(side, fin_seq, events);
+        watch_fin(conn, side, fin_seq, events);
         forward_protocol_events(conn, events, seg.ts, sink);
         sink.event(conn.id, &FlowEvent::Fin { side });
     } else if seg.flags.fin && conn.end(side).fin_seq.is_none() {
@@ -875,7 +880,7 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
             // Data before the FIN is still to come (captured after it): end the stream once it has.
             conn.end_mut(side).fin_waiting_for_data = Some(fin_seq);
         } else {
-            conn.watcher.on_fin(side, fin_seq, events);
+            watch_fin(conn, side, fin_seq, events);
         }
         forward_protocol_events(conn, events, seg.ts, sink);
         sink.event(conn.id, &FlowEvent::Fin { side });
@@ -980,6 +985,13 @@ fn infer_from_sender(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
         conn.transition(side, StateEvent::RecvAckOfFin);
         conn.transition(side, StateEvent::RecvFin);
     }
+}
+
+/// Hands `side`'s FIN to the protocol watcher, noting at the connection's first FIN how many
+/// requests had been sent and answered (for the close cause).
+fn watch_fin(conn: &mut Connection, side: Side, fin_seq: SeqNumber, events: &mut Vec<ProtocolEvent>) {
+    conn.watcher.on_fin(side, fin_seq, events);
+    conn.at_first_fin.get_or_insert(conn.watcher.progress());
 }
 
 /// Hands the protocol watcher's new messages to the sink, noting when the last response came.

@@ -2,6 +2,7 @@
 //!
 //! Keys: `args`; summary fields by JSON name (`fin_first.client`); `packets.*`; `connections.N.field`
 //! (N counts from 0 in connection order); `verdict.*`; `findings` (the exact set of finding codes);
+//! `warnings` (the exact set of warning-severity codes);
 //! `tshark.*` (what tshark reports where it differs, checked by `tshark_crosscheck.rs`).
 
 mod common;
@@ -24,11 +25,12 @@ fn every_fixture_gives_its_expected_counts() {
             }
             let (path, actual) = if let Some(rest) = key.strip_prefix("verdict.") {
                 (key.clone(), lookup(&report["verdict"], rest))
-            } else if key == "findings" {
+            } else if key == "findings" || key == "warnings" {
                 let codes: Vec<String> = report["verdict"]["findings"]
                     .as_array()
                     .expect("findings array")
                     .iter()
+                    .filter(|f| key == "findings" || f["severity"] == "warning")
                     .map(|f| f["code"].as_str().expect("code").to_string())
                     .collect();
                 let mut want: Vec<&str> = want.split_whitespace().collect();

@@ -161,8 +161,6 @@ pub struct ProtocolSummary {
     pub close_announced: [bool; 2],
     /// Requests answered in full: final responses whose last byte was seen.
     pub answered: u32,
-    /// Requests the client had sent when the connection's first FIN came (`None`: no FIN).
-    pub requests_at_first_fin: Option<u32>,
     /// Any HTTP/1.0 message.
     pub http10: bool,
     pub tls: Option<TlsSummary>,
@@ -202,8 +200,6 @@ pub struct ProtocolWatcher {
     dispatch: Dispatch,
     /// Time of the latest segment: data flushed at FIN or finish is dated by it.
     last_ts: f64,
-    /// Requests framed when the first FIN of the connection came.
-    requests_at_first_fin: Option<u32>,
 }
 
 impl ProtocolWatcher {
@@ -232,9 +228,11 @@ impl ProtocolWatcher {
     /// When the FIN segment carries payload, call [`Self::on_segment`] for it first.
     pub fn on_fin(&mut self, side: Side, seq: SeqNumber, events: &mut Vec<ProtocolEvent>) {
         self.end_stream(side, Some(seq), events);
-        if self.requests_at_first_fin.is_none() {
-            self.requests_at_first_fin = Some(self.dispatch.requests());
-        }
+    }
+
+    /// Requests framed so far, and how many of them were answered in full.
+    pub fn progress(&self) -> (u32, u32) {
+        (self.dispatch.requests(), self.dispatch.answered())
     }
 
     /// End of the connection (RST, end of capture or eviction): flush and summarise.
@@ -244,9 +242,7 @@ impl ProtocolWatcher {
         }
         let gaps = [self.streams[0].gaps(), self.streams[1].gaps()];
         let gap_bytes = [self.streams[0].gap_bytes(), self.streams[1].gap_bytes()];
-        let mut summary = self.dispatch.summary(gaps, gap_bytes);
-        summary.requests_at_first_fin = self.requests_at_first_fin;
-        summary
+        self.dispatch.summary(gaps, gap_bytes)
     }
 
     fn end_stream(&mut self, side: Side, end: Option<SeqNumber>, events: &mut Vec<ProtocolEvent>) {
@@ -444,6 +440,15 @@ impl Dispatch {
         }
     }
 
+    /// Requests answered in full so far (HTTP/1; an HTTP/2 stream's end is not followed here).
+    fn answered(&self) -> u32 {
+        match &self.analyzer {
+            Analyzer::Http1 { framer, upgraded: None } => framer.answered,
+            Analyzer::Tunnel { framer, inner } => framer.answered.saturating_add(inner.answered()),
+            _ => 0,
+        }
+    }
+
     fn end_of_stream(&mut self, side: Side) {
         match &mut self.analyzer {
             Analyzer::Http1 { framer, upgraded: None } => framer.end_of_stream(side),
@@ -461,7 +466,6 @@ impl Dispatch {
             close_requested_by: None,
             close_announced: [false; 2],
             answered: 0,
-            requests_at_first_fin: None,
             http10: false,
             tls: None,
             h2: None,

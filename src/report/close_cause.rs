@@ -110,6 +110,20 @@ pub struct CloseFacts {
     pub requests_at_first_fin: Option<u32>,
     /// Requests answered in full (the response's last byte seen).
     pub answered: u32,
+    /// Requests answered in full when the client's FIN came.
+    pub answered_at_client_fin: Option<u32>,
+    /// The client sent its FIN first and later an RST: its socket was closed, and whatever the
+    /// server sent after the FIN was thrown away (a client timeout).
+    pub client_reset_after_fin: bool,
+}
+
+impl CloseFacts {
+    /// Requests answered in full as the client got them: after a client's FIN and RST only those
+    /// answered before its FIN (the rest reached a closed socket).
+    pub fn answered_in_full(&self) -> u32 {
+        let answered = if self.client_reset_after_fin { self.answered_at_client_fin.unwrap_or(self.answered) } else { self.answered };
+        answered.min(self.requests)
+    }
 }
 
 /// The cause of one connection's end: the first rule of `docs/json.md` that applies.
@@ -136,7 +150,7 @@ pub fn classify(f: &CloseFacts) -> CloseCause {
         Side::Client => f.requests,
         Side::Server => f.requests_at_first_fin.map_or(f.requests, |n| n.min(f.requests)),
     };
-    if outstanding > f.answered {
+    if outstanding > f.answered_in_full() {
         CloseCause::abort_by(closer)
     } else {
         CloseCause::idle_by(closer)
@@ -253,6 +267,13 @@ mod tests {
         // The client's FIN came before the response; the response then arrived in full.
         let f = CloseFacts { requests_at_first_fin: Some(1), ..answered_once(Side::Client) };
         assert_eq!(classify(&f), CloseCause::ClientIdle);
+    }
+
+    #[test]
+    fn test_response_arriving_after_the_clients_fin_and_reset_is_client_abort() {
+        // A client timeout: FIN with the request pending, the late response answered by RST.
+        let f = CloseFacts { answered_at_client_fin: Some(0), client_reset_after_fin: true, ..answered_once(Side::Client) };
+        assert_eq!(classify(&f), CloseCause::ClientAbort);
     }
 
     #[test]

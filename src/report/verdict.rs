@@ -169,8 +169,10 @@ struct CauseTally {
     single: u64,
     /// Those that carried more than one.
     reused: u64,
-    /// Single-request ones that overlapped in time with a connection that ended before them.
-    single_concurrent: u64,
+    /// Single-request ones whose response had begun before the first FIN or RST.
+    single_after_response: u64,
+    /// Of those, the ones that overlapped in time with a connection that ended before them.
+    single_after_response_concurrent: u64,
     /// Fewest and most requests over the reused ones.
     reused_min: u32,
     reused_max: u32,
@@ -187,6 +189,11 @@ pub struct Tallies {
     causes: [CauseTally; 8],
     /// Open, idle single-request connections with both sides ESTABLISHED.
     single_left_established: u64,
+    /// When connections that carried requests opened (at most [`MAX_TIMES`]).
+    opened_at: Vec<f64>,
+    /// From the response to the client's FIN, of single-request connections the client closed
+    /// (at most [`MAX_TIMES`]): a new connection opened inside one means it sat idle, unused.
+    idle_windows: Vec<(f64, f64)>,
     /// Requests never answered in full, and the connections (and causes) that carried them.
     unanswered: u64,
     unanswered_connections: u64,
@@ -215,6 +222,10 @@ pub struct Tallies {
 
 /// At most this many idle waits are kept for the `server_idle_timeout` median.
 const MAX_WAITS: usize = 1024;
+/// At most this many opening times and idle windows are kept for `connections_leaked`.
+const MAX_TIMES: usize = 1 << 16;
+/// An idle window shorter than this (seconds) is a close right after the response, not a leak.
+const LEAK_MIN_IDLE: f64 = 0.01;
 /// A FIN this soon (seconds) after the last response closes "right after the response": no idle
 /// timeout is that short in practice (nginx and Go count in seconds).
 const RIGHT_AFTER_RESPONSE: f64 = 0.5;
@@ -228,6 +239,16 @@ impl Tallies {
         self.latest_end = Some(self.latest_end.map_or(used_until, |end| end.max(used_until)));
         let cause = &mut self.causes[cause_index(c.close_cause)];
         cause.all += 1;
+        if requests > 0 && self.opened_at.len() < MAX_TIMES {
+            self.opened_at.push(c.first_ts);
+        }
+        if requests == 1 && c.close_cause == CloseCause::ClientIdle && self.idle_windows.len() < MAX_TIMES {
+            if let (Some(close), Some(wait)) = (c.first_close_ts, c.close_after_response) {
+                if wait >= LEAK_MIN_IDLE {
+                    self.idle_windows.push((close - wait, close));
+                }
+            }
+        }
         if requests > 0 {
             self.with_requests += 1;
             self.requests += requests;
@@ -240,7 +261,10 @@ impl Tallies {
             } else {
                 self.single += 1;
                 cause.single += 1;
-                cause.single_concurrent += u64::from(concurrent);
+                if c.close_after_response.is_some() {
+                    cause.single_after_response += 1;
+                    cause.single_after_response_concurrent += u64::from(concurrent);
+                }
                 if c.close_cause == CloseCause::Open && c.client_state == TcpState::ESTABLISHED && c.server_state == TcpState::ESTABLISHED {
                     self.single_left_established += 1;
                 }
@@ -297,6 +321,18 @@ impl Tallies {
         self.rst_after_close += 1;
     }
 
+    /// Single-request connections the client closed only after a new connection had opened while
+    /// they sat idle: kept, but never used again.
+    fn closed_after_idling(&self) -> u64 {
+        let mut opened = self.opened_at.clone();
+        opened.sort_by(f64::total_cmp);
+        let opened_inside = |&(from, to): &(f64, f64)| {
+            let first_after = opened.partition_point(|&ts| ts <= from);
+            opened.get(first_after).is_some_and(|&ts| ts < to)
+        };
+        self.idle_windows.iter().filter(|w| opened_inside(w)).count() as u64
+    }
+
     fn cause(&self, cause: CloseCause) -> CauseTally {
         self.causes[cause_index(cause)]
     }
@@ -347,7 +383,8 @@ fn server_request_limit(t: &Tallies) -> Option<Finding> {
         return None;
     }
     let (min, max) = (asked.reused_min, asked.reused_max);
-    let steady = max - min <= (max / 10).max(1);
+    // A limit shows as the same count on several connections.
+    let steady = asked.reused >= 2 && max - min <= (max / 10).max(1);
     Some(if steady {
         let limit = if min == max { format!("{max}") } else { format!("{min}-{max}") };
         finding(
@@ -370,9 +407,10 @@ fn server_request_limit(t: &Tallies) -> Option<Finding> {
             asked.reused,
             &[CloseCause::ServerAsked],
             format!(
-                "The server ended {} after {min} to {max} requests, announcing it with `Connection: close` (a shutdown, an error \
+                "The server ended {} after {} requests, announcing it with `Connection: close` (a shutdown, an error \
                  response, or a policy of the server's).",
-                conns(asked.reused)
+                conns(asked.reused),
+                if min == max { format!("{max}") } else { format!("{min} to {max}") }
             ),
         )
     })
@@ -441,10 +479,15 @@ fn client_disables_keepalive(t: &Tallies) -> Option<Finding> {
     })
 }
 
-/// Single-request connections the client closed itself (`client_idle`, `client_abort`).
+/// Single-request connections the client closed itself (`client_idle`, `client_abort`) after its
+/// response had begun, and how many of them overlapped others. A close before any response (a
+/// timeout) is `unanswered_requests`' to explain.
 fn client_closed_single(t: &Tallies) -> (u64, u64) {
     let (idle, abort) = (t.cause(CloseCause::ClientIdle), t.cause(CloseCause::ClientAbort));
-    (idle.single + abort.single, idle.single_concurrent + abort.single_concurrent)
+    (
+        idle.single_after_response + abort.single_after_response,
+        idle.single_after_response_concurrent + abort.single_after_response_concurrent,
+    )
 }
 
 /// Sequential single-request connections closed by the client: it closes after each response.
@@ -491,20 +534,27 @@ fn client_pool_overflow(t: &Tallies) -> Option<Finding> {
     })
 }
 
-/// Open, idle connections of one request each: bodies never closed.
+/// Connections of one request each left idle while new ones were opened: never given back for
+/// reuse (still open, or closed only later, at the process's exit).
 fn connections_leaked(t: &Tallies) -> Option<Finding> {
-    (t.single_left_established >= 2).then(|| {
+    let (open, idled) = (t.single_left_established, t.closed_after_idling());
+    let leaked = open + idled;
+    let causes: Vec<CloseCause> =
+        [(open, CloseCause::Open), (idled, CloseCause::ClientIdle)].into_iter().filter(|(n, _)| *n > 0).map(|(_, cause)| cause).collect();
+    let still = if idled == 0 { "are still ESTABLISHED with no FIN" } else { "sat idle (or still do)" };
+    (leaked >= 2).then(|| {
         finding(
             FindingCode::ConnectionsLeaked,
             Severity::Warning,
             Some(Side::Client),
-            t.single_left_established,
-            &[CloseCause::Open],
+            leaked,
+            &causes,
             format!(
-                "{} carried one request each and are still ESTABLISHED with no FIN, while new ones kept being opened: the \
-                 client never gave them back, so each request leaves a connection (and a file descriptor) behind. Fix the \
-                 client: in Go, close every response body (defer resp.Body.Close()) after reading it to EOF, and reuse one Transport.",
-                conns(t.single_left_established)
+                "{} carried one request each and {still} while new ones kept being opened: the client never gave them \
+                 back for reuse, so each request leaves a connection (and a file descriptor) behind. Fix the client: in Go, \
+                 close every response body (defer resp.Body.Close()) after reading it to EOF, and reuse one Transport \
+                 instead of a new one per request.",
+                conns(leaked)
             ),
         )
     })
@@ -589,17 +639,22 @@ fn time_wait_pileup(s: &Summary, t: &Tallies, side: Side) -> Option<Finding> {
     if n < 3 || n * 2 < s.connections {
         return None;
     }
+    let mut asked_by_peer = false;
     let why = match dominant_cause(t) {
         Some(cause @ (CloseCause::ServerAsked | CloseCause::ClientAsked)) => {
             let asker = cause.side().unwrap_or(side);
-            let race = if asker == side { "" } else { "; this side's FIN merely came first" };
+            asked_by_peer = asker != side;
+            let race = if asked_by_peer { "; this side's FIN merely came first" } else { "" };
             format!("most connections ended because the {asker} asked to close{race}")
         }
         Some(cause) => format!("most connections ended as {cause}"),
         None => String::new(),
     };
+    // Where the peer asked for the closes, the TIME_WAIT is this side's only by the FIN race:
+    // nothing for this side to fix.
     let (code, severity) = match side {
-        Side::Client => (FindingCode::ClientTimeWaitPileup, Severity::Warning),
+        Side::Client if !asked_by_peer => (FindingCode::ClientTimeWaitPileup, Severity::Warning),
+        Side::Client => (FindingCode::ClientTimeWaitPileup, Severity::Info),
         Side::Server => (FindingCode::ServerTimeWaitPileup, Severity::Info),
     };
     Some(Finding {
