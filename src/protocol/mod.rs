@@ -88,13 +88,16 @@ impl std::fmt::Debug for HeadText {
     }
 }
 
-/// HTTP/1 protocol version of a message.
+/// HTTP protocol version of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum HttpVersion {
     #[serde(rename = "HTTP/1.0")]
     Http10,
     #[serde(rename = "HTTP/1.1")]
     Http11,
+    /// A request on an h2c stream.
+    #[serde(rename = "HTTP/2")]
+    Http2,
 }
 
 /// Application protocol of a connection.
@@ -203,7 +206,9 @@ impl ProtocolWatcher {
     /// The side's SYN was seen with this initial sequence number: its byte stream starts at isn+1
     /// (ignored once the side's stream has started).
     pub fn on_syn(&mut self, side: Side, isn: SeqNumber) {
-        self.streams[side.index()].start_at(isn.wrapping_add(1));
+        if self.streams[side.index()].start_at(isn.wrapping_add(1)) {
+            self.dispatch.at_stream_start[side.index()] = true;
+        }
     }
 
     /// A segment from `side` with payload. `seq` = sequence number of the first payload byte,
@@ -253,16 +258,20 @@ enum Analyzer {
     },
     Tls(Box<TlsSniffer>),
     H2c(Box<H2Counter>),
+    /// The client's first bytes matched none of the protocols: the rest is not read.
+    NotRecognised,
 }
+
+/// Most first bytes of a side held while they are too few to decide its protocol.
+const MAX_SNIFF: usize = http1::START_LINE_CHECK_WINDOW;
 
 /// Recognition state of one side before the protocol is known.
 #[derive(Debug, Default)]
 struct Sniff {
-    /// First bytes of the side when they were too few to decide.
-    prefix: [u8; h2::CLIENT_PREFACE.len()],
-    prefix_len: usize,
-    /// The side's first bytes matched no protocol.
-    unrecognised: bool,
+    /// First bytes of the side when they were too few to decide (at most [`MAX_SNIFF`]).
+    prefix: Vec<u8>,
+    /// The held prefix is the start of the side's stream.
+    prefix_at_stream_start: bool,
 }
 
 /// A protocol recognised from a side's first bytes.
@@ -274,15 +283,25 @@ enum Recognised {
 }
 
 /// Recognition of `side`'s first bytes; `Err(true)` when more bytes could decide.
+/// HTTP/1 needs a whole request line (`METHOD SP target SP HTTP/1.x`): a method-like word alone is
+/// also how FTP, SMTP and Redis inline commands begin (`USER x`, `EHLO x`, `GET key`). A request
+/// line whose target fills the whole window is taken as one. A server's SETTINGS frame is held
+/// (never recognised on its own): an h2 server may send it before the client's preface arrives.
 fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
     let candidates = match side {
         Side::Client => [
             (prefix_verdict(bytes, h2::CLIENT_PREFACE), Recognised::H2c),
             (tls::looks_like_handshake_record(bytes), Recognised::Tls),
-            (http1::looks_like_method(bytes), Recognised::Http1),
+            (
+                match http1::looks_like_request_line(bytes) {
+                    Verdict::NeedMore if bytes.len() >= MAX_SNIFF && http1::looks_like_method(bytes) == Verdict::Yes => Verdict::Yes,
+                    verdict => verdict,
+                },
+                Recognised::Http1,
+            ),
         ],
         Side::Server => [
-            (Verdict::No, Recognised::H2c),
+            (h2::looks_like_server_preface(bytes), Recognised::H2c),
             (tls::looks_like_handshake_record(bytes), Recognised::Tls),
             (http1::looks_like_status_line(bytes), Recognised::Http1),
         ],
@@ -299,11 +318,22 @@ fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
 }
 
 /// Everything downstream of the reassemblers.
+///
+/// Where a message can begin: at the start of a side's stream (its SYN was seen), and at the first
+/// byte a side sends after the peer has sent data (a turn: an HTTP response follows its request, a
+/// keep-alive client's next request follows the response). In a capture that starts mid-stream,
+/// the client's first data also counts when no server data came before it (the client speaks
+/// first). Anywhere else (inside a body that the capture or a gap cut) bytes are never taken for
+/// the start of a message.
 #[derive(Debug, Default)]
 struct Dispatch {
     sniffs: [Sniff; 2],
     analyzer: Analyzer,
     saw_payload: bool,
+    /// The side that sent the latest data (or lost bytes in a gap).
+    last_side: Option<Side>,
+    /// The side's next bytes are the first of its stream (after its SYN).
+    at_stream_start: [bool; 2],
 }
 
 impl Dispatch {
@@ -312,47 +342,57 @@ impl Dispatch {
             return;
         }
         self.saw_payload = true;
+        let stream_start = std::mem::take(&mut self.at_stream_start[side.index()]);
+        let at_turn = stream_start || self.last_side.map_or(side == Side::Client, |last| last != side);
+        self.last_side = Some(side);
         if matches!(self.analyzer, Analyzer::Detecting) {
-            self.detect(side, bytes, ts, events);
+            self.detect(side, bytes, stream_start, at_turn, ts, events);
         } else {
-            self.analyze(side, bytes, ts, events);
+            self.analyze(side, bytes, at_turn, ts, events);
         }
     }
 
     /// Recognises the protocol from `side`'s first bytes, then feeds them to its analyzer.
-    /// A side whose first bytes matched nothing (mid-stream capture) is retried on each later chunk.
-    fn detect(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+    /// When the client's stream start matches nothing, the connection speaks none of the
+    /// protocols; a side whose first bytes came mid-stream is retried at its next turn.
+    fn detect(&mut self, side: Side, bytes: &[u8], stream_start: bool, at_turn: bool, ts: f64, events: &mut Vec<ProtocolEvent>) {
         let i = side.index();
-        if self.sniffs[i].prefix_len == 0 {
+        if self.sniffs[i].prefix.is_empty() {
+            if !at_turn {
+                return; // inside a message: nothing can begin here
+            }
             // Whole chunks are tried on their own first: the common case copies nothing.
             match recognise(side, bytes) {
                 Ok(protocol) => {
                     self.start(protocol, side, ts, events);
-                    self.analyze(side, bytes, ts, events);
+                    self.analyze(side, bytes, true, ts, events);
                     return;
                 }
-                Err(true) if !self.sniffs[i].unrecognised => {}
-                Err(_) => {
-                    self.sniffs[i].unrecognised = true;
-                    return;
-                }
+                Err(true) => self.sniffs[i].prefix_at_stream_start = stream_start,
+                Err(false) => return self.unrecognised(side, stream_start),
             }
         }
         let sniff = &mut self.sniffs[i];
-        let held = sniff.prefix_len;
-        let take = (sniff.prefix.len() - held).min(bytes.len());
-        sniff.prefix[held..held + take].copy_from_slice(&bytes[..take]);
-        sniff.prefix_len += take;
-        let (prefix, len) = (sniff.prefix, sniff.prefix_len);
-        match recognise(side, &prefix[..len]) {
+        let take = (MAX_SNIFF - sniff.prefix.len()).min(bytes.len());
+        sniff.prefix.extend_from_slice(&bytes[..take]);
+        let prefix = std::mem::take(&mut sniff.prefix);
+        match recognise(side, &prefix) {
             Ok(protocol) => {
-                self.sniffs[i].prefix_len = 0;
                 self.start(protocol, side, ts, events);
-                self.analyze(side, &prefix[..len], ts, events);
-                self.analyze(side, &bytes[take..], ts, events);
+                self.analyze(side, &prefix, true, ts, events);
+                self.analyze(side, &bytes[take..], false, ts, events);
             }
-            Err(true) if len < prefix.len() => {}
-            Err(_) => self.sniffs[i] = Sniff { unrecognised: true, ..Sniff::default() },
+            Err(true) if prefix.len() < MAX_SNIFF => self.sniffs[i].prefix = prefix,
+            Err(_) => self.unrecognised(side, self.sniffs[i].prefix_at_stream_start),
+        }
+    }
+
+    /// `side`'s first bytes matched no protocol. At the start of the client's stream that settles
+    /// the connection (every recognised protocol begins with the client's bytes).
+    fn unrecognised(&mut self, side: Side, stream_start: bool) {
+        self.sniffs[side.index()] = Sniff::default();
+        if stream_start && side == Side::Client {
+            self.analyzer = Analyzer::NotRecognised;
         }
     }
 
@@ -364,29 +404,35 @@ impl Dispatch {
             Recognised::H2c => Analyzer::H2c(Box::new(H2Counter::prior_knowledge())),
         };
         let peer = std::mem::take(&mut self.sniffs[side.peer().index()]);
-        self.analyze(side.peer(), &peer.prefix[..peer.prefix_len], ts, events);
+        self.analyze(side.peer(), &peer.prefix, true, ts, events);
     }
 
-    fn analyze(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+    /// Feeds the analyzer; `at_turn`: a message can begin at the first byte (see [`Dispatch`]).
+    fn analyze(&mut self, side: Side, bytes: &[u8], at_turn: bool, ts: f64, events: &mut Vec<ProtocolEvent>) {
         if bytes.is_empty() {
             return;
         }
         match &mut self.analyzer {
-            Analyzer::Detecting => {}
-            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, events),
+            Analyzer::Detecting | Analyzer::NotRecognised => {}
+            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, ts, events),
             Analyzer::Http1 { framer, upgraded } => {
-                framer.data(side, bytes, ts, events);
+                let rest = framer.data(side, bytes, at_turn, ts, events);
                 if framer.switch == Some(Switch::H2c) {
-                    *upgraded = Some(Box::new(H2Counter::upgraded()));
+                    let mut h2 = Box::new(H2Counter::upgraded(framer.hand_over()));
+                    h2.data(side, rest, ts, events);
+                    *upgraded = Some(h2);
                 }
             }
             Analyzer::Tls(sniffer) => sniffer.data(side, bytes, events),
-            Analyzer::H2c(counter) => counter.data(side, bytes, events),
+            Analyzer::H2c(counter) => counter.data(side, bytes, ts, events),
         }
     }
 
     fn gap(&mut self, side: Side, len: u64, ts: f64, events: &mut Vec<ProtocolEvent>) {
+        self.at_stream_start[side.index()] = false;
+        self.last_side = Some(side);
         match &mut self.analyzer {
+            Analyzer::NotRecognised => {}
             Analyzer::Detecting => self.sniffs[side.index()] = Sniff::default(),
             Analyzer::Http1 { upgraded: Some(h2), .. } => h2.gap(side, len),
             Analyzer::Http1 { framer, .. } => framer.gap(side, len, ts, events),
@@ -416,16 +462,26 @@ impl Dispatch {
             resyncs: 0,
         };
         match &mut self.analyzer {
-            Analyzer::Detecting => {}
+            Analyzer::Detecting | Analyzer::NotRecognised => {}
             Analyzer::Http1 { framer, upgraded } => {
-                summary.protocol = if upgraded.is_some() { Protocol::H2c } else { Protocol::Http1 };
-                summary.http_requests = framer.requests;
-                summary.http_responses = framer.responses;
-                summary.exchanges = std::mem::take(&mut framer.exchanges);
                 summary.close_requested_by = framer.close_requested_by;
                 summary.http10 = framer.http10;
                 summary.resyncs = framer.resyncs;
-                summary.h2 = upgraded.as_ref().map(|h2| h2.summary());
+                match upgraded {
+                    Some(h2) => {
+                        summary.protocol = Protocol::H2c;
+                        summary.http_requests = h2.requests;
+                        summary.http_responses = h2.responses;
+                        summary.exchanges = std::mem::take(&mut h2.exchanges);
+                        summary.h2 = Some(h2.summary());
+                    }
+                    None => {
+                        summary.protocol = Protocol::Http1;
+                        summary.http_requests = framer.requests;
+                        summary.http_responses = framer.responses;
+                        summary.exchanges = std::mem::take(&mut framer.exchanges);
+                    }
+                }
             }
             Analyzer::Tls(sniffer) => {
                 summary.protocol = Protocol::Tls;
@@ -433,6 +489,9 @@ impl Dispatch {
             }
             Analyzer::H2c(counter) => {
                 summary.protocol = Protocol::H2c;
+                summary.http_requests = counter.requests;
+                summary.http_responses = counter.responses;
+                summary.exchanges = std::mem::take(&mut counter.exchanges);
                 summary.h2 = Some(counter.summary());
             }
         }
@@ -541,6 +600,8 @@ mod tests {
     #[test]
     fn test_undecided_first_bytes_of_the_peer_are_not_lost() {
         let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
+        watcher.on_syn(Server, SeqNumber(0));
         let events = watch(&mut watcher, &[(Server, 1, &RESPONSE[..6]), (Client, 1, REQUEST), (Server, 7, &RESPONSE[6..])]);
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(events.len(), 2);
@@ -558,6 +619,73 @@ mod tests {
         assert_eq!(summary.protocol, Protocol::Http1);
         assert_eq!(events.len(), 2);
         assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+    }
+
+    #[test]
+    fn test_mid_stream_start_inside_a_body_counts_only_messages_that_begin_at_a_turn() {
+        let fake: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nGET /fake HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut watcher = ProtocolWatcher::new();
+        let f = fake.len() as u32;
+        let r = REQUEST.len() as u32;
+        let events = watch(
+            &mut watcher,
+            &[
+                (Server, 50_000, fake), // the capture starts inside a response body that quotes messages
+                (Server, 50_000 + f, fake),
+                (Client, 900, REQUEST),
+                (Server, 50_000 + 2 * f, RESPONSE),
+                (Client, 900 + r, fake), // a POST body would be the same: bytes after the request line's turn...
+            ],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!(events.len(), 2);
+        // ... but this one starts the client's turn, so "HTTP/1.1 200 OK" is no request: a resync.
+        assert_eq!((summary.http_requests, summary.http_responses, summary.resyncs), (1, 1, 1));
+        assert_eq!(summary.exchanges[0].status, Some(200));
+    }
+
+    #[test]
+    fn test_text_protocols_whose_commands_look_like_methods_are_not_http1() {
+        let smtp: [(Side, &[u8]); 5] = [
+            (Server, b"220 mail.example ESMTP\r\n"),
+            (Client, b"EHLO client.example\r\n"),
+            (Server, b"250 mail.example\r\n"),
+            (Client, b"DATA\r\n"),
+            (Client, b"GET / HTTP/1.1\r\nHost: quoted-in-a-mail\r\n\r\n"),
+        ];
+        let redis: [(Side, &[u8]); 4] =
+            [(Client, b"SET key value\r\n"), (Server, b"+OK\r\n"), (Client, b"GET key\r\n"), (Server, b"$5\r\nvalue\r\n")];
+        let ftp: [(Side, &[u8]); 3] =
+            [(Server, b"220 pyftpdlib ready.\r\n"), (Client, b"USER anonymous\r\n"), (Server, b"331 Username ok\r\n")];
+        for conversation in [&smtp[..], &redis[..], &ftp[..]] {
+            for with_syn in [true, false] {
+                let mut watcher = ProtocolWatcher::new();
+                if with_syn {
+                    watcher.on_syn(Client, SeqNumber(0));
+                    watcher.on_syn(Server, SeqNumber(0));
+                }
+                let mut next = [1u32, 1];
+                let mut events = Vec::new();
+                for (side, bytes) in conversation {
+                    let seq = &mut next[side.index()];
+                    watcher.on_segment(*side, SeqNumber(*seq), bytes, bytes.len() as u32, 0.0, &mut events);
+                    *seq += bytes.len() as u32;
+                }
+                let summary = watcher.finish(&mut events);
+                assert_eq!(summary.protocol, Protocol::Unknown, "{:?} with SYN: {with_syn}", String::from_utf8_lossy(conversation[0].1));
+                assert!(events.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn test_request_line_with_a_target_longer_than_the_sniff_window_is_http1() {
+        let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(2 * MAX_SNIFF));
+        let mut watcher = ProtocolWatcher::new();
+        watch(&mut watcher, &[(Client, 1, &request.as_bytes()[..100]), (Client, 101, &request.as_bytes()[100..])]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.protocol, summary.http_requests), (Protocol::Http1, 1));
     }
 
     #[test]
@@ -584,30 +712,48 @@ mod tests {
     }
 
     #[test]
-    fn test_h2c_prior_knowledge_is_recognised() {
+    fn test_h2c_prior_knowledge_is_recognised_and_its_requests_are_http_requests() {
         let mut watcher = ProtocolWatcher::new();
-        let headers = [0, 0, 0, 1, 5, 0, 0, 0, 1];
-        let events =
-            watch(&mut watcher, &[(Client, 1, &h2::CLIENT_PREFACE[..10]), (Client, 11, &h2::CLIENT_PREFACE[10..]), (Client, 25, &headers)]);
+        // HEADERS on stream 1: GET (static index 2), :path / (index 4).
+        let headers = [0, 0, 2, 1, 5, 0, 0, 0, 1, 0x82, 0x84];
+        let server_settings = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+        let response = [0, 0, 1, 1, 5, 0, 0, 0, 1, 0x88]; // :status 200 (index 8), END_STREAM
+        let events = watch(
+            &mut watcher,
+            &[
+                (Server, 1, &server_settings), // sent before the client's preface arrived: held
+                (Client, 1, &h2::CLIENT_PREFACE[..10]),
+                (Client, 11, &h2::CLIENT_PREFACE[10..]),
+                (Client, 25, &headers),
+                (Server, 10, &response),
+            ],
+        );
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(summary.protocol, Protocol::H2c);
-        assert_eq!(events, [ProtocolEvent::H2Preface]);
+        let request = ProtocolEvent::HttpRequest { method: "GET".into(), target: "/".into(), version: HttpVersion::Http2 };
+        assert_eq!(events, [ProtocolEvent::H2Preface, request, ProtocolEvent::HttpResponse { status: 200 }]);
         assert_eq!(summary.h2.map(|h| h.streams), Some(1));
-        assert_eq!(summary.http_requests, 0);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(summary.exchanges[0].status, Some(200));
     }
 
     #[test]
     fn test_upgrade_to_h2c_hands_over_to_the_frame_counter() {
         let request = b"GET / HTTP/1.1\r\nHost: server\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
-        let response =
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
-        let client_h2 = [&h2::CLIENT_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 0, 1, 5, 0, 0, 0, 3]].concat();
+        // The server's SETTINGS and its response on stream 1 (:status 200) come in the 101's segment.
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\
+\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x01\x01\x04\x00\x00\x00\x01\x88\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+        // Preface, SETTINGS, then a request on stream 3 (GET /).
+        let client_h2 = [&h2::CLIENT_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 2, 1, 5, 0, 0, 0, 3, 0x82, 0x84]].concat();
         let mut watcher = ProtocolWatcher::new();
         let events = watch(&mut watcher, &[(Client, 1, request), (Server, 1, response), (Client, 1 + request.len() as u32, &client_h2)]);
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(summary.protocol, Protocol::H2c);
-        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
-        assert_eq!(events.last(), Some(&ProtocolEvent::H2Preface));
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 1), "the 101 is not stream 1's final response");
+        assert_eq!(events[1], ProtocolEvent::HttpResponse { status: 200 });
+        assert_eq!(events[2], ProtocolEvent::H2Preface);
+        let statuses: Vec<_> = summary.exchanges.iter().map(|e| (e.version, e.status)).collect();
+        assert_eq!(statuses, [(Some(HttpVersion::Http11), Some(200)), (Some(HttpVersion::Http2), None)]);
         let h2 = summary.h2.expect("h2 summary");
         assert_eq!((h2.streams, h2.upgraded_from_http1), (2, true));
     }
