@@ -741,6 +741,35 @@ mod tests {
     }
 
     #[test]
+    fn test_arbitrary_frames_and_gaps_never_panic() {
+        let seeds = [client_stream(), server_stream()];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..300 {
+            let mut counter = H2Counter::prior_knowledge();
+            for _ in 0..8 {
+                let side = if next() % 2 == 0 { Client } else { Server };
+                let mut bytes = seeds[side.index()].clone();
+                for _ in 0..next() % 6 {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    bytes[at] = next() as u8;
+                }
+                let from = if side == Client { 0 } else { (next() % bytes.len() as u64) as usize };
+                counter.data(side, &bytes[from..], 0.0, &mut Vec::new());
+                if next() % 4 == 0 {
+                    counter.gap(side, next() % 3000);
+                }
+            }
+            assert!(counter.exchanges.len() <= MAX_EXCHANGES);
+        }
+    }
+
+    #[test]
     fn test_server_preface_is_held_never_recognised() {
         assert_eq!(looks_like_server_preface(&frame(FRAME_SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100])), Verdict::NeedMore);
         assert_eq!(looks_like_server_preface(&[0, 0]), Verdict::NeedMore);
