@@ -65,6 +65,13 @@ pub fn looks_like_request_line(bytes: &[u8]) -> Verdict {
     shape_verdict(&after_target[1..], b"HTTP/1.")
 }
 
+/// Is `bytes` exactly one whole, valid request head (no body bytes, nothing after it)?
+pub fn is_lone_request_head(bytes: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    matches!(request.parse(bytes), Ok(httparse::Status::Complete(len)) if len == bytes.len())
+}
+
 /// Does `bytes` begin like a status line (`HTTP/1.x NNN`)?
 pub fn looks_like_status_line(bytes: &[u8]) -> Verdict {
     shape_verdict(bytes, b"HTTP/1.# ###")
@@ -1075,5 +1082,9 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         assert_eq!(looks_like_request_line(b"TOO-LONG-FOR-A-METHOD-NAME / HTTP/1.1"), Verdict::No);
         assert_eq!(looks_like_method(b"OPTIONS * HTTP/1.1"), Verdict::Yes);
         assert_eq!(looks_like_method(b"\x16\x03\x01"), Verdict::No);
+        assert!(is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"));
+        assert!(!is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!is_lone_request_head(b"HTTP/1.1 200 OK\r\n\r\n"));
     }
 }

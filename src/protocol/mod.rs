@@ -272,6 +272,20 @@ struct Sniff {
     prefix: Vec<u8>,
     /// The held prefix is the start of the side's stream.
     prefix_at_stream_start: bool,
+    /// The held prefix is a mid-stream client's first bytes (see [`Start::unsure`]).
+    unsure: bool,
+}
+
+/// Where a side's data begins, for recognition.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// At the start of the side's stream (after its SYN).
+    stream_start: bool,
+    /// Where a message can begin (see [`Dispatch`]).
+    at_turn: bool,
+    /// The first data of a mid-stream capture, from the client: HTTP/1 only when it is exactly one
+    /// request head, as it may be the inside of a request body.
+    unsure: bool,
 }
 
 /// A protocol recognised from a side's first bytes.
@@ -323,8 +337,9 @@ fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
 /// byte a side sends after the peer has sent data (a turn: an HTTP response follows its request, a
 /// keep-alive client's next request follows the response). In a capture that starts mid-stream,
 /// the client's first data also counts when no server data came before it (the client speaks
-/// first). Anywhere else (inside a body that the capture or a gap cut) bytes are never taken for
-/// the start of a message.
+/// first), but for HTTP/1 only when it is exactly one request head: it may be inside an upload.
+/// Anywhere else (inside a body that the capture or a gap cut) bytes are never taken for the start
+/// of a message.
 #[derive(Debug, Default)]
 struct Dispatch {
     sniffs: [Sniff; 2],
@@ -344,9 +359,12 @@ impl Dispatch {
         self.saw_payload = true;
         let stream_start = std::mem::take(&mut self.at_stream_start[side.index()]);
         let at_turn = stream_start || self.last_side.map_or(side == Side::Client, |last| last != side);
+        // The first bytes of a mid-stream capture, from the client: maybe inside a request body.
+        let unsure = !stream_start && self.last_side.is_none();
         self.last_side = Some(side);
         if matches!(self.analyzer, Analyzer::Detecting) {
-            self.detect(side, bytes, stream_start, at_turn, ts, events);
+            let start = Start { stream_start, at_turn, unsure };
+            self.detect(side, bytes, start, ts, events);
         } else {
             self.analyze(side, bytes, at_turn, ts, events);
         }
@@ -355,28 +373,34 @@ impl Dispatch {
     /// Recognises the protocol from `side`'s first bytes, then feeds them to its analyzer.
     /// When the client's stream start matches nothing, the connection speaks none of the
     /// protocols; a side whose first bytes came mid-stream is retried at its next turn.
-    fn detect(&mut self, side: Side, bytes: &[u8], stream_start: bool, at_turn: bool, ts: f64, events: &mut Vec<ProtocolEvent>) {
+    fn detect(&mut self, side: Side, bytes: &[u8], start: Start, ts: f64, events: &mut Vec<ProtocolEvent>) {
         let i = side.index();
         if self.sniffs[i].prefix.is_empty() {
-            if !at_turn {
+            if !start.at_turn {
                 return; // inside a message: nothing can begin here
             }
             // Whole chunks are tried on their own first: the common case copies nothing.
             match recognise(side, bytes) {
+                Ok(Recognised::Http1) if start.unsure && !http1::is_lone_request_head(bytes) => return,
                 Ok(protocol) => {
                     self.start(protocol, side, ts, events);
                     self.analyze(side, bytes, true, ts, events);
                     return;
                 }
-                Err(true) => self.sniffs[i].prefix_at_stream_start = stream_start,
-                Err(false) => return self.unrecognised(side, stream_start),
+                Err(true) => {
+                    self.sniffs[i].prefix_at_stream_start = start.stream_start;
+                    self.sniffs[i].unsure = start.unsure;
+                }
+                Err(false) => return self.unrecognised(side, start.stream_start),
             }
         }
         let sniff = &mut self.sniffs[i];
         let take = (MAX_SNIFF - sniff.prefix.len()).min(bytes.len());
         sniff.prefix.extend_from_slice(&bytes[..take]);
         let prefix = std::mem::take(&mut sniff.prefix);
+        let unsure_head = sniff.unsure && (take < bytes.len() || !http1::is_lone_request_head(&prefix));
         match recognise(side, &prefix) {
+            Ok(Recognised::Http1) if unsure_head => self.sniffs[i] = Sniff::default(),
             Ok(protocol) => {
                 self.start(protocol, side, ts, events);
                 self.analyze(side, &prefix, true, ts, events);
@@ -646,6 +670,31 @@ mod tests {
     }
 
     #[test]
+    fn test_mid_stream_start_inside_a_request_body_is_no_request() {
+        let upload_piece: &[u8] = b"GET /quoted HTTP/1.1\r\nHost: x\r\n\r\nand the upload goes on\r\n";
+        let created: &[u8] = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+        let mut watcher = ProtocolWatcher::new();
+        let u = upload_piece.len() as u32;
+        let events = watch(
+            &mut watcher,
+            &[(Client, 500, upload_piece), (Client, 500 + u, upload_piece), (Server, 70, created), (Client, 500 + 2 * u, REQUEST)],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(summary.exchanges[1].target.as_deref(), Some("/api/items"));
+    }
+
+    #[test]
+    fn test_mid_stream_start_on_an_idle_connection_counts_the_first_request() {
+        let mut watcher = ProtocolWatcher::new();
+        watch(&mut watcher, &[(Client, 500, REQUEST), (Server, 70, RESPONSE)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(summary.exchanges[0].status, Some(200));
+    }
+
+    #[test]
     fn test_text_protocols_whose_commands_look_like_methods_are_not_http1() {
         let smtp: [(Side, &[u8]); 5] = [
             (Server, b"220 mail.example ESMTP\r\n"),
@@ -683,6 +732,7 @@ mod tests {
     fn test_request_line_with_a_target_longer_than_the_sniff_window_is_http1() {
         let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(2 * MAX_SNIFF));
         let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
         watch(&mut watcher, &[(Client, 1, &request.as_bytes()[..100]), (Client, 101, &request.as_bytes()[100..])]);
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!((summary.protocol, summary.http_requests), (Protocol::Http1, 1));
