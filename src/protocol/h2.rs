@@ -7,7 +7,8 @@
 //! HPACK state is lost (a gap in a header block, a block too large or undecodable) requests are
 //! still counted by their frames, without method and target, and a server stream counts as answered
 //! once it has sent HEADERS followed by DATA or by the end of the stream. When frame boundaries are
-//! lost (a gap outside a frame payload), the rest of that direction is not read.
+//! lost (a gap outside a frame payload), the direction is read again from its next turn that is
+//! made of whole, plausible frames.
 
 use super::http1::{Handover, MAX_EXCHANGES};
 use super::{H2Summary, HeadText, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
@@ -20,9 +21,13 @@ pub const CLIENT_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEADER_LEN: usize = 9;
 const FRAME_DATA: u8 = 0x0;
 const FRAME_HEADERS: u8 = 0x1;
+const FRAME_PRIORITY: u8 = 0x2;
 const FRAME_RST_STREAM: u8 = 0x3;
 const FRAME_SETTINGS: u8 = 0x4;
 const FRAME_PUSH_PROMISE: u8 = 0x5;
+const FRAME_PING: u8 = 0x6;
+const FRAME_GOAWAY: u8 = 0x7;
+const FRAME_WINDOW_UPDATE: u8 = 0x8;
 const FRAME_CONTINUATION: u8 = 0x9;
 /// SETTINGS_HEADER_TABLE_SIZE: the largest HPACK table the sender's decoder allows its peer's encoder.
 const SETTINGS_HEADER_TABLE_SIZE: u16 = 0x1;
@@ -131,6 +136,17 @@ impl Direction {
         }
     }
 
+    /// Frame boundaries are found again: the next bytes begin a frame (the HPACK state stays lost).
+    fn recover_framing(&mut self) {
+        self.framing_lost = false;
+        self.frame = None;
+        self.header_len = 0;
+        self.payload.clear();
+        self.payload_cut = false;
+        self.block.clear();
+        self.block_start = None;
+    }
+
     /// Decodes a complete header block; `None` (and the decoder is dropped) when it cannot be.
     fn decode(&mut self, block: &[u8]) -> Option<Fields> {
         let decoder = self.decoder.as_mut()?;
@@ -211,8 +227,10 @@ impl H2Counter {
         counter
     }
 
-    /// The next bytes of `side`'s stream, received at `ts`.
-    pub fn data(&mut self, side: Side, mut bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+    /// The next bytes of `side`'s stream, received at `ts`; `at_turn`: they are the first `side`
+    /// sent since the peer last sent data. Where the frame boundaries were lost, such bytes are
+    /// taken to begin at a frame when they are whole, plausible frames and nothing else.
+    pub fn data(&mut self, side: Side, mut bytes: &[u8], at_turn: bool, ts: f64, events: &mut Vec<ProtocolEvent>) {
         if side == Side::Client && self.preface_matched < CLIENT_PREFACE.len() && !self.directions[0].framing_lost {
             let expected = &CLIENT_PREFACE[self.preface_matched..];
             let take = expected.len().min(bytes.len());
@@ -227,6 +245,10 @@ impl H2Counter {
             }
         }
         let i = side.index();
+        let preface_done = side == Side::Server || self.preface_matched == CLIENT_PREFACE.len();
+        if self.directions[i].framing_lost && at_turn && preface_done && tiles_with_frames(bytes) {
+            self.directions[i].recover_framing();
+        }
         while !bytes.is_empty() && !self.directions[i].framing_lost {
             let direction = &mut self.directions[i];
             if let Some(frame) = direction.frame {
@@ -253,8 +275,8 @@ impl H2Counter {
     }
 
     /// `len` bytes of `side`'s stream are missing. Inside a frame payload the frame boundaries
-    /// survive (inside a header block the HPACK state does not); anywhere else the rest of the
-    /// direction is not read.
+    /// survive (inside a header block the HPACK state does not); anywhere else they are lost until
+    /// a turn brings whole frames (see [`Self::data`]).
     pub fn gap(&mut self, side: Side, len: u64) {
         let preface_done = side == Side::Server || self.preface_matched == CLIENT_PREFACE.len();
         let direction = &mut self.directions[side.index()];
@@ -484,6 +506,36 @@ impl H2Counter {
     }
 }
 
+/// Largest frame payload believed while looking for frame boundaries (the initial
+/// SETTINGS_MAX_FRAME_SIZE: larger frames need a setting that was not seen).
+const MAX_RESYNC_FRAME: usize = 16_384;
+
+/// Do `bytes` consist of whole frames, each of a known type with a length and stream id its type
+/// allows, and nothing else?
+fn tiles_with_frames(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(h) = bytes.get(at..at + FRAME_HEADER_LEN) else { return false };
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
+        let fits = match h[3] {
+            FRAME_DATA | FRAME_HEADERS | FRAME_PUSH_PROMISE | FRAME_CONTINUATION => stream != 0,
+            FRAME_PRIORITY => stream != 0 && len == 5,
+            FRAME_RST_STREAM => stream != 0 && len == 4,
+            FRAME_SETTINGS => stream == 0 && len % 6 == 0,
+            FRAME_PING => stream == 0 && len == 8,
+            FRAME_GOAWAY => stream == 0 && len >= 8,
+            FRAME_WINDOW_UPDATE => len == 4,
+            _ => false,
+        };
+        if !fits || len > MAX_RESYNC_FRAME || stream & 0x8000_0000 != 0 {
+            return false;
+        }
+        at += FRAME_HEADER_LEN + len;
+    }
+    at == bytes.len()
+}
+
 /// Frames whose payload is read whole: header block fragments (for HPACK) and SETTINGS.
 fn collects_payload(kind: u8) -> bool {
     matches!(kind, FRAME_HEADERS | FRAME_PUSH_PROMISE | FRAME_CONTINUATION | FRAME_SETTINGS)
@@ -577,10 +629,10 @@ mod tests {
             let mut counter = H2Counter::prior_knowledge();
             let mut events = Vec::new();
             let server_cut = cut.min(server.len());
-            counter.data(Client, &client[..cut], 0.0, &mut events);
-            counter.data(Client, &client[cut..], 1.0, &mut events);
-            counter.data(Server, &server[..server_cut], 2.0, &mut events);
-            counter.data(Server, &server[server_cut..], 3.0, &mut events);
+            counter.data(Client, &client[..cut], false, 0.0, &mut events);
+            counter.data(Client, &client[cut..], false, 1.0, &mut events);
+            counter.data(Server, &server[..server_cut], false, 2.0, &mut events);
+            counter.data(Server, &server[server_cut..], false, 3.0, &mut events);
             assert_eq!((counter.requests, counter.responses, counter.summary().streams), (3, 3, 3), "cut at {cut}");
             assert_eq!(
                 targets(&counter),
@@ -605,7 +657,7 @@ mod tests {
             frame(FRAME_CONTINUATION, FLAG_END_HEADERS, 1, &block[10..]),
         ]
         .concat();
-        counter.data(Client, &client, 0.0, &mut Vec::new());
+        counter.data(Client, &client, false, 0.0, &mut Vec::new());
         assert_eq!(targets(&counter), [(Some("GET"), Some("/split/across/frames"), None)]);
     }
 
@@ -636,8 +688,8 @@ mod tests {
                 frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 3, &[0xbe, 0x89]), // x-big (dynamic 62), :status 204
             ]
             .concat();
-            counter.data(Client, &client, 0.0, &mut Vec::new());
-            counter.data(Server, &server, 1.0, &mut Vec::new());
+            counter.data(Client, &client, false, 0.0, &mut Vec::new());
+            counter.data(Server, &server, false, 1.0, &mut Vec::new());
             assert_eq!(counter.responses, 2, "table size {table_size}");
             assert_eq!(counter.exchanges[0].status, Some(200));
             assert_eq!(counter.exchanges[1].status, second_status, "table size {table_size}");
@@ -648,7 +700,7 @@ mod tests {
     fn test_after_a_gap_in_a_header_block_requests_and_responses_are_counted_by_frames() {
         let mut counter = H2Counter::prior_knowledge();
         let first = frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 1, &get("/lost/in/a/gap"));
-        counter.data(Client, &[&CLIENT_PREFACE[..], &first[..12]].concat(), 0.0, &mut Vec::new());
+        counter.data(Client, &[&CLIENT_PREFACE[..], &first[..12]].concat(), false, 0.0, &mut Vec::new());
         counter.gap(Client, 4);
         let rest = [
             first[16..].to_vec(),
@@ -657,12 +709,12 @@ mod tests {
             frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 7, &get("/7")),
         ]
         .concat();
-        counter.data(Client, &rest, 1.0, &mut Vec::new());
+        counter.data(Client, &rest, false, 1.0, &mut Vec::new());
         assert_eq!((counter.requests, counter.summary().streams), (4, 4));
         assert!(counter.exchanges.iter().all(|e| e.method.is_none()), "HPACK state is lost after the gap");
 
         let headers = frame(FRAME_HEADERS, FLAG_END_HEADERS, 1, &[0x88, 0x40, 3, b'a', b'b', b'c', 1, b'v']);
-        counter.data(Server, &headers[..10], 2.0, &mut Vec::new());
+        counter.data(Server, &headers[..10], false, 2.0, &mut Vec::new());
         counter.gap(Server, 2);
         let server = [
             headers[12..].to_vec(),
@@ -673,7 +725,7 @@ mod tests {
             frame(FRAME_HEADERS, FLAG_END_HEADERS, 7, &[0x88]), // stream 7: no DATA, no end yet
         ]
         .concat();
-        counter.data(Server, &server, 3.0, &mut Vec::new());
+        counter.data(Server, &server, false, 3.0, &mut Vec::new());
         assert_eq!(counter.responses, 2);
         assert!(counter.exchanges.iter().all(|e| e.status.is_none()));
     }
@@ -683,18 +735,38 @@ mod tests {
         let mut counter = H2Counter::prior_knowledge();
         let data = frame(FRAME_DATA, 0, 1, &[0; 500]);
         let bytes = [CLIENT_PREFACE.to_vec(), frame(FRAME_HEADERS, FLAG_END_HEADERS, 1, &get("/up")), data[..100].to_vec()].concat();
-        counter.data(Client, &bytes, 0.0, &mut Vec::new());
+        counter.data(Client, &bytes, false, 0.0, &mut Vec::new());
         counter.gap(Client, 300);
         counter.data(
             Client,
             &[&data[400..], &frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 3, &[0x82, 0x86, 0xbe])[..]].concat(),
+            false,
             1.0,
             &mut Vec::new(),
         );
         assert_eq!(targets(&counter), [(Some("GET"), Some("/up"), None), (Some("GET"), Some("/up"), None)]);
-        counter.gap(Client, 1); // between frames: boundaries are lost
-        counter.data(Client, &frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 5, &get("/x")), 2.0, &mut Vec::new());
+        counter.gap(Client, 1); // between frames: boundaries are lost (the next data is no turn)
+        counter.data(Client, &frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 5, &get("/x")), false, 2.0, &mut Vec::new());
         assert_eq!(counter.requests, 2);
+    }
+
+    #[test]
+    fn test_frames_are_found_again_at_a_turn_of_whole_frames_after_lost_boundaries() {
+        let mut counter = H2Counter::prior_knowledge();
+        let opening = [CLIENT_PREFACE.to_vec(), frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 1, &get("/1"))].concat();
+        counter.data(Client, &opening, true, 0.0, &mut Vec::new());
+        counter.gap(Client, 40); // the segment with stream 3's HEADERS is lost: boundaries with it
+        let next = [frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 5, &get("/5")), frame(FRAME_WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0])].concat();
+        counter.data(Client, &next, false, 1.0, &mut Vec::new()); // not a turn: not trusted
+        counter.data(Client, &next[..next.len() - 1], true, 2.0, &mut Vec::new()); // a turn, but a cut frame
+        assert_eq!(counter.requests, 1);
+        let later = frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 7, &get("/7"));
+        counter.data(Client, &later, true, 3.0, &mut Vec::new());
+        assert_eq!(counter.requests, 2);
+        assert_eq!(targets(&counter), [(Some("GET"), Some("/1"), None), (None, None, None)], "HPACK state stays lost");
+        assert!(!tiles_with_frames(&frame(FRAME_PING, 0, 1, &[0; 8])), "PING on a stream");
+        assert!(!tiles_with_frames(&frame(0x42, 0, 0, &[])), "unknown type");
+        assert!(tiles_with_frames(&[frame(FRAME_SETTINGS, 1, 0, &[]), frame(FRAME_DATA, 1, 3, b"abc")].concat()));
     }
 
     #[test]
@@ -722,8 +794,8 @@ mod tests {
             frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 3, &[0x8d]),
         ]
         .concat();
-        counter.data(Client, &client, 1.0, &mut Vec::new());
-        counter.data(Server, &server, 2.0, &mut Vec::new());
+        counter.data(Client, &client, false, 1.0, &mut Vec::new());
+        counter.data(Server, &server, false, 2.0, &mut Vec::new());
         assert_eq!((counter.requests, counter.responses), (2, 2));
         assert_eq!(targets(&counter), [(Some("GET"), Some("/"), Some(200)), (Some("GET"), Some("/next"), Some(404))]);
         let summary = counter.summary();
@@ -735,7 +807,7 @@ mod tests {
         let mut counter = H2Counter::prior_knowledge();
         let bytes = [b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n".to_vec(), frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 1, &get("/"))].concat();
         let mut events = Vec::new();
-        counter.data(Client, &bytes, 0.0, &mut events);
+        counter.data(Client, &bytes, false, 0.0, &mut events);
         assert_eq!((counter.requests, counter.summary().streams), (0, 0));
         assert!(events.is_empty());
     }
@@ -760,7 +832,7 @@ mod tests {
                     bytes[at] = next() as u8;
                 }
                 let from = if side == Client { 0 } else { (next() % bytes.len() as u64) as usize };
-                counter.data(side, &bytes[from..], 0.0, &mut Vec::new());
+                counter.data(side, &bytes[from..], next() % 2 == 0, 0.0, &mut Vec::new());
                 if next() % 4 == 0 {
                     counter.gap(side, next() % 3000);
                 }

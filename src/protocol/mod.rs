@@ -438,17 +438,17 @@ impl Dispatch {
         }
         match &mut self.analyzer {
             Analyzer::Detecting | Analyzer::NotRecognised => {}
-            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, ts, events),
+            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, at_turn, ts, events),
             Analyzer::Http1 { framer, upgraded } => {
                 let rest = framer.data(side, bytes, at_turn, ts, events);
                 if framer.switch == Some(Switch::H2c) {
                     let mut h2 = Box::new(H2Counter::upgraded(framer.hand_over()));
-                    h2.data(side, rest, ts, events);
+                    h2.data(side, rest, false, ts, events);
                     *upgraded = Some(h2);
                 }
             }
             Analyzer::Tls(sniffer) => sniffer.data(side, bytes, events),
-            Analyzer::H2c(counter) => counter.data(side, bytes, ts, events),
+            Analyzer::H2c(counter) => counter.data(side, bytes, at_turn, ts, events),
         }
     }
 
