@@ -8,7 +8,8 @@
 //! still counted by their frames, without method and target, and a server stream counts as answered
 //! once it has sent HEADERS followed by DATA or by the end of the stream. When frame boundaries are
 //! lost (a gap outside a frame payload), the direction is read again from its next turn that is
-//! made of whole, plausible frames.
+//! made of whole, plausible frames. Once the first [`MAX_EXCHANGES`] exchanges have their fields,
+//! the rest is counted by frames too (the same counts, without the cost of decoding).
 
 use super::http1::{Handover, MAX_EXCHANGES};
 use super::{H2Summary, HeadText, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
@@ -423,6 +424,14 @@ impl H2Counter {
             Side::Client => self.client_headers(start, fields, ts, events),
             Side::Server => self.server_headers(start, fields, ts, events),
         }
+        let decoding = self.directions.iter().any(|d| d.decoder.is_some());
+        if decoding && self.exchanges.len() >= MAX_EXCHANGES && self.open.values().all(|s| s.exchange.is_none() || s.answered) {
+            // Every kept exchange has its fields: decoding is slow (HPACK Huffman) and the frame
+            // rules count the same, so the rest of the connection is counted by frames.
+            for direction in &mut self.directions {
+                direction.decoder = None;
+            }
+        }
     }
 
     fn client_headers(&mut self, start: BlockStart, fields: Option<Fields>, ts: f64, events: &mut Vec<ProtocolEvent>) {
@@ -800,6 +809,32 @@ mod tests {
         assert_eq!(targets(&counter), [(Some("GET"), Some("/"), Some(200)), (Some("GET"), Some("/next"), Some(404))]);
         let summary = counter.summary();
         assert_eq!((summary.streams, summary.upgraded_from_http1), (2, true));
+    }
+
+    #[test]
+    fn test_after_the_kept_exchanges_counts_come_from_frames_and_agree() {
+        let mut client = CLIENT_PREFACE.to_vec();
+        let mut server = Vec::new();
+        let n = MAX_EXCHANGES as u32 + 8;
+        for i in 0..n {
+            let stream = 2 * i + 1;
+            client.extend(frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, stream, &get(&format!("/{i}"))));
+            server.extend(frame(FRAME_HEADERS, FLAG_END_HEADERS, stream, &status(103))); // interim
+            if i % 2 == 0 {
+                server.extend(frame(FRAME_HEADERS, FLAG_END_HEADERS, stream, &[0x88]));
+                server.extend(frame(FRAME_DATA, FLAG_END_STREAM, stream, b"body"));
+            } else {
+                server.extend(frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, stream, &[0x89]));
+                // 204, no body
+            }
+        }
+        let mut counter = H2Counter::prior_knowledge();
+        counter.data(Client, &client, true, 0.0, &mut Vec::new());
+        counter.data(Server, &server, true, 1.0, &mut Vec::new());
+        assert_eq!((counter.requests, counter.responses), (n, n));
+        assert_eq!(counter.exchanges.len(), MAX_EXCHANGES);
+        assert_eq!(counter.exchanges[MAX_EXCHANGES - 1].status, Some(204));
+        assert!(counter.directions.iter().all(|d| d.decoder.is_none()));
     }
 
     #[test]
