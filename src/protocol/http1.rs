@@ -881,9 +881,10 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let mut framer = Http1Framer::new();
         let mut events = Vec::new();
         framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", true, 0.0, &mut events);
-        framer.gap(Server, 500, 0.0, &mut Vec::new()); // the rest of the body and the head of an unknown next response
-                                                       // A whole valid head at a line start, and one at the start of a segment, both inside lost
-                                                       // bytes with no request in between: nothing says a message begins there.
+        // Lost: the rest of the body and the head of an unknown next response.
+        framer.gap(Server, 500, 0.0, &mut Vec::new());
+        // A whole valid head at a line start, and one at the start of a segment, both after lost
+        // bytes with no request in between: nothing says a message begins there.
         framer.data(Server, b"tail of a lost body\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 1.0, &mut events);
         framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 1.5, &mut events);
         assert_eq!(framer.responses, 1);

@@ -658,13 +658,13 @@ mod tests {
                 (Server, 50_000 + f, fake),
                 (Client, 900, REQUEST),
                 (Server, 50_000 + 2 * f, RESPONSE),
-                (Client, 900 + r, fake), // a POST body would be the same: bytes after the request line's turn...
+                (Client, 900 + r, fake), // a client turn that begins with a status line: no request
             ],
         );
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(summary.protocol, Protocol::Http1);
         assert_eq!(events.len(), 2);
-        // ... but this one starts the client's turn, so "HTTP/1.1 200 OK" is no request: a resync.
+        // The last turn lost the client's sync (one resync); "GET /fake" after it is not trusted.
         assert_eq!((summary.http_requests, summary.http_responses, summary.resyncs), (1, 1, 1));
         assert_eq!(summary.exchanges[0].status, Some(200));
     }
