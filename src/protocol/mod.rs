@@ -298,21 +298,15 @@ enum Recognised {
 
 /// Recognition of `side`'s first bytes; `Err(true)` when more bytes could decide.
 /// HTTP/1 needs a whole request line (`METHOD SP target SP HTTP/1.x`): a method-like word alone is
-/// also how FTP, SMTP and Redis inline commands begin (`USER x`, `EHLO x`, `GET key`). A request
-/// line whose target fills the whole window is taken as one. A server's SETTINGS frame is held
-/// (never recognised on its own): an h2 server may send it before the client's preface arrives.
+/// also how FTP, SMTP and Redis inline commands begin (`USER x`, `EHLO x`, `GET key`). A server's
+/// SETTINGS frame is held (never recognised on its own): an h2 server may send it before the
+/// client's preface arrives.
 fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
     let candidates = match side {
         Side::Client => [
             (prefix_verdict(bytes, h2::CLIENT_PREFACE), Recognised::H2c),
             (tls::looks_like_handshake_record(bytes), Recognised::Tls),
-            (
-                match http1::looks_like_request_line(bytes) {
-                    Verdict::NeedMore if bytes.len() >= MAX_SNIFF && http1::looks_like_method(bytes) == Verdict::Yes => Verdict::Yes,
-                    verdict => verdict,
-                },
-                Recognised::Http1,
-            ),
+            (http1_request_verdict(bytes), Recognised::Http1),
         ],
         Side::Server => [
             (h2::looks_like_server_preface(bytes), Recognised::H2c),
@@ -329,6 +323,17 @@ fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
         }
     }
     Err(need_more)
+}
+
+/// Does a client's stream begin with an HTTP/1 request line? Empty lines before it are allowed
+/// (RFC 9112, 2.2: a server ignores them); a line whose target fills the window is taken as one.
+fn http1_request_verdict(bytes: &[u8]) -> Verdict {
+    let line = &bytes[bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count()..];
+    match http1::looks_like_request_line(line) {
+        Verdict::NeedMore if line.len() >= MAX_SNIFF && http1::looks_like_method(line) == Verdict::Yes => Verdict::Yes,
+        Verdict::NeedMore if bytes.len() >= MAX_SNIFF => Verdict::No,
+        verdict => verdict,
+    }
 }
 
 /// Everything downstream of the reassemblers.
@@ -726,6 +731,17 @@ mod tests {
                 assert!(events.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn test_empty_lines_before_the_first_request_line_are_allowed() {
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
+        let request = [&b"\r\n\r\n"[..], REQUEST].concat();
+        watch(&mut watcher, &[(Client, 1, b"\r\n"), (Client, 3, &request)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.protocol, summary.http_requests), (Protocol::Http1, 1));
+        assert_eq!(http1_request_verdict(&[b'\n'; MAX_SNIFF]), Verdict::No);
     }
 
     #[test]
