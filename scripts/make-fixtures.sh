@@ -373,6 +373,14 @@ fx_h2c_multi() {              # nginx h2c, hyper-h2 client: 5 requests on one co
 	capture_stop; server_stop
 }
 
+fx_h2c_snaplen() {            # h2c-multi's exchange with tcpdump -s 120: header blocks cut, HPACK state lost
+	local p=19504
+	SNAPLEN=120 capture_start h2c-snaplen $p
+	nginx_h2c $p
+	python3 "$SRC/h2_client.py" --port $p /hello.txt /lines.txt /missing POST:/hello.txt /hello.txt
+	capture_stop; server_stop
+}
+
 fx_h2c_upgrade() {            # Upgrade: h2c + 101 (curl --http2, 3 URLs), then prior knowledge with a 100-continue
 	local p=19502
 	capture_start h2c-upgrade $p
@@ -475,7 +483,7 @@ ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	go_keepalive_off_server go_disable_keepalives_client python_http_server_curl
 	curl_go_multi rst_abort refused ipv6 any_sll keepalive_probes pipelined chunked
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
-	h2c_multi h2c_upgrade midstream_body redis_inline smtp ftp)
+	h2c_multi h2c_snaplen h2c_upgrade midstream_body redis_inline smtp ftp)
 
 main() {
 	ensure_tools

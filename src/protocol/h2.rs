@@ -284,15 +284,18 @@ impl H2Counter {
         match direction.frame {
             Some(frame) if preface_done && len <= direction.payload_left => {
                 direction.payload_left -= len;
-                if collects_payload(frame.kind) {
-                    direction.payload_cut = true;
+                direction.payload_cut |= collects_payload(frame.kind);
+                if frame.kind != FRAME_SETTINGS && collects_payload(frame.kind) {
+                    direction.decoder = None; // a piece of a header block is missing
                 }
                 // A frame whose payload ends in the gap is ended by the next bytes received.
+                // (A cut SETTINGS loses a table size at worst: a table smaller than the
+                // encoder's holds a prefix of its entries, so it errs, never misreads.)
             }
-            _ => direction.framing_lost = true,
-        }
-        if direction.framing_lost || direction.payload_cut {
-            direction.decoder = None;
+            _ => {
+                direction.framing_lost = true;
+                direction.decoder = None;
+            }
         }
     }
 
@@ -737,6 +740,22 @@ mod tests {
         counter.data(Server, &server, false, 3.0, &mut Vec::new());
         assert_eq!(counter.responses, 2);
         assert!(counter.exchanges.iter().all(|e| e.status.is_none()));
+    }
+
+    #[test]
+    fn test_gap_inside_a_settings_payload_keeps_the_hpack_state() {
+        let mut counter = H2Counter::prior_knowledge();
+        let settings = frame(FRAME_SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100, 0, 4, 0, 0xff, 0xff, 0xff]);
+        counter.data(Client, &[&CLIENT_PREFACE[..], &settings[..15]].concat(), true, 0.0, &mut Vec::new());
+        counter.gap(Client, 6);
+        counter.data(
+            Client,
+            &[&settings[21..], &frame(FRAME_HEADERS, END_STREAM_AND_HEADERS, 1, &get("/s"))[..]].concat(),
+            false,
+            0.0,
+            &mut Vec::new(),
+        );
+        assert_eq!(targets(&counter), [(Some("GET"), Some("/s"), None)]);
     }
 
     #[test]
