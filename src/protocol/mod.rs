@@ -325,6 +325,23 @@ fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
     Err(need_more)
 }
 
+/// Longest PROXY protocol v1 line (its specification's limit).
+const MAX_PROXY_V1: usize = 107;
+/// Signature of a PROXY protocol v2 header.
+const PROXY_V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// Length of a whole PROXY protocol header (v1 line or v2 block) at the start of `bytes`: a load
+/// balancer sends it before the client's own first bytes.
+fn proxy_header_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.starts_with(b"PROXY ") {
+        return bytes.iter().take(MAX_PROXY_V1).position(|b| *b == b'\n').map(|end| end + 1);
+    }
+    let header = bytes.strip_prefix(PROXY_V2_SIGNATURE)?;
+    let len = usize::from(u16::from_be_bytes([*header.get(2)?, *header.get(3)?]));
+    let total = PROXY_V2_SIGNATURE.len() + 4 + len;
+    (bytes.len() >= total).then_some(total)
+}
+
 /// Does a client's stream begin with an HTTP/1 request line? Empty lines before it are allowed
 /// (RFC 9112, 2.2: a server ignores them); a line whose target fills the window is taken as one.
 fn http1_request_verdict(bytes: &[u8]) -> Verdict {
@@ -362,6 +379,15 @@ impl Dispatch {
             return;
         }
         self.saw_payload = true;
+        let mut bytes = bytes;
+        if side == Side::Client && self.at_stream_start[side.index()] {
+            if let Some(len) = proxy_header_len(bytes) {
+                bytes = &bytes[len..]; // the client's own bytes begin after it
+                if bytes.is_empty() {
+                    return;
+                }
+            }
+        }
         let stream_start = std::mem::take(&mut self.at_stream_start[side.index()]);
         let at_turn = stream_start || self.last_side.map_or(side == Side::Client, |last| last != side);
         // The first bytes of a mid-stream capture, from the client: maybe inside a request body.
@@ -731,6 +757,32 @@ mod tests {
                 assert!(events.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn test_a_proxy_protocol_header_before_the_client_bytes_is_skipped() {
+        let v1: &[u8] = b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n";
+        let mut v2 = PROXY_V2_SIGNATURE.to_vec();
+        v2.extend([0x21, 0x11, 0, 12]);
+        v2.extend([192, 0, 2, 1, 198, 51, 100, 1, 0xdc, 0x04, 0x01, 0xbb]);
+        let together = [v1, REQUEST].concat();
+        let v2_together = [&v2[..], REQUEST].concat();
+        let cases: [&[(Side, u32, &[u8])]; 3] = [
+            &[(Client, 1, &together), (Server, 1, RESPONSE)],
+            &[(Client, 1, v1), (Client, 1 + v1.len() as u32, REQUEST), (Server, 1, RESPONSE)],
+            &[(Client, 1, &v2_together), (Server, 1, RESPONSE)],
+        ];
+        for segments in cases {
+            let mut watcher = ProtocolWatcher::new();
+            watcher.on_syn(Client, SeqNumber(0));
+            watcher.on_syn(Server, SeqNumber(0));
+            watch(&mut watcher, segments);
+            let summary = watcher.finish(&mut Vec::new());
+            assert_eq!((summary.protocol, summary.http_requests, summary.http_responses), (Protocol::Http1, 1, 1));
+            assert_eq!(summary.resyncs, 0);
+        }
+        assert_eq!(proxy_header_len(&v2[..15]), None);
+        assert_eq!(proxy_header_len(b"PROXY without an end of line"), None);
     }
 
     #[test]
