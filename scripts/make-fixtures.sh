@@ -40,11 +40,14 @@ ensure_tools() {
 	command -v curl >/dev/null || missing+=(curl)
 	command -v nginx >/dev/null || missing+=(nginx-light)
 	command -v python3 >/dev/null || missing+=(python3)
+	command -v redis-server >/dev/null || missing+=(redis-server)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]}"
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 	fi
 	[ "$(id -u)" = 0 ] || { echo "run as root (tcpdump needs it)" >&2; exit 1; }
+	# hyper-h2 (h2c client and Upgrade server), aiosmtpd, pyftpdlib: from PyPI when missing
+	python3 -c 'import h2, aiosmtpd, pyftpdlib' 2>/dev/null || pip install h2 aiosmtpd pyftpdlib
 }
 
 build() {
@@ -60,7 +63,7 @@ capture_start() {
 	[ ${#opts[@]} -gt 0 ] || opts=(-i lo)
 	CAP_NAME=$name
 	CAP_FILE=$WORK/cap/$name.pcap
-	tcpdump "${opts[@]}" -U -s "${SNAPLEN:-262144}" -w "$CAP_FILE" "tcp port $port" 2>"$WORK/$name.tcpdump.log" &
+	tcpdump "${opts[@]}" -U -s "${SNAPLEN:-262144}" -w "$CAP_FILE" "${CAP_FILTER:-tcp port $port}" 2>"$WORK/$name.tcpdump.log" &
 	TCPDUMP_PID=$!
 	local i
 	for i in $(seq 1 50); do # at most 5 s
@@ -89,6 +92,16 @@ wait_listen() {
 		sleep 0.1
 	done
 	echo "nothing listening on $port" >&2; exit 1
+}
+
+# wait_output FILE: poll until a client has written its first line to FILE (at most 5 s)
+wait_output() {
+	local i
+	for i in $(seq 1 50); do
+		[ -s "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "no output in $1" >&2; exit 1
 }
 
 # go_server PORT [server flags...]
@@ -341,6 +354,116 @@ CONF
 	capture_stop; server_stop
 }
 
+# nginx_h2c PORT: nginx with 'listen 127.0.0.1:PORT http2' (cleartext h2, prior knowledge only)
+nginx_h2c() {
+	local p=$1 d=$WORK/nginx-$1
+	mkdir -p "$d/www" "$d/tmp"; echo hello >"$d/www/hello.txt"
+	seq 1 400 | sed 's/^/line /' >"$d/www/lines.txt"
+	cat >"$d/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
+    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
+    server { listen 127.0.0.1:$p http2; root $d/www; }
+}
+CONF
+	nginx -c "$d/nginx.conf" &
+	SERVER_PID=$!
+	wait_listen "$p"
+}
+
+fx_h2c_multi() {              # nginx h2c, hyper-h2 client: 5 requests on one connection (prior knowledge)
+	# curl 7.88.1 cannot reuse an h2c connection (see fx_h2c): scripts/fixtures/h2_client.py can.
+	local p=19501
+	capture_start h2c-multi $p
+	nginx_h2c $p
+	python3 "$SRC/h2_client.py" --port $p /hello.txt /lines.txt /missing POST:/hello.txt /hello.txt
+	capture_stop; server_stop
+}
+
+fx_h2c_snaplen() {            # h2c-multi's exchange with tcpdump -s 120: header blocks cut, HPACK state lost
+	local p=19504
+	SNAPLEN=120 capture_start h2c-snaplen $p
+	nginx_h2c $p
+	python3 "$SRC/h2_client.py" --port $p /hello.txt /lines.txt /missing POST:/hello.txt /hello.txt
+	capture_stop; server_stop
+}
+
+fx_h2c_upgrade() {            # Upgrade: h2c + 101 (curl --http2, 3 URLs), then prior knowledge with a 100-continue
+	local p=19502
+	capture_start h2c-upgrade $p
+	python3 "$SRC/h2_server.py" --port $p 2>"$WORK/h2server.log" &
+	SERVER_PID=$!
+	wait_listen $p
+	curl -sS --http2 -o /dev/null -o /dev/null -o /dev/null \
+		http://127.0.0.1:$p/first http://127.0.0.1:$p/second http://127.0.0.1:$p/missing
+	python3 "$SRC/h2_client.py" --port $p /a POST:/upload
+	capture_stop; server_stop
+}
+
+fx_midstream_body() {         # the capture starts inside a response body that quotes HTTP messages
+	# body_server.py pauses the body of /big/2 for 2.5 s after its third piece; tcpdump is started
+	# in that pause, so the first captured payload is the rest of that body (each piece a segment
+	# that begins with a whole HTTP head). Then 5 more requests (2 POSTs whose bodies quote
+	# messages) on the same keep-alive connection.
+	local p=19503
+	python3 "$SRC/body_server.py" --port $p --pause-on 2 --pause 2.5 &
+	SERVER_PID=$!
+	wait_listen $p
+	python3 "$SRC/body_client.py" --port $p -n 7 >"$WORK/body_client.log" &
+	local cpid=$!
+	wait_output "$WORK/body_client.log" # /big/1 is read; /big/2's pause begins 0.12 s after its head
+	sleep 0.3
+	capture_start midstream-body $p
+	wait "$cpid"
+	capture_stop; server_stop
+}
+
+fx_redis_inline() {           # redis-server; inline commands (SET/GET/INCR...: method-like words), redis-cli
+	local p=19510
+	redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
+	SERVER_PID=$!
+	wait_listen $p
+	# This connection starts before the capture: the capture sees it mid-stream.
+	python3 "$SRC/text_clients.py" redis-inline --port $p --wait 2.5 >"$WORK/redis_client.log" &
+	local cpid=$!
+	wait_output "$WORK/redis_client.log" # the first command is answered; 2.5 s of silence follow
+	capture_start redis-inline $p
+	wait "$cpid"
+	python3 "$SRC/text_clients.py" redis-inline --port $p >/dev/null
+	redis-cli -p $p SET key value >/dev/null
+	redis-cli -p $p GET key >/dev/null
+	capture_stop; server_stop
+}
+
+fx_smtp() {                   # aiosmtpd; smtplib sends one mail whose body quotes an HTTP request and response
+	local p=19511
+	capture_start smtp $p
+	python3 -m aiosmtpd -n -l 127.0.0.1:$p >"$WORK/smtp.log" 2>&1 &
+	SERVER_PID=$!
+	wait_listen $p
+	python3 "$SRC/text_clients.py" smtp --port $p >/dev/null
+	capture_stop; server_stop
+}
+
+fx_ftp() {                    # pyftpdlib (passive ports 19513-19514); ftplib: login, LIST, RETR of a file quoting HTTP
+	local p=19512 d=$WORK/ftp
+	mkdir -p "$d"
+	printf 'GET /saved HTTP/1.1\r\nHost: example.com\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' >"$d/quoted.txt"
+	CAP_FILTER="tcp portrange $p-19514" capture_start ftp $p
+	python3 -m pyftpdlib -i 127.0.0.1 -p $p -r 19513-19514 -d "$d" >"$WORK/ftp.log" 2>&1 &
+	SERVER_PID=$!
+	wait_listen $p
+	python3 "$SRC/text_clients.py" ftp --port $p >/dev/null
+	capture_stop; server_stop
+}
+
 fx_concurrent_curls() {       # 24 curls at once: 12 with 3 URLs (reused), 12 with Connection: close
 	# Connections interleave on the wire, as under load: what tests/threads.rs splits between workers.
 	local p=18122 i pids=()
@@ -394,7 +517,8 @@ ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
 	keepalive_crossing fast_open one_direction capture_skew \
 	tls_hello_retry tls_split_hello tls_connect_tunnel fragments \
-	"${CLOSE_CAUSE_FIXTURES[@]}")
+	"${CLOSE_CAUSE_FIXTURES[@]}" \
+	h2c_multi h2c_snaplen h2c_upgrade midstream_body redis_inline smtp ftp)
 
 main() {
 	ensure_tools

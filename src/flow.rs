@@ -603,14 +603,11 @@ fn finalise(
     let tls = proto.tls.clone();
     let requests: SmallVec<[RequestRecord; 1]> = proto.exchanges.iter().map(RequestRecord::from).collect();
     let h2_streams = proto.h2.as_ref().map(|h| h.streams);
-    let request_count = if let Some(streams) = h2_streams {
-        streams.max(proto.http_requests)
-    } else if encrypted {
-        tls.as_ref().map_or(0, |t| t.exchanges_estimate)
-    } else if proto.protocol == Protocol::Http1 {
-        proto.http_requests
-    } else {
-        conn.exchanges
+    // HTTP/1 requests and h2c request streams are both HTTP requests: `reused` follows from them.
+    let request_count = match proto.protocol {
+        Protocol::Http1 | Protocol::H2c => proto.http_requests,
+        Protocol::Tls => tls.as_ref().map_or(0, |t| t.exchanges_estimate),
+        Protocol::None | Protocol::Unknown => conn.exchanges,
     };
     let probe_interval = |e: &Endpoint| match e.probe_times {
         (Some(first), Some(last)) if e.probes > 1 => Some((last - first) / f64::from(e.probes - 1)),

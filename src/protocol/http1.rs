@@ -2,8 +2,10 @@
 //!
 //! Start lines and headers go through `httparse`; bodies are skipped by their framing
 //! (Content-Length, chunked, close-delimited) without being buffered. Requests and responses
-//! are paired in order. After a gap or garbage the framer resynchronises on the next line that
-//! starts a plausible request or status line, and never invents a message.
+//! are paired in order. After a gap or garbage (or a mid-stream start inside a message) the framer
+//! resynchronises only where a message can begin: at the first byte of a side's data after the
+//! peer has sent data (a turn), with a start line and a complete, valid head; text inside a body is
+//! never taken for a message, and no message is invented.
 
 use super::{HttpExchange, HttpVersion, ProtocolEvent, Verdict};
 use crate::side::Side;
@@ -21,7 +23,7 @@ const MAX_HEADERS: usize = 128;
 /// Header slots tried first; a head with more is parsed again with [`MAX_HEADERS`].
 const FEW_HEADERS: usize = 24;
 /// How far into a start line the plausibility check looks; httparse judges the rest.
-const START_LINE_CHECK_WINDOW: usize = 256;
+pub const START_LINE_CHECK_WINDOW: usize = 256;
 
 /// Longest method token believed.
 const MAX_METHOD_LEN: usize = 20;
@@ -61,6 +63,13 @@ pub fn looks_like_request_line(bytes: &[u8]) -> Verdict {
         return Verdict::No;
     }
     shape_verdict(&after_target[1..], b"HTTP/1.")
+}
+
+/// Is `bytes` exactly one whole, valid request head (no body bytes, nothing after it)?
+pub fn is_lone_request_head(bytes: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    matches!(request.parse(bytes), Ok(httparse::Status::Complete(len)) if len == bytes.len())
 }
 
 /// Does `bytes` begin like a status line (`HTTP/1.x NNN`)?
@@ -107,8 +116,8 @@ enum Phase {
     Chunked(Chunk),
     /// A response body that runs until the server closes.
     UntilClose,
-    /// Lost sync: looking for a line that starts a message. `at_line_start`: the next byte begins a line.
-    Resync { at_line_start: bool },
+    /// Lost sync: waiting for data that begins where a message can begin (a turn).
+    Resync,
     /// Framing ended (FIN, protocol switch).
     Done,
 }
@@ -150,6 +159,8 @@ struct PendingRequest {
     exchange: Option<usize>,
     is_head: bool,
     is_connect: bool,
+    /// The client turn it came in (see [`Http1Framer::client_turns`]).
+    turn: u32,
 }
 
 /// How framing of the connection ended, if it did.
@@ -161,6 +172,16 @@ pub enum Switch {
     Tunnel,
     /// Another protocol (WebSocket, ...): the rest is not HTTP/1.
     Other,
+}
+
+/// What the HTTP/1 framer hands to the h2 counter when a 101 switches the connection to h2c.
+#[derive(Debug)]
+pub struct Handover {
+    pub requests: u32,
+    pub responses: u32,
+    pub exchanges: Vec<HttpExchange>,
+    /// The exchange of the request that asked for the upgrade (h2 stream 1).
+    pub upgraded_exchange: Option<usize>,
 }
 
 /// Framing-relevant facts from a message's headers.
@@ -244,6 +265,9 @@ pub struct Http1Framer {
     pub resyncs: u32,
     /// Set when a 101 response or a CONNECT tunnel ended HTTP/1 framing.
     pub switch: Option<Switch>,
+    /// Client data that began at a turn: pairs a response found by resynchronisation with the
+    /// requests of the latest turn.
+    client_turns: u32,
 }
 
 impl Default for Http1Framer {
@@ -267,12 +291,19 @@ impl Http1Framer {
             http10: false,
             resyncs: 0,
             switch: None,
+            client_turns: 0,
         }
     }
 
-    /// The next bytes of `side`'s stream, received at `ts`. Returns the bytes after a protocol
-    /// switch ([`Self::switch`]), which are not HTTP/1; empty otherwise.
-    pub fn data<'b>(&mut self, side: Side, mut bytes: &'b [u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> &'b [u8] {
+    /// The next bytes of `side`'s stream, received at `ts`; `at_turn`: they are the first `side`
+    /// sent since the peer last sent data (or the first of its stream), so a message can begin at
+    /// their first byte. Returns the bytes after the head that switched protocols (a 101, a
+    /// CONNECT's 2xx), which belong to the new protocol; else nothing.
+    pub fn data<'b>(&mut self, side: Side, mut bytes: &'b [u8], at_turn: bool, ts: f64, events: &mut Vec<ProtocolEvent>) -> &'b [u8] {
+        if at_turn && side == Side::Client {
+            self.client_turns = self.client_turns.wrapping_add(1);
+        }
+        let mut candidate = at_turn;
         while !bytes.is_empty() {
             if self.switch.is_some() {
                 return bytes;
@@ -291,11 +322,27 @@ impl Http1Framer {
                 }
                 Phase::Chunked(chunk) => self.chunked_bytes(side, chunk, bytes),
                 Phase::UntilClose => &[],
-                Phase::Resync { at_line_start } => self.resync_bytes(side, at_line_start, bytes),
-                Phase::Done => &[],
+                Phase::Resync if candidate => {
+                    let direction = &mut self.directions[side.index()];
+                    direction.phase = Phase::Head;
+                    direction.resyncing = true;
+                    bytes
+                }
+                Phase::Resync | Phase::Done => &[],
             };
+            candidate = false;
         }
-        bytes
+        &[]
+    }
+
+    /// Hands the counts and exchanges over to the h2 counter after a 101 to h2c.
+    pub fn hand_over(&mut self) -> Handover {
+        Handover {
+            requests: self.requests,
+            responses: self.responses,
+            exchanges: std::mem::take(&mut self.exchanges),
+            upgraded_exchange: self.pending.front().and_then(|r| r.exchange),
+        }
     }
 
     /// `len` bytes of `side`'s stream are missing. A message whose start line was seen whole before
@@ -321,10 +368,10 @@ impl Http1Framer {
                 Phase::Chunked(if len == left { Chunk::DataEnd } else { Chunk::Data(left - len) })
             }
             Phase::UntilClose | Phase::Done => direction.phase,
-            Phase::Resync { .. } => Phase::Resync { at_line_start: true },
+            Phase::Resync => Phase::Resync,
             _ => {
                 self.lose_sync(side);
-                Phase::Resync { at_line_start: true }
+                Phase::Resync
             }
         };
         self.directions[side.index()].phase = next;
@@ -343,36 +390,11 @@ impl Http1Framer {
     /// Enters resynchronisation, counting it unless already searching.
     fn lose_sync(&mut self, side: Side) {
         let direction = &mut self.directions[side.index()];
-        if !direction.resyncing && !matches!(direction.phase, Phase::Resync { .. }) {
+        if !direction.resyncing && direction.phase != Phase::Resync {
             self.resyncs = self.resyncs.saturating_add(1);
         }
         direction.resyncing = false;
         direction.reset_head();
-    }
-
-    /// Looks for the next line that may start a message; returns the bytes from there on.
-    fn resync_bytes<'b>(&mut self, side: Side, mut at_line_start: bool, bytes: &'b [u8]) -> &'b [u8] {
-        let mut pos = 0;
-        while pos < bytes.len() {
-            if at_line_start && start_line_verdict(side, &bytes[pos..]) != Verdict::No {
-                let direction = &mut self.directions[side.index()];
-                direction.phase = Phase::Head;
-                direction.resyncing = true;
-                return &bytes[pos..];
-            }
-            match bytes[pos..].iter().position(|b| *b == b'\n') {
-                Some(newline) => {
-                    pos += newline + 1;
-                    at_line_start = true;
-                }
-                None => {
-                    at_line_start = false;
-                    pos = bytes.len();
-                }
-            }
-        }
-        self.directions[side.index()].phase = Phase::Resync { at_line_start };
-        &[]
     }
 
     /// Collects a message head; returns the bytes after it (or nothing when it is still incomplete).
@@ -398,7 +420,7 @@ impl Http1Framer {
             };
             if verdict == Verdict::No {
                 self.lose_sync(side);
-                self.directions[side.index()].phase = Phase::Resync { at_line_start: false };
+                self.directions[side.index()].phase = Phase::Resync;
                 return bytes;
             }
         }
@@ -418,7 +440,7 @@ impl Http1Framer {
         let Some(end) = find_head_end(&mut direction.scan, bytes) else {
             if direction.head.len() + bytes.len() > MAX_HEADER_BLOCK {
                 self.lose_sync(side);
-                self.directions[side.index()].phase = Phase::Resync { at_line_start: false };
+                self.directions[side.index()].phase = Phase::Resync;
             } else {
                 direction.head.extend_from_slice(bytes);
             }
@@ -443,7 +465,7 @@ impl Http1Framer {
             }
             None => {
                 self.lose_sync(side);
-                self.directions[side.index()].phase = Phase::Resync { at_line_start: true };
+                self.directions[side.index()].phase = Phase::Resync;
             }
         }
         &bytes[end..]
@@ -551,7 +573,8 @@ impl Http1Framer {
             self.exchanges.len() - 1
         });
         if self.pending.len() < MAX_PENDING {
-            self.pending.push_back(PendingRequest { exchange, is_head: method == "HEAD", is_connect: method == "CONNECT" });
+            let turn = self.client_turns;
+            self.pending.push_back(PendingRequest { exchange, is_head: method == "HEAD", is_connect: method == "CONNECT", turn });
         }
         if facts.chunked {
             Phase::Chunked(NEW_CHUNK)
@@ -565,11 +588,24 @@ impl Http1Framer {
 
     fn on_response(&mut self, status: u16, version: HttpVersion, facts: &HeadFacts, ts: f64, events: &mut Vec<ProtocolEvent>) -> Phase {
         self.http10 |= version == HttpVersion::Http10;
+        if status == 101 && facts.upgrade_h2c {
+            // The upgraded request is answered on h2 stream 1: the 101 is not its final response.
+            self.switch = Some(Switch::H2c);
+            return Phase::Done;
+        }
         if (100..200).contains(&status) && status != 101 {
             return Phase::Head; // interim response: the final one follows
         }
         self.responses = self.responses.saturating_add(1);
         events.push(ProtocolEvent::HttpResponse { status });
+        if self.directions[Side::Server.index()].resyncing {
+            // Found after lost bytes, at a turn: it answers a request of the latest client turn;
+            // the responses of older waiting requests were lost.
+            let latest = self.client_turns;
+            while self.pending.front().is_some_and(|r| r.turn != latest) {
+                self.pending.pop_front();
+            }
+        }
         let request = self.pending.pop_front();
         let exchange = match request.and_then(|r| r.exchange) {
             Some(index) => self.exchanges.get_mut(index),
@@ -598,7 +634,7 @@ impl Http1Framer {
         let is_head = request.is_some_and(|r| r.is_head);
         let is_connect = request.is_some_and(|r| r.is_connect);
         if status == 101 {
-            self.switch = Some(if facts.upgrade_h2c { Switch::H2c } else { Switch::Other });
+            self.switch = Some(Switch::Other);
             self.count_answer(Side::Server);
             return Phase::Done;
         }
@@ -684,7 +720,7 @@ impl Http1Framer {
 
     fn chunk_error<'b>(&mut self, side: Side, rest: &'b [u8]) -> &'b [u8] {
         self.lose_sync(side);
-        self.directions[side.index()].phase = Phase::Resync { at_line_start: false };
+        self.directions[side.index()].phase = Phase::Resync;
         rest
     }
 }
@@ -719,8 +755,10 @@ mod tests {
     fn frame(chunks: &[(Side, &[u8])]) -> (Http1Framer, Vec<ProtocolEvent>) {
         let mut framer = Http1Framer::new();
         let mut events = Vec::new();
+        let mut last = None;
         for (i, (side, bytes)) in chunks.iter().enumerate() {
-            framer.data(*side, bytes, i as f64, &mut events);
+            framer.data(*side, bytes, last != Some(*side), i as f64, &mut events);
+            last = Some(*side);
         }
         (framer, events)
     }
@@ -736,8 +774,8 @@ mod tests {
             check(&framer);
         }
         let mut framer = Http1Framer::new();
-        for byte in bytes.chunks(1) {
-            framer.data(side, byte, 0.0, &mut Vec::new());
+        for (i, byte) in bytes.chunks(1).enumerate() {
+            framer.data(side, byte, i == 0, 0.0, &mut Vec::new());
         }
         check(&framer);
     }
@@ -873,32 +911,54 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     fn test_gap_in_content_length_body_is_survived() {
         let mut framer = Http1Framer::new();
         let mut events = Vec::new();
-        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", 0.0, &mut events);
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", true, 0.0, &mut events);
         framer.gap(Server, 60, 0.0, &mut Vec::new());
-        framer.data(Server, b"012345678901234567890123456789HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1.0, &mut events);
+        framer.data(Server, b"012345678901234567890123456789HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 1.0, &mut events);
         assert_eq!(framer.responses, 2);
         assert_eq!(framer.resyncs, 0);
     }
 
     #[test]
-    fn test_gap_past_a_known_body_resynchronises_on_the_next_status_line() {
+    fn test_gap_past_a_known_body_resynchronises_at_the_next_turn_not_inside_the_body() {
         let mut framer = Http1Framer::new();
         let mut events = Vec::new();
-        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", 0.0, &mut events);
-        framer.gap(Server, 500, 0.0, &mut Vec::new()); // the rest of the body and the head of an unknown next response
-        framer.data(Server, b"tail of a lost body\r\nHTTP/1.1 200 OK\r\nfake\r\n", 1.0, &mut events);
-        assert_eq!(framer.responses, 1, "a status line inside a lost body is only a candidate until its head parses");
-        framer.data(Server, b"\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 2.0, &mut events);
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", true, 0.0, &mut events);
+        // Lost: the rest of the body and the head of an unknown next response.
+        framer.gap(Server, 500, 0.0, &mut Vec::new());
+        // A whole valid head at a line start, and one at the start of a segment, both after lost
+        // bytes with no request in between: nothing says a message begins there.
+        framer.data(Server, b"tail of a lost body\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 1.0, &mut events);
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 1.5, &mut events);
+        assert_eq!(framer.responses, 1);
+        framer.data(Client, b"GET /next HTTP/1.1\r\n\r\n", true, 2.0, &mut events);
+        framer.data(Server, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", true, 3.0, &mut events);
         assert_eq!(framer.resyncs, 1);
         assert_eq!(statuses(&framer), [Some(200), Some(404)]);
+        assert_eq!(framer.exchanges[1].target.as_deref(), Some("/next"));
+    }
+
+    #[test]
+    fn test_response_found_by_resync_pairs_with_the_latest_request() {
+        let mut framer = Http1Framer::new();
+        framer.data(Client, b"GET /a HTTP/1.1\r\n\r\n", true, 0.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Le", true, 0.1, &mut Vec::new());
+        framer.gap(Server, 5000, 0.2, &mut Vec::new()); // response /a, and all of /b's, lost
+        framer.data(Client, b"GET /b HTTP/1.1\r\n\r\n", true, 1.0, &mut Vec::new());
+        framer.data(Client, b"GET /c HTTP/1.1\r\n\r\n", true, 2.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", true, 2.1, &mut Vec::new());
+        assert_eq!((framer.requests, framer.responses), (3, 2));
+        assert_eq!(statuses(&framer), [Some(200), None, Some(404)]);
     }
 
     #[test]
     fn test_gap_in_headers_after_a_whole_start_line_counts_the_message() {
         let mut framer = Http1Framer::new();
-        framer.data(Client, b"GET /cut HTTP/1.1\r\nHost: ex", 0.0, &mut Vec::new());
+        framer.data(Client, b"GET /cut HTTP/1.1\r\nHost: ex", true, 0.0, &mut Vec::new());
         framer.gap(Client, 20, 0.0, &mut Vec::new());
-        framer.data(Client, b"ample.com\r\n\r\nGET /kept HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
+        // The cut head's body (if its lost headers gave it one) may hold the next line: not trusted.
+        framer.data(Client, b"ample.com\r\n\r\nGET /pipelined HTTP/1.1\r\n\r\n", false, 1.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, 1.5, &mut Vec::new());
+        framer.data(Client, b"GET /kept HTTP/1.1\r\n\r\n", true, 2.0, &mut Vec::new());
         assert_eq!(framer.requests, 2);
         assert_eq!(framer.exchanges[0].target.as_deref(), Some("/cut"));
         assert_eq!(framer.exchanges[1].target.as_deref(), Some("/kept"));
@@ -908,21 +968,23 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     #[test]
     fn test_gap_inside_the_start_line_drops_the_message() {
         let mut framer = Http1Framer::new();
-        framer.data(Client, b"GET /lo", 0.0, &mut Vec::new());
+        framer.data(Client, b"GET /lo", true, 0.0, &mut Vec::new());
         framer.gap(Client, 20, 0.0, &mut Vec::new());
-        framer.data(Client, b"ample.com\r\n\r\nGET /kept HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
+        framer.data(Client, b"ample.com\r\n\r\nGET /pipelined HTTP/1.1\r\n\r\n", false, 1.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, 1.5, &mut Vec::new());
+        framer.data(Client, b"GET /kept HTTP/1.1\r\n\r\n", true, 2.0, &mut Vec::new());
         assert_eq!(framer.requests, 1);
-        assert_eq!(framer.exchanges[0].target.as_deref(), Some("/kept"));
+        assert_eq!(framer.exchanges[1].target.as_deref(), Some("/kept"));
     }
 
     #[test]
     fn test_snaplen_cut_status_line_counts_the_response() {
         let mut framer = Http1Framer::new();
-        framer.data(Client, b"GET / HTTP/1.1\r\n\r\n", 0.0, &mut Vec::new());
-        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Le", 0.1, &mut Vec::new());
+        framer.data(Client, b"GET / HTTP/1.1\r\n\r\n", true, 0.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Le", true, 0.1, &mut Vec::new());
         framer.gap(Server, 100, 0.1, &mut Vec::new());
-        framer.data(Client, b"GET /2 HTTP/1.1\r\n\r\n", 1.0, &mut Vec::new());
-        framer.data(Server, b"HTTP/1.1 404 Not Found\r\nConte", 1.1, &mut Vec::new());
+        framer.data(Client, b"GET /2 HTTP/1.1\r\n\r\n", true, 1.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 404 Not Found\r\nConte", true, 1.1, &mut Vec::new());
         framer.gap(Server, 100, 1.1, &mut Vec::new());
         assert_eq!((framer.requests, framer.responses), (2, 2));
         assert_eq!(statuses(&framer), vec![Some(200), Some(404)]);
@@ -930,23 +992,49 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
     #[test]
     fn test_garbage_is_skipped_without_inventing_messages() {
-        let (framer, _) = frame(&[(Client, b"\x16\x03\x01 junk FOO\r\nnot a request\r\nGET / HTTP/1.1\r\n\r\n")]);
+        let (framer, _) = frame(&[
+            (Client, b"\x16\x03\x01 junk FOO\r\nnot a request\r\nGET /in-garbage HTTP/1.1\r\n\r\n"),
+            (Server, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"),
+            (Client, b"GET / HTTP/1.1\r\n\r\n"),
+        ]);
         assert_eq!(framer.requests, 1);
+        assert_eq!(framer.exchanges[1].target.as_deref(), Some("/"));
         assert_eq!(framer.resyncs, 1);
     }
 
     #[test]
     fn test_oversized_header_block_is_dropped() {
         let mut framer = Http1Framer::new();
-        framer.data(Client, b"GET / HTTP/1.1\r\nX-Big: ", 0.0, &mut Vec::new());
+        framer.data(Client, b"GET / HTTP/1.1\r\nX-Big: ", true, 0.0, &mut Vec::new());
         let filler = vec![b'a'; 1000];
         for _ in 0..70 {
-            framer.data(Client, &filler, 0.0, &mut Vec::new());
+            framer.data(Client, &filler, false, 0.0, &mut Vec::new());
         }
         assert!(framer.directions[0].head.len() <= MAX_HEADER_BLOCK);
-        framer.data(Client, b"\r\n\r\nGET /after HTTP/1.1\r\n\r\n", 0.0, &mut Vec::new());
+        framer.data(Client, b"\r\n\r\nGET /same-turn HTTP/1.1\r\n\r\n", false, 0.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n", true, 0.5, &mut Vec::new());
+        framer.data(Client, b"GET /after HTTP/1.1\r\n\r\n", true, 1.0, &mut Vec::new());
         assert_eq!(framer.requests, 1);
+        assert_eq!(framer.exchanges[1].target.as_deref(), Some("/after"));
         assert_eq!(framer.resyncs, 1);
+    }
+
+    #[test]
+    fn test_body_text_that_looks_like_messages_is_never_counted_after_a_mid_stream_start() {
+        // The framer joins inside a response body full of HTTP-looking lines and whole heads.
+        let body: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let mut framer = Http1Framer::new();
+        framer.gap(Server, 90_000, 0.0, &mut Vec::new());
+        for _ in 0..5 {
+            framer.data(Server, body, false, 0.0, &mut Vec::new());
+        }
+        framer.data(Client, b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n", true, 1.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 62\r\n\r\n", true, 1.1, &mut Vec::new());
+        framer.data(Server, body, false, 1.1, &mut Vec::new());
+        framer.data(Client, b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n", true, 2.0, &mut Vec::new());
+        framer.data(Server, b"HTTP/1.1 204 No Content\r\n\r\n", true, 2.1, &mut Vec::new());
+        assert_eq!((framer.requests, framer.responses), (2, 2));
+        assert_eq!(statuses(&framer), [Some(200), Some(204)]);
     }
 
     #[test]
@@ -991,9 +1079,9 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     fn test_connect_answered_2xx_ends_framing_and_returns_the_tunnelled_bytes() {
         let mut framer = Http1Framer::new();
         let mut events = Vec::new();
-        let rest = framer.data(Client, b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n", 0.0, &mut events);
+        let rest = framer.data(Client, b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n", true, 0.0, &mut events);
         assert_eq!((rest, framer.switch), (&b""[..], None));
-        let rest = framer.data(Server, b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03", 1.0, &mut events);
+        let rest = framer.data(Server, b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03", true, 1.0, &mut events);
         assert_eq!((rest, framer.switch), (&b"\x16\x03\x03"[..], Some(Switch::Tunnel)));
         assert_eq!((framer.requests, framer.responses), (1, 1));
         assert_eq!(statuses(&framer), [Some(200)]);
@@ -1049,5 +1137,9 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         assert_eq!(looks_like_request_line(b"TOO-LONG-FOR-A-METHOD-NAME / HTTP/1.1"), Verdict::No);
         assert_eq!(looks_like_method(b"OPTIONS * HTTP/1.1"), Verdict::Yes);
         assert_eq!(looks_like_method(b"\x16\x03\x01"), Verdict::No);
+        assert!(is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"));
+        assert!(!is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!is_lone_request_head(b"HTTP/1.1 200 OK\r\n\r\n"));
     }
 }

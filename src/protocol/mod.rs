@@ -88,13 +88,16 @@ impl std::fmt::Debug for HeadText {
     }
 }
 
-/// HTTP/1 protocol version of a message.
+/// HTTP protocol version of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum HttpVersion {
     #[serde(rename = "HTTP/1.0")]
     Http10,
     #[serde(rename = "HTTP/1.1")]
     Http11,
+    /// A request on an h2c stream.
+    #[serde(rename = "HTTP/2")]
+    Http2,
 }
 
 /// Application protocol of a connection.
@@ -211,7 +214,9 @@ impl ProtocolWatcher {
     /// The side's SYN was seen with this initial sequence number: its byte stream starts at isn+1
     /// (ignored once the side's stream has started).
     pub fn on_syn(&mut self, side: Side, isn: SeqNumber) {
-        self.streams[side.index()].start_at(isn.wrapping_add(1));
+        if self.streams[side.index()].start_at(isn.wrapping_add(1)) {
+            self.dispatch.at_stream_start[side.index()] = true;
+        }
     }
 
     /// A segment from `side` with payload. `seq` = sequence number of the first payload byte,
@@ -272,16 +277,34 @@ enum Analyzer {
         framer: Box<Http1Framer>,
         inner: Box<Dispatch>,
     },
+    /// The client's first bytes matched none of the protocols: the rest is not read.
+    NotRecognised,
 }
+
+/// Most first bytes of a side held while they are too few to decide its protocol.
+const MAX_SNIFF: usize = http1::START_LINE_CHECK_WINDOW;
 
 /// Recognition state of one side before the protocol is known.
 #[derive(Debug, Default)]
 struct Sniff {
-    /// First bytes of the side when they were too few to decide.
-    prefix: [u8; h2::CLIENT_PREFACE.len()],
-    prefix_len: usize,
-    /// The side's first bytes matched no protocol.
-    unrecognised: bool,
+    /// First bytes of the side when they were too few to decide (at most [`MAX_SNIFF`]).
+    prefix: Vec<u8>,
+    /// The held prefix is the start of the side's stream.
+    prefix_at_stream_start: bool,
+    /// The held prefix is a mid-stream client's first bytes (see [`Start::unsure`]).
+    unsure: bool,
+}
+
+/// Where a side's data begins, for recognition.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// At the start of the side's stream (after its SYN).
+    stream_start: bool,
+    /// Where a message can begin (see [`Dispatch`]).
+    at_turn: bool,
+    /// The first data of a mid-stream capture, from the client: HTTP/1 only when it is exactly one
+    /// request head, as it may be the inside of a request body.
+    unsure: bool,
 }
 
 /// A protocol recognised from a side's first bytes.
@@ -293,15 +316,19 @@ enum Recognised {
 }
 
 /// Recognition of `side`'s first bytes; `Err(true)` when more bytes could decide.
+/// HTTP/1 needs a whole request line (`METHOD SP target SP HTTP/1.x`): a method-like word alone is
+/// also how FTP, SMTP and Redis inline commands begin (`USER x`, `EHLO x`, `GET key`). A server's
+/// SETTINGS frame is held (never recognised on its own): an h2 server may send it before the
+/// client's preface arrives.
 fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
     let candidates = match side {
         Side::Client => [
             (prefix_verdict(bytes, h2::CLIENT_PREFACE), Recognised::H2c),
             (tls::looks_like_handshake_record(bytes), Recognised::Tls),
-            (http1::looks_like_method(bytes), Recognised::Http1),
+            (http1_request_verdict(bytes), Recognised::Http1),
         ],
         Side::Server => [
-            (Verdict::No, Recognised::H2c),
+            (h2::looks_like_server_preface(bytes), Recognised::H2c),
             (tls::looks_like_handshake_record(bytes), Recognised::Tls),
             (http1::looks_like_status_line(bytes), Recognised::Http1),
         ],
@@ -317,7 +344,43 @@ fn recognise(side: Side, bytes: &[u8]) -> Result<Recognised, bool> {
     Err(need_more)
 }
 
+/// Longest PROXY protocol v1 line (its specification's limit).
+const MAX_PROXY_V1: usize = 107;
+/// Signature of a PROXY protocol v2 header.
+const PROXY_V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// Length of a whole PROXY protocol header (v1 line or v2 block) at the start of `bytes`: a load
+/// balancer sends it before the client's own first bytes.
+fn proxy_header_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.starts_with(b"PROXY ") {
+        return bytes.iter().take(MAX_PROXY_V1).position(|b| *b == b'\n').map(|end| end + 1);
+    }
+    let header = bytes.strip_prefix(PROXY_V2_SIGNATURE)?;
+    let len = usize::from(u16::from_be_bytes([*header.get(2)?, *header.get(3)?]));
+    let total = PROXY_V2_SIGNATURE.len() + 4 + len;
+    (bytes.len() >= total).then_some(total)
+}
+
+/// Does a client's stream begin with an HTTP/1 request line? Empty lines before it are allowed
+/// (RFC 9112, 2.2: a server ignores them); a line whose target fills the window is taken as one.
+fn http1_request_verdict(bytes: &[u8]) -> Verdict {
+    let line = &bytes[bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count()..];
+    match http1::looks_like_request_line(line) {
+        Verdict::NeedMore if line.len() >= MAX_SNIFF && http1::looks_like_method(line) == Verdict::Yes => Verdict::Yes,
+        Verdict::NeedMore if bytes.len() >= MAX_SNIFF => Verdict::No,
+        verdict => verdict,
+    }
+}
+
 /// Everything downstream of the reassemblers.
+///
+/// Where a message can begin: at the start of a side's stream (its SYN was seen), and at the first
+/// byte a side sends after the peer has sent data (a turn: an HTTP response follows its request, a
+/// keep-alive client's next request follows the response). In a capture that starts mid-stream,
+/// the client's first data also counts when no server data came before it (the client speaks
+/// first), but for HTTP/1 only when it is exactly one request head: it may be inside an upload.
+/// Anywhere else (inside a body that the capture or a gap cut) bytes are never taken for the start
+/// of a message.
 #[derive(Debug, Default)]
 struct Dispatch {
     sniffs: [Sniff; 2],
@@ -326,6 +389,10 @@ struct Dispatch {
     /// This dispatch reads the inside of a CONNECT tunnel: a CONNECT inside it ends HTTP/1
     /// framing instead of nesting another tunnel (bounded depth on hostile input).
     in_tunnel: bool,
+    /// The side that sent the latest data (or lost bytes in a gap).
+    last_side: Option<Side>,
+    /// The side's next bytes are the first of its stream (after its SYN).
+    at_stream_start: [bool; 2],
 }
 
 impl Dispatch {
@@ -334,47 +401,75 @@ impl Dispatch {
             return;
         }
         self.saw_payload = true;
+        let mut bytes = bytes;
+        if side == Side::Client && self.at_stream_start[side.index()] {
+            if let Some(len) = proxy_header_len(bytes) {
+                bytes = &bytes[len..]; // the client's own bytes begin after it
+                if bytes.is_empty() {
+                    return;
+                }
+            }
+        }
+        let stream_start = std::mem::take(&mut self.at_stream_start[side.index()]);
+        let at_turn = stream_start || self.last_side.map_or(side == Side::Client, |last| last != side);
+        // The first bytes of a mid-stream capture, from the client: maybe inside a request body.
+        let unsure = !stream_start && self.last_side.is_none();
+        self.last_side = Some(side);
         if matches!(self.analyzer, Analyzer::Detecting) {
-            self.detect(side, bytes, ts, events);
+            let start = Start { stream_start, at_turn, unsure };
+            self.detect(side, bytes, start, ts, events);
         } else {
-            self.analyze(side, bytes, ts, events);
+            self.analyze(side, bytes, at_turn, ts, events);
         }
     }
 
     /// Recognises the protocol from `side`'s first bytes, then feeds them to its analyzer.
-    /// A side whose first bytes matched nothing (mid-stream capture) is retried on each later chunk.
-    fn detect(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+    /// When the client's stream start matches nothing, the connection speaks none of the
+    /// protocols; a side whose first bytes came mid-stream is retried at its next turn.
+    fn detect(&mut self, side: Side, bytes: &[u8], start: Start, ts: f64, events: &mut Vec<ProtocolEvent>) {
         let i = side.index();
-        if self.sniffs[i].prefix_len == 0 {
+        if self.sniffs[i].prefix.is_empty() {
+            if !start.at_turn {
+                return; // inside a message: nothing can begin here
+            }
             // Whole chunks are tried on their own first: the common case copies nothing.
             match recognise(side, bytes) {
+                Ok(Recognised::Http1) if start.unsure && !http1::is_lone_request_head(bytes) => return,
                 Ok(protocol) => {
                     self.start(protocol, side, ts, events);
-                    self.analyze(side, bytes, ts, events);
+                    self.analyze(side, bytes, true, ts, events);
                     return;
                 }
-                Err(true) if !self.sniffs[i].unrecognised => {}
-                Err(_) => {
-                    self.sniffs[i].unrecognised = true;
-                    return;
+                Err(true) => {
+                    self.sniffs[i].prefix_at_stream_start = start.stream_start;
+                    self.sniffs[i].unsure = start.unsure;
                 }
+                Err(false) => return self.unrecognised(side, start.stream_start),
             }
         }
         let sniff = &mut self.sniffs[i];
-        let held = sniff.prefix_len;
-        let take = (sniff.prefix.len() - held).min(bytes.len());
-        sniff.prefix[held..held + take].copy_from_slice(&bytes[..take]);
-        sniff.prefix_len += take;
-        let (prefix, len) = (sniff.prefix, sniff.prefix_len);
-        match recognise(side, &prefix[..len]) {
+        let take = (MAX_SNIFF - sniff.prefix.len()).min(bytes.len());
+        sniff.prefix.extend_from_slice(&bytes[..take]);
+        let prefix = std::mem::take(&mut sniff.prefix);
+        let unsure_head = sniff.unsure && (take < bytes.len() || !http1::is_lone_request_head(&prefix));
+        match recognise(side, &prefix) {
+            Ok(Recognised::Http1) if unsure_head => self.sniffs[i] = Sniff::default(),
             Ok(protocol) => {
-                self.sniffs[i].prefix_len = 0;
                 self.start(protocol, side, ts, events);
-                self.analyze(side, &prefix[..len], ts, events);
-                self.analyze(side, &bytes[take..], ts, events);
+                self.analyze(side, &prefix, true, ts, events);
+                self.analyze(side, &bytes[take..], false, ts, events);
             }
-            Err(true) if len < prefix.len() => {}
-            Err(_) => self.sniffs[i] = Sniff { unrecognised: true, ..Sniff::default() },
+            Err(true) if prefix.len() < MAX_SNIFF => self.sniffs[i].prefix = prefix,
+            Err(_) => self.unrecognised(side, self.sniffs[i].prefix_at_stream_start),
+        }
+    }
+
+    /// `side`'s first bytes matched no protocol. At the start of the client's stream that settles
+    /// the connection (every recognised protocol begins with the client's bytes).
+    fn unrecognised(&mut self, side: Side, stream_start: bool) {
+        self.sniffs[side.index()] = Sniff::default();
+        if stream_start && side == Side::Client {
+            self.analyzer = Analyzer::NotRecognised;
         }
     }
 
@@ -386,26 +481,31 @@ impl Dispatch {
             Recognised::H2c => Analyzer::H2c(Box::new(H2Counter::prior_knowledge())),
         };
         let peer = std::mem::take(&mut self.sniffs[side.peer().index()]);
-        self.analyze(side.peer(), &peer.prefix[..peer.prefix_len], ts, events);
+        self.analyze(side.peer(), &peer.prefix, true, ts, events);
     }
 
-    fn analyze(&mut self, side: Side, bytes: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
+    /// Feeds the analyzer; `at_turn`: a message can begin at the first byte (see [`Dispatch`]).
+    fn analyze(&mut self, side: Side, bytes: &[u8], at_turn: bool, ts: f64, events: &mut Vec<ProtocolEvent>) {
         if bytes.is_empty() {
             return;
         }
         match &mut self.analyzer {
-            Analyzer::Detecting => {}
-            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, events),
+            Analyzer::Detecting | Analyzer::NotRecognised => {}
+            Analyzer::Http1 { upgraded: Some(h2), .. } => h2.data(side, bytes, at_turn, ts, events),
             Analyzer::Http1 { framer, upgraded } => {
-                let tunnelled = framer.data(side, bytes, ts, events);
+                let rest = framer.data(side, bytes, at_turn, ts, events);
                 match framer.switch {
-                    Some(Switch::H2c) => *upgraded = Some(Box::new(H2Counter::upgraded())),
-                    Some(Switch::Tunnel) if !self.in_tunnel => self.open_tunnel(side, tunnelled, ts, events),
+                    Some(Switch::H2c) => {
+                        let mut h2 = Box::new(H2Counter::upgraded(framer.hand_over()));
+                        h2.data(side, rest, false, ts, events);
+                        *upgraded = Some(h2);
+                    }
+                    Some(Switch::Tunnel) if !self.in_tunnel => self.open_tunnel(side, rest, ts, events),
                     _ => {}
                 }
             }
             Analyzer::Tls(sniffer) => sniffer.data(side, bytes, events),
-            Analyzer::H2c(counter) => counter.data(side, bytes, events),
+            Analyzer::H2c(counter) => counter.data(side, bytes, at_turn, ts, events),
             Analyzer::Tunnel { inner, .. } => inner.data(side, bytes, ts, events),
         }
     }
@@ -414,13 +514,17 @@ impl Dispatch {
     /// `side` after the 2xx head), is the tunnelled protocol's.
     fn open_tunnel(&mut self, side: Side, tunnelled: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
         let Analyzer::Http1 { framer, .. } = std::mem::take(&mut self.analyzer) else { return };
-        let mut inner = Box::new(Dispatch { in_tunnel: true, ..Dispatch::default() });
+        // Both sides' next bytes are the first of the tunnelled protocol's streams.
+        let mut inner = Box::new(Dispatch { in_tunnel: true, at_stream_start: [true; 2], ..Dispatch::default() });
         inner.data(side, tunnelled, ts, events);
         self.analyzer = Analyzer::Tunnel { framer, inner };
     }
 
     fn gap(&mut self, side: Side, len: u64, ts: f64, events: &mut Vec<ProtocolEvent>) {
+        self.at_stream_start[side.index()] = false;
+        self.last_side = Some(side);
         match &mut self.analyzer {
+            Analyzer::NotRecognised => {}
             Analyzer::Detecting => self.sniffs[side.index()] = Sniff::default(),
             Analyzer::Http1 { upgraded: Some(h2), .. } => h2.gap(side, len),
             Analyzer::Http1 { framer, .. } => framer.gap(side, len, ts, events),
@@ -430,22 +534,24 @@ impl Dispatch {
         }
     }
 
-    /// Requests framed so far (HTTP/1 requests, or HTTP/2 streams the client opened).
+    /// Requests framed so far (HTTP/1 requests, or HTTP/2 requests).
     fn requests(&self) -> u32 {
         match &self.analyzer {
-            Analyzer::Http1 { upgraded: Some(h2), .. } | Analyzer::H2c(h2) => h2.summary().streams,
+            Analyzer::Http1 { upgraded: Some(h2), .. } | Analyzer::H2c(h2) => h2.requests,
             Analyzer::Http1 { framer, .. } => framer.requests,
             Analyzer::Tunnel { framer, inner } => framer.requests.saturating_add(inner.requests()),
-            Analyzer::Detecting | Analyzer::Tls(_) => 0,
+            Analyzer::Detecting | Analyzer::NotRecognised | Analyzer::Tls(_) => 0,
         }
     }
 
-    /// Requests answered in full so far (HTTP/1; an HTTP/2 stream's end is not followed here).
+    /// Requests answered in full so far: HTTP/1 responses whose last byte came; for HTTP/2, final
+    /// responses (a stream's END_STREAM is not followed).
     fn answered(&self) -> u32 {
         match &self.analyzer {
-            Analyzer::Http1 { framer, upgraded: None } => framer.answered,
+            Analyzer::Http1 { upgraded: Some(h2), .. } | Analyzer::H2c(h2) => h2.responses,
+            Analyzer::Http1 { framer, .. } => framer.answered,
             Analyzer::Tunnel { framer, inner } => framer.answered.saturating_add(inner.answered()),
-            _ => 0,
+            Analyzer::Detecting | Analyzer::NotRecognised | Analyzer::Tls(_) => 0,
         }
     }
 
@@ -474,18 +580,29 @@ impl Dispatch {
             resyncs: 0,
         };
         match &mut self.analyzer {
-            Analyzer::Detecting => {}
+            Analyzer::Detecting | Analyzer::NotRecognised => {}
             Analyzer::Http1 { framer, upgraded } => {
-                summary.protocol = if upgraded.is_some() { Protocol::H2c } else { Protocol::Http1 };
-                summary.http_requests = framer.requests;
-                summary.http_responses = framer.responses;
-                summary.exchanges = std::mem::take(&mut framer.exchanges);
                 summary.close_requested_by = framer.close_requested_by;
                 summary.close_announced = framer.close_announced;
                 summary.answered = framer.answered;
                 summary.http10 = framer.http10;
                 summary.resyncs = framer.resyncs;
-                summary.h2 = upgraded.as_ref().map(|h2| h2.summary());
+                match upgraded {
+                    Some(h2) => {
+                        summary.protocol = Protocol::H2c;
+                        summary.http_requests = h2.requests;
+                        summary.http_responses = h2.responses;
+                        summary.answered = h2.responses;
+                        summary.exchanges = std::mem::take(&mut h2.exchanges);
+                        summary.h2 = Some(h2.summary());
+                    }
+                    None => {
+                        summary.protocol = Protocol::Http1;
+                        summary.http_requests = framer.requests;
+                        summary.http_responses = framer.responses;
+                        summary.exchanges = std::mem::take(&mut framer.exchanges);
+                    }
+                }
             }
             Analyzer::Tls(sniffer) => {
                 summary.protocol = Protocol::Tls;
@@ -493,6 +610,10 @@ impl Dispatch {
             }
             Analyzer::H2c(counter) => {
                 summary.protocol = Protocol::H2c;
+                summary.http_requests = counter.requests;
+                summary.http_responses = counter.responses;
+                summary.answered = counter.responses;
+                summary.exchanges = std::mem::take(&mut counter.exchanges);
                 summary.h2 = Some(counter.summary());
             }
             Analyzer::Tunnel { framer, inner } => summary = tunnel_summary(framer, inner.summary(gaps, gap_bytes)),
@@ -625,6 +746,8 @@ mod tests {
     #[test]
     fn test_undecided_first_bytes_of_the_peer_are_not_lost() {
         let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
+        watcher.on_syn(Server, SeqNumber(0));
         let events = watch(&mut watcher, &[(Server, 1, &RESPONSE[..6]), (Client, 1, REQUEST), (Server, 7, &RESPONSE[6..])]);
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(events.len(), 2);
@@ -642,6 +765,136 @@ mod tests {
         assert_eq!(summary.protocol, Protocol::Http1);
         assert_eq!(events.len(), 2);
         assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+    }
+
+    #[test]
+    fn test_mid_stream_start_inside_a_body_counts_only_messages_that_begin_at_a_turn() {
+        let fake: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nGET /fake HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut watcher = ProtocolWatcher::new();
+        let f = fake.len() as u32;
+        let r = REQUEST.len() as u32;
+        let events = watch(
+            &mut watcher,
+            &[
+                (Server, 50_000, fake), // the capture starts inside a response body that quotes messages
+                (Server, 50_000 + f, fake),
+                (Client, 900, REQUEST),
+                (Server, 50_000 + 2 * f, RESPONSE),
+                (Client, 900 + r, fake), // a client turn that begins with a status line: no request
+            ],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(summary.protocol, Protocol::Http1);
+        assert_eq!(events.len(), 2);
+        // The last turn lost the client's sync (one resync); "GET /fake" after it is not trusted.
+        assert_eq!((summary.http_requests, summary.http_responses, summary.resyncs), (1, 1, 1));
+        assert_eq!(summary.exchanges[0].status, Some(200));
+    }
+
+    #[test]
+    fn test_mid_stream_start_inside_a_request_body_is_no_request() {
+        let upload_piece: &[u8] = b"GET /quoted HTTP/1.1\r\nHost: x\r\n\r\nand the upload goes on\r\n";
+        let created: &[u8] = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+        let mut watcher = ProtocolWatcher::new();
+        let u = upload_piece.len() as u32;
+        let events = watch(
+            &mut watcher,
+            &[(Client, 500, upload_piece), (Client, 500 + u, upload_piece), (Server, 70, created), (Client, 500 + 2 * u, REQUEST)],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(summary.exchanges[1].target.as_deref(), Some("/api/items"));
+    }
+
+    #[test]
+    fn test_mid_stream_start_on_an_idle_connection_counts_the_first_request() {
+        let mut watcher = ProtocolWatcher::new();
+        watch(&mut watcher, &[(Client, 500, REQUEST), (Server, 70, RESPONSE)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(summary.exchanges[0].status, Some(200));
+    }
+
+    #[test]
+    fn test_text_protocols_whose_commands_look_like_methods_are_not_http1() {
+        let smtp: [(Side, &[u8]); 5] = [
+            (Server, b"220 mail.example ESMTP\r\n"),
+            (Client, b"EHLO client.example\r\n"),
+            (Server, b"250 mail.example\r\n"),
+            (Client, b"DATA\r\n"),
+            (Client, b"GET / HTTP/1.1\r\nHost: quoted-in-a-mail\r\n\r\n"),
+        ];
+        let redis: [(Side, &[u8]); 4] =
+            [(Client, b"SET key value\r\n"), (Server, b"+OK\r\n"), (Client, b"GET key\r\n"), (Server, b"$5\r\nvalue\r\n")];
+        let ftp: [(Side, &[u8]); 3] =
+            [(Server, b"220 pyftpdlib ready.\r\n"), (Client, b"USER anonymous\r\n"), (Server, b"331 Username ok\r\n")];
+        for conversation in [&smtp[..], &redis[..], &ftp[..]] {
+            for with_syn in [true, false] {
+                let mut watcher = ProtocolWatcher::new();
+                if with_syn {
+                    watcher.on_syn(Client, SeqNumber(0));
+                    watcher.on_syn(Server, SeqNumber(0));
+                }
+                let mut next = [1u32, 1];
+                let mut events = Vec::new();
+                for (side, bytes) in conversation {
+                    let seq = &mut next[side.index()];
+                    watcher.on_segment(*side, SeqNumber(*seq), bytes, bytes.len() as u32, 0.0, &mut events);
+                    *seq += bytes.len() as u32;
+                }
+                let summary = watcher.finish(&mut events);
+                assert_eq!(summary.protocol, Protocol::Unknown, "{:?} with SYN: {with_syn}", String::from_utf8_lossy(conversation[0].1));
+                assert!(events.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn test_a_proxy_protocol_header_before_the_client_bytes_is_skipped() {
+        let v1: &[u8] = b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n";
+        let mut v2 = PROXY_V2_SIGNATURE.to_vec();
+        v2.extend([0x21, 0x11, 0, 12]);
+        v2.extend([192, 0, 2, 1, 198, 51, 100, 1, 0xdc, 0x04, 0x01, 0xbb]);
+        let together = [v1, REQUEST].concat();
+        let v2_together = [&v2[..], REQUEST].concat();
+        let cases: [&[(Side, u32, &[u8])]; 3] = [
+            &[(Client, 1, &together), (Server, 1, RESPONSE)],
+            &[(Client, 1, v1), (Client, 1 + v1.len() as u32, REQUEST), (Server, 1, RESPONSE)],
+            &[(Client, 1, &v2_together), (Server, 1, RESPONSE)],
+        ];
+        for segments in cases {
+            let mut watcher = ProtocolWatcher::new();
+            watcher.on_syn(Client, SeqNumber(0));
+            watcher.on_syn(Server, SeqNumber(0));
+            watch(&mut watcher, segments);
+            let summary = watcher.finish(&mut Vec::new());
+            assert_eq!((summary.protocol, summary.http_requests, summary.http_responses), (Protocol::Http1, 1, 1));
+            assert_eq!(summary.resyncs, 0);
+        }
+        assert_eq!(proxy_header_len(&v2[..15]), None);
+        assert_eq!(proxy_header_len(b"PROXY without an end of line"), None);
+    }
+
+    #[test]
+    fn test_empty_lines_before_the_first_request_line_are_allowed() {
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
+        let request = [&b"\r\n\r\n"[..], REQUEST].concat();
+        watch(&mut watcher, &[(Client, 1, b"\r\n"), (Client, 3, &request)]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.protocol, summary.http_requests), (Protocol::Http1, 1));
+        assert_eq!(http1_request_verdict(&[b'\n'; MAX_SNIFF]), Verdict::No);
+    }
+
+    #[test]
+    fn test_request_line_with_a_target_longer_than_the_sniff_window_is_http1() {
+        let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(2 * MAX_SNIFF));
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
+        watch(&mut watcher, &[(Client, 1, &request.as_bytes()[..100]), (Client, 101, &request.as_bytes()[100..])]);
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.protocol, summary.http_requests), (Protocol::Http1, 1));
     }
 
     #[test]
@@ -781,30 +1034,48 @@ mod tests {
     }
 
     #[test]
-    fn test_h2c_prior_knowledge_is_recognised() {
+    fn test_h2c_prior_knowledge_is_recognised_and_its_requests_are_http_requests() {
         let mut watcher = ProtocolWatcher::new();
-        let headers = [0, 0, 0, 1, 5, 0, 0, 0, 1];
-        let events =
-            watch(&mut watcher, &[(Client, 1, &h2::CLIENT_PREFACE[..10]), (Client, 11, &h2::CLIENT_PREFACE[10..]), (Client, 25, &headers)]);
+        // HEADERS on stream 1: GET (static index 2), :path / (index 4).
+        let headers = [0, 0, 2, 1, 5, 0, 0, 0, 1, 0x82, 0x84];
+        let server_settings = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+        let response = [0, 0, 1, 1, 5, 0, 0, 0, 1, 0x88]; // :status 200 (index 8), END_STREAM
+        let events = watch(
+            &mut watcher,
+            &[
+                (Server, 1, &server_settings), // sent before the client's preface arrived: held
+                (Client, 1, &h2::CLIENT_PREFACE[..10]),
+                (Client, 11, &h2::CLIENT_PREFACE[10..]),
+                (Client, 25, &headers),
+                (Server, 10, &response),
+            ],
+        );
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(summary.protocol, Protocol::H2c);
-        assert_eq!(events, [ProtocolEvent::H2Preface]);
+        let request = ProtocolEvent::HttpRequest { method: "GET".into(), target: "/".into(), version: HttpVersion::Http2 };
+        assert_eq!(events, [ProtocolEvent::H2Preface, request, ProtocolEvent::HttpResponse { status: 200 }]);
         assert_eq!(summary.h2.map(|h| h.streams), Some(1));
-        assert_eq!(summary.http_requests, 0);
+        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
+        assert_eq!(summary.exchanges[0].status, Some(200));
     }
 
     #[test]
     fn test_upgrade_to_h2c_hands_over_to_the_frame_counter() {
         let request = b"GET / HTTP/1.1\r\nHost: server\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
-        let response =
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
-        let client_h2 = [&h2::CLIENT_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 0, 1, 5, 0, 0, 0, 3]].concat();
+        // The server's SETTINGS and its response on stream 1 (:status 200) come in the 101's segment.
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n\
+\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x01\x01\x04\x00\x00\x00\x01\x88\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+        // Preface, SETTINGS, then a request on stream 3 (GET /).
+        let client_h2 = [&h2::CLIENT_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 2, 1, 5, 0, 0, 0, 3, 0x82, 0x84]].concat();
         let mut watcher = ProtocolWatcher::new();
         let events = watch(&mut watcher, &[(Client, 1, request), (Server, 1, response), (Client, 1 + request.len() as u32, &client_h2)]);
         let summary = watcher.finish(&mut Vec::new());
         assert_eq!(summary.protocol, Protocol::H2c);
-        assert_eq!((summary.http_requests, summary.http_responses), (1, 1));
-        assert_eq!(events.last(), Some(&ProtocolEvent::H2Preface));
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 1), "the 101 is not stream 1's final response");
+        assert_eq!(events[1], ProtocolEvent::HttpResponse { status: 200 });
+        assert_eq!(events[2], ProtocolEvent::H2Preface);
+        let statuses: Vec<_> = summary.exchanges.iter().map(|e| (e.version, e.status)).collect();
+        assert_eq!(statuses, [(Some(HttpVersion::Http11), Some(200)), (Some(HttpVersion::Http2), None)]);
         let h2 = summary.h2.expect("h2 summary");
         assert_eq!((h2.streams, h2.upgraded_from_http1), (2, true));
     }

@@ -51,11 +51,14 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
-    /// The stream starts at `seq` (ISN + 1 after a SYN).
-    pub fn start_at(&mut self, seq: SeqNumber) {
-        if self.next.is_none() {
+    /// The stream starts at `seq` (ISN + 1 after a SYN); returns false (and changes nothing) when
+    /// the stream had already started.
+    pub fn start_at(&mut self, seq: SeqNumber) -> bool {
+        let new = self.next.is_none();
+        if new {
             self.next = Some(seq);
         }
+        new
     }
 
     /// Number of holes reported so far.

@@ -10,6 +10,7 @@
 
 use super::close_cause::CloseCause;
 use super::{CaptureStats, ConnectionRecord, KernelAgreement, Summary};
+use crate::protocol::Protocol;
 use crate::side::Side;
 use crate::tcp_state::TcpState;
 use serde::Serialize;
@@ -237,12 +238,16 @@ impl Tallies {
         let concurrent = self.latest_end.is_some_and(|end| c.first_ts < end);
         let used_until = c.first_close_ts.unwrap_or(c.last_ts);
         self.latest_end = Some(self.latest_end.map_or(used_until, |end| end.max(used_until)));
-        let cause = &mut self.causes[cause_index(c.close_cause)];
+        // The reuse findings speak of HTTP (in clear or inside TLS) and of connections that carried
+        // nothing; another protocol's connections (FTP, SMTP, Redis) count in the verdict's totals only.
+        let judged = c.protocol != Protocol::Unknown;
+        let mut not_judged = CauseTally::default();
+        let cause = if judged { &mut self.causes[cause_index(c.close_cause)] } else { &mut not_judged };
         cause.all += 1;
-        if requests > 0 && self.opened_at.len() < MAX_TIMES {
+        if judged && requests > 0 && self.opened_at.len() < MAX_TIMES {
             self.opened_at.push(c.first_ts);
         }
-        if requests == 1 && c.close_cause == CloseCause::ClientIdle && self.idle_windows.len() < MAX_TIMES {
+        if judged && requests == 1 && c.close_cause == CloseCause::ClientIdle && self.idle_windows.len() < MAX_TIMES {
             if let (Some(close), Some(wait)) = (c.first_close_ts, c.close_after_response) {
                 if wait >= LEAK_MIN_IDLE {
                     self.idle_windows.push((close - wait, close));
@@ -265,7 +270,11 @@ impl Tallies {
                     cause.single_after_response += 1;
                     cause.single_after_response_concurrent += u64::from(concurrent);
                 }
-                if c.close_cause == CloseCause::Open && c.client_state == TcpState::ESTABLISHED && c.server_state == TcpState::ESTABLISHED {
+                if judged
+                    && c.close_cause == CloseCause::Open
+                    && c.client_state == TcpState::ESTABLISHED
+                    && c.server_state == TcpState::ESTABLISHED
+                {
                     self.single_left_established += 1;
                 }
             }
@@ -282,7 +291,7 @@ impl Tallies {
                 self.unanswered_causes.sort();
             }
         }
-        if c.close_cause == CloseCause::ServerIdle {
+        if judged && c.close_cause == CloseCause::ServerIdle {
             match c.close_after_response {
                 Some(wait) if wait < RIGHT_AFTER_RESPONSE => self.server_closed_after_response += 1,
                 Some(wait) if self.server_idle_waits.len() < MAX_WAITS => self.server_idle_waits.push(wait),
