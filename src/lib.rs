@@ -6,14 +6,11 @@
 
 pub mod analyze;
 pub mod assert;
-pub mod cli;
-pub mod commands;
 pub mod decode;
 pub mod defrag;
 pub mod error;
 pub mod flow;
 pub mod live;
-pub mod output;
 pub mod parallel;
 pub mod progress;
 pub mod protocol;

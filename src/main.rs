@@ -1,8 +1,9 @@
 //! The `connscope` binary: parses the command line, runs a subcommand, maps errors to exit status 2.
 
+mod cli;
+
 use clap::Parser;
-use connscope::cli::{Cli, Command};
-use connscope::commands;
+use cli::{commands, Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

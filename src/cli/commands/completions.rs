@@ -1,9 +1,9 @@
 //! `connscope completions SHELL`: a completion script generated from the clap definitions.
 
 use crate::cli::Cli;
-use crate::error::Error;
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
+use connscope::error::Error;
 use std::process::ExitCode;
 
 /// `connscope completions`.

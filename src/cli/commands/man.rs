@@ -2,8 +2,8 @@
 //! each subcommand's synopsis and options.
 
 use crate::cli::Cli;
-use crate::error::Error;
 use clap::CommandFactory;
+use connscope::error::Error;
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -1,14 +1,14 @@
 //! `connscope analyze FILE...`: the report of saved captures.
 
-use crate::analyze::{Finished, Observer, Options, Pipeline};
+use crate::cli::output::{Output, OutputArgs, ViewArgs};
 use crate::cli::FilterArgs;
-use crate::error::Error;
-use crate::output::{Output, OutputArgs, ViewArgs};
-use crate::parallel;
-use crate::progress::FileProgress;
-use crate::report::{Report, SourceInfo};
-use crate::source::{Captures, ReadOutcome};
 use clap::Args;
+use connscope::analyze::{Finished, Observer, Options, Pipeline};
+use connscope::error::Error;
+use connscope::parallel;
+use connscope::progress::FileProgress;
+use connscope::report::{Report, SourceInfo};
+use connscope::source::{Captures, ReadOutcome};
 use std::process::ExitCode;
 
 /// `connscope analyze`.

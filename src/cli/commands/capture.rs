@@ -13,21 +13,21 @@
 //! CSV rows are written as connections end, and when the capture stops the kernel's socket tables
 //! are read once and set beside the states the packets imply (`sockets::agreement`).
 
-use crate::analyze::{Observer, Options, Pipeline};
+use crate::cli::output::{Output, OutputArgs, ViewArgs};
 use crate::cli::FilterArgs;
-use crate::error::Error;
-use crate::flow::FlowEvent;
-use crate::live::attribution::Attribution;
-use crate::live::device::{Device, LiveOptions};
-use crate::live::replay::Replay;
-use crate::live::session::{self, StopConditions};
-use crate::live::signals::StopSignals;
-use crate::live::view::{Console, LiveView};
-use crate::live::{self, FrameSource};
-use crate::output::{Output, OutputArgs, ViewArgs};
-use crate::report::{Amendment, CaptureStats, ConnectionRecord, SourceInfo, Summary};
-use crate::sockets::agreement::KernelSnapshot;
 use clap::Args;
+use connscope::analyze::{Observer, Options, Pipeline};
+use connscope::error::Error;
+use connscope::flow::FlowEvent;
+use connscope::live::attribution::Attribution;
+use connscope::live::device::{Device, LiveOptions};
+use connscope::live::replay::Replay;
+use connscope::live::session::{self, StopConditions};
+use connscope::live::signals::StopSignals;
+use connscope::live::view::{Console, LiveView};
+use connscope::live::{self, FrameSource};
+use connscope::report::{Amendment, CaptureStats, ConnectionRecord, SourceInfo, Summary};
+use connscope::sockets::agreement::KernelSnapshot;
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::net::IpAddr;

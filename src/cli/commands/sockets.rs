@@ -1,14 +1,14 @@
 //! `connscope sockets --port N`: the kernel's TCP sockets on a port, by state, side and owning
 //! process; `--watch` redraws them every interval with the change since the last tick.
 
-use crate::assert;
-use crate::error::Error;
-use crate::sockets::check;
-use crate::sockets::process::ProcessIndex;
-use crate::sockets::render;
-use crate::sockets::snapshot::Snapshot;
-use crate::sockets::table;
 use clap::{Args, ValueEnum};
+use connscope::assert;
+use connscope::error::Error;
+use connscope::sockets::check;
+use connscope::sockets::process::ProcessIndex;
+use connscope::sockets::render;
+use connscope::sockets::snapshot::Snapshot;
+use connscope::sockets::table;
 use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;

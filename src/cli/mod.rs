@@ -1,8 +1,11 @@
 //! Command-line interface (clap derive). The binary is thin glue over the library.
 
-use crate::commands::analyze::AnalyzeArgs;
-use crate::commands::capture::CaptureArgs;
-use crate::commands::sockets::SocketsArgs;
+pub mod commands;
+pub mod output;
+
+use crate::cli::commands::analyze::AnalyzeArgs;
+use crate::cli::commands::capture::CaptureArgs;
+use crate::cli::commands::sockets::SocketsArgs;
 use clap::{Args, Parser, Subcommand};
 
 /// Are my HTTP connections being reused, and who is closing them?
@@ -28,7 +31,7 @@ pub enum Command {
     /// The kernel's TCP sockets on a port (Linux): counts by state and side, owning processes; --watch redraws.
     Sockets(SocketsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
-    Completions(crate::commands::completions::CompletionsArgs),
+    Completions(crate::cli::commands::completions::CompletionsArgs),
     /// Print the man page (roff) to standard output: `connscope man | man -l -`.
     Man,
 }
@@ -43,15 +46,15 @@ pub struct FilterArgs {
     #[arg(short = 'f', long = "filter", value_name = "BPF")]
     pub bpf: Option<String>,
     /// Most connections held open at once; beyond it the oldest half-open ones are evicted (and counted).
-    #[arg(long, default_value_t = crate::analyze::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    #[arg(long, default_value_t = connscope::analyze::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
 }
 
 impl FilterArgs {
     /// `--max-connections`, checked: 0 would keep no connection open at all (a usage error).
-    pub fn max_connections(&self) -> Result<usize, crate::error::Error> {
+    pub fn max_connections(&self) -> Result<usize, connscope::error::Error> {
         if self.max_connections == 0 {
-            return Err(crate::error::Error::Usage(
+            return Err(connscope::error::Error::Usage(
                 "--max-connections 0 keeps no connection open: give at least 1 (default 200000)".to_string(),
             ));
         }

@@ -4,13 +4,13 @@
 //! [`Output`] is also the pipeline's [`Observer`]: NDJSON and CSV rows are written as each connection
 //! ends (so a long capture can be piped), and segments are recorded for `--ladder` and `--svg`.
 
-use crate::analyze::Observer;
-use crate::assert::{self, Assertion};
-use crate::error::Error;
-use crate::flow::FlowEvent;
-use crate::render::{self, ladder::Recorder, stream::Stream};
-use crate::report::{Amendment, ConnectionRecord, Report, Summary};
 use clap::{Args, ValueEnum};
+use connscope::analyze::Observer;
+use connscope::assert::{self, Assertion};
+use connscope::error::Error;
+use connscope::flow::FlowEvent;
+use connscope::render::{self, ladder::Recorder, stream::Stream};
+use connscope::report::{Amendment, ConnectionRecord, Report, Summary};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
