@@ -501,6 +501,14 @@ source "$SRC/flow-cases.sh"
 # shellcheck source=fixtures/close-causes.sh
 . "$SRC/close-causes.sh"
 
+fx_lossy_link() {             # two netns, a veth pair, nftables dropping 6 % of each direction's segments; python http.server (1.1 and 1.0) + curl
+	mkdir -p "$WORK/lossy"
+	"$SRC/lossy-link.sh" "$WORK/lossy"
+	tcpdump -r "$WORK/lossy/lossy-all.pcap" -w "$OUT/lossy-keepalive.pcap" 'tcp port 19901' 2>/dev/null
+	tcpdump -r "$WORK/lossy/lossy-all.pcap" -w "$OUT/lossy-http10.pcap" 'tcp port 19902' 2>/dev/null
+	cat "$WORK/lossy/ss.txt" >&2
+}
+
 fx_fragments() {              # router netns fragments IPv4 (real), veth Ethernet re-framed with FCS / 802.3 SNAP, IPv6 fragmented by relink.py frag6
 	mkdir -p "$WORK/frag"
 	"$SRC/fragments.sh" "$WORK/frag"
@@ -516,7 +524,7 @@ ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	curl_go_multi rst_abort time_wait_rst time_wait_reuse refused ipv6 any_sll keepalive_probes pipelined chunked
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
 	keepalive_crossing fast_open one_direction capture_skew \
-	tls_hello_retry tls_split_hello tls_connect_tunnel fragments \
+	tls_hello_retry tls_split_hello tls_connect_tunnel fragments lossy_link \
 	"${CLOSE_CAUSE_FIXTURES[@]}" \
 	h2c_multi h2c_snaplen h2c_upgrade midstream_body redis_inline smtp ftp)
 

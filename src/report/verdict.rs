@@ -661,8 +661,11 @@ fn time_wait_pileup(s: &Summary, t: &Tallies, side: Side) -> Option<Finding> {
     };
     // Where the peer asked for the closes, the TIME_WAIT is this side's only by the FIN race:
     // nothing for this side to fix.
+    // Reused connections closed by their client (at its exit, after an idle timeout) leave one
+    // TIME_WAIT per many requests: a cost only when most connections carried one request.
+    let mostly_single = t.single > t.reused;
     let (code, severity) = match side {
-        Side::Client if !asked_by_peer => (FindingCode::ClientTimeWaitPileup, Severity::Warning),
+        Side::Client if !asked_by_peer && mostly_single => (FindingCode::ClientTimeWaitPileup, Severity::Warning),
         Side::Client => (FindingCode::ClientTimeWaitPileup, Severity::Info),
         Side::Server => (FindingCode::ServerTimeWaitPileup, Severity::Info),
     };
