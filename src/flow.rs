@@ -780,6 +780,10 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
         conn.end_mut(side).window = u32::from(seg.window) << scale;
     }
 
+    // This segment acknowledges data of the peer's that this side had not acknowledged before: it
+    // was sent after the peer's message arrived, so a message of this side can begin here,
+    // whatever order the capture put the two directions' segments in.
+    let acks_new_peer_data = seg.flags.ack && conn.end(side).acked.is_some_and(|a| seg.ack.after(a));
     if seg.flags.ack {
         let end = conn.end_mut(side);
         if end.acked.is_none_or(|a| seg.ack.after(a)) {
@@ -800,6 +804,9 @@ fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, eve
             conn.last_payload_side = Some(side);
         }
         events.clear();
+        if acks_new_peer_data {
+            conn.watcher.peer_data_received(side);
+        }
         conn.watcher.on_segment(side, data_seq, seg.payload, seg.wire_len, seg.ts, events);
         if conn.end(side).fin_waiting_for_data == Some(data_seq.wrapping_add(seg.wire_len)) {
             // The data a FIN captured before it followed: now the stream can end at the FIN.

@@ -226,7 +226,8 @@ impl ProtocolWatcher {
     pub fn on_segment(&mut self, side: Side, seq: SeqNumber, payload: &[u8], wire_len: u32, ts: f64, events: &mut Vec<ProtocolEvent>) {
         self.last_ts = ts;
         let mut delivery = Delivery { dispatch: &mut self.dispatch, side, ts, events };
-        self.streams[side.index()].segment(seq, payload, wire_len, &mut delivery);
+        let turn = std::mem::take(&mut delivery.dispatch.acked_peer_data[side.index()]);
+        self.streams[side.index()].segment(seq, payload, wire_len, turn, &mut delivery);
     }
 
     /// `side` sent FIN at sequence number `seq` (its stream ends there): flush held data and close-delimited bodies.
@@ -238,6 +239,13 @@ impl ProtocolWatcher {
     /// Requests framed so far, and how many of them were answered in full.
     pub fn progress(&self) -> (u32, u32) {
         (self.dispatch.requests(), self.dispatch.answered())
+    }
+
+    /// `side`'s next segment acknowledges data of the peer's it had not acknowledged before: its
+    /// payload was sent after the peer's last message arrived, so a message may begin there (a
+    /// turn), even where the capture put the peer's segments after it (several capture CPUs).
+    pub fn peer_data_received(&mut self, side: Side) {
+        self.dispatch.acked_peer_data[side.index()] = true;
     }
 
     /// End of the connection (RST, end of capture or eviction): flush and summarise.
@@ -393,6 +401,9 @@ struct Dispatch {
     last_side: Option<Side>,
     /// The side's next bytes are the first of its stream (after its SYN).
     at_stream_start: [bool; 2],
+    /// The side's next bytes come in a segment that acknowledged new data of the peer's: a turn,
+    /// judged by sequence numbers rather than by capture order.
+    acked_peer_data: [bool; 2],
 }
 
 impl Dispatch {
@@ -411,7 +422,8 @@ impl Dispatch {
             }
         }
         let stream_start = std::mem::take(&mut self.at_stream_start[side.index()]);
-        let at_turn = stream_start || self.last_side.map_or(side == Side::Client, |last| last != side);
+        let acked_peer_data = std::mem::take(&mut self.acked_peer_data[side.index()]);
+        let at_turn = stream_start || acked_peer_data || self.last_side.map_or(side == Side::Client, |last| last != side);
         // The first bytes of a mid-stream capture, from the client: maybe inside a request body.
         let unsure = !stream_start && self.last_side.is_none();
         self.last_side = Some(side);
@@ -661,6 +673,10 @@ impl StreamConsumer for Delivery<'_> {
     fn gap(&mut self, len: u64) {
         self.dispatch.gap(self.side, len, self.ts, self.events);
     }
+
+    fn turn(&mut self) {
+        self.dispatch.acked_peer_data[self.side.index()] = true;
+    }
 }
 
 #[cfg(test)]
@@ -679,6 +695,67 @@ mod tests {
 
     const REQUEST: &[u8] = b"GET /api/items HTTP/1.1\r\nHost: localhost:8087\r\nAccept: */*\r\n\r\n";
     const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"items\": []}";
+
+    /// Feeds `(side, seq, payload, acknowledges new peer data)`, as the flow table does.
+    fn watch_acks(watcher: &mut ProtocolWatcher, segments: &[(Side, u32, &[u8], bool)]) {
+        let mut events = Vec::new();
+        for (i, &(side, seq, payload, acks_new)) in segments.iter().enumerate() {
+            if acks_new {
+                watcher.peer_data_received(side);
+            }
+            watcher.on_segment(side, SeqNumber(seq), payload, payload.len() as u32, i as f64, &mut events);
+        }
+    }
+
+    #[test]
+    fn test_requests_after_a_lost_request_count_though_held_until_the_fin() {
+        // Keep-alive: request 2 was never captured, so requests 3 and 4 wait out of order until the
+        // client's FIN flushes them; each acknowledged a response, so each begins a turn.
+        let (q, r) = (REQUEST.len() as u32, RESPONSE.len() as u32);
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
+        watcher.on_syn(Server, SeqNumber(0));
+        watch_acks(
+            &mut watcher,
+            &[
+                (Client, 1, REQUEST, false),
+                (Server, 1, RESPONSE, true),
+                (Server, 1 + r, RESPONSE, true),
+                (Client, 1 + 2 * q, REQUEST, true),
+                (Server, 1 + 2 * r, RESPONSE, true),
+                (Client, 1 + 3 * q, REQUEST, true),
+                (Server, 1 + 3 * r, RESPONSE, true),
+            ],
+        );
+        watcher.on_fin(Client, SeqNumber(1 + 4 * q), &mut Vec::new());
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.http_requests, summary.http_responses), (3, 4));
+        assert_eq!(summary.gaps, [1, 0]);
+    }
+
+    #[test]
+    fn test_response_captured_before_the_last_bytes_of_the_previous_one_counts_after_a_hole() {
+        // The server lost bytes inside response 1; request 2 was captured before response 1's
+        // tail (two capture CPUs). Response 2 comes right after that tail in capture order, but
+        // acknowledges request 2: a turn, so it is found.
+        let (q, r) = (REQUEST.len() as u32, RESPONSE.len() as u32);
+        let head = RESPONSE.len() - 13;
+        let mut watcher = ProtocolWatcher::new();
+        watcher.on_syn(Client, SeqNumber(0));
+        watcher.on_syn(Server, SeqNumber(0));
+        watch_acks(
+            &mut watcher,
+            &[
+                (Client, 1, REQUEST, false),
+                (Server, 1, &RESPONSE[..head - 10], true),
+                (Client, 1 + q, REQUEST, true),
+                (Server, 1 + r - 13, &RESPONSE[head..], false),
+                (Server, 1 + r, RESPONSE, true),
+            ],
+        );
+        let summary = watcher.finish(&mut Vec::new());
+        assert_eq!((summary.http_requests, summary.http_responses), (2, 2));
+    }
 
     #[test]
     fn test_idle_watcher_is_small() {

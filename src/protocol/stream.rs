@@ -22,6 +22,9 @@ pub trait StreamConsumer {
     fn data(&mut self, bytes: &[u8]);
     /// `len` bytes of the stream are missing here.
     fn gap(&mut self, len: u64);
+    /// The next bytes begin a segment that its sender sent after receiving new data from the peer
+    /// (see [`Reassembler::segment`]).
+    fn turn(&mut self) {}
 }
 
 /// An out-of-order piece: covers `[seq, seq + wire_len)`, of which the first `captured.len()` bytes were captured.
@@ -30,6 +33,8 @@ struct HeldPiece {
     seq: SeqNumber,
     captured: Vec<u8>,
     wire_len: u32,
+    /// The piece begins a segment sent at a turn.
+    turn: bool,
 }
 
 impl HeldPiece {
@@ -72,8 +77,11 @@ impl Reassembler {
     }
 
     /// A segment whose first payload byte has sequence number `seq`, `wire_len` payload bytes on the wire,
-    /// of which `payload` were captured.
-    pub fn segment(&mut self, seq: SeqNumber, payload: &[u8], wire_len: u32, out: &mut impl StreamConsumer) {
+    /// of which `payload` were captured. `turn`: the segment acknowledged new data of the peer's (it
+    /// was sent after the peer's last message arrived); the consumer is told so, by
+    /// [`StreamConsumer::turn`], right before the segment's first byte, also when the segment is
+    /// held and delivered later.
+    pub fn segment(&mut self, seq: SeqNumber, payload: &[u8], wire_len: u32, turn: bool, out: &mut impl StreamConsumer) {
         let wire_len = wire_len.min(MAX_SEGMENT_LEN);
         let captured_len = payload.len().min(wire_len as usize);
         let payload = &payload[..captured_len];
@@ -86,12 +94,18 @@ impl Reassembler {
         }
         if seq == next && self.held.is_empty() {
             // The common case: exactly the next bytes, and nothing held to merge them with.
+            if turn {
+                out.turn();
+            }
             self.emit_range(seq, payload, seq.wrapping_add(wire_len), out);
             return;
         }
         if seq.after(next) && !self.make_room_for(seq, payload.len(), out) {
-            self.hold(seq, payload, wire_len);
+            self.hold(seq, payload, wire_len, turn);
             return;
+        }
+        if turn && seq == next {
+            out.turn();
         }
         self.deliver_in_order(seq, payload, wire_len, out);
         self.drain_held(out);
@@ -177,6 +191,9 @@ impl Reassembler {
             }
             let Some(piece) = self.held.pop_front() else { break };
             self.held_bytes -= piece.captured.len();
+            if piece.turn && piece.seq == next {
+                out.turn();
+            }
             if piece.end().after(next) {
                 self.emit_range(piece.seq, &piece.captured, piece.end(), out);
             }
@@ -201,7 +218,7 @@ impl Reassembler {
     }
 
     /// Copies the parts of a future segment that no held piece covers yet (first copy wins).
-    fn hold(&mut self, seq: SeqNumber, payload: &[u8], wire_len: u32) {
+    fn hold(&mut self, seq: SeqNumber, payload: &[u8], wire_len: u32, turn: bool) {
         let end = seq.wrapping_add(wire_len);
         let mut cursor = seq;
         let mut index = self.held.partition_point(|piece| !piece.end().after(cursor));
@@ -223,7 +240,7 @@ impl Reassembler {
             let to = piece_end.diff(seq) as u32 as usize;
             let captured = payload.get(from..to.min(payload.len())).unwrap_or(&[]).to_vec();
             self.held_bytes += captured.len();
-            self.held.insert(index, HeldPiece { seq: cursor, captured, wire_len: (to - from) as u32 });
+            self.held.insert(index, HeldPiece { seq: cursor, captured, wire_len: (to - from) as u32, turn: turn && cursor == seq });
             index += 1;
             cursor = piece_end;
         }
@@ -238,6 +255,8 @@ mod tests {
     struct Recorder {
         bytes: Vec<u8>,
         gaps: Vec<u64>,
+        /// Stream offsets at which a turn was signalled.
+        turns: Vec<usize>,
     }
 
     impl StreamConsumer for Recorder {
@@ -248,10 +267,27 @@ mod tests {
             self.gaps.push(len);
             self.bytes.extend(std::iter::repeat_n(b'?', len as usize));
         }
+        fn turn(&mut self) {
+            self.turns.push(self.bytes.len());
+        }
     }
 
     fn feed(r: &mut Reassembler, out: &mut Recorder, seq: u32, payload: &[u8]) {
-        r.segment(SeqNumber(seq), payload, payload.len() as u32, out);
+        r.segment(SeqNumber(seq), payload, payload.len() as u32, false, out);
+    }
+
+    #[test]
+    fn test_turn_of_a_held_segment_is_signalled_where_its_bytes_are_delivered() {
+        let (mut r, mut out) = (Reassembler::default(), Recorder::default());
+        r.start_at(SeqNumber(1));
+        r.segment(SeqNumber(1), b"abc", 3, true, &mut out);
+        // Bytes 4..6 never captured; 7..9 and 10..12 held, the second sent at a turn.
+        r.segment(SeqNumber(7), b"ghi", 3, false, &mut out);
+        r.segment(SeqNumber(10), b"jkl", 3, true, &mut out);
+        assert_eq!((out.bytes.as_slice(), out.turns.as_slice()), (&b"abc"[..], &[0][..]));
+        r.flush(None, &mut out);
+        assert_eq!(out.bytes, b"abc???ghijkl");
+        assert_eq!(out.turns, [0, 9]);
     }
 
     #[test]
@@ -322,7 +358,7 @@ mod tests {
     #[test]
     fn test_snaplen_cut_segment_reports_gap_for_the_missing_tail() {
         let (mut r, mut out) = (Reassembler::default(), Recorder::default());
-        r.segment(SeqNumber(10), b"abc", 10, &mut out);
+        r.segment(SeqNumber(10), b"abc", 10, false, &mut out);
         feed(&mut r, &mut out, 20, b"next");
         assert_eq!(out.bytes, b"abc???????next");
         assert_eq!(out.gaps, vec![7]);
