@@ -594,10 +594,11 @@ fn unanswered_requests(t: &Tallies) -> Option<Finding> {
             t.unanswered_connections,
             &t.unanswered_causes,
             format!(
-                "{} on {} never answered in full: {then}. Look at the server side: a handler slower than the client's \
+                "{} on {} {} never answered in full: {then}. Look at the server side: a handler slower than the client's \
                  timeout (Go http.Client.Timeout), stuck, or crashing; raise the client's timeout only if the wait is expected.",
-                plural(t.unanswered, "request was", "requests were"),
-                conns(t.unanswered_connections)
+                plural(t.unanswered, "request", "requests"),
+                conns(t.unanswered_connections),
+                if t.unanswered == 1 { "was" } else { "were" }
             ),
         )
     })
