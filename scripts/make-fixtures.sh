@@ -56,6 +56,44 @@ build() {
 		&& GO111MODULE=off go build -o "$BIN/client" client.go)
 }
 
+# tcpdump_ready LOG: waits (at most 5 s) until the tcpdump writing LOG is capturing, and a moment
+# more; fails, showing LOG, if it never says so.
+tcpdump_ready() {
+	local log=$1 i
+	for i in $(seq 1 50); do
+		grep -q "listening on" "$log" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q "listening on" "$log" || { cat "$log" >&2; exit 1; }
+	sleep 0.3
+}
+
+# nginx_run DIR LISTEN [DIRECTIVES]: nginx in the foreground (one process, no master) serving
+# DIR/www (hello.txt, lines.txt) on `listen LISTEN` (several: "A; listen B"), with extra
+# http-level DIRECTIVES; SERVER_PID is its PID (server_stop stops it).
+nginx_run() {
+	local d=$1 listen=$2 extra=${3:-}
+	mkdir -p "$d/www" "$d/tmp"; echo hello >"$d/www/hello.txt"
+	seq 1 400 | sed 's/^/line /' >"$d/www/lines.txt"
+	cat >"$d/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
+    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
+    $extra
+    server { listen $listen; root $d/www; }
+}
+CONF
+	nginx -c "$d/nginx.conf" &
+	SERVER_PID=$!
+}
+
 # capture_start NAME PORT [tcpdump options...]  -- default: -i lo
 capture_start() {
 	local name=$1 port=$2; shift 2
@@ -65,13 +103,7 @@ capture_start() {
 	CAP_FILE=$WORK/cap/$name.pcap
 	tcpdump "${opts[@]}" -U -s "${SNAPLEN:-262144}" -w "$CAP_FILE" "${CAP_FILTER:-tcp port $port}" 2>"$WORK/$name.tcpdump.log" &
 	TCPDUMP_PID=$!
-	local i
-	for i in $(seq 1 50); do # at most 5 s
-		grep -q "listening on" "$WORK/$name.tcpdump.log" 2>/dev/null && break
-		sleep 0.1
-	done
-	grep -q "listening on" "$WORK/$name.tcpdump.log" || { cat "$WORK/$name.tcpdump.log" >&2; exit 1; }
-	sleep 0.3
+	tcpdump_ready "$WORK/$name.tcpdump.log"
 }
 
 # capture_stop: let closing segments arrive, SIGINT tcpdump, move the file into fixtures/
@@ -330,25 +362,9 @@ fx_https_new_client() {       # 3 POSTs, new Transport each -> 3 TLS handshakes
 fx_h2c() {                    # nginx 'listen PORT http2' (cleartext), curl --http2-prior-knowledge, 1 URL
 	# One URL only: curl 7.88.1 fails the second request on a reused h2c
 	# connection ("Error in the HTTP2 framing layer", also with --parallel).
-	local p=18121 d=$WORK/nginx
-	mkdir -p "$d/www" "$d/tmp"; echo hello >"$d/www/hello.txt"
-	cat >"$d/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
-    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-    server { listen 127.0.0.1:$p http2; root $d/www; }
-}
-CONF
+	local p=18121
 	capture_start h2c $p
-	nginx -c "$d/nginx.conf" &
-	SERVER_PID=$!
+	nginx_run "$WORK/nginx" "127.0.0.1:$p http2"
 	wait_listen $p
 	curl -sS --http2-prior-knowledge -o /dev/null http://127.0.0.1:$p/hello.txt
 	capture_stop; server_stop
@@ -356,26 +372,8 @@ CONF
 
 # nginx_h2c PORT: nginx with 'listen 127.0.0.1:PORT http2' (cleartext h2, prior knowledge only)
 nginx_h2c() {
-	local p=$1 d=$WORK/nginx-$1
-	mkdir -p "$d/www" "$d/tmp"; echo hello >"$d/www/hello.txt"
-	seq 1 400 | sed 's/^/line /' >"$d/www/lines.txt"
-	cat >"$d/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
-    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-    server { listen 127.0.0.1:$p http2; root $d/www; }
-}
-CONF
-	nginx -c "$d/nginx.conf" &
-	SERVER_PID=$!
-	wait_listen "$p"
+	nginx_run "$WORK/nginx-$1" "127.0.0.1:$1 http2"
+	wait_listen "$1"
 }
 
 fx_h2c_multi() {              # nginx h2c, hyper-h2 client: 5 requests on one connection (prior knowledge)
