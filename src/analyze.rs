@@ -5,9 +5,9 @@
 
 use crate::decode::{decode, reassembled_segment, Decoded, LinkType, OwnedSegment, Segment};
 use crate::defrag::Defragmenter;
-use crate::flow::{FlowEvent, FlowSink, FlowTable};
 use crate::report::{Amendment, CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
+use crate::tcp::{FlowEvent, FlowSink, FlowTable};
 
 /// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
 /// default peaks near 200 MiB.

@@ -10,7 +10,7 @@
 //! A fragment of an IP packet that carries TCP is handed on as a [`Fragment`]; `defrag` rebuilds
 //! the packet, and [`reassembled_segment`] decodes it into an [`OwnedSegment`].
 
-use crate::seq::SeqNumber;
+use crate::tcp::seq::SeqNumber;
 use etherparse::{EtherType, Ethernet2Slice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, SingleVlanSlice, TcpSlice};
 use std::net::{IpAddr, SocketAddr};
 

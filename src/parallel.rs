@@ -20,10 +20,10 @@
 use crate::analyze::{Collector, Finished, Intake, Observer, Options, Taken};
 use crate::decode::{decode, ip_bits, LinkType, OwnedSegment, Segment};
 use crate::error::Error;
-use crate::flow::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
 use crate::progress::FileProgress;
 use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
+use crate::tcp::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 

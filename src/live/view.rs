@@ -14,10 +14,10 @@
 //! time of the packet being processed and to redraw the status line.
 
 use crate::analyze::Observer;
-use crate::flow::FlowEvent;
 use crate::protocol::ProtocolEvent;
 use crate::report::{ConnectionRecord, EndReason, Summary};
 use crate::sockets::ProcessInfo;
+use crate::tcp::FlowEvent;
 use std::cell::RefCell;
 use std::io::{BufWriter, Stderr, Write};
 use std::rc::Rc;

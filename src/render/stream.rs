@@ -23,12 +23,12 @@
 //! they are printed as connections end, and a row that is amended later is printed again, amended,
 //! with the same `id`: the last row of an `id` is final.
 
-use crate::flow::{FlowKey, TIME_WAIT_SECONDS};
 use crate::protocol::Protocol;
 use crate::report::close_cause::CloseCause;
 use crate::report::{
     verdict::Verdict, Amendment, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary,
 };
+use crate::tcp::{FlowKey, TIME_WAIT_SECONDS};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;

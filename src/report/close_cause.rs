@@ -5,7 +5,7 @@
 //! answered in full). Output: the cause on the connection's record and its tally in the summary,
 //! which the verdict's findings read. The rules are the JSON contract of `docs/json.md`.
 
-use crate::side::Side;
+use crate::tcp::side::Side;
 use serde::Serialize;
 
 /// Why a connection ended, as `connections[].close_cause` names it.

@@ -7,11 +7,11 @@
 pub mod close_cause;
 pub mod verdict;
 
-use crate::flow::FlowKey;
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
-use crate::side::Side;
 use crate::sockets::ProcessInfo;
-use crate::tcp_state::{TcpState, ALL_STATES};
+use crate::tcp::side::Side;
+use crate::tcp::state::{TcpState, ALL_STATES};
+use crate::tcp::FlowKey;
 use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
 use smallvec::SmallVec;

@@ -1,0 +1,661 @@
+//! One connection and the update each of its segments makes.
+//!
+//! Input: a segment of the connection, from [`super::FlowTable::process`]. Output: both endpoints'
+//! sequence-space facts and socket states (through the state machine in [`super::state`]), the
+//! payload handed to the connection's [`ProtocolWatcher`] (the protocol watchers run here, inside
+//! the update), and [`FlowEvent`]s to the [`FlowSink`]. When the connection ends, its record.
+
+use super::probes::is_keepalive_probe;
+use super::rst::rst_acceptable;
+use super::seq::SeqNumber;
+use super::side::Side;
+use super::state::{StateEvent, TcpState};
+use super::{FlowEvent, FlowSink, SegmentNote};
+use crate::decode::Segment;
+use crate::protocol::{Protocol, ProtocolEvent, ProtocolSummary, ProtocolWatcher};
+use crate::report::close_cause::{self, CloseFacts};
+use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
+use smallvec::SmallVec;
+use std::net::SocketAddr;
+
+/// A SYN seen at most this long (seconds) after the SYN-ACK that acknowledges it is that
+/// connection's SYN, captured out of order (merged capture points, several capture CPUs).
+const REORDER_WINDOW: f64 = 1.0;
+
+/// One side's sending half, as seen from its segments and the peer's acknowledgements.
+#[derive(Clone, Debug)]
+pub(super) struct Endpoint {
+    pub(super) isn: Option<SeqNumber>,
+    /// Next sequence number this side will send (highest seq + length seen).
+    pub(super) next_seq: Option<SeqNumber>,
+    /// Highest acknowledgement this side has sent (of the peer's bytes).
+    pub(super) acked: Option<SeqNumber>,
+    /// `acked` before its last increase.
+    pub(super) acked_before_last_step: Option<SeqNumber>,
+    /// Receive window this side last advertised, in bytes (scaled once both SYNs showed the option).
+    pub(super) window: u32,
+    pub(super) window_scale: Option<u8>,
+    pub(super) fin_seq: Option<SeqNumber>,
+    /// Acknowledgement number the FIN carried.
+    pub(super) fin_ack: Option<SeqNumber>,
+    /// `fin_seq` was inferred from the peer's segments, this side's FIN not captured (yet).
+    pub(super) fin_inferred: bool,
+    pub(super) fin_acked: bool,
+    /// A FIN seen before the data it follows: handed to the protocol watcher once that data came.
+    pub(super) fin_waiting_for_data: Option<SeqNumber>,
+    pub(super) state: TcpState,
+    pub(super) probes: u32,
+    pub(super) probe_times: (Option<f64>, Option<f64>),
+    pub(super) packets: u64,
+    pub(super) bytes: u64,
+    /// When this side last sent something new in its sequence space (SYN, data, FIN).
+    pub(super) last_advance_ts: Option<f64>,
+}
+
+impl Endpoint {
+    fn new() -> Endpoint {
+        Endpoint {
+            isn: None,
+            next_seq: None,
+            acked: None,
+            acked_before_last_step: None,
+            window: 0,
+            window_scale: None,
+            fin_seq: None,
+            fin_ack: None,
+            fin_inferred: false,
+            fin_acked: false,
+            fin_waiting_for_data: None,
+            state: TcpState::CLOSED,
+            probes: 0,
+            probe_times: (None, None),
+            packets: 0,
+            bytes: 0,
+            last_advance_ts: None,
+        }
+    }
+}
+
+/// An open connection.
+pub(super) struct Connection {
+    pub(super) id: u64,
+    pub(super) client: SocketAddr,
+    pub(super) server: SocketAddr,
+    pub(super) first_ts: f64,
+    pub(super) last_ts: f64,
+    pub(super) ends: [Endpoint; 2],
+    pub(super) syn_seen: bool,
+    pub(super) syn_ack_seen: bool,
+    /// Acknowledgement number of the server's SYN-ACK, to match a SYN captured after it.
+    pub(super) syn_ack_ack: Option<SeqNumber>,
+    pub(super) handshake_acked: bool,
+    pub(super) fin_first: Option<Side>,
+    pub(super) simultaneous_close: bool,
+    pub(super) rst_by: Option<Side>,
+    pub(super) rst_ignored: u32,
+    pub(super) watcher: ProtocolWatcher,
+    /// Turns of payload: a client burst followed by a server burst is one exchange.
+    pub(super) exchanges: u32,
+    pub(super) last_payload_side: Option<Side>,
+    pub(super) last_response_ts: Option<f64>,
+    pub(super) first_fin_ts: Option<f64>,
+    /// When the first FIN or acceptable RST came: the connection stopped being used.
+    pub(super) first_close_ts: Option<f64>,
+    /// Requests sent and answered in full when the first FIN came.
+    pub(super) at_first_fin: Option<(u32, u32)>,
+}
+
+impl Connection {
+    pub(super) fn new(id: u64, client: SocketAddr, server: SocketAddr, ts: f64) -> Connection {
+        Connection {
+            id,
+            client,
+            server,
+            first_ts: ts,
+            last_ts: ts,
+            ends: [Endpoint::new(), Endpoint::new()],
+            syn_seen: false,
+            syn_ack_seen: false,
+            syn_ack_ack: None,
+            handshake_acked: false,
+            fin_first: None,
+            simultaneous_close: false,
+            rst_by: None,
+            rst_ignored: 0,
+            watcher: ProtocolWatcher::new(),
+            exchanges: 0,
+            last_payload_side: None,
+            last_response_ts: None,
+            first_fin_ts: None,
+            first_close_ts: None,
+            at_first_fin: None,
+        }
+    }
+
+    pub(super) fn side_of(&self, src: SocketAddr) -> Side {
+        if src == self.client {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    pub(super) fn end(&self, side: Side) -> &Endpoint {
+        &self.ends[side.index()]
+    }
+
+    pub(super) fn end_mut(&mut self, side: Side) -> &mut Endpoint {
+        &mut self.ends[side.index()]
+    }
+
+    fn transition(&mut self, side: Side, event: StateEvent) {
+        let end = self.end_mut(side);
+        end.state = end.state.next(event);
+    }
+
+    /// Ended by an acceptable RST, or by both FINs acknowledged. A FIN only inferred (one-direction
+    /// captures) does not end the connection: its segments may still come, captured late.
+    pub(super) fn closed(&self) -> bool {
+        self.rst_by.is_some() || self.ends.iter().all(|e| e.fin_seq.is_some() && e.fin_acked && !e.fin_inferred)
+    }
+
+    pub(super) fn half_open(&self) -> bool {
+        self.syn_seen && !self.handshake_acked && self.ends.iter().all(|e| e.bytes == 0)
+    }
+}
+
+/// Turns a finished connection into its record and hands it to the sink.
+pub(super) fn finalise(
+    mut conn: Box<Connection>,
+    end: EndReason,
+    capture_start: Option<f64>,
+    events: &mut Vec<ProtocolEvent>,
+    sink: &mut dyn FlowSink,
+) {
+    let start = capture_start.unwrap_or(conn.first_ts);
+    events.clear();
+    let proto = conn.watcher.finish(events);
+    for event in events.drain(..) {
+        let side = match event {
+            ProtocolEvent::HttpResponse { .. } => Side::Server,
+            _ => Side::Client,
+        };
+        sink.event(conn.id, &FlowEvent::Protocol { side, event });
+    }
+    let handshake = match (conn.syn_seen, conn.syn_ack_seen, conn.handshake_acked) {
+        (true, true, true) => Handshake::Complete,
+        (true, true, false) => Handshake::SynAck,
+        (true, false, _) => Handshake::SynOnly,
+        (false, _, _) => Handshake::MidStream,
+    };
+    let encrypted = proto.protocol == Protocol::Tls;
+    // HTTP inside TLS cannot be counted; the CONNECT that opened a TLS tunnel was read in clear.
+    let http_hidden = encrypted && proto.http_requests == 0;
+    let tls = proto.tls.clone();
+    let requests: SmallVec<[RequestRecord; 1]> = proto.exchanges.iter().map(RequestRecord::from).collect();
+    let h2_streams = proto.h2.as_ref().map(|h| h.streams);
+    // HTTP/1 requests and h2c request streams are both HTTP requests: `reused` follows from them.
+    let request_count = match proto.protocol {
+        Protocol::Http1 | Protocol::H2c => proto.http_requests,
+        Protocol::Tls => tls.as_ref().map_or(0, |t| t.exchanges_estimate),
+        Protocol::None | Protocol::Unknown => conn.exchanges,
+    };
+    let probe_interval = |e: &Endpoint| match e.probe_times {
+        (Some(first), Some(last)) if e.probes > 1 => Some((last - first) / f64::from(e.probes - 1)),
+        _ => None,
+    };
+    let client = conn.end(Side::Client);
+    let server = conn.end(Side::Server);
+    let keepalive_interval = probe_interval(client).or_else(|| probe_interval(server));
+    let close = close_facts(&conn, &proto);
+    let close_cause = close_cause::classify(&close);
+    let close_after_response = match (conn.last_response_ts, conn.first_fin_ts) {
+        (Some(resp), Some(fin)) if fin >= resp => Some(fin - resp),
+        _ => None,
+    };
+    let record = ConnectionRecord {
+        id: conn.id,
+        client: conn.client,
+        server: conn.server,
+        server_port: conn.server.port(),
+        first_ts: conn.first_ts - start,
+        last_ts: conn.last_ts - start,
+        duration: conn.last_ts - conn.first_ts,
+        handshake,
+        protocol: proto.protocol,
+        http_requests: if http_hidden { None } else { Some(proto.http_requests) },
+        http_responses: if http_hidden { None } else { Some(proto.http_responses) },
+        requests,
+        exchanges: request_count,
+        reused: request_count > 1,
+        fin_first: FinFirst::from(conn.fin_first),
+        simultaneous_close: conn.simultaneous_close,
+        rst_by: conn.rst_by,
+        rst_ignored: conn.rst_ignored,
+        close_requested_by: proto.close_requested_by,
+        close_cause,
+        answered_requests: close.readable.then_some(close.answered_in_full()),
+        keepalive_probes: PerSide { client: client.probes, server: server.probes },
+        keepalive_interval,
+        client_state: client.state,
+        server_state: server.state,
+        tls,
+        h2_streams,
+        packets: client.packets + server.packets,
+        bytes: client.bytes + server.bytes,
+        stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },
+        end,
+        close_after_response,
+        first_close_ts: conn.first_close_ts.map(|ts| ts - start),
+        client_process: None,
+        server_process: None,
+        kernel_client_state: None,
+        kernel_server_state: None,
+    };
+    sink.connection_ended(record);
+}
+
+/// What the close-cause rules read of a finished connection. When the server's byte stream has holes
+/// (lost packets, a snaplen that cut the heads) the framer cannot see where responses end: a
+/// response whose head was counted is then taken as answered in full when the client acknowledged
+/// every byte the server sent.
+fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
+    let server_gaps = proto.gaps[Side::Server.index()] > 0;
+    let server_data_acked = {
+        let (client, server) = (conn.end(Side::Client), conn.end(Side::Server));
+        let data_end = server.fin_seq.or(server.next_seq);
+        matches!((client.acked, data_end), (Some(acked), Some(end)) if acked.at_or_after(end))
+    };
+    let answered = if server_gaps && server_data_acked { proto.answered.max(proto.http_responses) } else { proto.answered };
+    CloseFacts {
+        refused: conn.syn_seen && !conn.syn_ack_seen && conn.rst_by == Some(Side::Server),
+        first_close: conn.fin_first.or(conn.rst_by),
+        readable: matches!(proto.protocol, Protocol::Http1 | Protocol::H2c),
+        client_announced: proto.close_announced[Side::Client.index()],
+        server_announced: proto.close_announced[Side::Server.index()],
+        requests: proto.http_requests,
+        requests_at_first_fin: conn.at_first_fin.map(|(requests, _)| requests),
+        answered_at_client_fin: conn.at_first_fin.map(|(_, answered)| answered).filter(|_| conn.fin_first == Some(Side::Client)),
+        client_reset_after_fin: conn.fin_first == Some(Side::Client) && conn.rst_by == Some(Side::Client),
+        answered,
+    }
+}
+
+/// Applies one segment to its connection: handshake, keep-alive, RST, ACK, payload, FIN, in that order.
+///
+/// Capture order is not always time order (merged capture points, several capture CPUs), so each
+/// acknowledgement is matched both ways: when the ACK comes and when what it acknowledges comes
+/// (a SYN-ACK after the client's ACK of it, a FIN after its ACK). A side's own segments also show
+/// what it received when the other direction is not captured (see [`infer_from_sender`]).
+pub(super) fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, events: &mut Vec<ProtocolEvent>) {
+    let side = conn.side_of(seg.src);
+    let peer = side.peer();
+    if seg.ts > conn.last_ts {
+        conn.last_ts = seg.ts;
+    }
+    {
+        let end = conn.end_mut(side);
+        end.packets += 1;
+        end.bytes += u64::from(seg.wire_len);
+    }
+
+    // Opening.
+    if seg.flags.syn && !seg.flags.ack && side == Side::Client {
+        if !conn.syn_seen {
+            conn.syn_seen = true;
+            // A SYN-ACK captured before this SYN answered it (process() lets only such a SYN in).
+            conn.syn_ack_seen = conn.syn_ack_ack.is_some_and(|ack| syn_answered_by(seg, ack));
+            conn.end_mut(side).isn = Some(seg.seq);
+            conn.end_mut(side).window_scale = seg.window_scale;
+            conn.watcher.on_syn(side, seg.seq);
+            conn.transition(side, StateEvent::SendSyn);
+        }
+    } else if seg.flags.syn && seg.flags.ack && side == Side::Server {
+        let client = conn.end(Side::Client);
+        // The SYN-ACK acknowledges the SYN, and with TCP Fast Open the data the SYN carried.
+        let answers_syn = client.isn.is_none_or(|isn| {
+            let syn_end = client.next_seq.unwrap_or(isn.wrapping_add(1));
+            seg.ack.at_or_after(isn.wrapping_add(1)) && syn_end.at_or_after(seg.ack)
+        });
+        if answers_syn && conn.end(side).isn.is_none() {
+            conn.syn_ack_seen = conn.syn_seen;
+            conn.syn_ack_ack = Some(seg.ack);
+            conn.end_mut(side).isn = Some(seg.seq);
+            conn.end_mut(side).window_scale = seg.window_scale;
+            conn.watcher.on_syn(side, seg.seq);
+            // The SYN-ACK shows the client sent a SYN, captured or not. Captured after the server's
+            // FIN (inferred from the client's segments), it no longer moves the server's state.
+            conn.transition(Side::Client, StateEvent::SendSyn);
+            if conn.end(side).fin_seq.is_none() {
+                conn.transition(Side::Server, StateEvent::SendSynAck);
+            }
+            conn.transition(Side::Client, StateEvent::RecvSynAck);
+        }
+    } else if conn.end(side).state == TcpState::CLOSED && conn.end(peer).state == TcpState::CLOSED && !seg.flags.rst {
+        // First segment of a connection whose opening was not captured.
+        conn.transition(side, StateEvent::MidStream);
+        conn.transition(peer, StateEvent::MidStream);
+    } else if !seg.flags.syn && !seg.flags.rst {
+        infer_from_sender(conn, seg, side);
+    }
+
+    let keepalive = is_keepalive_probe(conn, seg, side);
+    if keepalive {
+        let end = conn.end_mut(side);
+        end.probes += 1;
+        end.probe_times.0.get_or_insert(seg.ts);
+        end.probe_times.1 = Some(seg.ts);
+        sink.event(conn.id, &FlowEvent::KeepAlive { side });
+    }
+
+    if seg.flags.rst {
+        if rst_acceptable(conn, seg, side) {
+            conn.rst_by.get_or_insert(side);
+            conn.first_close_ts.get_or_insert(seg.ts);
+            conn.transition(side, StateEvent::Reset);
+            conn.transition(peer, StateEvent::Reset);
+            sink.event(conn.id, &FlowEvent::Rst { side });
+        } else {
+            conn.rst_ignored += 1;
+        }
+        note_segment(conn, seg, side, keepalive, sink);
+        return;
+    }
+
+    // Window: scaled only when both SYNs carried the option (RFC 7323).
+    {
+        let scale = match (conn.end(side).window_scale, conn.end(peer).window_scale) {
+            (Some(s), Some(_)) if !seg.flags.syn => u32::from(s),
+            _ => 0,
+        };
+        conn.end_mut(side).window = u32::from(seg.window) << scale;
+    }
+
+    if seg.flags.ack {
+        let end = conn.end_mut(side);
+        if end.acked.is_none_or(|a| seg.ack.after(a)) {
+            end.acked_before_last_step = end.acked;
+            end.acked = Some(seg.ack);
+        }
+    }
+    // Both run on every segment: the ACK may have been captured before what it acknowledges.
+    check_handshake_acked(conn);
+    check_fin_acked(conn, peer);
+
+    let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
+    if seg.wire_len > 0 && !keepalive {
+        if conn.last_payload_side != Some(side) {
+            if side == Side::Server && conn.last_payload_side == Some(Side::Client) {
+                conn.exchanges += 1;
+            }
+            conn.last_payload_side = Some(side);
+        }
+        events.clear();
+        conn.watcher.on_segment(side, data_seq, seg.payload, seg.wire_len, seg.ts, events);
+        if conn.end(side).fin_waiting_for_data == Some(data_seq.wrapping_add(seg.wire_len)) {
+            // The data a FIN captured before it followed: now the stream can end at the FIN.
+            let fin_seq = conn.end_mut(side).fin_waiting_for_data.take().unwrap_or(data_seq);
+            watch_fin(conn, side, fin_seq, events);
+        }
+        forward_protocol_events(conn, events, seg.ts, sink);
+    }
+
+    let seg_end = seg.seq.wrapping_add(seg.seq_len());
+    let sent_before = conn.end(side).next_seq;
+    {
+        let end = conn.end_mut(side);
+        if end.next_seq.is_none_or(|n| seg_end.after(n)) {
+            end.next_seq = Some(seg_end);
+            end.last_advance_ts = Some(seg.ts);
+        }
+    }
+
+    if seg.flags.fin && conn.end(side).fin_inferred {
+        // The FIN the peer's segments implied, captured after all: its states were set then.
+        let fin_seq = data_seq.wrapping_add(seg.wire_len);
+        let end = conn.end_mut(side);
+        end.fin_inferred = false;
+        end.fin_seq = Some(fin_seq);
+        end.fin_ack = seg.flags.ack.then_some(seg.ack);
+        events.clear();
+        watch_fin(conn, side, fin_seq, events);
+        forward_protocol_events(conn, events, seg.ts, sink);
+        sink.event(conn.id, &FlowEvent::Fin { side });
+    } else if seg.flags.fin && conn.end(side).fin_seq.is_none() {
+        let fin_seq = data_seq.wrapping_add(seg.wire_len);
+        conn.end_mut(side).fin_seq = Some(fin_seq);
+        conn.end_mut(side).fin_ack = seg.flags.ack.then_some(seg.ack);
+        if fin_answers_unseen_fin(conn, seg, side) {
+            // The peer's FIN came first, and this FIN acknowledges it (see infer_from_sender).
+            conn.end_mut(peer).fin_seq = Some(seg.ack.wrapping_sub(1));
+            conn.end_mut(peer).fin_inferred = true;
+            conn.fin_first = Some(peer);
+            conn.first_fin_ts = Some(seg.ts);
+            conn.first_close_ts.get_or_insert(seg.ts);
+            conn.transition(peer, StateEvent::SendFin);
+            conn.transition(side, StateEvent::RecvFin);
+            check_fin_acked(conn, peer);
+        }
+        let answered_by_peer_fin = conn.end(peer).fin_ack.is_some_and(|ack| ack.at_or_after(fin_seq.wrapping_add(1)));
+        if answered_by_peer_fin {
+            // The peer's FIN was captured first but acknowledges this one, so this FIN was sent
+            // first: this side went FIN_WAIT_1 -> FIN_WAIT_2 -> TIME_WAIT, the peer CLOSE_WAIT -> LAST_ACK.
+            conn.fin_first = Some(side);
+            conn.end_mut(side).state = TcpState::TIME_WAIT;
+            conn.end_mut(peer).state = TcpState::LAST_ACK;
+        } else {
+            if conn.fin_first.is_none() {
+                conn.fin_first = Some(side);
+                conn.first_fin_ts = Some(seg.ts);
+                conn.first_close_ts.get_or_insert(seg.ts);
+            } else if let Some(peer_fin) = conn.end(peer).fin_seq {
+                // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
+                if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
+                    conn.simultaneous_close = true;
+                }
+            }
+            if conn.simultaneous_close && conn.fin_first == Some(peer) {
+                // This side sent its FIN before the peer's arrived (FIN_WAIT_1), then got the peer's FIN.
+                conn.end_mut(side).state = TcpState::FIN_WAIT_1.next(StateEvent::RecvFin);
+            } else {
+                conn.transition(side, StateEvent::SendFin);
+            }
+            conn.transition(peer, StateEvent::RecvFin);
+        }
+        check_fin_acked(conn, side);
+        events.clear();
+        if sent_before.is_some_and(|sent| data_seq.after(sent)) {
+            // Data before the FIN is still to come (captured after it): end the stream once it has.
+            conn.end_mut(side).fin_waiting_for_data = Some(fin_seq);
+        } else {
+            watch_fin(conn, side, fin_seq, events);
+        }
+        forward_protocol_events(conn, events, seg.ts, sink);
+        sink.event(conn.id, &FlowEvent::Fin { side });
+    }
+    note_segment(conn, seg, side, keepalive, sink);
+}
+
+/// With nothing captured from the peer, a FIN (the first of the connection) whose acknowledgement is
+/// exactly one more than its sender acknowledged before (in the FIN, or in the ACK just before it)
+/// answers the peer's unseen FIN: the sender was in CLOSE_WAIT.
+fn fin_answers_unseen_fin(conn: &Connection, seg: &Segment<'_>, side: Side) -> bool {
+    let end = conn.end(side);
+    conn.fin_first.is_none()
+        && conn.end(side.peer()).packets == 0
+        && seg.flags.ack
+        && end.acked == Some(seg.ack)
+        && end.acked_before_last_step.is_some_and(|before| seg.ack == before.wrapping_add(1))
+}
+
+/// True when `seg` (a SYN) is the one a SYN-ACK with acknowledgement `ack` answers: ISN + 1, or
+/// with TCP Fast Open up to ISN + 1 + the data the SYN carried.
+fn syn_answered_by(seg: &Segment<'_>, ack: SeqNumber) -> bool {
+    let first = seg.seq.wrapping_add(1);
+    ack.at_or_after(first) && first.wrapping_add(seg.wire_len).at_or_after(ack)
+}
+
+/// A SYN on an open connection that is that connection's own SYN captured after its SYN-ACK: the
+/// connection began with the SYN-ACK, the SYN comes from its client within [`REORDER_WINDOW`], and
+/// the SYN-ACK acknowledged exactly this SYN.
+pub(super) fn is_late_syn(conn: &Connection, seg: &Segment<'_>) -> bool {
+    conn.client == seg.src
+        && !conn.syn_seen
+        && seg.ts - conn.first_ts <= REORDER_WINDOW
+        && conn.syn_ack_ack.is_some_and(|ack| syn_answered_by(seg, ack))
+}
+
+/// The client's ACK of the SYN-ACK completes the handshake, whichever of the two was captured first.
+fn check_handshake_acked(conn: &mut Connection) {
+    if conn.handshake_acked {
+        return;
+    }
+    let (Some(server_isn), Some(acked)) = (conn.end(Side::Server).isn, conn.end(Side::Client).acked) else { return };
+    if acked.at_or_after(server_isn.wrapping_add(1)) {
+        conn.handshake_acked = true;
+        conn.transition(Side::Server, StateEvent::RecvAckOfSyn);
+    }
+}
+
+/// `side`'s FIN is acknowledged once the peer's highest ACK covers it, whichever was captured first.
+fn check_fin_acked(conn: &mut Connection, side: Side) {
+    let end = conn.end(side);
+    let (Some(fin), false) = (end.fin_seq, end.fin_acked) else { return };
+    if conn.end(side.peer()).acked.is_some_and(|a| a.at_or_after(fin.wrapping_add(1))) {
+        conn.end_mut(side).fin_acked = true;
+        conn.transition(side, StateEvent::RecvAckOfFin);
+    }
+}
+
+/// What a side's own segment (no SYN, no RST) shows it received, for captures that miss the other
+/// direction (a one-direction filter, asymmetric routing) or hold it late:
+/// - a SYN_SENT side sends a plain ACK only after the SYN-ACK arrived: it is ESTABLISHED, and the
+///   peer, which sent that SYN-ACK and now gets the ACK, is ESTABLISHED too;
+/// - a SYN_RECEIVED side sends a segment without SYN only once the ACK of its SYN-ACK arrived
+///   (except a TCP Fast Open server, which may send data first);
+/// - when nothing at all was captured from the peer, a side that sent its FIN and then sends a
+///   segment after it (seq = FIN + 1) acknowledging more than its FIN did has received the peer's
+///   FIN at that acknowledgement - 1, and that FIN acknowledged its own (the peer was in
+///   CLOSE_WAIT). Likewise a FIN acknowledging exactly one more than the side's earlier segments
+///   answers the peer's FIN (see [`fin_answers_unseen_fin`]). Without the peer's segments 1 byte
+///   of data and a FIN look alike at the close: the inference takes the FIN.
+fn infer_from_sender(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
+    let peer = side.peer();
+    match conn.end(side).state {
+        TcpState::SYN_SENT if seg.flags.ack => {
+            conn.transition(peer, StateEvent::SendSynAck);
+            conn.transition(side, StateEvent::RecvSynAck);
+            conn.transition(peer, StateEvent::RecvAckOfSyn);
+        }
+        TcpState::SYN_RECEIVED => {
+            let fast_open_accepted = match (conn.end(peer).isn, conn.syn_ack_ack) {
+                (Some(isn), Some(ack)) => ack.after(isn.wrapping_add(1)),
+                _ => false,
+            };
+            if !fast_open_accepted {
+                conn.transition(side, StateEvent::RecvAckOfSyn);
+            }
+        }
+        _ => {}
+    }
+    let end = conn.end(side);
+    let peer_end = conn.end(peer);
+    let (Some(fin), Some(fin_ack)) = (end.fin_seq, end.fin_ack) else { return };
+    if peer_end.packets > 0 || peer_end.fin_seq.is_some() || seg.flags.fin || !seg.flags.ack {
+        return;
+    }
+    if seg.seq == fin.wrapping_add(1) && seg.ack.after(fin_ack) {
+        let peer_end = conn.end_mut(peer);
+        peer_end.fin_seq = Some(seg.ack.wrapping_sub(1));
+        peer_end.fin_inferred = true;
+        conn.transition(peer, StateEvent::SendFin);
+        conn.end_mut(side).fin_acked = true;
+        conn.transition(side, StateEvent::RecvAckOfFin);
+        conn.transition(side, StateEvent::RecvFin);
+    }
+}
+
+/// Hands `side`'s FIN to the protocol watcher, noting at the connection's first FIN how many
+/// requests had been sent and answered (for the close cause).
+fn watch_fin(conn: &mut Connection, side: Side, fin_seq: SeqNumber, events: &mut Vec<ProtocolEvent>) {
+    conn.watcher.on_fin(side, fin_seq, events);
+    conn.at_first_fin.get_or_insert(conn.watcher.progress());
+}
+
+/// Hands the protocol watcher's new messages to the sink, noting when the last response came.
+fn forward_protocol_events(conn: &mut Connection, events: &mut Vec<ProtocolEvent>, ts: f64, sink: &mut dyn FlowSink) {
+    for event in events.drain(..) {
+        let from = match event {
+            ProtocolEvent::HttpResponse { .. } => {
+                conn.last_response_ts = Some(ts);
+                Side::Server
+            }
+            ProtocolEvent::HttpRequest { .. } | ProtocolEvent::TlsClientHello { .. } | ProtocolEvent::H2Preface => Side::Client,
+        };
+        sink.event(conn.id, &FlowEvent::Protocol { side: from, event });
+    }
+}
+
+fn note_segment(conn: &Connection, seg: &Segment<'_>, side: Side, keepalive: bool, sink: &mut dyn FlowSink) {
+    if !sink.wants_segments() {
+        return;
+    }
+    let own_isn = conn.end(side).isn;
+    let peer_isn = conn.end(side.peer()).isn;
+    let note = SegmentNote {
+        ts: seg.ts,
+        side,
+        flags: seg.flags,
+        rel_seq: own_isn.map_or(seg.seq.0, |isn| seg.seq.0.wrapping_sub(isn.0)),
+        rel_ack: if seg.flags.ack { Some(peer_isn.map_or(seg.ack.0, |isn| seg.ack.0.wrapping_sub(isn.0))) } else { None },
+        len: seg.wire_len,
+        keepalive,
+        client_state: conn.end(Side::Client).state,
+        server_state: conn.end(Side::Server).state,
+        label: http_first_line_label(seg.payload),
+    };
+    sink.event(conn.id, &FlowEvent::Segment(note));
+}
+
+/// Longest label taken from a payload.
+const MAX_LABEL: usize = 40;
+
+/// `GET /hello` from `GET /hello HTTP/1.1`, `200 OK` from `HTTP/1.1 200 OK`; `None` when the first
+/// line of the payload is neither (a body, TLS, a continuation).
+fn http_first_line_label(payload: &[u8]) -> Option<String> {
+    let head = &payload[..payload.len().min(256)];
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let label = if let Some(rest) = line.strip_prefix("HTTP/") {
+        rest.split_once(' ')?.1.trim()
+    } else {
+        let (request, version) = line.rsplit_once(' ')?;
+        if !version.starts_with("HTTP/") || !request.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return None;
+        }
+        request
+    };
+    Some(label.chars().take(MAX_LABEL).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_label_of_a_request_line_is_method_and_target() {
+        assert_eq!(http_first_line_label(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").as_deref(), Some("GET /hello"));
+    }
+
+    #[test]
+    fn test_label_of_a_status_line_is_code_and_reason() {
+        assert_eq!(http_first_line_label(b"HTTP/1.0 200 OK\r\nServer: x\r\n").as_deref(), Some("200 OK"));
+    }
+
+    #[test]
+    fn test_no_label_for_bodies_and_binary() {
+        assert_eq!(http_first_line_label(b"hello\n"), None);
+        assert_eq!(http_first_line_label(b"\x16\x03\x01\x02\x00"), None);
+        assert_eq!(http_first_line_label(b""), None);
+    }
+}

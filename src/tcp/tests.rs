@@ -1,0 +1,813 @@
+//! The flow table's tests: segments in, records and events out, grouped by TCP state.
+
+use super::closed::ORDER_SLACK;
+use super::seq::SeqNumber;
+use super::*;
+use crate::decode::TcpFlags;
+use crate::report::{FinFirst, Handshake, PerSide};
+
+const C: &str = "127.0.0.1:40000";
+const S: &str = "127.0.0.1:8080";
+
+#[derive(Default)]
+struct Records(Vec<ConnectionRecord>, Vec<FlowEvent>);
+impl FlowSink for Records {
+    fn event(&mut self, _id: u64, event: &FlowEvent) {
+        self.1.push(event.clone());
+    }
+    fn connection_ended(&mut self, record: ConnectionRecord) {
+        self.0.push(record);
+    }
+}
+
+fn flags(s: &str) -> TcpFlags {
+    TcpFlags { syn: s.contains('S'), ack: s.contains('.'), fin: s.contains('F'), rst: s.contains('R'), psh: s.contains('P') }
+}
+
+/// Feeds segments `(ts, from_client, flags, seq, ack, payload_len)` and returns the finished records.
+fn run(segments: &[(f64, bool, &str, u32, u32, u32)]) -> Records {
+    let mut table = FlowTable::new(Some(8080), 1000);
+    let mut sink = Records::default();
+    let payload = vec![b'x'; 2000];
+    for &(ts, from_client, f, seq, ack, len) in segments {
+        let (src, dst) = if from_client { (C, S) } else { (S, C) };
+        let seg = Segment {
+            ts,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            flags: flags(f),
+            seq: SeqNumber(seq),
+            ack: SeqNumber(ack),
+            window: 512,
+            window_scale: None,
+            payload: &payload[..len as usize],
+            wire_len: len,
+        };
+        table.process(&seg, &mut sink);
+    }
+    table.finish(&mut sink);
+    sink
+}
+
+/// One test segment with its own payload and advertised window.
+struct TestSeg {
+    ts: f64,
+    from_client: bool,
+    flags: &'static str,
+    seq: u32,
+    ack: u32,
+    payload: Vec<u8>,
+    window: u16,
+}
+
+/// `(ts, from_client, flags, seq, ack)` carrying `payload`, window 512.
+fn with_payload(ts: f64, from_client: bool, flags: &'static str, seq: u32, ack: u32, payload: &[u8]) -> TestSeg {
+    TestSeg { ts, from_client, flags, seq, ack, payload: payload.to_vec(), window: 512 }
+}
+
+/// `(ts, from_client, flags, seq, ack, payload_len)` segments as [`TestSeg`]s ('x' payloads).
+fn plain(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> Vec<TestSeg> {
+    segments.iter().map(|&(ts, c, f, seq, ack, len)| with_payload(ts, c, f, seq, ack, &vec![b'x'; len as usize])).collect()
+}
+
+/// Feeds [`TestSeg`]s with a table that takes port 8080 as the server's.
+fn run_segs(segments: &[TestSeg]) -> Records {
+    let mut table = FlowTable::new(Some(8080), 1000);
+    let mut sink = Records::default();
+    for t in segments {
+        let (src, dst) = if t.from_client { (C, S) } else { (S, C) };
+        let seg = Segment {
+            ts: t.ts,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            flags: flags(t.flags),
+            seq: SeqNumber(t.seq),
+            ack: SeqNumber(t.ack),
+            window: t.window,
+            window_scale: None,
+            payload: &t.payload,
+            wire_len: t.payload.len() as u32,
+        };
+        table.process(&seg, &mut sink);
+    }
+    table.finish(&mut sink);
+    sink
+}
+
+/// A full exchange: handshake, one 100-byte request, one 200-byte response, ISNs 1000 / 5000.
+fn opened() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
+    vec![
+        (0.0, true, "S", 1000, 0, 0),
+        (0.001, false, "S.", 5000, 1001, 0),
+        (0.002, true, ".", 1001, 5001, 0),
+        (0.003, true, "P.", 1001, 5001, 100),
+        (0.004, false, "P.", 5001, 1101, 200),
+        (0.005, true, ".", 1101, 5201, 0),
+    ]
+}
+
+#[test]
+fn test_client_fin_first_leaves_client_time_wait_server_closed() {
+    let mut segs = opened();
+    segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
+    let r = run(&segs);
+    assert_eq!(r.0.len(), 1);
+    let c = &r.0[0];
+    assert_eq!(c.handshake, Handshake::Complete);
+    assert_eq!(c.fin_first, FinFirst::Client);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    assert_eq!(c.end, EndReason::Closed);
+    assert!(!c.simultaneous_close);
+}
+
+#[test]
+fn test_server_fin_acked_without_client_fin_is_fin_wait_2_and_close_wait() {
+    let mut segs = opened();
+    segs.extend([(0.01, false, "F.", 5201, 1101, 0), (0.011, true, ".", 1101, 5202, 0)]);
+    let c = &run(&segs).0[0];
+    assert_eq!(c.fin_first, FinFirst::Server);
+    assert_eq!((c.client_state, c.server_state), (TcpState::CLOSE_WAIT, TcpState::FIN_WAIT_2));
+    assert_eq!(c.end, EndReason::OpenAtEnd);
+}
+
+#[test]
+fn test_simultaneous_close_ends_in_time_wait_on_both_sides() {
+    let mut segs = opened();
+    segs.extend([
+        (0.01, true, "F.", 1101, 5201, 0),
+        (0.01, false, "F.", 5201, 1101, 0),
+        (0.011, true, ".", 1102, 5202, 0),
+        (0.011, false, ".", 5202, 1102, 0),
+    ]);
+    let c = &run(&segs).0[0];
+    assert!(c.simultaneous_close);
+    assert_eq!(c.fin_first, FinFirst::Client);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::TIME_WAIT));
+}
+
+#[test]
+fn test_retransmitted_syn_counts_once() {
+    let mut segs = vec![(0.0, true, "S", 1000, 0, 0), (1.0, true, "S", 1000, 0, 0)];
+    segs.extend(opened().into_iter().skip(1).map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s, a, l)));
+    let r = run(&segs);
+    assert_eq!(r.0.len(), 1);
+    assert_eq!(r.0[0].handshake, Handshake::Complete);
+}
+
+#[test]
+fn test_new_syn_with_new_isn_on_same_tuple_starts_a_new_connection() {
+    let mut segs = opened();
+    segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
+    segs.extend(
+        opened()
+            .into_iter()
+            .map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)),
+    );
+    let r = run(&segs);
+    assert_eq!(r.0.len(), 2);
+    assert_eq!(r.0[1].handshake, Handshake::Complete);
+    assert_eq!(r.0[1].client_state, TcpState::ESTABLISHED);
+}
+
+#[test]
+fn test_late_ack_after_close_is_not_a_new_connection() {
+    let mut segs = opened();
+    segs.extend([
+        (0.01, true, "F.", 1101, 5201, 0),
+        (0.011, false, "F.", 5201, 1102, 0),
+        (0.012, true, ".", 1102, 5202, 0),
+        (0.2, true, ".", 1102, 5202, 0),
+    ]);
+    let r = run(&segs);
+    assert_eq!(r.0.len(), 1);
+}
+
+#[test]
+fn test_keepalive_probe_after_idle_with_everything_acked() {
+    let mut segs = opened();
+    // Probe at seq next-1 after 15 s idle, and the server's ACK of it.
+    segs.extend([(15.0, true, ".", 1100, 5201, 0), (15.0001, false, ".", 5201, 1101, 0), (30.0, true, ".", 1100, 5201, 0)]);
+    let c = &run(&segs).0[0];
+    assert_eq!(c.keepalive_probes, PerSide { client: 2, server: 0 });
+    assert_eq!(c.keepalive_interval, Some(15.0));
+}
+
+#[test]
+fn test_one_byte_retransmission_soon_after_data_is_not_a_probe() {
+    let mut segs = opened();
+    segs.push((0.2, true, "P.", 1100, 5201, 1));
+    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+}
+
+#[test]
+fn test_segment_at_next_minus_one_with_unacked_data_is_not_a_probe() {
+    let mut segs = opened();
+    segs.push((0.006, true, "P.", 1101, 5201, 50)); // not acknowledged by the server
+    segs.push((10.0, true, ".", 1150, 5201, 0));
+    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+}
+
+#[test]
+fn test_last_ack_after_close_is_not_a_probe() {
+    let mut segs = opened();
+    segs.extend([(0.01, false, "F.", 5201, 1101, 0), (5.0, true, ".", 1101, 5202, 0)]);
+    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+}
+
+#[test]
+fn test_rst_with_sequence_outside_window_is_ignored() {
+    let mut segs = opened();
+    segs.push((0.01, true, "R", 1101 + 10_000_000, 0, 0));
+    let c = &run(&segs).0[0];
+    assert_eq!(c.rst_by, None);
+    assert_eq!(c.rst_ignored, 1);
+    assert_eq!(c.client_state, TcpState::ESTABLISHED);
+}
+
+#[test]
+fn test_rst_in_window_closes_both_sides() {
+    let mut segs = opened();
+    segs.push((0.01, true, "R.", 1101, 5201, 0));
+    let c = &run(&segs).0[0];
+    assert_eq!(c.rst_by, Some(Side::Client));
+    assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+}
+
+#[test]
+fn test_refused_syn_is_syn_only_and_reset_by_server() {
+    let r = run(&[(0.0, true, "S", 1000, 0, 0), (0.0001, false, "R.", 0, 1001, 0)]);
+    let c = &r.0[0];
+    assert_eq!(c.handshake, Handshake::SynOnly);
+    assert_eq!(c.rst_by, Some(Side::Server));
+}
+
+#[test]
+fn test_sequence_numbers_wrapping_past_2_pow_32() {
+    let isn = u32::MAX - 50;
+    let segs = [
+        (0.0, true, "S", isn, 0, 0),
+        (0.001, false, "S.", 5000, isn.wrapping_add(1), 0),
+        (0.002, true, ".", isn.wrapping_add(1), 5001, 0),
+        (0.003, true, "P.", isn.wrapping_add(1), 5001, 100),
+        (0.004, false, ".", 5001, isn.wrapping_add(101), 0),
+        (0.01, true, "F.", isn.wrapping_add(101), 5001, 0),
+        (0.011, false, "F.", 5001, isn.wrapping_add(102), 0),
+        (0.012, true, ".", isn.wrapping_add(102), 5002, 0),
+    ];
+    let c = &run(&segs).0[0];
+    assert_eq!(c.end, EndReason::Closed);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+}
+
+#[test]
+fn test_mid_stream_connection_takes_port_side_as_server() {
+    let r = run(&[(0.0, false, "P.", 5001, 1101, 10), (0.001, true, ".", 1101, 5011, 0)]);
+    let c = &r.0[0];
+    assert_eq!(c.handshake, Handshake::MidStream);
+    assert_eq!(c.server.to_string(), S);
+    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+}
+
+#[test]
+fn test_table_full_evicts_oldest_half_open_first() {
+    let mut table = FlowTable::new(Some(8080), 2);
+    let mut sink = Records::default();
+    let mk = |port: u16, f: &str, seq: u32| Segment {
+        ts: f64::from(port),
+        src: format!("127.0.0.1:{port}").parse().unwrap(),
+        dst: S.parse().unwrap(),
+        flags: flags(f),
+        seq: SeqNumber(seq),
+        ack: SeqNumber(0),
+        window: 512,
+        window_scale: None,
+        payload: &[],
+        wire_len: 0,
+    };
+    table.process(&mk(1, ".", 10), &mut sink); // mid-stream, established: not half-open
+    table.process(&mk(2, "S", 10), &mut sink); // half-open
+    table.process(&mk(3, "S", 10), &mut sink); // table full: evicts port 2's
+    assert_eq!(sink.0.len(), 1);
+    assert_eq!(sink.0[0].client.to_string(), "127.0.0.1:2");
+    assert_eq!(sink.0[0].end, EndReason::Evicted);
+    assert_eq!(table.counters().evicted, 1);
+}
+
+#[test]
+fn test_refused_flood_keeps_closed_state_bounded() {
+    // 5,000 refused connections (SYN, RST-ACK) at one instant: each closes at once, so the
+    // table never fills and nothing is evicted; what they leave behind must stay bounded.
+    let mut table = FlowTable::new(Some(8080), 100);
+    let mut sink = Records::default();
+    for i in 0..5000u32 {
+        let client: SocketAddr = format!("10.{}.{}.{}:40000", i >> 16, (i >> 8) & 255, i & 255).parse().unwrap();
+        let server: SocketAddr = S.parse().unwrap();
+        let seg = |src, dst, f: &str, seq, ack| Segment {
+            ts: 1.0,
+            src,
+            dst,
+            flags: flags(f),
+            seq: SeqNumber(seq),
+            ack: SeqNumber(ack),
+            window: 512,
+            window_scale: None,
+            payload: &[],
+            wire_len: 0,
+        };
+        table.process(&seg(client, server, "S", i, 0), &mut sink);
+        table.process(&seg(server, client, "R.", 0, i.wrapping_add(1)), &mut sink);
+    }
+    // Every connection was reported as closed by the server's RST...
+    assert_eq!(sink.0.len(), 5000);
+    assert!(sink.0.iter().all(|c| c.end == EndReason::Closed && c.rst_by == Some(Side::Server)));
+    assert_eq!(table.counters().evicted, 0);
+    // ...and neither the eviction queue nor the tombstones grew with them: the queue is
+    // compacted past 2 × 0 open + ORDER_SLACK entries, the tombstones past 100 (the cap).
+    assert_eq!(table.open_connections(), 0);
+    assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+    assert!(table.tombstones.len() <= 100, "{}", table.tombstones.len());
+}
+
+#[test]
+fn test_syns_replacing_each_other_on_one_tuple_keep_the_queue_bounded() {
+    // 5,000 SYNs from one client port, each with a new ISN: each replaces the previous connection.
+    let mut table = FlowTable::new(Some(8080), 100);
+    let mut sink = Records::default();
+    let payload: &[u8] = &[];
+    for i in 0..5000u32 {
+        let seg = Segment {
+            ts: 1.0,
+            src: C.parse().unwrap(),
+            dst: S.parse().unwrap(),
+            flags: flags("S"),
+            seq: SeqNumber(i * 1000),
+            ack: SeqNumber(0),
+            window: 512,
+            window_scale: None,
+            payload,
+            wire_len: 0,
+        };
+        table.process(&seg, &mut sink);
+    }
+    assert_eq!(table.open_connections(), 1);
+    // 4,999 replaced; the queue holds one live entry plus at most ORDER_SLACK stale ones.
+    assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+    table.finish(&mut sink);
+    assert_eq!(sink.0.len(), 5000);
+    assert_eq!(sink.0.iter().filter(|c| c.end == EndReason::Replaced).count(), 4999);
+}
+
+// ESTABLISHED: keep-alive probes, judged per sender.
+
+#[test]
+fn test_established_keepalive_probes_that_cross_count_for_both_sides() {
+    let mut segs = opened();
+    // Both timers fire at 15 s: the server's probe comes 200 µs after the client's, before the
+    // server's ACK of the client's probe; then each side ACKs the other's probe.
+    segs.extend([
+        (15.0, true, ".", 1100, 5201, 0),
+        (15.0002, false, ".", 5200, 1101, 0),
+        (15.0003, false, ".", 5201, 1101, 0),
+        (15.0004, true, ".", 1101, 5201, 0),
+    ]);
+    let c = &run(&segs).0[0];
+    assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
+}
+
+#[test]
+fn test_established_probe_right_after_the_peers_ack_of_a_probe_counts() {
+    let mut segs = opened();
+    // The client probes and the server ACKs it; the server's own timer fires 300 ms later.
+    segs.extend([(15.0, true, ".", 1100, 5201, 0), (15.0001, false, ".", 5201, 1101, 0), (15.3, false, ".", 5200, 1101, 0)]);
+    let c = &run(&segs).0[0];
+    assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
+}
+
+#[test]
+fn test_established_zero_window_probe_is_not_a_keepalive_probe() {
+    let mut segs = plain(&opened());
+    // The server advertises a zero window; 5 s later the client probes it at next - 1.
+    segs.push(TestSeg { window: 0, ..with_payload(0.006, false, ".", 5201, 1101, b"") });
+    segs.push(with_payload(5.0, true, ".", 1100, 5201, b""));
+    assert_eq!(run_segs(&segs).0[0].keepalive_probes, PerSide::default());
+}
+
+#[test]
+fn test_established_probe_soon_after_the_senders_own_data_is_not_a_probe_even_after_peer_silence() {
+    let mut segs = opened();
+    // The client sends 10 bytes at 5 s (acknowledged); 100 ms later a 0-byte segment at next - 1.
+    segs.extend([(5.0, true, "P.", 1101, 5201, 10), (5.0001, false, ".", 5201, 1111, 0), (5.1, true, ".", 1110, 5201, 0)]);
+    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
+}
+
+// SYN_SENT / SYN_RECEIVED: capture order is not time order.
+
+#[test]
+fn test_syn_ack_captured_before_its_syn_builds_one_connection_with_a_completed_handshake() {
+    let mut segs = opened();
+    segs.swap(0, 1);
+    segs[0].0 = 0.0;
+    segs[1].0 = 0.0003;
+    let r = run(&segs);
+    assert_eq!(r.0.len(), 1);
+    let c = &r.0[0];
+    assert_eq!(c.handshake, Handshake::Complete);
+    assert_eq!(c.client.to_string(), C);
+    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+}
+
+#[test]
+fn test_syn_ack_acknowledging_another_isn_is_not_joined_to_a_later_syn() {
+    let r = run(&[(0.0, false, "S.", 5000, 777, 0), (0.0003, true, "S", 1000, 0, 0)]);
+    assert_eq!(r.0.len(), 2);
+    assert_eq!((r.0[0].handshake, r.0[0].end), (Handshake::MidStream, EndReason::Replaced));
+    assert_eq!(r.0[1].handshake, Handshake::SynOnly);
+}
+
+#[test]
+fn test_syn_later_than_the_reorder_window_after_the_syn_ack_starts_a_new_connection() {
+    let r = run(&[(0.0, false, "S.", 5000, 1001, 0), (2.0, true, "S", 1000, 0, 0)]);
+    assert_eq!(r.0.len(), 2);
+    assert_eq!(r.0[1].handshake, Handshake::SynOnly);
+}
+
+#[test]
+fn test_syn_ack_alone_without_syn_leaves_client_established_and_server_syn_received() {
+    let c = &run(&[(0.0, false, "S.", 5000, 1001, 0)]).0[0];
+    assert_eq!(c.handshake, Handshake::MidStream);
+    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::SYN_RECEIVED));
+}
+
+#[test]
+fn test_client_ack_captured_before_the_syn_ack_completes_the_handshake() {
+    // The client's clock runs ahead: its ACK is stamped before the SYN-ACK it answers, and
+    // nothing follows that would acknowledge the SYN-ACK again.
+    let mut segs = opened();
+    segs.truncate(3);
+    segs.swap(1, 2);
+    let c = &run(&segs).0[0];
+    assert_eq!(c.handshake, Handshake::Complete);
+    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+}
+
+// FIN_WAIT / CLOSE_WAIT / LAST_ACK: capture order is not time order.
+
+#[test]
+fn test_last_ack_captured_before_the_fin_it_acknowledges_closes_the_connection() {
+    let mut segs = opened();
+    segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.012, true, ".", 1102, 5202, 0), (0.0121, false, "F.", 5201, 1102, 0)]);
+    let r = run(&segs);
+    assert_eq!(r.0.len(), 1);
+    let c = &r.0[0];
+    assert_eq!(c.end, EndReason::Closed);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+}
+
+#[test]
+fn test_peer_fin_captured_first_but_acknowledging_this_fin_makes_this_side_fin_first() {
+    let mut segs = opened();
+    // The server's clock runs behind: its FIN (ack 1102, so it answers the client's FIN) is
+    // stamped before the client's FIN.
+    segs.extend([(0.0100, false, "F.", 5201, 1102, 0), (0.0101, true, "F.", 1101, 5201, 0), (0.0102, true, ".", 1102, 5202, 0)]);
+    let c = &run(&segs).0[0];
+    assert_eq!(c.fin_first, FinFirst::Client);
+    assert!(!c.simultaneous_close);
+    assert_eq!(c.end, EndReason::Closed);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+}
+
+#[test]
+fn test_fin_captured_before_the_response_it_follows_keeps_the_response() {
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello";
+    let (req_len, resp_len) = (request.len() as u32, response.len() as u32);
+    let segs = vec![
+        with_payload(0.0, true, "S", 1000, 0, b""),
+        with_payload(0.001, false, "S.", 5000, 1001, b""),
+        with_payload(0.002, true, ".", 1001, 5001, b""),
+        with_payload(0.003, true, "P.", 1001, 5001, request),
+        // The server's FIN is captured 50 µs before the response segment it follows.
+        with_payload(0.004, false, "F.", 5001 + resp_len, 1001 + req_len, b""),
+        with_payload(0.00405, false, "P.", 5001, 1001 + req_len, response),
+    ];
+    let c = &run_segs(&segs).0[0];
+    assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+    assert_eq!(c.stream_gaps, PerSide::default());
+    assert_eq!(c.fin_first, FinFirst::Server);
+}
+
+// SYN_SENT: TCP Fast Open.
+
+#[test]
+fn test_fast_open_syn_with_request_acknowledged_in_syn_ack_is_a_completed_handshake_with_the_request() {
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let after_request = 1001 + request.len() as u32;
+    let segs = vec![
+        with_payload(0.0, true, "S", 1000, 0, request),
+        with_payload(0.001, false, "S.", 5000, after_request, b""),
+        with_payload(0.0011, false, "P.", 5001, after_request, response),
+        with_payload(0.002, true, ".", after_request, 5001 + response.len() as u32, b""),
+    ];
+    let c = &run_segs(&segs).0[0];
+    assert_eq!(c.handshake, Handshake::Complete);
+    assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+}
+
+#[test]
+fn test_fast_open_server_sending_before_the_ack_stays_syn_received() {
+    let segs = plain(&[(0.0, true, "S", 1000, 0, 30), (0.001, false, "S.", 5000, 1031, 0), (0.0011, false, "P.", 5001, 1031, 40)]);
+    let c = &run_segs(&segs).0[0];
+    assert_eq!(c.handshake, Handshake::SynAck);
+    assert_eq!(c.server_state, TcpState::SYN_RECEIVED);
+}
+
+#[test]
+fn test_fast_open_data_not_accepted_is_retransmitted_and_counted_once() {
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let after_request = 1001 + request.len() as u32;
+    let segs = vec![
+        with_payload(0.0, true, "S", 1000, 0, request),
+        // No cookie: the server acknowledges only the SYN and the client sends the request again.
+        with_payload(0.001, false, "S.", 5000, 1001, b""),
+        with_payload(0.002, true, "P.", 1001, 5001, request),
+        with_payload(0.003, false, ".", 5001, after_request, b""),
+    ];
+    let c = &run_segs(&segs).0[0];
+    assert_eq!(c.handshake, Handshake::Complete);
+    assert_eq!(c.http_requests, Some(1));
+}
+
+#[test]
+fn test_syn_ack_acknowledging_beyond_the_syn_data_does_not_answer_it() {
+    let c = &run(&[(0.0, true, "S", 1000, 0, 30), (0.001, false, "S.", 5000, 1040, 0)]).0[0];
+    assert_eq!(c.handshake, Handshake::SynOnly);
+    assert_eq!(c.client_state, TcpState::SYN_SENT);
+}
+
+// One-directional captures: the unseen side's state from the seen side's segments.
+
+#[test]
+fn test_client_only_capture_ack_after_syn_means_both_established() {
+    let c = &run(&[(0.0, true, "S", 1000, 0, 0), (0.002, true, ".", 1001, 5001, 0), (0.003, true, "P.", 1001, 5001, 100)]).0[0];
+    assert_eq!(c.handshake, Handshake::SynOnly);
+    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+}
+
+#[test]
+fn test_client_only_capture_fin_then_ack_of_more_infers_the_server_fin_time_wait_and_closed() {
+    let c = &run(&[
+        (0.0, true, "S", 1000, 0, 0),
+        (0.002, true, ".", 1001, 5001, 0),
+        (0.003, true, "P.", 1001, 5001, 100),
+        (0.005, true, ".", 1101, 5201, 0),
+        (0.01, true, "F.", 1101, 5201, 0),
+        (0.012, true, ".", 1102, 5202, 0),
+    ])
+    .0[0];
+    // An inferred FIN does not end the connection: the server's segments may yet come.
+    assert_eq!(c.end, EndReason::OpenAtEnd);
+    assert_eq!(c.fin_first, FinFirst::Client);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+}
+
+#[test]
+fn test_client_only_capture_fin_without_later_ack_leaves_fin_wait_1_and_close_wait() {
+    let c = &run(&[(0.0, true, "S", 1000, 0, 0), (0.002, true, ".", 1001, 5001, 0), (0.01, true, "F.", 1001, 5001, 0)]).0[0];
+    assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
+}
+
+#[test]
+fn test_server_only_capture_data_after_syn_ack_means_both_established() {
+    let c = &run(&[(0.0, false, "S.", 5000, 1001, 0), (0.003, false, "P.", 5001, 1101, 200)]).0[0];
+    assert_eq!(c.handshake, Handshake::MidStream);
+    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+}
+
+#[test]
+fn test_server_only_capture_fin_acknowledging_one_more_answers_the_clients_fin() {
+    let c = &run(&[
+        (0.0, false, "S.", 5000, 1001, 0),
+        (0.003, false, "P.", 5001, 1101, 200),
+        (0.01, false, ".", 5201, 1102, 0),
+        (0.011, false, "F.", 5201, 1102, 0),
+    ])
+    .0[0];
+    // The ACK of the client's FIN is the first segment acknowledging one more; the FIN repeats it.
+    assert_eq!(c.fin_first, FinFirst::Client);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::LAST_ACK));
+}
+
+#[test]
+fn test_client_segments_all_captured_before_the_servers_keep_the_server_data() {
+    // Skewed capture points: every client segment, the last ACK included, comes before the
+    // server's. The FIN inferred from the client's last ACK must not end the connection.
+    let c = &run(&[
+        (0.0, true, "S", 1000, 0, 0),
+        (0.0001, true, ".", 1001, 5001, 0),
+        (0.0002, true, "P.", 1001, 5001, 100),
+        (0.0003, true, "F.", 1101, 5201, 0),
+        (0.0004, true, ".", 1102, 5202, 0),
+        (0.0010, false, "S.", 5000, 1001, 0),
+        (0.0011, false, "P.", 5001, 1101, 200),
+        (0.0012, false, "F.", 5201, 1102, 0),
+    ])
+    .0[0];
+    assert_eq!(c.handshake, Handshake::Complete);
+    assert_eq!(c.end, EndReason::Closed);
+    assert_eq!(c.packets, 8);
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+}
+
+#[test]
+fn test_server_segments_all_captured_before_the_clients_make_one_closed_connection() {
+    // The mirror image: the server's SYN-ACK, response and FIN (acknowledging the client's FIN)
+    // all come before the client's SYN.
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let (req_end, resp_end) = (1001 + request.len() as u32, 5001 + response.len() as u32);
+    let segs = vec![
+        with_payload(0.0, false, "S.", 5000, 1001, b""),
+        with_payload(0.0001, false, "P.", 5001, req_end, response),
+        with_payload(0.0002, false, "F.", resp_end, req_end + 1, b""),
+        with_payload(0.0005, true, "S", 1000, 0, b""),
+        with_payload(0.0006, true, ".", 1001, 5001, b""),
+        with_payload(0.0007, true, "P.", 1001, 5001, request),
+        with_payload(0.0008, true, "F.", req_end, resp_end, b""),
+        with_payload(0.0009, true, ".", req_end + 1, resp_end + 1, b""),
+    ];
+    let r = run_segs(&segs);
+    assert_eq!(r.0.len(), 1);
+    let c = &r.0[0];
+    assert_eq!(c.handshake, Handshake::Complete);
+    assert_eq!(c.end, EndReason::Closed);
+    assert_eq!(c.fin_first, FinFirst::Client);
+    assert_eq!((c.http_requests, c.http_responses), (Some(1), Some(1)));
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+}
+
+#[test]
+fn test_two_way_capture_missing_the_peer_fin_does_not_infer_it() {
+    let mut segs = opened();
+    segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.012, true, ".", 1102, 5202, 0)]);
+    let c = &run(&segs).0[0];
+    assert_eq!(c.end, EndReason::OpenAtEnd);
+    assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
+}
+
+/// Records with their amendments applied, as the report builder applies them, and the counters.
+#[derive(Default)]
+struct Amended(Vec<ConnectionRecord>, Vec<Amendment>);
+impl FlowSink for Amended {
+    fn connection_ended(&mut self, record: ConnectionRecord) {
+        self.0.push(record);
+    }
+    fn connection_amended(&mut self, amendment: Amendment) {
+        if let Some(record) = self.0.iter_mut().rev().find(|r| r.key() == amendment.key) {
+            amendment.apply(record);
+        }
+        self.1.push(amendment);
+    }
+}
+
+/// As [`run`], with the amendments applied to the records, and the table's counters.
+fn run_amended(segments: &[(f64, bool, &str, u32, u32, u32)]) -> (Amended, FlowCounters) {
+    let mut table = FlowTable::new(Some(8080), 1000);
+    let mut sink = Amended::default();
+    for &(ts, from_client, f, seq, ack, len) in segments {
+        let (src, dst) = if from_client { (C, S) } else { (S, C) };
+        let payload = vec![b'x'; len as usize];
+        let seg = Segment {
+            ts,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            flags: flags(f),
+            seq: SeqNumber(seq),
+            ack: SeqNumber(ack),
+            window: 512,
+            window_scale: None,
+            payload: &payload,
+            wire_len: len,
+        };
+        table.process(&seg, &mut sink);
+    }
+    table.finish(&mut sink);
+    (sink, table.counters())
+}
+
+/// `opened()`, then the client closes first: client FIN, server FIN, last ACK. The client is in
+/// TIME_WAIT expecting the server's byte 5202; the server expects the client's byte 1102.
+fn closed_by_client() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
+    let mut segs = opened();
+    segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
+    segs
+}
+
+#[test]
+fn test_rst_after_both_fins_ends_time_wait_closed() {
+    // A stale ACK from the client's tuple reaches the server, whose socket is gone: the server
+    // answers RST with seq = the ACK's ack number, 5202, which the client's TIME_WAIT expects.
+    let mut segs = closed_by_client();
+    segs.extend([(5.0, true, ".", 1102, 5202, 0), (5.0001, false, "R", 5202, 0, 0)]);
+    let (r, counters) = run_amended(&segs);
+    assert_eq!(r.0.len(), 1);
+    let c = &r.0[0];
+    assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+    assert_eq!(c.rst_by, Some(Side::Server));
+    assert_eq!((c.end, c.rst_ignored), (EndReason::Closed, 0));
+    let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
+    assert_eq!(r.1, vec![Amendment { key, server_port: 8080, client_closed: true, rst_by: Some(Side::Server), ..Amendment::default() }]);
+    // The stale ACK is a segment after the close; the RST is the connection's.
+    assert_eq!(counters.after_close, 1);
+}
+
+#[test]
+fn test_rst_after_both_fins_with_another_sequence_number_is_ignored() {
+    // In the window but not RCV.NXT (RFC 5961 3.2: no reset), and far outside it.
+    let mut segs = closed_by_client();
+    segs.extend([(5.0, false, "R", 5203, 0, 0), (5.1, false, "R", 5202 + 10_000_000, 0, 0)]);
+    let (r, counters) = run_amended(&segs);
+    let c = &r.0[0];
+    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+    assert_eq!((c.rst_by, c.rst_ignored), (None, 2));
+    assert_eq!(counters.after_close, 0);
+}
+
+#[test]
+fn test_rst_toward_the_closed_side_after_both_fins_is_after_close() {
+    // The server side is CLOSED (no socket): an RST to it ends nothing.
+    let mut segs = closed_by_client();
+    segs.push((5.0, true, "R", 1102, 0, 0));
+    let (r, counters) = run_amended(&segs);
+    assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
+    assert!(r.1.is_empty());
+    assert_eq!(counters.after_close, 1);
+}
+
+#[test]
+fn test_rst_after_time_wait_expired_changes_nothing() {
+    let mut segs = closed_by_client();
+    segs.push((60.1, false, "R", 5202, 0, 0));
+    let (r, counters) = run_amended(&segs);
+    assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
+    assert!(r.1.is_empty());
+    assert_eq!(counters.after_close, 1);
+}
+
+#[test]
+fn test_rst_after_simultaneous_close_ends_only_the_receivers_time_wait() {
+    let mut segs = opened();
+    segs.extend([
+        (0.01, true, "F.", 1101, 5201, 0),
+        (0.01, false, "F.", 5201, 1101, 0),
+        (0.011, true, ".", 1102, 5202, 0),
+        (0.011, false, ".", 5202, 1102, 0),
+        (1.0, false, "R", 5202, 0, 0),
+        (1.1, true, "R", 1102, 0, 0),
+    ]);
+    let (r, _) = run_amended(&segs);
+    let c = &r.0[0];
+    // Both TIME_WAITs killed, one RST each; the connection's RST is the first one's.
+    assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+    assert_eq!(c.rst_by, Some(Side::Server));
+    assert_eq!(r.1.iter().filter(|a| a.rst_by.is_some()).count(), 1);
+}
+
+#[test]
+fn test_syn_on_time_wait_tuple_replaces_it() {
+    let mut segs = closed_by_client();
+    segs.extend(
+        opened()
+            .into_iter()
+            .map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)),
+    );
+    let (r, _) = run_amended(&segs);
+    assert_eq!(r.0.len(), 2);
+    let old = &r.0[0];
+    assert_eq!((old.client_state, old.server_state, old.end), (TcpState::CLOSED, TcpState::CLOSED, EndReason::Replaced));
+    assert_eq!(old.rst_by, None);
+    assert_eq!((r.0[1].handshake, r.0[1].client_state), (Handshake::Complete, TcpState::ESTABLISHED));
+    let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
+    assert_eq!(r.1, vec![Amendment { key, server_port: 8080, client_closed: true, replaced: true, ..Amendment::default() }]);
+}
+
+#[test]
+fn test_syn_after_time_wait_expired_leaves_the_old_record() {
+    let mut segs = closed_by_client();
+    segs.push((61.0, true, "S", 900_000, 0, 0));
+    let (r, _) = run_amended(&segs);
+    assert_eq!(r.0.len(), 2);
+    assert_eq!((r.0[0].client_state, r.0[0].end), (TcpState::TIME_WAIT, EndReason::Closed));
+    assert!(r.1.is_empty());
+}
+
+#[test]
+fn test_tombstone_older_than_its_ttl_is_not_consulted() {
+    // 121 s after the close the tuple is forgotten, whether or not a sweep ran: a late ACK is a
+    // new mid-stream connection, not a segment after the close.
+    let mut segs = closed_by_client();
+    segs.push((121.0, true, ".", 1102, 5202, 0));
+    let (r, counters) = run_amended(&segs);
+    assert_eq!((r.0.len(), counters.after_close), (2, 0));
+}
