@@ -10,7 +10,7 @@ pub mod verdict;
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::sockets::ProcessInfo;
 use crate::tcp::side::Side;
-use crate::tcp::state::{TcpState, ALL_STATES};
+use crate::tcp::state::{StateEvent, TcpState, ALL_STATES};
 use crate::tcp::FlowKey;
 use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
@@ -179,10 +179,10 @@ impl Amendment {
     /// Applies the amendment to the connection's record.
     pub fn apply(&self, record: &mut ConnectionRecord) {
         if self.client_closed {
-            record.client_state = TcpState::CLOSED;
+            record.client_state.apply(StateEvent::TimeWaitEnded);
         }
         if self.server_closed {
-            record.server_state = TcpState::CLOSED;
+            record.server_state.apply(StateEvent::TimeWaitEnded);
         }
         if let Some(side) = self.rst_by {
             record.rst_by.get_or_insert(side);

@@ -149,8 +149,7 @@ impl Connection {
     }
 
     fn transition(&mut self, side: Side, event: StateEvent) {
-        let end = self.end_mut(side);
-        end.state = end.state.next(event);
+        self.end_mut(side).state.apply(event);
     }
 
     /// Ended by an acceptable RST, or by both FINs acknowledged. A FIN only inferred (one-direction
@@ -289,7 +288,6 @@ fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
 /// what it received when the other direction is not captured (see [`infer_from_sender`]).
 pub(super) fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn FlowSink, events: &mut Vec<ProtocolEvent>) {
     let side = conn.side_of(seg.src);
-    let peer = side.peer();
     if seg.ts > conn.last_ts {
         conn.last_ts = seg.ts;
     }
@@ -298,8 +296,35 @@ pub(super) fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn Fl
         end.packets += 1;
         end.bytes += u64::from(seg.wire_len);
     }
+    on_opening(conn, seg, side);
+    let keepalive = is_keepalive_probe(conn, seg, side);
+    if keepalive {
+        count_probe(conn, seg.ts, side, sink);
+    }
+    if seg.flags.rst {
+        on_rst(conn, seg, side, sink);
+        note_segment(conn, seg, side, keepalive, sink);
+        return;
+    }
+    on_ack(conn, seg, side);
+    let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
+    if seg.wire_len > 0 && !keepalive {
+        on_payload(conn, seg, side, data_seq, events, sink);
+    }
+    let sent_before = conn.end(side).next_seq;
+    advance_next_seq(conn, seg, side);
+    if seg.flags.fin && conn.end(side).fin_inferred {
+        on_inferred_fin_captured(conn, seg, side, data_seq, events, sink);
+    } else if seg.flags.fin && conn.end(side).fin_seq.is_none() {
+        on_first_fin(conn, seg, side, data_seq, sent_before, events, sink);
+    }
+    note_segment(conn, seg, side, keepalive, sink);
+}
 
-    // Opening.
+/// Opening: the client's SYN, the server's SYN-ACK (either captured first), the first segment of
+/// a connection whose opening was not captured, or what a side's own segment shows it received.
+fn on_opening(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
+    let peer = side.peer();
     if seg.flags.syn && !seg.flags.ack && side == Side::Client {
         if !conn.syn_seen {
             conn.syn_seen = true;
@@ -338,39 +363,39 @@ pub(super) fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn Fl
     } else if !seg.flags.syn && !seg.flags.rst {
         infer_from_sender(conn, seg, side);
     }
+}
 
-    let keepalive = is_keepalive_probe(conn, seg, side);
-    if keepalive {
-        let end = conn.end_mut(side);
-        end.probes += 1;
-        end.probe_times.0.get_or_insert(seg.ts);
-        end.probe_times.1 = Some(seg.ts);
-        sink.event(conn.id, &FlowEvent::KeepAlive { side });
+/// Counts a keep-alive probe from `side` (see [`is_keepalive_probe`]), with its time for the interval.
+fn count_probe(conn: &mut Connection, ts: f64, side: Side, sink: &mut dyn FlowSink) {
+    let end = conn.end_mut(side);
+    end.probes += 1;
+    end.probe_times.0.get_or_insert(ts);
+    end.probe_times.1 = Some(ts);
+    sink.event(conn.id, &FlowEvent::KeepAlive { side });
+}
+
+/// An RST from `side`: an acceptable one (see [`rst_acceptable`]) closes both sides, another is counted.
+fn on_rst(conn: &mut Connection, seg: &Segment<'_>, side: Side, sink: &mut dyn FlowSink) {
+    if rst_acceptable(conn, seg, side) {
+        conn.rst_by.get_or_insert(side);
+        conn.first_close_ts.get_or_insert(seg.ts);
+        conn.transition(side, StateEvent::Reset);
+        conn.transition(side.peer(), StateEvent::Reset);
+        sink.event(conn.id, &FlowEvent::Rst { side });
+    } else {
+        conn.rst_ignored += 1;
     }
+}
 
-    if seg.flags.rst {
-        if rst_acceptable(conn, seg, side) {
-            conn.rst_by.get_or_insert(side);
-            conn.first_close_ts.get_or_insert(seg.ts);
-            conn.transition(side, StateEvent::Reset);
-            conn.transition(peer, StateEvent::Reset);
-            sink.event(conn.id, &FlowEvent::Rst { side });
-        } else {
-            conn.rst_ignored += 1;
-        }
-        note_segment(conn, seg, side, keepalive, sink);
-        return;
-    }
-
+/// ACK processing: the window `side` advertises, its highest acknowledgement, and what that
+/// acknowledges of the peer (the SYN-ACK, the peer's FIN), whichever was captured first.
+fn on_ack(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
     // Window: scaled only when both SYNs carried the option (RFC 7323).
-    {
-        let scale = match (conn.end(side).window_scale, conn.end(peer).window_scale) {
-            (Some(s), Some(_)) if !seg.flags.syn => u32::from(s),
-            _ => 0,
-        };
-        conn.end_mut(side).window = u32::from(seg.window) << scale;
-    }
-
+    let scale = match (conn.end(side).window_scale, conn.end(side.peer()).window_scale) {
+        (Some(s), Some(_)) if !seg.flags.syn => u32::from(s),
+        _ => 0,
+    };
+    conn.end_mut(side).window = u32::from(seg.window) << scale;
     if seg.flags.ack {
         let end = conn.end_mut(side);
         if end.acked.is_none_or(|a| seg.ack.after(a)) {
@@ -380,100 +405,127 @@ pub(super) fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn Fl
     }
     // Both run on every segment: the ACK may have been captured before what it acknowledges.
     check_handshake_acked(conn);
-    check_fin_acked(conn, peer);
+    check_fin_acked(conn, side.peer());
+}
 
-    let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
-    if seg.wire_len > 0 && !keepalive {
-        if conn.last_payload_side != Some(side) {
-            if side == Side::Server && conn.last_payload_side == Some(Side::Client) {
-                conn.exchanges += 1;
-            }
-            conn.last_payload_side = Some(side);
+/// Payload: counts turns (a client burst then a server burst is one exchange) and hands the bytes
+/// at `data_seq` to the protocol watcher, and the FIN that waited for them.
+fn on_payload(
+    conn: &mut Connection,
+    seg: &Segment<'_>,
+    side: Side,
+    data_seq: SeqNumber,
+    events: &mut Vec<ProtocolEvent>,
+    sink: &mut dyn FlowSink,
+) {
+    if conn.last_payload_side != Some(side) {
+        if side == Side::Server && conn.last_payload_side == Some(Side::Client) {
+            conn.exchanges += 1;
         }
-        events.clear();
-        conn.watcher.on_segment(side, data_seq, seg.payload, seg.wire_len, seg.ts, events);
-        if conn.end(side).fin_waiting_for_data == Some(data_seq.wrapping_add(seg.wire_len)) {
-            // The data a FIN captured before it followed: now the stream can end at the FIN.
-            let fin_seq = conn.end_mut(side).fin_waiting_for_data.take().unwrap_or(data_seq);
-            watch_fin(conn, side, fin_seq, events);
-        }
-        forward_protocol_events(conn, events, seg.ts, sink);
+        conn.last_payload_side = Some(side);
     }
-
-    let seg_end = seg.seq.wrapping_add(seg.seq_len());
-    let sent_before = conn.end(side).next_seq;
-    {
-        let end = conn.end_mut(side);
-        if end.next_seq.is_none_or(|n| seg_end.after(n)) {
-            end.next_seq = Some(seg_end);
-            end.last_advance_ts = Some(seg.ts);
-        }
-    }
-
-    if seg.flags.fin && conn.end(side).fin_inferred {
-        // The FIN the peer's segments implied, captured after all: its states were set then.
-        let fin_seq = data_seq.wrapping_add(seg.wire_len);
-        let end = conn.end_mut(side);
-        end.fin_inferred = false;
-        end.fin_seq = Some(fin_seq);
-        end.fin_ack = seg.flags.ack.then_some(seg.ack);
-        events.clear();
+    events.clear();
+    conn.watcher.on_segment(side, data_seq, seg.payload, seg.wire_len, seg.ts, events);
+    if conn.end(side).fin_waiting_for_data == Some(data_seq.wrapping_add(seg.wire_len)) {
+        // The data a FIN captured before it followed: now the stream can end at the FIN.
+        let fin_seq = conn.end_mut(side).fin_waiting_for_data.take().unwrap_or(data_seq);
         watch_fin(conn, side, fin_seq, events);
-        forward_protocol_events(conn, events, seg.ts, sink);
-        sink.event(conn.id, &FlowEvent::Fin { side });
-    } else if seg.flags.fin && conn.end(side).fin_seq.is_none() {
-        let fin_seq = data_seq.wrapping_add(seg.wire_len);
-        conn.end_mut(side).fin_seq = Some(fin_seq);
-        conn.end_mut(side).fin_ack = seg.flags.ack.then_some(seg.ack);
-        if fin_answers_unseen_fin(conn, seg, side) {
-            // The peer's FIN came first, and this FIN acknowledges it (see infer_from_sender).
-            conn.end_mut(peer).fin_seq = Some(seg.ack.wrapping_sub(1));
-            conn.end_mut(peer).fin_inferred = true;
-            conn.fin_first = Some(peer);
+    }
+    forward_protocol_events(conn, events, seg.ts, sink);
+}
+
+/// Moves `side`'s next sequence number on when the segment reaches beyond it.
+fn advance_next_seq(conn: &mut Connection, seg: &Segment<'_>, side: Side) {
+    let seg_end = seg.seq.wrapping_add(seg.seq_len());
+    let end = conn.end_mut(side);
+    if end.next_seq.is_none_or(|n| seg_end.after(n)) {
+        end.next_seq = Some(seg_end);
+        end.last_advance_ts = Some(seg.ts);
+    }
+}
+
+/// The FIN the peer's segments implied (see [`infer_from_sender`]), captured after all: its states
+/// were set then.
+fn on_inferred_fin_captured(
+    conn: &mut Connection,
+    seg: &Segment<'_>,
+    side: Side,
+    data_seq: SeqNumber,
+    events: &mut Vec<ProtocolEvent>,
+    sink: &mut dyn FlowSink,
+) {
+    let fin_seq = data_seq.wrapping_add(seg.wire_len);
+    let end = conn.end_mut(side);
+    end.fin_inferred = false;
+    end.fin_seq = Some(fin_seq);
+    end.fin_ack = seg.flags.ack.then_some(seg.ack);
+    events.clear();
+    watch_fin(conn, side, fin_seq, events);
+    forward_protocol_events(conn, events, seg.ts, sink);
+    sink.event(conn.id, &FlowEvent::Fin { side });
+}
+
+/// `side`'s first FIN: which side closed first (in time, not capture order), both sides' states,
+/// and the end of `side`'s stream for the protocol watcher (once the data before it has come).
+fn on_first_fin(
+    conn: &mut Connection,
+    seg: &Segment<'_>,
+    side: Side,
+    data_seq: SeqNumber,
+    sent_before: Option<SeqNumber>,
+    events: &mut Vec<ProtocolEvent>,
+    sink: &mut dyn FlowSink,
+) {
+    let peer = side.peer();
+    let fin_seq = data_seq.wrapping_add(seg.wire_len);
+    conn.end_mut(side).fin_seq = Some(fin_seq);
+    conn.end_mut(side).fin_ack = seg.flags.ack.then_some(seg.ack);
+    if fin_answers_unseen_fin(conn, seg, side) {
+        // The peer's FIN came first, and this FIN acknowledges it (see infer_from_sender).
+        conn.end_mut(peer).fin_seq = Some(seg.ack.wrapping_sub(1));
+        conn.end_mut(peer).fin_inferred = true;
+        conn.fin_first = Some(peer);
+        conn.first_fin_ts = Some(seg.ts);
+        conn.first_close_ts.get_or_insert(seg.ts);
+        conn.transition(peer, StateEvent::SendFin);
+        conn.transition(side, StateEvent::RecvFin);
+        check_fin_acked(conn, peer);
+    }
+    let answered_by_peer_fin = conn.end(peer).fin_ack.is_some_and(|ack| ack.at_or_after(fin_seq.wrapping_add(1)));
+    if answered_by_peer_fin {
+        // The peer's FIN was captured first but acknowledges this one, so this FIN was sent first.
+        conn.fin_first = Some(side);
+        conn.transition(side, StateEvent::SendFinAnsweredByCapturedFin);
+        conn.transition(peer, StateEvent::CapturedFinAnsweredPeerFin);
+    } else {
+        if conn.fin_first.is_none() {
+            conn.fin_first = Some(side);
             conn.first_fin_ts = Some(seg.ts);
             conn.first_close_ts.get_or_insert(seg.ts);
-            conn.transition(peer, StateEvent::SendFin);
-            conn.transition(side, StateEvent::RecvFin);
-            check_fin_acked(conn, peer);
-        }
-        let answered_by_peer_fin = conn.end(peer).fin_ack.is_some_and(|ack| ack.at_or_after(fin_seq.wrapping_add(1)));
-        if answered_by_peer_fin {
-            // The peer's FIN was captured first but acknowledges this one, so this FIN was sent
-            // first: this side went FIN_WAIT_1 -> FIN_WAIT_2 -> TIME_WAIT, the peer CLOSE_WAIT -> LAST_ACK.
-            conn.fin_first = Some(side);
-            conn.end_mut(side).state = TcpState::TIME_WAIT;
-            conn.end_mut(peer).state = TcpState::LAST_ACK;
-        } else {
-            if conn.fin_first.is_none() {
-                conn.fin_first = Some(side);
-                conn.first_fin_ts = Some(seg.ts);
-                conn.first_close_ts.get_or_insert(seg.ts);
-            } else if let Some(peer_fin) = conn.end(peer).fin_seq {
-                // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
-                if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
-                    conn.simultaneous_close = true;
-                }
+        } else if let Some(peer_fin) = conn.end(peer).fin_seq {
+            // Our FIN crossed the peer's: it does not acknowledge the peer's FIN.
+            if !(seg.flags.ack && seg.ack.at_or_after(peer_fin.wrapping_add(1))) {
+                conn.simultaneous_close = true;
             }
-            if conn.simultaneous_close && conn.fin_first == Some(peer) {
-                // This side sent its FIN before the peer's arrived (FIN_WAIT_1), then got the peer's FIN.
-                conn.end_mut(side).state = TcpState::FIN_WAIT_1.next(StateEvent::RecvFin);
-            } else {
-                conn.transition(side, StateEvent::SendFin);
-            }
-            conn.transition(peer, StateEvent::RecvFin);
         }
-        check_fin_acked(conn, side);
-        events.clear();
-        if sent_before.is_some_and(|sent| data_seq.after(sent)) {
-            // Data before the FIN is still to come (captured after it): end the stream once it has.
-            conn.end_mut(side).fin_waiting_for_data = Some(fin_seq);
+        if conn.simultaneous_close && conn.fin_first == Some(peer) {
+            // This side sent its FIN before the peer's (captured first) arrived.
+            conn.transition(side, StateEvent::SendFinCrossingCapturedFin);
         } else {
-            watch_fin(conn, side, fin_seq, events);
+            conn.transition(side, StateEvent::SendFin);
         }
-        forward_protocol_events(conn, events, seg.ts, sink);
-        sink.event(conn.id, &FlowEvent::Fin { side });
+        conn.transition(peer, StateEvent::RecvFin);
     }
-    note_segment(conn, seg, side, keepalive, sink);
+    check_fin_acked(conn, side);
+    events.clear();
+    if sent_before.is_some_and(|sent| data_seq.after(sent)) {
+        // Data before the FIN is still to come (captured after it): end the stream once it has.
+        conn.end_mut(side).fin_waiting_for_data = Some(fin_seq);
+    } else {
+        watch_fin(conn, side, fin_seq, events);
+    }
+    forward_protocol_events(conn, events, seg.ts, sink);
+    sink.event(conn.id, &FlowEvent::Fin { side });
 }
 
 /// With nothing captured from the peer, a FIN (the first of the connection) whose acknowledgement is
