@@ -5,6 +5,7 @@
 //! contract documented in `docs/json.md`: change them only with `SCHEMA_VERSION`.
 
 pub mod close_cause;
+pub mod record;
 pub mod verdict;
 
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};

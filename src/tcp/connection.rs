@@ -12,10 +12,8 @@ use super::side::Side;
 use super::state::{StateEvent, TcpState};
 use super::{FlowEvent, FlowSink, SegmentNote};
 use crate::decode::Segment;
-use crate::protocol::{Protocol, ProtocolEvent, ProtocolSummary, ProtocolWatcher};
-use crate::report::close_cause::{self, CloseFacts};
-use crate::report::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
-use smallvec::SmallVec;
+use crate::protocol::{ProtocolEvent, ProtocolWatcher};
+use crate::report::{ConnectionRecord, EndReason};
 use std::net::SocketAddr;
 
 /// A SYN seen at most this long (seconds) after the SYN-ACK that acknowledges it is that
@@ -163,7 +161,84 @@ impl Connection {
     }
 }
 
-/// Turns a finished connection into its record and hands it to the sink.
+/// What the flow table knows of a finished connection: the plain facts the report builds its
+/// record from ([`ConnectionRecord::from_facts`]). Timestamps in epoch seconds.
+#[derive(Clone, Debug)]
+pub struct TcpFacts {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub first_ts: f64,
+    pub last_ts: f64,
+    /// The client's SYN was captured.
+    pub syn_seen: bool,
+    /// The server's SYN-ACK answering it was captured.
+    pub syn_ack_seen: bool,
+    /// The client acknowledged the SYN-ACK.
+    pub handshake_acked: bool,
+    /// Turns of payload: a client burst followed by a server burst is one exchange.
+    pub exchanges: u32,
+    pub fin_first: Option<Side>,
+    pub simultaneous_close: bool,
+    pub rst_by: Option<Side>,
+    pub rst_ignored: u32,
+    /// Keep-alive probes per side, client first.
+    pub keepalive_probes: [u32; 2],
+    /// Mean seconds between one side's probes (the client's, else the server's), from two probes on.
+    pub keepalive_interval: Option<f64>,
+    pub client_state: TcpState,
+    pub server_state: TcpState,
+    pub packets: u64,
+    pub bytes: u64,
+    /// The client acknowledged every byte the server sent (up to its FIN).
+    pub server_data_acked: bool,
+    pub last_response_ts: Option<f64>,
+    pub first_fin_ts: Option<f64>,
+    /// When the first FIN or acceptable RST came: the connection stopped being used.
+    pub first_close_ts: Option<f64>,
+    /// Requests sent and answered in full when the first FIN came.
+    pub at_first_fin: Option<(u32, u32)>,
+}
+
+impl TcpFacts {
+    fn of(conn: &Connection) -> TcpFacts {
+        let probe_interval = |e: &Endpoint| match e.probe_times {
+            (Some(first), Some(last)) if e.probes > 1 => Some((last - first) / f64::from(e.probes - 1)),
+            _ => None,
+        };
+        let (client, server) = (conn.end(Side::Client), conn.end(Side::Server));
+        let data_end = server.fin_seq.or(server.next_seq);
+        TcpFacts {
+            id: conn.id,
+            client: conn.client,
+            server: conn.server,
+            first_ts: conn.first_ts,
+            last_ts: conn.last_ts,
+            syn_seen: conn.syn_seen,
+            syn_ack_seen: conn.syn_ack_seen,
+            handshake_acked: conn.handshake_acked,
+            exchanges: conn.exchanges,
+            fin_first: conn.fin_first,
+            simultaneous_close: conn.simultaneous_close,
+            rst_by: conn.rst_by,
+            rst_ignored: conn.rst_ignored,
+            keepalive_probes: [client.probes, server.probes],
+            keepalive_interval: probe_interval(client).or_else(|| probe_interval(server)),
+            client_state: client.state,
+            server_state: server.state,
+            packets: client.packets + server.packets,
+            bytes: client.bytes + server.bytes,
+            server_data_acked: matches!((client.acked, data_end), (Some(acked), Some(end)) if acked.at_or_after(end)),
+            last_response_ts: conn.last_response_ts,
+            first_fin_ts: conn.first_fin_ts,
+            first_close_ts: conn.first_close_ts,
+            at_first_fin: conn.at_first_fin,
+        }
+    }
+}
+
+/// Ends a connection: the protocol watcher's last messages go to the sink, then the record the
+/// report builds from the connection's TCP facts and protocol summary.
 pub(super) fn finalise(
     mut conn: Box<Connection>,
     end: EndReason,
@@ -171,112 +246,19 @@ pub(super) fn finalise(
     events: &mut Vec<ProtocolEvent>,
     sink: &mut dyn FlowSink,
 ) {
-    let start = capture_start.unwrap_or(conn.first_ts);
     events.clear();
     let proto = conn.watcher.finish(events);
     for event in events.drain(..) {
-        let side = match event {
-            ProtocolEvent::HttpResponse { .. } => Side::Server,
-            _ => Side::Client,
-        };
-        sink.event(conn.id, &FlowEvent::Protocol { side, event });
+        sink.event(conn.id, &FlowEvent::Protocol { side: sender(&event), event });
     }
-    let handshake = match (conn.syn_seen, conn.syn_ack_seen, conn.handshake_acked) {
-        (true, true, true) => Handshake::Complete,
-        (true, true, false) => Handshake::SynAck,
-        (true, false, _) => Handshake::SynOnly,
-        (false, _, _) => Handshake::MidStream,
-    };
-    let encrypted = proto.protocol == Protocol::Tls;
-    // HTTP inside TLS cannot be counted; the CONNECT that opened a TLS tunnel was read in clear.
-    let http_hidden = encrypted && proto.http_requests == 0;
-    let tls = proto.tls.clone();
-    let requests: SmallVec<[RequestRecord; 1]> = proto.exchanges.iter().map(RequestRecord::from).collect();
-    let h2_streams = proto.h2.as_ref().map(|h| h.streams);
-    // HTTP/1 requests and h2c request streams are both HTTP requests: `reused` follows from them.
-    let request_count = match proto.protocol {
-        Protocol::Http1 | Protocol::H2c => proto.http_requests,
-        Protocol::Tls => tls.as_ref().map_or(0, |t| t.exchanges_estimate),
-        Protocol::None | Protocol::Unknown => conn.exchanges,
-    };
-    let probe_interval = |e: &Endpoint| match e.probe_times {
-        (Some(first), Some(last)) if e.probes > 1 => Some((last - first) / f64::from(e.probes - 1)),
-        _ => None,
-    };
-    let client = conn.end(Side::Client);
-    let server = conn.end(Side::Server);
-    let keepalive_interval = probe_interval(client).or_else(|| probe_interval(server));
-    let close = close_facts(&conn, &proto);
-    let close_cause = close_cause::classify(&close);
-    let close_after_response = match (conn.last_response_ts, conn.first_fin_ts) {
-        (Some(resp), Some(fin)) if fin >= resp => Some(fin - resp),
-        _ => None,
-    };
-    let record = ConnectionRecord {
-        id: conn.id,
-        client: conn.client,
-        server: conn.server,
-        server_port: conn.server.port(),
-        first_ts: conn.first_ts - start,
-        last_ts: conn.last_ts - start,
-        duration: conn.last_ts - conn.first_ts,
-        handshake,
-        protocol: proto.protocol,
-        http_requests: if http_hidden { None } else { Some(proto.http_requests) },
-        http_responses: if http_hidden { None } else { Some(proto.http_responses) },
-        requests,
-        exchanges: request_count,
-        reused: request_count > 1,
-        fin_first: FinFirst::from(conn.fin_first),
-        simultaneous_close: conn.simultaneous_close,
-        rst_by: conn.rst_by,
-        rst_ignored: conn.rst_ignored,
-        close_requested_by: proto.close_requested_by,
-        close_cause,
-        answered_requests: close.readable.then_some(close.answered_in_full()),
-        keepalive_probes: PerSide { client: client.probes, server: server.probes },
-        keepalive_interval,
-        client_state: client.state,
-        server_state: server.state,
-        tls,
-        h2_streams,
-        packets: client.packets + server.packets,
-        bytes: client.bytes + server.bytes,
-        stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },
-        end,
-        close_after_response,
-        first_close_ts: conn.first_close_ts.map(|ts| ts - start),
-        client_process: None,
-        server_process: None,
-        kernel_client_state: None,
-        kernel_server_state: None,
-    };
-    sink.connection_ended(record);
+    sink.connection_ended(ConnectionRecord::from_facts(&TcpFacts::of(&conn), &proto, end, capture_start));
 }
 
-/// What the close-cause rules read of a finished connection. When the server's byte stream has holes
-/// (lost packets, a snaplen that cut the heads) the framer cannot see where responses end: a
-/// response whose head was counted is then taken as answered in full when the client acknowledged
-/// every byte the server sent.
-fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
-    let server_gaps = proto.gaps[Side::Server.index()] > 0;
-    let server_data_acked = {
-        let (client, server) = (conn.end(Side::Client), conn.end(Side::Server));
-        let data_end = server.fin_seq.or(server.next_seq);
-        matches!((client.acked, data_end), (Some(acked), Some(end)) if acked.at_or_after(end))
-    };
-    let answered = if server_gaps && server_data_acked { proto.answered.max(proto.http_responses) } else { proto.answered };
-    CloseFacts {
-        refused: conn.syn_seen && !conn.syn_ack_seen && conn.rst_by == Some(Side::Server),
-        first_close: conn.fin_first.or(conn.rst_by),
-        readable: matches!(proto.protocol, Protocol::Http1 | Protocol::H2c),
-        client_announced: proto.close_announced[Side::Client.index()],
-        server_announced: proto.close_announced[Side::Server.index()],
-        requests: proto.http_requests,
-        requests_at_first_fin: conn.at_first_fin.map(|(requests, _)| requests),
-        answered_at_client_fin: conn.at_first_fin.map(|(_, answered)| answered).filter(|_| conn.fin_first == Some(Side::Client)),
-        client_reset_after_fin: conn.fin_first == Some(Side::Client) && conn.rst_by == Some(Side::Client),
-        answered,
+/// Which side sends a protocol message: responses come from the server, the rest from the client.
+fn sender(event: &ProtocolEvent) -> Side {
+    match event {
+        ProtocolEvent::HttpResponse { .. } => Side::Server,
+        ProtocolEvent::HttpRequest { .. } | ProtocolEvent::TlsClientHello { .. } | ProtocolEvent::H2Preface => Side::Client,
     }
 }
 
@@ -637,13 +619,10 @@ fn watch_fin(conn: &mut Connection, side: Side, fin_seq: SeqNumber, events: &mut
 /// Hands the protocol watcher's new messages to the sink, noting when the last response came.
 fn forward_protocol_events(conn: &mut Connection, events: &mut Vec<ProtocolEvent>, ts: f64, sink: &mut dyn FlowSink) {
     for event in events.drain(..) {
-        let from = match event {
-            ProtocolEvent::HttpResponse { .. } => {
-                conn.last_response_ts = Some(ts);
-                Side::Server
-            }
-            ProtocolEvent::HttpRequest { .. } | ProtocolEvent::TlsClientHello { .. } | ProtocolEvent::H2Preface => Side::Client,
-        };
+        let from = sender(&event);
+        if from == Side::Server {
+            conn.last_response_ts = Some(ts);
+        }
         sink.event(conn.id, &FlowEvent::Protocol { side: from, event });
     }
 }

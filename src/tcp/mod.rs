@@ -24,6 +24,7 @@ pub mod state;
 mod tests;
 
 pub use closed::{TIME_WAIT_SECONDS, TOMBSTONE_LIFETIME_MAX};
+pub use connection::TcpFacts;
 pub use key::FlowKey;
 
 use crate::decode::Segment;
