@@ -206,7 +206,7 @@ impl Stream {
     }
 
     fn new(kind: Kind, flush_each: bool, error: Option<std::io::Error>) -> Stream {
-        let hold_limit = crate::analyze::DEFAULT_MAX_CONNECTIONS;
+        let hold_limit = crate::pipeline::DEFAULT_MAX_CONNECTIONS;
         Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN }
     }
 

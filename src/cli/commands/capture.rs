@@ -16,7 +16,6 @@
 use crate::cli::output::{Output, OutputArgs, ViewArgs};
 use crate::cli::FilterArgs;
 use clap::Args;
-use connscope::analyze::{Observer, Options, Pipeline};
 use connscope::error::Error;
 use connscope::live::attribution::Attribution;
 use connscope::live::device::{Device, LiveOptions};
@@ -25,6 +24,7 @@ use connscope::live::session::{self, StopConditions};
 use connscope::live::signals::StopSignals;
 use connscope::live::view::{Console, LiveView};
 use connscope::live::{self, FrameSource};
+use connscope::pipeline::{Observer, Options, Pipeline};
 use connscope::report::{Amendment, CaptureStats, ConnectionRecord, SourceInfo, Summary};
 use connscope::sockets::agreement::KernelSnapshot;
 use connscope::tcp::FlowEvent;

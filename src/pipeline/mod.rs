@@ -3,6 +3,9 @@
 //! `analyze` feeds it from files, `capture` from a live device; both end with [`Pipeline::finish`],
 //! so a live capture and its saved file give the same report.
 
+pub mod parallel;
+pub mod progress;
+
 use crate::decode::{decode, reassembled_segment, Decoded, LinkType, OwnedSegment, Segment};
 use crate::defrag::Defragmenter;
 use crate::report::{Amendment, CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};

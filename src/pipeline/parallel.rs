@@ -17,10 +17,10 @@
 //! or drops tombstones, a choice that depends on the whole table) the analysis stops and is done
 //! again on one thread ([`Redo`]); what the observer was shown before is not shown again.
 
-use crate::analyze::{Collector, Finished, Intake, Observer, Options, Taken};
 use crate::decode::{decode, ip_bits, LinkType, OwnedSegment, Segment};
 use crate::error::Error;
-use crate::progress::FileProgress;
+use crate::pipeline::progress::FileProgress;
+use crate::pipeline::{Collector, Finished, Intake, Observer, Options, Taken};
 use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
 use crate::tcp::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
