@@ -9,6 +9,10 @@
 //!
 //! A fragment of an IP packet that carries TCP is handed on as a [`Fragment`]; `defrag` rebuilds
 //! the packet, and [`reassembled_segment`] decodes it into an [`OwnedSegment`].
+//!
+//! Input: frames from [`crate::source`] (files) or [`crate::live`] (a device), through the
+//! [`crate::pipeline`]. Output: [`Segment`]s to the flow table ([`crate::tcp::FlowTable::process`]),
+//! fragments to [`crate::defrag`].
 
 use crate::tcp::seq::SeqNumber;
 use etherparse::{EtherType, Ethernet2Slice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, SingleVlanSlice, TcpSlice};

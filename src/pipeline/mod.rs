@@ -2,6 +2,13 @@
 //!
 //! `analyze` feeds it from files, `capture` from a live device; both end with [`Pipeline::finish`],
 //! so a live capture and its saved file give the same report.
+//!
+//! Input: raw frames ([`RawPacket`]) from [`crate::source`] or [`crate::live`]. Inside: [`decode`]
+//! and [`Defragmenter`] make segments, the [`FlowTable`] rebuilds connections (running their
+//! protocol watchers) and hands each record to the [`ReportBuilder`]. Output: the [`Report`] (and,
+//! as they happen, events and records to an [`Observer`]: live views, streamed formats), which
+//! `src/cli/` renders through [`crate::render`]. [`parallel`] runs the same stages on several
+//! threads; [`progress`] shows how far a file has been read.
 
 pub mod parallel;
 pub mod progress;

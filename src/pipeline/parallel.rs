@@ -1,5 +1,8 @@
 //! Analysing memory-mapped capture files on several threads, with the report one thread would give.
 //!
+//! Input: capture files (memory-mapped, from `analyze --threads`). Output: the same [`Finished`]
+//! analysis, records and observer calls as the single-threaded [`super::Pipeline`].
+//!
 //! The calling thread walks the files, decodes each frame (while its bytes are in this core's cache)
 //! and hands each TCP segment, borrowing its payload from the map, to the worker that owns its
 //! connection: a hash of the two endpoints, the same in both directions, picks it. Each worker has

@@ -1,5 +1,9 @@
 //! The report: plain data (serde), the one source every output format renders.
 //!
+//! Input: each finished connection's TCP facts (from [`crate::tcp`]) and protocol summary (from
+//! [`crate::protocol`]), built into its [`ConnectionRecord`] by [`record`]. Output: the [`Report`]
+//! to [`crate::render`] (through the pipeline), records one by one to streamed formats.
+//!
 //! Connections arrive one by one as they end ([`ConnectionRecord`]); [`ReportBuilder`] folds each into
 //! the [`Summary`] at once, so the summary never needs the whole list. Field names are the JSON
 //! contract documented in `docs/json.md`: change them only with `SCHEMA_VERSION`.
