@@ -188,3 +188,277 @@ impl FlowTable {
         self.last_sweep_ts = self.latest_ts;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::seq::SeqNumber;
+    use super::super::tests::*;
+    use super::super::*;
+    use super::ORDER_SLACK;
+    use crate::report::Handshake;
+
+    // CLOSED: late segments, eviction and the bounds on what closed connections leave.
+
+    #[test]
+    fn test_late_ack_after_close_is_not_a_new_connection() {
+        let mut segs = opened();
+        segs.extend([
+            (0.01, true, "F.", 1101, 5201, 0),
+            (0.011, false, "F.", 5201, 1102, 0),
+            (0.012, true, ".", 1102, 5202, 0),
+            (0.2, true, ".", 1102, 5202, 0),
+        ]);
+        let r = run(&segs);
+        assert_eq!(r.0.len(), 1);
+    }
+
+    #[test]
+    fn test_table_full_evicts_oldest_half_open_first() {
+        let mut table = FlowTable::new(Some(8080), 2);
+        let mut sink = Records::default();
+        let mk = |port: u16, f: &str, seq: u32| Segment {
+            ts: f64::from(port),
+            src: format!("127.0.0.1:{port}").parse().unwrap(),
+            dst: S.parse().unwrap(),
+            flags: flags(f),
+            seq: SeqNumber(seq),
+            ack: SeqNumber(0),
+            window: 512,
+            window_scale: None,
+            payload: &[],
+            wire_len: 0,
+        };
+        table.process(&mk(1, ".", 10), &mut sink); // mid-stream, established: not half-open
+        table.process(&mk(2, "S", 10), &mut sink); // half-open
+        table.process(&mk(3, "S", 10), &mut sink); // table full: evicts port 2's
+        assert_eq!(sink.0.len(), 1);
+        assert_eq!(sink.0[0].client.to_string(), "127.0.0.1:2");
+        assert_eq!(sink.0[0].end, EndReason::Evicted);
+        assert_eq!(table.counters().evicted, 1);
+    }
+
+    #[test]
+    fn test_refused_flood_keeps_closed_state_bounded() {
+        // 5,000 refused connections (SYN, RST-ACK) at one instant: each closes at once, so the
+        // table never fills and nothing is evicted; what they leave behind must stay bounded.
+        let mut table = FlowTable::new(Some(8080), 100);
+        let mut sink = Records::default();
+        for i in 0..5000u32 {
+            let client: SocketAddr = format!("10.{}.{}.{}:40000", i >> 16, (i >> 8) & 255, i & 255).parse().unwrap();
+            let server: SocketAddr = S.parse().unwrap();
+            let seg = |src, dst, f: &str, seq, ack| Segment {
+                ts: 1.0,
+                src,
+                dst,
+                flags: flags(f),
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                window: 512,
+                window_scale: None,
+                payload: &[],
+                wire_len: 0,
+            };
+            table.process(&seg(client, server, "S", i, 0), &mut sink);
+            table.process(&seg(server, client, "R.", 0, i.wrapping_add(1)), &mut sink);
+        }
+        // Every connection was reported as closed by the server's RST...
+        assert_eq!(sink.0.len(), 5000);
+        assert!(sink.0.iter().all(|c| c.end == EndReason::Closed && c.rst_by == Some(Side::Server)));
+        assert_eq!(table.counters().evicted, 0);
+        // ...and neither the eviction queue nor the tombstones grew with them: the queue is
+        // compacted past 2 × 0 open + ORDER_SLACK entries, the tombstones past 100 (the cap).
+        assert_eq!(table.open_connections(), 0);
+        assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+        assert!(table.tombstones.len() <= 100, "{}", table.tombstones.len());
+    }
+
+    #[test]
+    fn test_syns_replacing_each_other_on_one_tuple_keep_the_queue_bounded() {
+        // 5,000 SYNs from one client port, each with a new ISN: each replaces the previous connection.
+        let mut table = FlowTable::new(Some(8080), 100);
+        let mut sink = Records::default();
+        let payload: &[u8] = &[];
+        for i in 0..5000u32 {
+            let seg = Segment {
+                ts: 1.0,
+                src: C.parse().unwrap(),
+                dst: S.parse().unwrap(),
+                flags: flags("S"),
+                seq: SeqNumber(i * 1000),
+                ack: SeqNumber(0),
+                window: 512,
+                window_scale: None,
+                payload,
+                wire_len: 0,
+            };
+            table.process(&seg, &mut sink);
+        }
+        assert_eq!(table.open_connections(), 1);
+        // 4,999 replaced; the queue holds one live entry plus at most ORDER_SLACK stale ones.
+        assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
+        table.finish(&mut sink);
+        assert_eq!(sink.0.len(), 5000);
+        assert_eq!(sink.0.iter().filter(|c| c.end == EndReason::Replaced).count(), 4999);
+    }
+
+    // TIME_WAIT: an RST or a new SYN on a recently closed tuple amends its record.
+
+    /// Records with their amendments applied, as the report builder applies them, and the counters.
+    #[derive(Default)]
+    struct Amended(Vec<ConnectionRecord>, Vec<Amendment>);
+    impl FlowSink for Amended {
+        fn connection_ended(&mut self, record: ConnectionRecord) {
+            self.0.push(record);
+        }
+        fn connection_amended(&mut self, amendment: Amendment) {
+            if let Some(record) = self.0.iter_mut().rev().find(|r| r.key() == amendment.key) {
+                amendment.apply(record);
+            }
+            self.1.push(amendment);
+        }
+    }
+
+    /// As [`run`], with the amendments applied to the records, and the table's counters.
+    fn run_amended(segments: &[(f64, bool, &str, u32, u32, u32)]) -> (Amended, FlowCounters) {
+        let mut table = FlowTable::new(Some(8080), 1000);
+        let mut sink = Amended::default();
+        for &(ts, from_client, f, seq, ack, len) in segments {
+            let (src, dst) = if from_client { (C, S) } else { (S, C) };
+            let payload = vec![b'x'; len as usize];
+            let seg = Segment {
+                ts,
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                flags: flags(f),
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                window: 512,
+                window_scale: None,
+                payload: &payload,
+                wire_len: len,
+            };
+            table.process(&seg, &mut sink);
+        }
+        table.finish(&mut sink);
+        (sink, table.counters())
+    }
+
+    /// `opened()`, then the client closes first: client FIN, server FIN, last ACK. The client is in
+    /// TIME_WAIT expecting the server's byte 5202; the server expects the client's byte 1102.
+    fn closed_by_client() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
+        let mut segs = opened();
+        segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
+        segs
+    }
+
+    #[test]
+    fn test_rst_after_both_fins_ends_time_wait_closed() {
+        // A stale ACK from the client's tuple reaches the server, whose socket is gone: the server
+        // answers RST with seq = the ACK's ack number, 5202, which the client's TIME_WAIT expects.
+        let mut segs = closed_by_client();
+        segs.extend([(5.0, true, ".", 1102, 5202, 0), (5.0001, false, "R", 5202, 0, 0)]);
+        let (r, counters) = run_amended(&segs);
+        assert_eq!(r.0.len(), 1);
+        let c = &r.0[0];
+        assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+        assert_eq!(c.rst_by, Some(Side::Server));
+        assert_eq!((c.end, c.rst_ignored), (EndReason::Closed, 0));
+        let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
+        assert_eq!(
+            r.1,
+            vec![Amendment { key, server_port: 8080, client_closed: true, rst_by: Some(Side::Server), ..Amendment::default() }]
+        );
+        // The stale ACK is a segment after the close; the RST is the connection's.
+        assert_eq!(counters.after_close, 1);
+    }
+
+    #[test]
+    fn test_rst_after_both_fins_with_another_sequence_number_is_ignored() {
+        // In the window but not RCV.NXT (RFC 5961 3.2: no reset), and far outside it.
+        let mut segs = closed_by_client();
+        segs.extend([(5.0, false, "R", 5203, 0, 0), (5.1, false, "R", 5202 + 10_000_000, 0, 0)]);
+        let (r, counters) = run_amended(&segs);
+        let c = &r.0[0];
+        assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
+        assert_eq!((c.rst_by, c.rst_ignored), (None, 2));
+        assert_eq!(counters.after_close, 0);
+    }
+
+    #[test]
+    fn test_rst_toward_the_closed_side_after_both_fins_is_after_close() {
+        // The server side is CLOSED (no socket): an RST to it ends nothing.
+        let mut segs = closed_by_client();
+        segs.push((5.0, true, "R", 1102, 0, 0));
+        let (r, counters) = run_amended(&segs);
+        assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
+        assert!(r.1.is_empty());
+        assert_eq!(counters.after_close, 1);
+    }
+
+    #[test]
+    fn test_rst_after_time_wait_expired_changes_nothing() {
+        let mut segs = closed_by_client();
+        segs.push((60.1, false, "R", 5202, 0, 0));
+        let (r, counters) = run_amended(&segs);
+        assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
+        assert!(r.1.is_empty());
+        assert_eq!(counters.after_close, 1);
+    }
+
+    #[test]
+    fn test_rst_after_simultaneous_close_ends_only_the_receivers_time_wait() {
+        let mut segs = opened();
+        segs.extend([
+            (0.01, true, "F.", 1101, 5201, 0),
+            (0.01, false, "F.", 5201, 1101, 0),
+            (0.011, true, ".", 1102, 5202, 0),
+            (0.011, false, ".", 5202, 1102, 0),
+            (1.0, false, "R", 5202, 0, 0),
+            (1.1, true, "R", 1102, 0, 0),
+        ]);
+        let (r, _) = run_amended(&segs);
+        let c = &r.0[0];
+        // Both TIME_WAITs killed, one RST each; the connection's RST is the first one's.
+        assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+        assert_eq!(c.rst_by, Some(Side::Server));
+        assert_eq!(r.1.iter().filter(|a| a.rst_by.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn test_syn_on_time_wait_tuple_replaces_it() {
+        let mut segs = closed_by_client();
+        segs.extend(
+            opened()
+                .into_iter()
+                .map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)),
+        );
+        let (r, _) = run_amended(&segs);
+        assert_eq!(r.0.len(), 2);
+        let old = &r.0[0];
+        assert_eq!((old.client_state, old.server_state, old.end), (TcpState::CLOSED, TcpState::CLOSED, EndReason::Replaced));
+        assert_eq!(old.rst_by, None);
+        assert_eq!((r.0[1].handshake, r.0[1].client_state), (Handshake::Complete, TcpState::ESTABLISHED));
+        let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
+        assert_eq!(r.1, vec![Amendment { key, server_port: 8080, client_closed: true, replaced: true, ..Amendment::default() }]);
+    }
+
+    #[test]
+    fn test_syn_after_time_wait_expired_leaves_the_old_record() {
+        let mut segs = closed_by_client();
+        segs.push((61.0, true, "S", 900_000, 0, 0));
+        let (r, _) = run_amended(&segs);
+        assert_eq!(r.0.len(), 2);
+        assert_eq!((r.0[0].client_state, r.0[0].end), (TcpState::TIME_WAIT, EndReason::Closed));
+        assert!(r.1.is_empty());
+    }
+
+    #[test]
+    fn test_tombstone_older_than_its_ttl_is_not_consulted() {
+        // 121 s after the close the tuple is forgotten, whether or not a sweep ran: a late ACK is a
+        // new mid-stream connection, not a segment after the close.
+        let mut segs = closed_by_client();
+        segs.push((121.0, true, ".", 1102, 5202, 0));
+        let (r, counters) = run_amended(&segs);
+        assert_eq!((r.0.len(), counters.after_close), (2, 0));
+    }
+}

@@ -54,3 +54,21 @@ pub(super) fn orient(seg: &Segment<'_>, server_port: Option<u16>) -> (SocketAddr
         _ => (src, dst),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+    use crate::report::Handshake;
+
+    // ESTABLISHED mid-stream: which end is the server.
+
+    #[test]
+    fn test_mid_stream_connection_takes_port_side_as_server() {
+        let r = run(&[(0.0, false, "P.", 5001, 1101, 10), (0.001, true, ".", 1101, 5011, 0)]);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::MidStream);
+        assert_eq!(c.server.to_string(), S);
+        assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
+    }
+}

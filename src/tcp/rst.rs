@@ -22,3 +22,39 @@ pub(super) fn rst_acceptable(conn: &Connection, seg: &Segment<'_>, side: Side) -
     let offset = seg.seq.diff(expected);
     (-1..=window as i64).contains(&i64::from(offset))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+    use crate::report::Handshake;
+
+    // Any state: an RST ends the connection only where the receiver expects it.
+
+    #[test]
+    fn test_rst_with_sequence_outside_window_is_ignored() {
+        let mut segs = opened();
+        segs.push((0.01, true, "R", 1101 + 10_000_000, 0, 0));
+        let c = &run(&segs).0[0];
+        assert_eq!(c.rst_by, None);
+        assert_eq!(c.rst_ignored, 1);
+        assert_eq!(c.client_state, TcpState::ESTABLISHED);
+    }
+
+    #[test]
+    fn test_rst_in_window_closes_both_sides() {
+        let mut segs = opened();
+        segs.push((0.01, true, "R.", 1101, 5201, 0));
+        let c = &run(&segs).0[0];
+        assert_eq!(c.rst_by, Some(Side::Client));
+        assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
+    }
+
+    #[test]
+    fn test_refused_syn_is_syn_only_and_reset_by_server() {
+        let r = run(&[(0.0, true, "S", 1000, 0, 0), (0.0001, false, "R.", 0, 1001, 0)]);
+        let c = &r.0[0];
+        assert_eq!(c.handshake, Handshake::SynOnly);
+        assert_eq!(c.rst_by, Some(Side::Server));
+    }
+}

@@ -1,16 +1,16 @@
-//! The flow table's tests: segments in, records and events out, grouped by TCP state.
+//! The flow table's tests of the connection update (segments in, records and events out), grouped
+//! by TCP state, and the harness the tests in `key.rs`, `closed.rs`, `probes.rs` and `rst.rs` share.
 
-use super::closed::ORDER_SLACK;
 use super::seq::SeqNumber;
 use super::*;
 use crate::decode::TcpFlags;
 use crate::report::{FinFirst, Handshake, PerSide};
 
-const C: &str = "127.0.0.1:40000";
-const S: &str = "127.0.0.1:8080";
+pub(super) const C: &str = "127.0.0.1:40000";
+pub(super) const S: &str = "127.0.0.1:8080";
 
 #[derive(Default)]
-struct Records(Vec<ConnectionRecord>, Vec<FlowEvent>);
+pub(super) struct Records(pub(super) Vec<ConnectionRecord>, pub(super) Vec<FlowEvent>);
 impl FlowSink for Records {
     fn event(&mut self, _id: u64, event: &FlowEvent) {
         self.1.push(event.clone());
@@ -20,12 +20,12 @@ impl FlowSink for Records {
     }
 }
 
-fn flags(s: &str) -> TcpFlags {
+pub(super) fn flags(s: &str) -> TcpFlags {
     TcpFlags { syn: s.contains('S'), ack: s.contains('.'), fin: s.contains('F'), rst: s.contains('R'), psh: s.contains('P') }
 }
 
 /// Feeds segments `(ts, from_client, flags, seq, ack, payload_len)` and returns the finished records.
-fn run(segments: &[(f64, bool, &str, u32, u32, u32)]) -> Records {
+pub(super) fn run(segments: &[(f64, bool, &str, u32, u32, u32)]) -> Records {
     let mut table = FlowTable::new(Some(8080), 1000);
     let mut sink = Records::default();
     let payload = vec![b'x'; 2000];
@@ -50,28 +50,28 @@ fn run(segments: &[(f64, bool, &str, u32, u32, u32)]) -> Records {
 }
 
 /// One test segment with its own payload and advertised window.
-struct TestSeg {
-    ts: f64,
-    from_client: bool,
-    flags: &'static str,
-    seq: u32,
-    ack: u32,
-    payload: Vec<u8>,
-    window: u16,
+pub(super) struct TestSeg {
+    pub(super) ts: f64,
+    pub(super) from_client: bool,
+    pub(super) flags: &'static str,
+    pub(super) seq: u32,
+    pub(super) ack: u32,
+    pub(super) payload: Vec<u8>,
+    pub(super) window: u16,
 }
 
 /// `(ts, from_client, flags, seq, ack)` carrying `payload`, window 512.
-fn with_payload(ts: f64, from_client: bool, flags: &'static str, seq: u32, ack: u32, payload: &[u8]) -> TestSeg {
+pub(super) fn with_payload(ts: f64, from_client: bool, flags: &'static str, seq: u32, ack: u32, payload: &[u8]) -> TestSeg {
     TestSeg { ts, from_client, flags, seq, ack, payload: payload.to_vec(), window: 512 }
 }
 
 /// `(ts, from_client, flags, seq, ack, payload_len)` segments as [`TestSeg`]s ('x' payloads).
-fn plain(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> Vec<TestSeg> {
+pub(super) fn plain(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> Vec<TestSeg> {
     segments.iter().map(|&(ts, c, f, seq, ack, len)| with_payload(ts, c, f, seq, ack, &vec![b'x'; len as usize])).collect()
 }
 
 /// Feeds [`TestSeg`]s with a table that takes port 8080 as the server's.
-fn run_segs(segments: &[TestSeg]) -> Records {
+pub(super) fn run_segs(segments: &[TestSeg]) -> Records {
     let mut table = FlowTable::new(Some(8080), 1000);
     let mut sink = Records::default();
     for t in segments {
@@ -95,7 +95,7 @@ fn run_segs(segments: &[TestSeg]) -> Records {
 }
 
 /// A full exchange: handshake, one 100-byte request, one 200-byte response, ISNs 1000 / 5000.
-fn opened() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
+pub(super) fn opened() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
     vec![
         (0.0, true, "S", 1000, 0, 0),
         (0.001, false, "S.", 5000, 1001, 0),
@@ -170,78 +170,6 @@ fn test_new_syn_with_new_isn_on_same_tuple_starts_a_new_connection() {
 }
 
 #[test]
-fn test_late_ack_after_close_is_not_a_new_connection() {
-    let mut segs = opened();
-    segs.extend([
-        (0.01, true, "F.", 1101, 5201, 0),
-        (0.011, false, "F.", 5201, 1102, 0),
-        (0.012, true, ".", 1102, 5202, 0),
-        (0.2, true, ".", 1102, 5202, 0),
-    ]);
-    let r = run(&segs);
-    assert_eq!(r.0.len(), 1);
-}
-
-#[test]
-fn test_keepalive_probe_after_idle_with_everything_acked() {
-    let mut segs = opened();
-    // Probe at seq next-1 after 15 s idle, and the server's ACK of it.
-    segs.extend([(15.0, true, ".", 1100, 5201, 0), (15.0001, false, ".", 5201, 1101, 0), (30.0, true, ".", 1100, 5201, 0)]);
-    let c = &run(&segs).0[0];
-    assert_eq!(c.keepalive_probes, PerSide { client: 2, server: 0 });
-    assert_eq!(c.keepalive_interval, Some(15.0));
-}
-
-#[test]
-fn test_one_byte_retransmission_soon_after_data_is_not_a_probe() {
-    let mut segs = opened();
-    segs.push((0.2, true, "P.", 1100, 5201, 1));
-    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
-}
-
-#[test]
-fn test_segment_at_next_minus_one_with_unacked_data_is_not_a_probe() {
-    let mut segs = opened();
-    segs.push((0.006, true, "P.", 1101, 5201, 50)); // not acknowledged by the server
-    segs.push((10.0, true, ".", 1150, 5201, 0));
-    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
-}
-
-#[test]
-fn test_last_ack_after_close_is_not_a_probe() {
-    let mut segs = opened();
-    segs.extend([(0.01, false, "F.", 5201, 1101, 0), (5.0, true, ".", 1101, 5202, 0)]);
-    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
-}
-
-#[test]
-fn test_rst_with_sequence_outside_window_is_ignored() {
-    let mut segs = opened();
-    segs.push((0.01, true, "R", 1101 + 10_000_000, 0, 0));
-    let c = &run(&segs).0[0];
-    assert_eq!(c.rst_by, None);
-    assert_eq!(c.rst_ignored, 1);
-    assert_eq!(c.client_state, TcpState::ESTABLISHED);
-}
-
-#[test]
-fn test_rst_in_window_closes_both_sides() {
-    let mut segs = opened();
-    segs.push((0.01, true, "R.", 1101, 5201, 0));
-    let c = &run(&segs).0[0];
-    assert_eq!(c.rst_by, Some(Side::Client));
-    assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
-}
-
-#[test]
-fn test_refused_syn_is_syn_only_and_reset_by_server() {
-    let r = run(&[(0.0, true, "S", 1000, 0, 0), (0.0001, false, "R.", 0, 1001, 0)]);
-    let c = &r.0[0];
-    assert_eq!(c.handshake, Handshake::SynOnly);
-    assert_eq!(c.rst_by, Some(Side::Server));
-}
-
-#[test]
 fn test_sequence_numbers_wrapping_past_2_pow_32() {
     let isn = u32::MAX - 50;
     let segs = [
@@ -257,147 +185,6 @@ fn test_sequence_numbers_wrapping_past_2_pow_32() {
     let c = &run(&segs).0[0];
     assert_eq!(c.end, EndReason::Closed);
     assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
-}
-
-#[test]
-fn test_mid_stream_connection_takes_port_side_as_server() {
-    let r = run(&[(0.0, false, "P.", 5001, 1101, 10), (0.001, true, ".", 1101, 5011, 0)]);
-    let c = &r.0[0];
-    assert_eq!(c.handshake, Handshake::MidStream);
-    assert_eq!(c.server.to_string(), S);
-    assert_eq!((c.client_state, c.server_state), (TcpState::ESTABLISHED, TcpState::ESTABLISHED));
-}
-
-#[test]
-fn test_table_full_evicts_oldest_half_open_first() {
-    let mut table = FlowTable::new(Some(8080), 2);
-    let mut sink = Records::default();
-    let mk = |port: u16, f: &str, seq: u32| Segment {
-        ts: f64::from(port),
-        src: format!("127.0.0.1:{port}").parse().unwrap(),
-        dst: S.parse().unwrap(),
-        flags: flags(f),
-        seq: SeqNumber(seq),
-        ack: SeqNumber(0),
-        window: 512,
-        window_scale: None,
-        payload: &[],
-        wire_len: 0,
-    };
-    table.process(&mk(1, ".", 10), &mut sink); // mid-stream, established: not half-open
-    table.process(&mk(2, "S", 10), &mut sink); // half-open
-    table.process(&mk(3, "S", 10), &mut sink); // table full: evicts port 2's
-    assert_eq!(sink.0.len(), 1);
-    assert_eq!(sink.0[0].client.to_string(), "127.0.0.1:2");
-    assert_eq!(sink.0[0].end, EndReason::Evicted);
-    assert_eq!(table.counters().evicted, 1);
-}
-
-#[test]
-fn test_refused_flood_keeps_closed_state_bounded() {
-    // 5,000 refused connections (SYN, RST-ACK) at one instant: each closes at once, so the
-    // table never fills and nothing is evicted; what they leave behind must stay bounded.
-    let mut table = FlowTable::new(Some(8080), 100);
-    let mut sink = Records::default();
-    for i in 0..5000u32 {
-        let client: SocketAddr = format!("10.{}.{}.{}:40000", i >> 16, (i >> 8) & 255, i & 255).parse().unwrap();
-        let server: SocketAddr = S.parse().unwrap();
-        let seg = |src, dst, f: &str, seq, ack| Segment {
-            ts: 1.0,
-            src,
-            dst,
-            flags: flags(f),
-            seq: SeqNumber(seq),
-            ack: SeqNumber(ack),
-            window: 512,
-            window_scale: None,
-            payload: &[],
-            wire_len: 0,
-        };
-        table.process(&seg(client, server, "S", i, 0), &mut sink);
-        table.process(&seg(server, client, "R.", 0, i.wrapping_add(1)), &mut sink);
-    }
-    // Every connection was reported as closed by the server's RST...
-    assert_eq!(sink.0.len(), 5000);
-    assert!(sink.0.iter().all(|c| c.end == EndReason::Closed && c.rst_by == Some(Side::Server)));
-    assert_eq!(table.counters().evicted, 0);
-    // ...and neither the eviction queue nor the tombstones grew with them: the queue is
-    // compacted past 2 × 0 open + ORDER_SLACK entries, the tombstones past 100 (the cap).
-    assert_eq!(table.open_connections(), 0);
-    assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
-    assert!(table.tombstones.len() <= 100, "{}", table.tombstones.len());
-}
-
-#[test]
-fn test_syns_replacing_each_other_on_one_tuple_keep_the_queue_bounded() {
-    // 5,000 SYNs from one client port, each with a new ISN: each replaces the previous connection.
-    let mut table = FlowTable::new(Some(8080), 100);
-    let mut sink = Records::default();
-    let payload: &[u8] = &[];
-    for i in 0..5000u32 {
-        let seg = Segment {
-            ts: 1.0,
-            src: C.parse().unwrap(),
-            dst: S.parse().unwrap(),
-            flags: flags("S"),
-            seq: SeqNumber(i * 1000),
-            ack: SeqNumber(0),
-            window: 512,
-            window_scale: None,
-            payload,
-            wire_len: 0,
-        };
-        table.process(&seg, &mut sink);
-    }
-    assert_eq!(table.open_connections(), 1);
-    // 4,999 replaced; the queue holds one live entry plus at most ORDER_SLACK stale ones.
-    assert!(table.opened_order.len() <= ORDER_SLACK + 1, "{}", table.opened_order.len());
-    table.finish(&mut sink);
-    assert_eq!(sink.0.len(), 5000);
-    assert_eq!(sink.0.iter().filter(|c| c.end == EndReason::Replaced).count(), 4999);
-}
-
-// ESTABLISHED: keep-alive probes, judged per sender.
-
-#[test]
-fn test_established_keepalive_probes_that_cross_count_for_both_sides() {
-    let mut segs = opened();
-    // Both timers fire at 15 s: the server's probe comes 200 µs after the client's, before the
-    // server's ACK of the client's probe; then each side ACKs the other's probe.
-    segs.extend([
-        (15.0, true, ".", 1100, 5201, 0),
-        (15.0002, false, ".", 5200, 1101, 0),
-        (15.0003, false, ".", 5201, 1101, 0),
-        (15.0004, true, ".", 1101, 5201, 0),
-    ]);
-    let c = &run(&segs).0[0];
-    assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
-}
-
-#[test]
-fn test_established_probe_right_after_the_peers_ack_of_a_probe_counts() {
-    let mut segs = opened();
-    // The client probes and the server ACKs it; the server's own timer fires 300 ms later.
-    segs.extend([(15.0, true, ".", 1100, 5201, 0), (15.0001, false, ".", 5201, 1101, 0), (15.3, false, ".", 5200, 1101, 0)]);
-    let c = &run(&segs).0[0];
-    assert_eq!(c.keepalive_probes, PerSide { client: 1, server: 1 });
-}
-
-#[test]
-fn test_established_zero_window_probe_is_not_a_keepalive_probe() {
-    let mut segs = plain(&opened());
-    // The server advertises a zero window; 5 s later the client probes it at next - 1.
-    segs.push(TestSeg { window: 0, ..with_payload(0.006, false, ".", 5201, 1101, b"") });
-    segs.push(with_payload(5.0, true, ".", 1100, 5201, b""));
-    assert_eq!(run_segs(&segs).0[0].keepalive_probes, PerSide::default());
-}
-
-#[test]
-fn test_established_probe_soon_after_the_senders_own_data_is_not_a_probe_even_after_peer_silence() {
-    let mut segs = opened();
-    // The client sends 10 bytes at 5 s (acknowledged); 100 ms later a 0-byte segment at next - 1.
-    segs.extend([(5.0, true, "P.", 1101, 5201, 10), (5.0001, false, ".", 5201, 1111, 0), (5.1, true, ".", 1110, 5201, 0)]);
-    assert_eq!(run(&segs).0[0].keepalive_probes, PerSide::default());
 }
 
 // SYN_SENT / SYN_RECEIVED: capture order is not time order.
@@ -654,160 +441,4 @@ fn test_two_way_capture_missing_the_peer_fin_does_not_infer_it() {
     let c = &run(&segs).0[0];
     assert_eq!(c.end, EndReason::OpenAtEnd);
     assert_eq!((c.client_state, c.server_state), (TcpState::FIN_WAIT_1, TcpState::CLOSE_WAIT));
-}
-
-/// Records with their amendments applied, as the report builder applies them, and the counters.
-#[derive(Default)]
-struct Amended(Vec<ConnectionRecord>, Vec<Amendment>);
-impl FlowSink for Amended {
-    fn connection_ended(&mut self, record: ConnectionRecord) {
-        self.0.push(record);
-    }
-    fn connection_amended(&mut self, amendment: Amendment) {
-        if let Some(record) = self.0.iter_mut().rev().find(|r| r.key() == amendment.key) {
-            amendment.apply(record);
-        }
-        self.1.push(amendment);
-    }
-}
-
-/// As [`run`], with the amendments applied to the records, and the table's counters.
-fn run_amended(segments: &[(f64, bool, &str, u32, u32, u32)]) -> (Amended, FlowCounters) {
-    let mut table = FlowTable::new(Some(8080), 1000);
-    let mut sink = Amended::default();
-    for &(ts, from_client, f, seq, ack, len) in segments {
-        let (src, dst) = if from_client { (C, S) } else { (S, C) };
-        let payload = vec![b'x'; len as usize];
-        let seg = Segment {
-            ts,
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            flags: flags(f),
-            seq: SeqNumber(seq),
-            ack: SeqNumber(ack),
-            window: 512,
-            window_scale: None,
-            payload: &payload,
-            wire_len: len,
-        };
-        table.process(&seg, &mut sink);
-    }
-    table.finish(&mut sink);
-    (sink, table.counters())
-}
-
-/// `opened()`, then the client closes first: client FIN, server FIN, last ACK. The client is in
-/// TIME_WAIT expecting the server's byte 5202; the server expects the client's byte 1102.
-fn closed_by_client() -> Vec<(f64, bool, &'static str, u32, u32, u32)> {
-    let mut segs = opened();
-    segs.extend([(0.01, true, "F.", 1101, 5201, 0), (0.011, false, "F.", 5201, 1102, 0), (0.012, true, ".", 1102, 5202, 0)]);
-    segs
-}
-
-#[test]
-fn test_rst_after_both_fins_ends_time_wait_closed() {
-    // A stale ACK from the client's tuple reaches the server, whose socket is gone: the server
-    // answers RST with seq = the ACK's ack number, 5202, which the client's TIME_WAIT expects.
-    let mut segs = closed_by_client();
-    segs.extend([(5.0, true, ".", 1102, 5202, 0), (5.0001, false, "R", 5202, 0, 0)]);
-    let (r, counters) = run_amended(&segs);
-    assert_eq!(r.0.len(), 1);
-    let c = &r.0[0];
-    assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
-    assert_eq!(c.rst_by, Some(Side::Server));
-    assert_eq!((c.end, c.rst_ignored), (EndReason::Closed, 0));
-    let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
-    assert_eq!(r.1, vec![Amendment { key, server_port: 8080, client_closed: true, rst_by: Some(Side::Server), ..Amendment::default() }]);
-    // The stale ACK is a segment after the close; the RST is the connection's.
-    assert_eq!(counters.after_close, 1);
-}
-
-#[test]
-fn test_rst_after_both_fins_with_another_sequence_number_is_ignored() {
-    // In the window but not RCV.NXT (RFC 5961 3.2: no reset), and far outside it.
-    let mut segs = closed_by_client();
-    segs.extend([(5.0, false, "R", 5203, 0, 0), (5.1, false, "R", 5202 + 10_000_000, 0, 0)]);
-    let (r, counters) = run_amended(&segs);
-    let c = &r.0[0];
-    assert_eq!((c.client_state, c.server_state), (TcpState::TIME_WAIT, TcpState::CLOSED));
-    assert_eq!((c.rst_by, c.rst_ignored), (None, 2));
-    assert_eq!(counters.after_close, 0);
-}
-
-#[test]
-fn test_rst_toward_the_closed_side_after_both_fins_is_after_close() {
-    // The server side is CLOSED (no socket): an RST to it ends nothing.
-    let mut segs = closed_by_client();
-    segs.push((5.0, true, "R", 1102, 0, 0));
-    let (r, counters) = run_amended(&segs);
-    assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
-    assert!(r.1.is_empty());
-    assert_eq!(counters.after_close, 1);
-}
-
-#[test]
-fn test_rst_after_time_wait_expired_changes_nothing() {
-    let mut segs = closed_by_client();
-    segs.push((60.1, false, "R", 5202, 0, 0));
-    let (r, counters) = run_amended(&segs);
-    assert_eq!((r.0[0].client_state, r.0[0].rst_by), (TcpState::TIME_WAIT, None));
-    assert!(r.1.is_empty());
-    assert_eq!(counters.after_close, 1);
-}
-
-#[test]
-fn test_rst_after_simultaneous_close_ends_only_the_receivers_time_wait() {
-    let mut segs = opened();
-    segs.extend([
-        (0.01, true, "F.", 1101, 5201, 0),
-        (0.01, false, "F.", 5201, 1101, 0),
-        (0.011, true, ".", 1102, 5202, 0),
-        (0.011, false, ".", 5202, 1102, 0),
-        (1.0, false, "R", 5202, 0, 0),
-        (1.1, true, "R", 1102, 0, 0),
-    ]);
-    let (r, _) = run_amended(&segs);
-    let c = &r.0[0];
-    // Both TIME_WAITs killed, one RST each; the connection's RST is the first one's.
-    assert_eq!((c.client_state, c.server_state), (TcpState::CLOSED, TcpState::CLOSED));
-    assert_eq!(c.rst_by, Some(Side::Server));
-    assert_eq!(r.1.iter().filter(|a| a.rst_by.is_some()).count(), 1);
-}
-
-#[test]
-fn test_syn_on_time_wait_tuple_replaces_it() {
-    let mut segs = closed_by_client();
-    segs.extend(
-        opened()
-            .into_iter()
-            .map(|(ts, c, f, s, a, l)| (ts + 1.0, c, f, s.wrapping_add(90_000), a.wrapping_add(if a == 0 { 0 } else { 90_000 }), l)),
-    );
-    let (r, _) = run_amended(&segs);
-    assert_eq!(r.0.len(), 2);
-    let old = &r.0[0];
-    assert_eq!((old.client_state, old.server_state, old.end), (TcpState::CLOSED, TcpState::CLOSED, EndReason::Replaced));
-    assert_eq!(old.rst_by, None);
-    assert_eq!((r.0[1].handshake, r.0[1].client_state), (Handshake::Complete, TcpState::ESTABLISHED));
-    let key = FlowKey::of(C.parse().unwrap(), S.parse().unwrap());
-    assert_eq!(r.1, vec![Amendment { key, server_port: 8080, client_closed: true, replaced: true, ..Amendment::default() }]);
-}
-
-#[test]
-fn test_syn_after_time_wait_expired_leaves_the_old_record() {
-    let mut segs = closed_by_client();
-    segs.push((61.0, true, "S", 900_000, 0, 0));
-    let (r, _) = run_amended(&segs);
-    assert_eq!(r.0.len(), 2);
-    assert_eq!((r.0[0].client_state, r.0[0].end), (TcpState::TIME_WAIT, EndReason::Closed));
-    assert!(r.1.is_empty());
-}
-
-#[test]
-fn test_tombstone_older_than_its_ttl_is_not_consulted() {
-    // 121 s after the close the tuple is forgotten, whether or not a sweep ran: a late ACK is a
-    // new mid-stream connection, not a segment after the close.
-    let mut segs = closed_by_client();
-    segs.push((121.0, true, ".", 1102, 5202, 0));
-    let (r, counters) = run_amended(&segs);
-    assert_eq!((r.0.len(), counters.after_close), (2, 0));
 }
