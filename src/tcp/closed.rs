@@ -319,27 +319,9 @@ mod tests {
     }
 
     /// As [`run`], with the amendments applied to the records, and the table's counters.
-    fn run_amended(segments: &[(f64, bool, &str, u32, u32, u32)]) -> (Amended, FlowCounters) {
-        let mut table = FlowTable::new(Some(8080), 1000);
+    fn run_amended(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> (Amended, FlowCounters) {
         let mut sink = Amended::default();
-        for &(ts, from_client, f, seq, ack, len) in segments {
-            let (src, dst) = if from_client { (C, S) } else { (S, C) };
-            let payload = vec![b'x'; len as usize];
-            let seg = Segment {
-                ts,
-                src: src.parse().unwrap(),
-                dst: dst.parse().unwrap(),
-                flags: flags(f),
-                seq: SeqNumber(seq),
-                ack: SeqNumber(ack),
-                window: 512,
-                window_scale: None,
-                payload: &payload,
-                wire_len: len,
-            };
-            table.process(&seg, &mut sink);
-        }
-        table.finish(&mut sink);
+        let table = feed(&plain(segments), &mut sink);
         (sink, table.counters())
     }
 

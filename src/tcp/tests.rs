@@ -25,28 +25,8 @@ pub(super) fn flags(s: &str) -> TcpFlags {
 }
 
 /// Feeds segments `(ts, from_client, flags, seq, ack, payload_len)` and returns the finished records.
-pub(super) fn run(segments: &[(f64, bool, &str, u32, u32, u32)]) -> Records {
-    let mut table = FlowTable::new(Some(8080), 1000);
-    let mut sink = Records::default();
-    let payload = vec![b'x'; 2000];
-    for &(ts, from_client, f, seq, ack, len) in segments {
-        let (src, dst) = if from_client { (C, S) } else { (S, C) };
-        let seg = Segment {
-            ts,
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            flags: flags(f),
-            seq: SeqNumber(seq),
-            ack: SeqNumber(ack),
-            window: 512,
-            window_scale: None,
-            payload: &payload[..len as usize],
-            wire_len: len,
-        };
-        table.process(&seg, &mut sink);
-    }
-    table.finish(&mut sink);
-    sink
+pub(super) fn run(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> Records {
+    run_segs(&plain(segments))
 }
 
 /// One test segment with its own payload and advertised window.
@@ -72,8 +52,15 @@ pub(super) fn plain(segments: &[(f64, bool, &'static str, u32, u32, u32)]) -> Ve
 
 /// Feeds [`TestSeg`]s with a table that takes port 8080 as the server's.
 pub(super) fn run_segs(segments: &[TestSeg]) -> Records {
-    let mut table = FlowTable::new(Some(8080), 1000);
     let mut sink = Records::default();
+    feed(segments, &mut sink);
+    sink
+}
+
+/// Feeds [`TestSeg`]s to `sink` through a table that takes port 8080 as the server's, then ends
+/// the capture; returns the table, for its counters.
+pub(super) fn feed(segments: &[TestSeg], sink: &mut dyn FlowSink) -> FlowTable {
+    let mut table = FlowTable::new(Some(8080), 1000);
     for t in segments {
         let (src, dst) = if t.from_client { (C, S) } else { (S, C) };
         let seg = Segment {
@@ -88,10 +75,10 @@ pub(super) fn run_segs(segments: &[TestSeg]) -> Records {
             payload: &t.payload,
             wire_len: t.payload.len() as u32,
         };
-        table.process(&seg, &mut sink);
+        table.process(&seg, sink);
     }
-    table.finish(&mut sink);
-    sink
+    table.finish(sink);
+    table
 }
 
 /// A full exchange: handshake, one 100-byte request, one 200-byte response, ISNs 1000 / 5000.
