@@ -9,8 +9,12 @@
 //!
 //! A fragment of an IP packet that carries TCP is handed on as a [`Fragment`]; `defrag` rebuilds
 //! the packet, and [`reassembled_segment`] decodes it into an [`OwnedSegment`].
+//!
+//! Input: frames from [`crate::source`] (files) or [`crate::live`] (a device), through the
+//! [`crate::pipeline`]. Output: [`Segment`]s to the flow table ([`crate::tcp::FlowTable::process`]),
+//! fragments to [`crate::defrag`].
 
-use crate::seq::SeqNumber;
+use crate::tcp::seq::SeqNumber;
 use etherparse::{EtherType, Ethernet2Slice, IpNumber, Ipv6ExtensionSlice, LaxIpSlice, SingleVlanSlice, TcpSlice};
 use std::net::{IpAddr, SocketAddr};
 
@@ -412,7 +416,13 @@ pub fn reassembled_segment(ts: f64, key: &FragmentKey, captured: &[u8], wire_len
     Some(OwnedSegment { header: Segment { payload: &[], ..seg }, payload })
 }
 
-/// The window scale shift from TCP options (kind 3), if present.
+/// The window scale shift from TCP options (kind 3), if present, capped at 14 (RFC 7323 2.3).
+///
+/// Walked by hand as Linux's `tcp_parse_options` does: an option of a kind it does not know, or of
+/// a known kind with an unexpected length, is skipped by its length byte. etherparse 0.21's
+/// `TcpOptionsIterator` ends at the first such option (`UnknownId`, `UnexpectedSize`), so a window
+/// scale after a Fast Open cookie (kind 34), an MPTCP (30) or an experimental (253/254) option
+/// would be lost.
 fn window_scale(options: &[u8]) -> Option<u8> {
     let mut i = 0;
     while i < options.len() {
@@ -518,6 +528,27 @@ mod tests {
             Decoded::Tcp(seg) => seg,
             other => panic!("not a segment: {other:?}"),
         }
+    }
+
+    #[test]
+    fn test_window_scale_after_options_of_unknown_kinds_is_found_as_linux_finds_it() {
+        // MSS, Fast Open cookie (kind 34, 10 bytes), MPTCP (kind 30, 4 bytes), NOP, window scale 7.
+        let options = [2, 4, 0x05, 0xb4, 34, 10, 1, 2, 3, 4, 5, 6, 7, 8, 30, 4, 0, 0, 1, 3, 3, 7];
+        assert_eq!(window_scale(&options), Some(7));
+    }
+
+    #[test]
+    fn test_window_scale_after_a_known_option_of_another_length_is_skipped_to() {
+        // A 6-byte "MSS" (kind 2): skipped by its length, then the window scale.
+        assert_eq!(window_scale(&[2, 6, 0, 0, 0, 0, 3, 3, 9]), Some(9));
+    }
+
+    #[test]
+    fn test_window_scale_beyond_14_is_capped_and_a_bad_length_ends_the_walk() {
+        assert_eq!(window_scale(&[3, 3, 20]), Some(14));
+        assert_eq!(window_scale(&[1, 8, 1, 3, 3, 2]), None);
+        assert_eq!(window_scale(&[0, 3, 3, 2]), None);
+        assert_eq!(window_scale(&[3, 4, 2, 0]), None);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! IP reassembly: the fragments of a TCP packet (IPv4 or IPv6) rebuilt into that packet, as the
 //! receiving Linux host does (`net/ipv4/ip_fragment.c`, `net/ipv6/reassembly.c`).
 //!
+//! Input: the [`crate::decode::Fragment`]s decode finds, from the [`crate::pipeline`]. Output: each
+//! rebuilt packet's bytes, which [`crate::decode::reassembled_segment`] turns into a segment for the
+//! flow table.
+//!
 //! The rules are Linux's: a packet is complete when its last fragment (no "more fragments" flag)
 //! has come and the fragments cover every byte before its end; a fragment that overlaps another
 //! (RFC 5722, and Linux for IPv4 since 4.19) discards the whole packet, except an exact duplicate

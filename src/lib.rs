@@ -1,23 +1,40 @@
 //! connscope: rebuilds every TCP connection in a capture and says whether HTTP connections were reused,
 //! who closed them first and which socket state each side is left in.
 //!
-//! Pipeline: [`source`] → [`decode`] → [`flow`] (TCP state) → [`protocol`] (HTTP/1.x, TLS, h2) →
-//! [`report`] → [`render`]. [`analyze`] wires the stages together for every command.
+//! The pipeline, one way from frames to output:
+//!
+//! ```text
+//!  source (pcap, pcapng, stdin)   live (device, replay; FrameSource)
+//!            \                       /
+//!             frames ──> decode (link, IP + defrag, TCP) ──> segments
+//!                                                              │
+//!                 tcp: FlowTable ─ connection update ─ state machine
+//!                        │      (protocol watchers run inside the update:
+//!                        │       reassembly, HTTP/1, TLS, h2)
+//!                        ▼
+//!                 TcpFacts + ProtocolSummary ──> report (records, summary, verdict)
+//!                                                   │
+//!                                                   ▼
+//!                                        render (table, JSON, ladder, SVG, ...)
+//! ```
+//!
+//! [`source`] and [`live`] give frames; [`decode`] (with [`defrag`]) turns them into segments;
+//! [`tcp`] rebuilds connections, and each connection's update runs its [`protocol`] watcher on the
+//! payload; [`report`] builds records and the summary from the TCP facts and protocol facts;
+//! [`render`] prints them. [`pipeline`] wires the stages together for every command (one thread or
+//! [`pipeline::parallel`]); [`sockets`] reads the kernel's tables for live runs. The binary's
+//! command line (clap) lives in `src/cli/`, outside the library. The layout is in
+//! `docs/architecture.md`.
 
-pub mod analyze;
 pub mod assert;
 pub mod decode;
 pub mod defrag;
 pub mod error;
-pub mod flow;
 pub mod live;
-pub mod parallel;
-pub mod progress;
+pub mod pipeline;
 pub mod protocol;
 pub mod render;
 pub mod report;
-pub mod seq;
-pub mod side;
 pub mod sockets;
 pub mod source;
-pub mod tcp_state;
+pub mod tcp;

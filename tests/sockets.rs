@@ -7,7 +7,7 @@
 mod common;
 use common::live::{go_program, Program};
 use connscope::sockets::{kernel_state, resolve_process};
-use connscope::tcp_state::TcpState;
+use connscope::tcp::state::TcpState;
 use serde_json::Value;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! A report read on several threads is the report read on one: the same numbers for the same
-//! connections, listed and streamed in the same order (src/parallel.rs).
+//! connections, listed and streamed in the same order (src/pipeline/parallel.rs).
 
 mod common;
 

@@ -8,8 +8,8 @@
 //! report is serialised as `--format json` does.
 #![no_main]
 
-use connscope::analyze::{NoObserver, Options, Pipeline};
 use connscope::decode::LinkType;
+use connscope::pipeline::{NoObserver, Options, Pipeline};
 use connscope::report::SourceInfo;
 use connscope::source::{self, RawPacket};
 use libfuzzer_sys::fuzz_target;

@@ -46,7 +46,7 @@ pub struct FilterArgs {
     #[arg(short = 'f', long = "filter", value_name = "BPF")]
     pub bpf: Option<String>,
     /// Most connections held open at once; beyond it the oldest half-open ones are evicted (and counted).
-    #[arg(long, default_value_t = connscope::analyze::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    #[arg(long, default_value_t = connscope::pipeline::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
 }
 

@@ -5,12 +5,12 @@
 //! ends (so a long capture can be piped), and segments are recorded for `--ladder` and `--svg`.
 
 use clap::{Args, ValueEnum};
-use connscope::analyze::Observer;
 use connscope::assert::{self, Assertion};
 use connscope::error::Error;
-use connscope::flow::FlowEvent;
+use connscope::pipeline::Observer;
 use connscope::render::{self, ladder::Recorder, stream::Stream};
 use connscope::report::{Amendment, ConnectionRecord, Report, Summary};
+use connscope::tcp::FlowEvent;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

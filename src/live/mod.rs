@@ -1,6 +1,6 @@
 //! Live capture: frames come from a [`FrameSource`] — a network device through libpcap
 //! ([`device`]), or a saved capture replayed at its own pace ([`replay`], for tests and demos
-//! without root) — and go to the same `analyze::Pipeline` as files do.
+//! without root) — and go to the same `pipeline::Pipeline` as files do.
 //!
 //! The capture loop ([`session`]) reads the source until a stop condition holds (a signal from
 //! [`signals`], `--duration`, `--count`, the command run around the capture exiting, then

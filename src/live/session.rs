@@ -11,8 +11,8 @@
 use super::signals::StopSignals;
 use super::view::{Console, LoopCounts};
 use super::{FrameSource, LiveStats, ReadFailure};
-use crate::analyze::Pipeline;
 use crate::error::Error;
+use crate::pipeline::Pipeline;
 use std::cell::RefCell;
 use std::os::fd::AsFd;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -13,11 +13,11 @@
 //! [`LiveView`] is the pipeline's [`Observer`]; the capture loop shares its [`Console`] to set the
 //! time of the packet being processed and to redraw the status line.
 
-use crate::analyze::Observer;
-use crate::flow::FlowEvent;
+use crate::pipeline::Observer;
 use crate::protocol::ProtocolEvent;
 use crate::report::{ConnectionRecord, EndReason, Summary};
 use crate::sockets::ProcessInfo;
+use crate::tcp::FlowEvent;
 use std::cell::RefCell;
 use std::io::{BufWriter, Stderr, Write};
 use std::rc::Rc;

@@ -7,8 +7,8 @@ mod http1;
 mod stream;
 mod tls;
 
-use crate::seq::SeqNumber;
-use crate::side::Side;
+use crate::tcp::seq::SeqNumber;
+use crate::tcp::side::Side;
 use h2::H2Counter;
 use http1::{Http1Framer, Switch};
 use serde::Serialize;

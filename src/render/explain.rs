@@ -4,7 +4,7 @@
 
 use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, FinFirst, Handshake, Report};
-use crate::tcp_state::TcpState;
+use crate::tcp::state::TcpState;
 use std::io::Write;
 
 /// Connections described one by one before the rest are summed up.

@@ -7,10 +7,10 @@
 //! [`HEAD`] and the last [`TAIL`] of each, counting the ones between, so memory stays small on
 //! long connections; [`write()`] draws them.
 
-use crate::flow::SegmentNote;
 use crate::report::Report;
-use crate::side::Side;
-use crate::tcp_state::TcpState;
+use crate::tcp::side::Side;
+use crate::tcp::state::TcpState;
+use crate::tcp::SegmentNote;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::ops::RangeInclusive;

@@ -23,12 +23,12 @@
 //! they are printed as connections end, and a row that is amended later is printed again, amended,
 //! with the same `id`: the last row of an `id` is final.
 
-use crate::flow::{FlowKey, TIME_WAIT_SECONDS};
 use crate::protocol::Protocol;
 use crate::report::close_cause::CloseCause;
 use crate::report::{
     verdict::Verdict, Amendment, CaptureStats, ConnectionRecord, EndReason, PacketCounts, PortSummary, Report, SourceInfo, Summary,
 };
+use crate::tcp::{FlowKey, TIME_WAIT_SECONDS};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -206,7 +206,7 @@ impl Stream {
     }
 
     fn new(kind: Kind, flush_each: bool, error: Option<std::io::Error>) -> Stream {
-        let hold_limit = crate::analyze::DEFAULT_MAX_CONNECTIONS;
+        let hold_limit = crate::pipeline::DEFAULT_MAX_CONNECTIONS;
         Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN }
     }
 

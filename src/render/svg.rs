@@ -3,7 +3,7 @@
 
 use super::ladder::{arrow_text, Trace};
 use crate::report::{ConnectionRecord, FinFirst, Report};
-use crate::side::Side;
+use crate::tcp::side::Side;
 use std::io::Write;
 
 /// Bars drawn in the timeline; later connections are counted in a note.
@@ -130,7 +130,7 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
         r##"<line x1="{cx}" y1="{top}" x2="{cx}" y2="{bottom}" stroke="#888" stroke-width="2"/><line x1="{sx}" y1="{top}" x2="{sx}" y2="{bottom}" stroke="#888" stroke-width="2"/>"##
     )?;
     let mut y = top + 20.0;
-    let mut shown = (crate::tcp_state::TcpState::CLOSED, crate::tcp_state::TcpState::CLOSED);
+    let mut shown = (crate::tcp::state::TcpState::CLOSED, crate::tcp::state::TcpState::CLOSED);
     for row in trace.rows() {
         let Some(n) = row else {
             writeln!(

@@ -3,7 +3,7 @@
 use super::human_duration;
 use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, Report};
-use crate::tcp_state::ALL_STATES;
+use crate::tcp::state::ALL_STATES;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use std::io::Write;

@@ -1,11 +1,11 @@
 //! Why each connection ended: one [`CloseCause`] per connection, the first rule that applies.
 //!
-//! Input: the [`CloseFacts`] the flow table gathers for a finished connection (TCP: who sent the
-//! first FIN or the RST; protocol: which side's message announced the close, how many requests were
-//! answered in full). Output: the cause on the connection's record and its tally in the summary,
-//! which the verdict's findings read. The rules are the JSON contract of `docs/json.md`.
+//! Input: the [`CloseFacts`] the record builder (`record.rs`) gathers for a finished connection
+//! from its TCP facts and protocol summary (TCP: who sent the first FIN or the RST; protocol: which
+//! side's message announced the close, how many requests were answered in full). Output: the cause
+//! on the connection's record and its tally in the summary, which the verdict's findings read. The rules are the JSON contract of `docs/json.md`.
 
-use crate::side::Side;
+use crate::tcp::side::Side;
 use serde::Serialize;
 
 /// Why a connection ended, as `connections[].close_cause` names it.

@@ -1,17 +1,22 @@
 //! The report: plain data (serde), the one source every output format renders.
 //!
+//! Input: each finished connection's TCP facts (from [`crate::tcp`]) and protocol summary (from
+//! [`crate::protocol`]), built into its [`ConnectionRecord`] by [`record`]. Output: the [`Report`]
+//! to [`crate::render`] (through the pipeline), records one by one to streamed formats.
+//!
 //! Connections arrive one by one as they end ([`ConnectionRecord`]); [`ReportBuilder`] folds each into
 //! the [`Summary`] at once, so the summary never needs the whole list. Field names are the JSON
 //! contract documented in `docs/json.md`: change them only with `SCHEMA_VERSION`.
 
 pub mod close_cause;
+pub mod record;
 pub mod verdict;
 
-use crate::flow::FlowKey;
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
-use crate::side::Side;
 use crate::sockets::ProcessInfo;
-use crate::tcp_state::{TcpState, ALL_STATES};
+use crate::tcp::side::Side;
+use crate::tcp::state::{StateEvent, TcpState, ALL_STATES};
+use crate::tcp::FlowKey;
 use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
 use smallvec::SmallVec;
@@ -179,10 +184,10 @@ impl Amendment {
     /// Applies the amendment to the connection's record.
     pub fn apply(&self, record: &mut ConnectionRecord) {
         if self.client_closed {
-            record.client_state = TcpState::CLOSED;
+            record.client_state.apply(StateEvent::TimeWaitEnded);
         }
         if self.server_closed {
-            record.server_state = TcpState::CLOSED;
+            record.server_state.apply(StateEvent::TimeWaitEnded);
         }
         if let Some(side) = self.rst_by {
             record.rst_by.get_or_insert(side);

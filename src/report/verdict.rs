@@ -11,8 +11,8 @@
 use super::close_cause::CloseCause;
 use super::{CaptureStats, ConnectionRecord, KernelAgreement, Summary};
 use crate::protocol::Protocol;
-use crate::side::Side;
-use crate::tcp_state::TcpState;
+use crate::tcp::side::Side;
+use crate::tcp::state::TcpState;
 use serde::Serialize;
 
 /// Overall answer to "were my connections reused?".

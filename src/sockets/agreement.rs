@@ -11,7 +11,7 @@
 
 use super::{table, KernelSocket, SocketsError};
 use crate::report::{ConnectionRecord, EndReason, KernelAgreement};
-use crate::tcp_state::TcpState;
+use crate::tcp::state::TcpState;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 

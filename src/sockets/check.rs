@@ -7,7 +7,7 @@
 
 use super::snapshot::{Snapshot, StateCounts};
 use crate::assert::Fields;
-use crate::tcp_state::ALL_STATES;
+use crate::tcp::state::ALL_STATES;
 
 /// Every key a sockets assertion can name, with its value in `snapshot`.
 pub fn fields(snapshot: &Snapshot) -> Fields {
@@ -45,7 +45,7 @@ mod tests {
     use super::*;
     use crate::assert::{evaluate_fields, parse_against};
     use crate::sockets::KernelSocket;
-    use crate::tcp_state::TcpState;
+    use crate::tcp::state::TcpState;
     use std::collections::HashMap;
 
     fn snapshot() -> Snapshot {

@@ -16,7 +16,7 @@ pub mod render;
 pub mod snapshot;
 pub mod table;
 
-use crate::tcp_state::TcpState;
+use crate::tcp::state::TcpState;
 use std::net::SocketAddr;
 use thiserror::Error;
 

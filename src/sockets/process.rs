@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(owner.pid, std::process::id());
         // A hit is served from the cache.
         assert_eq!(resolve_process(client_addr, local), Some(owner));
-        assert_eq!(table::kernel_state(client_addr, local), Some(crate::tcp_state::TcpState::ESTABLISHED));
+        assert_eq!(table::kernel_state(client_addr, local), Some(crate::tcp::state::TcpState::ESTABLISHED));
     }
 
     /// A dual-stack server (listening on `[::]`) holds IPv4 connections as IPv4-mapped IPv6
@@ -177,7 +177,7 @@ mod tests {
         let (_accepted, _) = listener.accept().expect("accept");
         let client_addr = client.local_addr().expect("addr");
         let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        assert_eq!(table::kernel_state(server_addr, client_addr), Some(crate::tcp_state::TcpState::ESTABLISHED));
+        assert_eq!(table::kernel_state(server_addr, client_addr), Some(crate::tcp::state::TcpState::ESTABLISHED));
         assert_eq!(resolve_process(server_addr, client_addr).map(|p| p.pid), Some(std::process::id()));
     }
 }

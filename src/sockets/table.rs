@@ -5,7 +5,7 @@
 //! thousands of sockets (figures and the command in `docs/sockets.md`).
 
 use super::{KernelSocket, SocketsError};
-use crate::tcp_state::TcpState;
+use crate::tcp::state::TcpState;
 use std::net::SocketAddr;
 
 /// Every TCP socket of this network namespace (IPv4 and IPv6), listening ones included.

@@ -3,10 +3,10 @@
 use crate::cli::output::{Output, OutputArgs, ViewArgs};
 use crate::cli::FilterArgs;
 use clap::Args;
-use connscope::analyze::{Finished, Observer, Options, Pipeline};
 use connscope::error::Error;
-use connscope::parallel;
-use connscope::progress::FileProgress;
+use connscope::pipeline::parallel;
+use connscope::pipeline::progress::FileProgress;
+use connscope::pipeline::{Finished, Observer, Options, Pipeline};
 use connscope::report::{Report, SourceInfo};
 use connscope::source::{Captures, ReadOutcome};
 use std::process::ExitCode;

@@ -1,4 +1,7 @@
 //! TCP sequence numbers: 32-bit values that wrap, compared with serial-number arithmetic (RFC 1982).
+//!
+//! Made by [`crate::decode`] from the TCP header; read by the flow table and the protocol
+//! watchers' stream reassembly.
 
 use std::cmp::Ordering;
 use std::fmt;

@@ -1,5 +1,8 @@
 //! Analysing memory-mapped capture files on several threads, with the report one thread would give.
 //!
+//! Input: capture files (memory-mapped, from `analyze --threads`). Output: the same [`Finished`]
+//! analysis, records and observer calls as the single-threaded [`super::Pipeline`].
+//!
 //! The calling thread walks the files, decodes each frame (while its bytes are in this core's cache)
 //! and hands each TCP segment, borrowing its payload from the map, to the worker that owns its
 //! connection: a hash of the two endpoints, the same in both directions, picks it. Each worker has
@@ -17,13 +20,13 @@
 //! or drops tombstones, a choice that depends on the whole table) the analysis stops and is done
 //! again on one thread ([`Redo`]); what the observer was shown before is not shown again.
 
-use crate::analyze::{Collector, Finished, Intake, Observer, Options, Taken};
 use crate::decode::{decode, ip_bits, LinkType, OwnedSegment, Segment};
 use crate::error::Error;
-use crate::flow::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
-use crate::progress::FileProgress;
+use crate::pipeline::progress::FileProgress;
+use crate::pipeline::{Collector, Finished, Intake, Observer, Options, Taken};
 use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
+use crate::tcp::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 

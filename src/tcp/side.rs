@@ -1,4 +1,6 @@
 //! Which end of a TCP connection something belongs to.
+//!
+//! Set by the flow table (the SYN's sender is the client, see `key.rs`); read by every stage after it.
 
 use serde::Serialize;
 use std::fmt;

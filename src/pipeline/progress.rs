@@ -1,4 +1,6 @@
 //! A progress bar on standard error for big capture files read on a terminal (indicatif).
+//!
+//! Input: the bytes read so far, from the pipeline's readers. Output: the bar on standard error.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;

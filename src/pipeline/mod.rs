@@ -2,12 +2,22 @@
 //!
 //! `analyze` feeds it from files, `capture` from a live device; both end with [`Pipeline::finish`],
 //! so a live capture and its saved file give the same report.
+//!
+//! Input: raw frames ([`RawPacket`]) from [`crate::source`] or [`crate::live`]. Inside: [`decode`]
+//! and [`Defragmenter`] make segments, the [`FlowTable`] rebuilds connections (running their
+//! protocol watchers) and hands each record to the [`ReportBuilder`]. Output: the [`Report`] (and,
+//! as they happen, events and records to an [`Observer`]: live views, streamed formats), which
+//! `src/cli/` renders through [`crate::render`]. [`parallel`] runs the same stages on several
+//! threads; [`progress`] shows how far a file has been read.
+
+pub mod parallel;
+pub mod progress;
 
 use crate::decode::{decode, reassembled_segment, Decoded, LinkType, OwnedSegment, Segment};
 use crate::defrag::Defragmenter;
-use crate::flow::{FlowEvent, FlowSink, FlowTable};
 use crate::report::{Amendment, CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
+use crate::tcp::{FlowEvent, FlowSink, FlowTable};
 
 /// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
 /// default peaks near 200 MiB.

@@ -1,6 +1,7 @@
 //! The socket state each side of a connection is in, inferred from the packets seen (RFC 793 states,
 //! as `netstat` prints them). One enum, one transition function: every packet is taken as sent by
-//! one side and received by the other.
+//! one side and received by the other. The only place a state is set: the connection update
+//! ([`crate::tcp`]) sends it events, the report and the renderers read the states it gives.
 
 use serde::Serialize;
 use std::fmt;
@@ -58,6 +59,21 @@ pub enum StateEvent {
     Reset,
     /// Data flowed on a connection whose opening was not seen (mid-stream).
     MidStream,
+    /// Capture order: this side's FIN comes after the peer's FIN, which acknowledges it, so this
+    /// FIN was sent first. The side went FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT, whatever the capture
+    /// order made of it.
+    SendFinAnsweredByCapturedFin,
+    /// Capture order: this side's FIN, captured first, acknowledges the peer's FIN captured now, so
+    /// it answered it. The side was in CLOSE_WAIT when it sent it, and is in LAST_ACK until it is
+    /// acknowledged, whatever the capture order made of it.
+    CapturedFinAnsweredPeerFin,
+    /// Capture order: this side sends its FIN after the peer's FIN was captured, but without
+    /// acknowledging it (the FINs crossed). The side sent its FIN from ESTABLISHED (FIN_WAIT_1), then
+    /// received the peer's: CLOSING, whatever the capture order made of it.
+    SendFinCrossingCapturedFin,
+    /// A TIME_WAIT socket ended before its time: an acceptable RST killed it (RFC 1337), or a new
+    /// SYN recycled its tuple.
+    TimeWaitEnded,
 }
 
 impl TcpState {
@@ -84,8 +100,19 @@ impl TcpState {
             (ESTABLISHED | SYN_RECEIVED | SYN_SENT | CLOSED, RecvFin) => CLOSE_WAIT,
             (CLOSE_WAIT, SendFin) => LAST_ACK,
             (LAST_ACK, RecvAckOfFin) => CLOSED,
+            (TIME_WAIT, TimeWaitEnded) => CLOSED,
+            // Capture-order corrections: the true order of two FINs is known only once both are
+            // captured, and overrides the states the capture order gave.
+            (_, SendFinAnsweredByCapturedFin) => ESTABLISHED.next(SendFin).next(RecvAckOfFin).next(RecvFin),
+            (_, CapturedFinAnsweredPeerFin) => ESTABLISHED.next(RecvFin).next(SendFin),
+            (_, SendFinCrossingCapturedFin) => ESTABLISHED.next(SendFin).next(RecvFin),
             (state, _) => state,
         }
+    }
+
+    /// Moves this state on by `event` (see [`TcpState::next`]).
+    pub fn apply(&mut self, event: StateEvent) {
+        *self = self.next(event);
     }
 
     /// The netstat name (`TIME_WAIT`), also used as the JSON key.
@@ -157,6 +184,48 @@ mod tests {
     fn test_simultaneous_close_is_closing_then_time_wait() {
         assert_eq!(run(ESTABLISHED, &[SendFin, RecvFin]), CLOSING);
         assert_eq!(run(ESTABLISHED, &[SendFin, RecvFin, RecvAckOfFin]), TIME_WAIT);
+    }
+
+    #[test]
+    fn test_fin_sent_first_but_captured_after_the_peer_fin_that_acknowledges_it_is_time_wait() {
+        // Captured order: the peer's FIN (this side CLOSE_WAIT), then this side's FIN.
+        assert_eq!(run(ESTABLISHED, &[RecvFin, SendFinAnsweredByCapturedFin]), TIME_WAIT);
+        for s in ALL_STATES {
+            assert_eq!(s.next(SendFinAnsweredByCapturedFin), TIME_WAIT);
+        }
+    }
+
+    #[test]
+    fn test_fin_captured_first_that_answers_the_peer_fin_captured_now_is_last_ack_then_closed() {
+        // Captured order: this side's FIN (FIN_WAIT_1), then the peer's FIN it acknowledged.
+        assert_eq!(run(ESTABLISHED, &[SendFin, CapturedFinAnsweredPeerFin]), LAST_ACK);
+        assert_eq!(run(ESTABLISHED, &[SendFin, CapturedFinAnsweredPeerFin, RecvAckOfFin]), CLOSED);
+        for s in ALL_STATES {
+            assert_eq!(s.next(CapturedFinAnsweredPeerFin), LAST_ACK);
+        }
+    }
+
+    #[test]
+    fn test_fin_crossing_a_peer_fin_captured_first_is_closing_then_time_wait() {
+        // Captured order: the peer's FIN (this side CLOSE_WAIT), then this side's FIN not acknowledging it.
+        assert_eq!(run(ESTABLISHED, &[RecvFin, SendFinCrossingCapturedFin]), CLOSING);
+        assert_eq!(run(ESTABLISHED, &[RecvFin, SendFinCrossingCapturedFin, RecvAckOfFin]), TIME_WAIT);
+    }
+
+    #[test]
+    fn test_time_wait_ended_by_rst_or_recycling_is_closed_and_other_states_stay() {
+        assert_eq!(TIME_WAIT.next(TimeWaitEnded), CLOSED);
+        assert_eq!(FIN_WAIT_2.next(TimeWaitEnded), FIN_WAIT_2);
+        assert_eq!(LAST_ACK.next(TimeWaitEnded), LAST_ACK);
+    }
+
+    #[test]
+    fn test_apply_moves_the_state_as_next_does() {
+        let mut state = ESTABLISHED;
+        state.apply(SendFin);
+        assert_eq!(state, FIN_WAIT_1);
+        state.apply(RecvAckOfFin);
+        assert_eq!(state, FIN_WAIT_2);
     }
 
     #[test]

@@ -1,0 +1,224 @@
+//! The flow table: rebuilds TCP connections from decoded segments.
+//!
+//! Input: [`Segment`]s from [`crate::decode`], one at a time, in capture order (the pipeline, or a
+//! parallel worker, calls [`FlowTable::process`]). Output: [`FlowEvent`]s and each finished
+//! connection's record to a [`FlowSink`] (the pipeline's collector, live views, ladder diagrams).
+//!
+//! A map from the 4-tuple ([`key`]) to the open connection (`connection.rs`, which also runs the
+//! connection's protocol watcher on its payload). A SYN whose initial sequence number differs from
+//! the open connection's starts a new connection on the same tuple (Linux reuses client ports), a
+//! retransmitted SYN (same ISN) counts once. A connection is finalised as soon as it ends (both FINs
+//! acknowledged, or an acceptable RST) and handed to the [`FlowSink`], so memory follows the open
+//! connections. What closed connections leave behind (tombstones, TIME_WAIT amendments, eviction)
+//! is in `closed.rs`. Socket states follow the one state machine in [`state`].
+
+mod closed;
+mod connection;
+pub mod key;
+mod probes;
+mod rst;
+pub mod seq;
+pub mod side;
+pub mod state;
+#[cfg(test)]
+mod tests;
+
+pub use closed::{TIME_WAIT_SECONDS, TOMBSTONE_LIFETIME_MAX};
+pub use connection::TcpFacts;
+pub use key::FlowKey;
+
+use crate::decode::Segment;
+use crate::protocol::ProtocolEvent;
+use crate::report::{Amendment, ConnectionRecord, EndReason};
+use closed::{Tombstone, TOMBSTONE_TTL};
+use connection::{finalise, is_late_syn, update, Connection};
+use side::Side;
+use state::TcpState;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+/// Something that happened, for live views and ladder diagrams.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlowEvent {
+    /// A new connection (its SYN, or its first segment when mid-stream) between `client` and `server`.
+    Opened { handshake: bool, client: SocketAddr, server: SocketAddr },
+    /// A segment of the connection, with both sides' states after it.
+    Segment(SegmentNote),
+    /// A keep-alive probe from a side.
+    KeepAlive { side: Side },
+    /// A side sent its first FIN.
+    Fin { side: Side },
+    /// An acceptable RST from a side.
+    Rst { side: Side },
+    /// The protocol watcher found a message.
+    Protocol { side: Side, event: ProtocolEvent },
+}
+
+/// One segment as the ladder diagram draws it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentNote {
+    pub ts: f64,
+    pub side: Side,
+    pub flags: crate::decode::TcpFlags,
+    /// Sequence and acknowledgement numbers relative to the sender's and the receiver's ISN.
+    pub rel_seq: u32,
+    pub rel_ack: Option<u32>,
+    pub len: u32,
+    pub keepalive: bool,
+    pub client_state: TcpState,
+    pub server_state: TcpState,
+    /// A short label from the payload's first line: `GET /hello` for a request line, `200 OK` for a
+    /// status line; `None` for other payloads.
+    pub label: Option<String>,
+}
+
+/// Receives what the flow table finds.
+pub trait FlowSink {
+    /// True when the sink wants a [`FlowEvent::Segment`] for every segment (ladder diagrams).
+    fn wants_segments(&self) -> bool {
+        false
+    }
+    /// An event on connection `id`.
+    fn event(&mut self, _id: u64, _event: &FlowEvent) {}
+    /// A connection has ended (or the capture did): its final record.
+    fn connection_ended(&mut self, record: ConnectionRecord);
+    /// A connection already ended changed after its close: an RST killed its TIME_WAIT, or a new
+    /// SYN recycled its tuple. Only records that were [`ConnectionRecord::in_time_wait`] are amended,
+    /// within [`TIME_WAIT_SECONDS`] of capture time after their last segment.
+    fn connection_amended(&mut self, _amendment: Amendment) {}
+}
+
+/// Counters of segments the table could not attribute to an open connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowCounters {
+    pub after_close: u64,
+    pub evicted: u64,
+}
+
+/// The table of open connections.
+pub struct FlowTable {
+    open: HashMap<FlowKey, Box<Connection>, ahash::RandomState>,
+    /// Closed tuples, to recognise late segments and end TIME_WAITs.
+    tombstones: HashMap<FlowKey, Tombstone, ahash::RandomState>,
+    /// Tuples in the order their connections opened, for eviction.
+    opened_order: VecDeque<(FlowKey, u64)>,
+    next_id: u64,
+    server_port: Option<u16>,
+    max_connections: usize,
+    capture_start: Option<f64>,
+    latest_ts: f64,
+    last_sweep_ts: f64,
+    counters: FlowCounters,
+    protocol_events: Vec<ProtocolEvent>,
+}
+
+impl FlowTable {
+    /// A table that takes `server_port` (from `--port`) as the server side of mid-stream connections
+    /// and keeps at most `max_connections` open.
+    pub fn new(server_port: Option<u16>, max_connections: usize) -> FlowTable {
+        FlowTable {
+            open: HashMap::default(),
+            tombstones: HashMap::default(),
+            opened_order: VecDeque::new(),
+            next_id: 1,
+            server_port,
+            max_connections: max_connections.max(1),
+            capture_start: None,
+            latest_ts: f64::MIN,
+            last_sweep_ts: f64::MIN,
+            counters: FlowCounters::default(),
+            protocol_events: Vec::new(),
+        }
+    }
+
+    /// Epoch seconds of the first packet seen.
+    pub fn capture_start(&self) -> Option<f64> {
+        self.capture_start
+    }
+
+    /// Sets the first timestamp of the capture when its first packet went to another table (the
+    /// workers of a parallel analysis share one capture).
+    pub fn set_capture_start(&mut self, ts: f64) {
+        self.capture_start.get_or_insert(ts);
+    }
+
+    /// Counters of segments outside open connections.
+    pub fn counters(&self) -> FlowCounters {
+        self.counters
+    }
+
+    /// Connections currently open.
+    pub fn open_connections(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Processes one segment. An open connection is found with one hash lookup.
+    pub fn process(&mut self, seg: &Segment<'_>, sink: &mut dyn FlowSink) {
+        self.capture_start.get_or_insert(seg.ts);
+        self.observe_time(seg.ts);
+        if self.latest_ts - self.last_sweep_ts > TOMBSTONE_TTL / 4.0 {
+            self.sweep_tombstones();
+        }
+        let key = FlowKey::of(seg.src, seg.dst);
+        let is_syn = seg.flags.syn && !seg.flags.ack;
+        if let Entry::Occupied(mut open) = self.open.entry(key) {
+            let conn = open.get_mut();
+            let retransmitted_syn = conn.client == seg.src && conn.end(Side::Client).isn == Some(seg.seq);
+            if !is_syn || retransmitted_syn || is_late_syn(conn, seg) {
+                update(conn, seg, sink, &mut self.protocol_events);
+                if conn.closed() {
+                    self.tombstones.insert(key, Tombstone::of(conn, &key, seg.ts));
+                    finalise(open.remove(), EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
+                    self.bound_closed_state();
+                }
+                return;
+            }
+            // A SYN with another ISN on an open tuple: the old connection ends, a new one starts.
+            finalise(open.remove(), EndReason::Replaced, self.capture_start, &mut self.protocol_events, sink);
+        } else if self.tombstones.get(&key).is_some_and(|stone| self.latest_ts - stone.closed_at <= TOMBSTONE_TTL) {
+            if !is_syn {
+                self.late_segment(key, seg, sink);
+                return;
+            }
+            self.recycle(key, sink);
+        }
+        self.tombstones.remove(&key);
+        self.make_room(sink);
+        let (client, server) = key::orient(seg, self.server_port);
+        let id = self.next_id;
+        self.next_id += 1;
+        sink.event(id, &FlowEvent::Opened { handshake: is_syn, client, server });
+        let mut conn = Box::new(Connection::new(id, client, server, seg.ts));
+        update(&mut conn, seg, sink, &mut self.protocol_events);
+        if conn.closed() {
+            // Closed by its first segment (a lone RST).
+            self.tombstones.insert(key, Tombstone::of(&conn, &key, seg.ts));
+            finalise(conn, EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
+        } else {
+            self.open.insert(key, conn);
+            self.opened_order.push_back((key, id));
+        }
+        self.bound_closed_state();
+    }
+
+    /// Moves the table's clock on to `ts` if later: tombstones age by the latest timestamp of the
+    /// capture. A parallel worker, which sees only its share of the packets, is told the latest
+    /// timestamp of the whole capture before each segment, so that it ages them as one thread does.
+    pub fn observe_time(&mut self, ts: f64) {
+        if ts > self.latest_ts {
+            self.latest_ts = ts;
+        }
+    }
+
+    /// Ends the capture: every open connection is finalised as it stands.
+    pub fn finish(&mut self, sink: &mut dyn FlowSink) {
+        let mut open: Vec<Box<Connection>> = self.open.drain().map(|(_, c)| c).collect();
+        open.sort_by_key(|c| c.id);
+        for conn in open {
+            finalise(conn, EndReason::OpenAtEnd, self.capture_start, &mut self.protocol_events, sink);
+        }
+        self.opened_order.clear();
+        self.tombstones.clear();
+    }
+}
