@@ -9,7 +9,7 @@ use connscope::analyze::Observer;
 use connscope::assert::{self, Assertion};
 use connscope::error::Error;
 use connscope::flow::FlowEvent;
-use connscope::render::{self, ladder::Recorder, stream::Stream};
+use connscope::render::{self, ladder::Recorder, stream::Stream, Layout, TimeStyle};
 use connscope::report::{Amendment, ConnectionRecord, Report, Summary};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -40,6 +40,68 @@ pub struct OutputArgs {
     /// fails, 2 when one is malformed or names an unknown field.
     #[arg(long = "assert", value_name = "EXPR")]
     pub assertions: Vec<String>,
+    /// List every connection: in the table (otherwise the first 200) and in --format json
+    /// (otherwise the first 10000; ndjson and csv always stream every one).
+    #[arg(long)]
+    pub all: bool,
+    /// On a terminal too, print every column of the table on one line per row, as a pipe gets it
+    /// (for `less -S`). Without it the table is fitted to the terminal's width (COLUMNS, else the
+    /// terminal's size): columns are left out, and said so, rather than cells split.
+    #[arg(long)]
+    pub wide: bool,
+    /// How the table, --ladder and --explain write connection times: `rel` seconds since the first
+    /// packet, `abs` local date and time to the microsecond (tcpdump -tttt), `utc` the same in UTC.
+    #[arg(long, value_enum, default_value_t = Time::Rel, value_name = "STYLE")]
+    pub time: Time,
+    /// Lay the table out for a terminal this wide, even on a pipe (tests).
+    #[arg(long, value_name = "COLUMNS", hide = true)]
+    pub terminal_width: Option<usize>,
+}
+
+/// `--time`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Time {
+    /// Seconds since the capture's first packet.
+    Rel,
+    /// Local date and time (tcpdump -tttt).
+    Abs,
+    /// UTC date and time.
+    Utc,
+}
+
+impl OutputArgs {
+    /// The layout of the text for people: fitted to the terminal when standard output is one.
+    pub fn layout(&self) -> Layout {
+        let width = if self.wide {
+            None
+        } else if let Some(width) = self.terminal_width {
+            Some(width)
+        } else if std::io::stdout().is_terminal() {
+            Some(terminal_width())
+        } else {
+            None
+        };
+        let time = match self.time {
+            Time::Rel => TimeStyle::Rel,
+            Time::Abs => TimeStyle::Abs,
+            Time::Utc => TimeStyle::Utc,
+        };
+        Layout { width, time, all: self.all }
+    }
+}
+
+/// The terminal's width: the COLUMNS environment variable when set, else the terminal's own size,
+/// else 80.
+fn terminal_width() -> usize {
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c > 0) {
+        return columns;
+    }
+    // SAFETY: TIOCGWINSZ fills in a `winsize` and reads nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0 && size.ws_col > 0 {
+        return usize::from(size.ws_col);
+    }
+    80
 }
 
 /// Teaching views of the same report (table format only).
@@ -65,6 +127,7 @@ const LADDER_DEFAULT_CONNECTIONS: u64 = 3;
 /// The output of one run: parsed assertions, the streaming writer and the ladder recorder.
 pub struct Output {
     format: Format,
+    layout: Layout,
     assertions: Vec<Assertion>,
     view: ViewArgs,
     stream: Option<Stream>,
@@ -102,7 +165,7 @@ impl Output {
             }
             None => None,
         };
-        Ok(Output { format: args.format, assertions, view: view.clone(), stream, recorder, svg_file })
+        Ok(Output { format: args.format, layout: args.layout(), assertions, view: view.clone(), stream, recorder, svg_file })
     }
 
     /// Holds at most `rows` streamed rows that may still be amended (`--max-connections`).
@@ -122,7 +185,7 @@ impl Output {
             (_, Some(stream)) => stream.finish(report, &mut out)?,
             (Format::Json, None) => render::json::write(report, &mut out)?,
             _ if self.view.ladder => {}
-            _ => render::table::write(report, &mut out)?,
+            _ => render::table::write(report, &self.layout, &mut out)?,
         }
         if let Some(recorder) = &self.recorder {
             if self.view.ladder {
@@ -138,7 +201,7 @@ impl Output {
             }
         }
         if self.view.explain {
-            render::explain::write(report, &mut out)?;
+            render::explain::write(report, &self.layout, &mut out)?;
         }
         out.flush()?;
         if self.assertions.is_empty() {

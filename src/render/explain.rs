@@ -2,6 +2,7 @@
 //! the connections, what each carried, who closed first and what that leaves behind (TIME_WAIT,
 //! CLOSE_WAIT), and what the findings suggest. Every sentence is chosen and filled from the report.
 
+use super::Layout;
 use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, FinFirst, Handshake, Report};
 use crate::tcp_state::TcpState;
@@ -72,8 +73,18 @@ fn cause_in_words(cause: CloseCause) -> &'static str {
     }
 }
 
-/// Writes the explanation.
-pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+/// Writes the explanation, wrapped to the terminal's width when `layout` has one.
+pub fn write(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut text = Vec::new();
+    tell(report, layout, &mut text)?;
+    match layout.width {
+        Some(width) => out.write_all(super::fit::wrap_prose(&String::from_utf8_lossy(&text), width).as_bytes()),
+        None => out.write_all(&text),
+    }
+}
+
+/// The explanation, one paragraph a line.
+fn tell(report: &Report, _layout: &Layout, out: &mut dyn Write) -> std::io::Result<()> {
     let s = &report.summary;
     writeln!(out, "\nWhat happened, in plain words")?;
     writeln!(out, "─────────────────────────────")?;
