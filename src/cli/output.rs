@@ -70,6 +70,15 @@ pub enum Time {
 }
 
 impl OutputArgs {
+    /// Connections listed one by one in the report (`--all`: every one).
+    pub fn listed_connections(&self) -> usize {
+        if self.all {
+            usize::MAX
+        } else {
+            connscope::analyze::DEFAULT_LISTED_CONNECTIONS
+        }
+    }
+
     /// The layout of the text for people: fitted to the terminal when standard output is one.
     pub fn layout(&self) -> Layout {
         let width = if self.wide {

@@ -171,12 +171,11 @@ pub fn write(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::
             let _ = if report.connections_omitted > 0 {
                 writeln!(
                     prose,
-                    "… {hidden} more connections ({} are listed here, {} in --format json; --all lists every one in both, and ndjson and csv stream all of them)",
-                    rows,
+                    "… {hidden} more connections: the table lists the first {rows} and --format json the first {} (--all lists every one in both; ndjson and csv stream every one)",
                     report.connections.len()
                 )
             } else {
-                writeln!(prose, "… {hidden} more connections (--all lists every one; --format json, ndjson or csv has all of them)")
+                writeln!(prose, "… {hidden} more connections: the table lists the first {rows} (--all lists every one; --format json, ndjson and csv have all of them)")
             };
             say(out, &mut prose)?;
         }

@@ -142,7 +142,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
     let attribution = Rc::new(RefCell::new(Attribution::start()));
     let mut observer = CaptureObserver { attribution: Rc::clone(&attribution), view: LiveView::new(console.clone()), output };
-    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
+    let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections() };
     let mut pipeline = Pipeline::new(options, &mut observer);
     let stop = StopConditions { duration: args.duration, count: args.count, linger: args.linger, command: args.command.clone() };
     let mut ended = session::run(source.as_mut(), &interface, &stop, &signals, &mut pipeline, &console)?;
