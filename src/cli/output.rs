@@ -201,7 +201,7 @@ impl Output {
                 if let Some(id) = self.view.conn.filter(|_| recorder.traces().is_empty()) {
                     return Err(Error::Usage(format!("--conn {id}: no such connection in this capture")));
                 }
-                render::ladder::write(recorder.traces(), report, color, &mut out)?;
+                render::ladder::write(recorder.traces(), report, self.layout.time, color, &mut out)?;
             }
             if let Some(file) = &self.svg_file {
                 let mut file = std::io::BufWriter::new(file);

@@ -84,7 +84,7 @@ pub fn write(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::
 }
 
 /// The explanation, one paragraph a line.
-fn tell(report: &Report, _layout: &Layout, out: &mut dyn Write) -> std::io::Result<()> {
+fn tell(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::Result<()> {
     let s = &report.summary;
     writeln!(out, "\nWhat happened, in plain words")?;
     writeln!(out, "─────────────────────────────")?;
@@ -128,9 +128,13 @@ fn tell(report: &Report, _layout: &Layout, out: &mut dyn Write) -> std::io::Resu
     writeln!(out, "\nWhat each connection carried.")?;
     for c in report.connections.iter().take(LISTED) {
         let open_for = if c.handshake == Handshake::MidStream { "seen for" } else { "open for" };
+        let at = match (layout.time, report.source.start_ts) {
+            (super::TimeStyle::Rel, _) | (_, None) => String::new(),
+            (style, start) => format!(" at {}", style.format(c.first_ts, start)),
+        };
         writeln!(
             out,
-            "  #{}: {} → {}: {}, {open_for} {}; {}.",
+            "  #{}{at}: {} → {}: {}, {open_for} {}; {}.",
             c.id,
             c.client,
             c.server,

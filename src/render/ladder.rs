@@ -7,6 +7,7 @@
 //! [`HEAD`] and the last [`TAIL`] of each, counting the ones between, so memory stays small on
 //! long connections; [`write()`] draws them.
 
+use super::TimeStyle;
 use crate::flow::SegmentNote;
 use crate::report::Report;
 use crate::side::Side;
@@ -122,8 +123,9 @@ pub fn arrow_text(n: &SegmentNote) -> (String, Option<String>) {
     (text, label)
 }
 
-/// Draws the traces, each under a heading from the report's record of that connection.
-pub fn write(traces: &[Trace], report: &Report, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
+/// Draws the traces, each under a heading from the report's record of that connection. Times are
+/// milliseconds since the connection's first segment, or dates and times with `--time abs|utc`.
+pub fn write(traces: &[Trace], report: &Report, time: TimeStyle, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
     let st = Style::new(color);
     for (i, trace) in traces.iter().enumerate() {
         if i > 0 {
@@ -142,15 +144,18 @@ pub fn write(traces: &[Trace], report: &Report, color: bool, out: &mut dyn Write
             write!(out, ", {closed}; client ends {}, server {}", c.client_state, c.server_state)?;
         }
         writeln!(out)?;
-        writeln!(out, "{}{:>10}  {:>STATE$} │{:ARROW$}│ server{}", st.dim, "ms", "client", "", st.reset)?;
+        let clock = |n: &SegmentNote| time.epoch(n.ts).unwrap_or_else(|| format!("{:.3}", (n.ts - trace.start()) * 1000.0));
+        let tw = trace.rows().flatten().map(|n| clock(n).chars().count()).max().unwrap_or(0).max(10);
+        let unit = if time == TimeStyle::Rel { "ms" } else { "time" };
+        writeln!(out, "{}{unit:>tw$}  {:>STATE$} │{:ARROW$}│ server{}", st.dim, "client", "", st.reset)?;
         let mut shown = (TcpState::CLOSED, TcpState::CLOSED);
         for row in trace.rows() {
             let Some(n) = row else {
                 let gap = format!("⋮ {} segments skipped ⋮", trace.skipped);
-                writeln!(out, "{:>10}  {:>STATE$} │{}{gap:^ARROW$}{}│", "", "", st.dim, st.reset)?;
+                writeln!(out, "{:>tw$}  {:>STATE$} │{}{gap:^ARROW$}{}│", "", "", st.dim, st.reset)?;
                 continue;
             };
-            let time = format!("{:.3}", (n.ts - trace.start()) * 1000.0);
+            let time = clock(n);
             let cstate = if n.client_state != shown.0 { n.client_state.name() } else { "" };
             let sstate = if n.server_state != shown.1 { n.server_state.name() } else { "" };
             shown = (n.client_state, n.server_state);
@@ -168,7 +173,7 @@ pub fn write(traces: &[Trace], report: &Report, color: bool, out: &mut dyn Write
                 Some(l) if !st.label.is_empty() => arrow.replacen(l.as_str(), &format!("{}{l}{}{colour}", st.label, st.reset), 1),
                 _ => arrow,
             };
-            write!(out, "{time:>10}  {}{cstate:>STATE$}{} │{colour}{arrow}{}│", st.state, st.reset, st.reset)?;
+            write!(out, "{time:>tw$}  {}{cstate:>STATE$}{} │{colour}{arrow}{}│", st.state, st.reset, st.reset)?;
             if sstate.is_empty() {
                 writeln!(out)?;
             } else {
@@ -232,7 +237,7 @@ mod tests {
             Default::default(),
             None,
         );
-        write(r.traces(), &report, false, &mut out).unwrap();
+        write(r.traces(), &report, TimeStyle::Rel, false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("⋮ 10 segments skipped ⋮"), "{text}");
         assert_eq!(text.lines().count(), 2 + HEAD + 1 + TAIL);

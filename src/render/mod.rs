@@ -42,6 +42,15 @@ impl TimeStyle {
             (TimeStyle::Utc, Some(start)) => date_time(start + rel, true),
         }
     }
+
+    /// Epoch seconds as a date and time (`abs`, `utc`); `None` for `rel`, whose times are relative.
+    pub fn epoch(self, epoch: f64) -> Option<String> {
+        match self {
+            TimeStyle::Rel => None,
+            TimeStyle::Abs => Some(date_time(epoch, false)),
+            TimeStyle::Utc => Some(date_time(epoch, true)),
+        }
+    }
 }
 
 /// Epoch seconds as `YYYY-MM-DD HH:MM:SS.ffffff`, local time (the TZ environment) or UTC (`Z` added).

@@ -23,6 +23,7 @@
 //! they are printed as connections end, and a row that is amended later is printed again, amended,
 //! with the same `id`: the last row of an `id` is final.
 
+use super::json::micros;
 use crate::flow::{FlowKey, TIME_WAIT_SECONDS};
 use crate::protocol::Protocol;
 use crate::report::close_cause::CloseCause;
@@ -136,9 +137,9 @@ impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
             client: c.client,
             server: c.server,
             server_port: c.server_port,
-            first_ts: c.first_ts,
-            last_ts: c.last_ts,
-            duration: c.duration,
+            first_ts: micros(c.first_ts),
+            last_ts: micros(c.last_ts),
+            duration: micros(c.duration),
             handshake: c.handshake.name(),
             protocol: c.protocol,
             http_requests: c.http_requests,
@@ -281,7 +282,7 @@ impl Stream {
         }
         let flush_each = self.flush_each;
         let result = match &mut self.kind {
-            Kind::Ndjson(out) => serde_json::to_writer(&mut *out, &Tagged { kind: "connection", inner: record })
+            Kind::Ndjson(out) => super::json::write_line(&mut *out, &Tagged { kind: "connection", inner: record })
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out))
                 .and_then(|()| if flush_each { out.flush() } else { Ok(()) }),
@@ -318,7 +319,7 @@ impl Stream {
                 ports: &report.ports,
                 verdict: &report.verdict,
             };
-            serde_json::to_writer(&mut *out, &line)?;
+            super::json::write_line(&mut *out, &line)?;
             writeln!(out)?;
         }
         Ok(())

@@ -35,6 +35,43 @@ pub struct ReadOutcome {
     pub link_types: Vec<&'static str>,
     /// Set when a file was damaged: where reading stopped and why.
     pub warning: Option<String>,
+    /// Set when a file starts before the one read before it ended: files are read in the order
+    /// given, so its connections' times can be negative.
+    pub out_of_order: Option<String>,
+}
+
+/// The span of capture time the files read so far cover, for telling files given out of order.
+#[derive(Default)]
+struct TimeOrder {
+    /// The latest packet of the files before, and that file.
+    latest: Option<(f64, String)>,
+    /// The first and latest packet of the file being read.
+    first: Option<f64>,
+    last: f64,
+}
+
+impl TimeOrder {
+    fn packet(&mut self, ts: f64) {
+        self.first.get_or_insert(ts);
+        self.last = self.last.max(ts);
+    }
+
+    /// The file `path` has been read: a warning when it began before an earlier file ended.
+    fn file_done(&mut self, path: &str, outcome: &mut ReadOutcome) {
+        let Some(first) = self.first.take() else { return };
+        if let Some((latest, before)) = &self.latest {
+            if first < *latest && outcome.out_of_order.is_none() {
+                outcome.out_of_order = Some(format!(
+                    "{path} begins {:.3} s before {before} ends: files are read one after the other in the order given, so times go back (a negative start); give them in time order (`ls -tr`, or merge them with `mergecap`)",
+                    latest - first
+                ));
+            }
+        }
+        if self.latest.as_ref().is_none_or(|(latest, _)| self.last > *latest) {
+            self.latest = Some((self.last, path.to_string()));
+        }
+        self.last = f64::MIN;
+    }
 }
 
 impl ReadOutcome {
@@ -90,14 +127,20 @@ impl Captures {
     /// of a map go back to the kernel as the walk passes them.
     pub fn read(&self, bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'_>)) -> Result<ReadOutcome, Error> {
         let mut outcome = ReadOutcome::default();
+        let mut order = TimeOrder::default();
         for (index, file) in self.files.iter().enumerate() {
             if let Some(reason) = &file.error {
                 return Err(Error::Open { path: file.path.clone(), reason: reason.clone() });
             }
+            let mut each = |link, raw: RawPacket<'_>| {
+                order.packet(raw.ts);
+                each(link, raw)
+            };
             match &file.map {
-                Some(_) => self.read_map(index, bpf, true, &mut outcome, &mut |link, raw| each(link, raw))?,
-                None => libpcap_file::read(&file.path, bpf, &mut outcome, each)?,
+                Some(_) => self.read_map(index, bpf, true, &mut outcome, &mut each)?,
+                None => libpcap_file::read(&file.path, bpf, &mut outcome, &mut each)?,
             }
+            order.file_done(&file.path, &mut outcome);
             if outcome.warning.is_some() {
                 break;
             }
@@ -110,8 +153,13 @@ impl Captures {
     /// the kernel until [`Captures::hand_back_before`] says so.
     pub fn read_mapped<'c>(&'c self, bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'c>)) -> Result<ReadOutcome, Error> {
         let mut outcome = ReadOutcome::default();
+        let mut order = TimeOrder::default();
         for index in 0..self.files.len() {
-            self.read_map(index, bpf, false, &mut outcome, each)?;
+            self.read_map(index, bpf, false, &mut outcome, &mut |link, raw| {
+                order.packet(raw.ts);
+                each(link, raw)
+            })?;
+            order.file_done(&self.files[index].path, &mut outcome);
             if outcome.warning.is_some() {
                 break;
             }

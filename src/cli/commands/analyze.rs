@@ -14,9 +14,16 @@ use std::process::ExitCode;
 /// `connscope analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files, read one after the other as one capture; `-` reads standard input.
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files, read one after the other as one capture; `-` reads standard input. pcap or
+    /// pcapng, plain or compressed (gzip, zstd, xz).
+    #[arg(required_unless_present = "read", value_name = "FILE")]
     pub files: Vec<String>,
+    /// A capture file, as tcpdump and tshark take it (repeatable; read before the FILEs).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<String>,
+    /// Accepted for tcpdump's habit and ignored: connscope never resolves addresses or ports to names.
+    #[arg(short = 'n')]
+    pub numeric: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
     #[command(flatten)]
@@ -30,7 +37,8 @@ pub struct AnalyzeArgs {
 }
 
 /// Runs `analyze`.
-pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
+pub fn run(mut args: AnalyzeArgs) -> Result<ExitCode, Error> {
+    args.files.splice(0..0, std::mem::take(&mut args.read));
     let max_connections = args.filter.max_connections()?;
     let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections() };
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
@@ -89,6 +97,9 @@ fn build_report(args: &AnalyzeArgs, finished: Finished<'_>, outcome: Result<Read
     if let (Some(port), 0, false) = (args.filter.port, report.packets.matched, other_ports.is_empty()) {
         let seen: Vec<String> = other_ports.iter().map(u16::to_string).collect();
         eprintln!("connscope: note: no TCP packet on port {port}; the capture has TCP traffic on port(s) {} (try --port with one of them, or leave --port out)", seen.join(", "));
+    }
+    if let Some(w) = &outcome.out_of_order {
+        eprintln!("connscope: warning: {w}");
     }
     if let Some(w) = &outcome.warning {
         eprintln!("connscope: warning: {w}");
