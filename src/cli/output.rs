@@ -95,7 +95,7 @@ impl OutputArgs {
             Time::Abs => TimeStyle::Abs,
             Time::Utc => TimeStyle::Utc,
         };
-        Layout { width, time, all: self.all }
+        Layout { width, time, all: self.all, conn: None }
     }
 }
 
@@ -119,7 +119,9 @@ pub struct ViewArgs {
     /// Draw a ladder (sequence) diagram of the first 3 connections, or of --conn, instead of the report.
     #[arg(long)]
     pub ladder: bool,
-    /// The connection (its # in the report) for --ladder and --svg.
+    /// Show only this connection (its # in the report) in every output: the table's rows, JSON's
+    /// `connections`, NDJSON and CSV rows, --ladder, --explain and --svg. The totals, the verdict and
+    /// --assert stay those of the whole capture. An ID the capture does not have is a usage error.
     #[arg(long, value_name = "ID")]
     pub conn: Option<u64>,
     /// After the report, explain in plain language what happened and what it suggests.
@@ -155,11 +157,14 @@ impl Output {
             return Err(Error::Usage(format!("{flag} draws text for people: use it with the table format, not --format {format}")));
         }
         let assertions = args.assertions.iter().map(|e| assert::parse(e)).collect::<Result<Vec<_>, _>>()?;
-        let stream = match args.format {
+        let mut stream = match args.format {
             Format::Ndjson => Some(Stream::ndjson(live)),
             Format::Csv => Some(Stream::csv(live)),
             Format::Table | Format::Json => None,
         };
+        if let (Some(stream), Some(id)) = (&mut stream, view.conn) {
+            stream.only(id);
+        }
         let recorder = if view.ladder {
             Some(Recorder::new(view.conn.map_or(1..=LADDER_DEFAULT_CONNECTIONS, |id| id..=id)))
         } else if view.svg.is_some() {
@@ -174,7 +179,8 @@ impl Output {
             }
             None => None,
         };
-        Ok(Output { format: args.format, layout: args.layout(), assertions, view: view.clone(), stream, recorder, svg_file })
+        let layout = Layout { conn: view.conn, ..args.layout() };
+        Ok(Output { format: args.format, layout, assertions, view: view.clone(), stream, recorder, svg_file })
     }
 
     /// Holds at most `rows` streamed rows that may still be amended (`--max-connections`).
@@ -186,6 +192,23 @@ impl Output {
 
     /// Prints the report (or the ladder), the explanation and the SVG, then checks the assertions.
     pub fn finish(mut self, report: &Report) -> Result<ExitCode, Error> {
+        let filtered;
+        let report = match self.view.conn {
+            Some(id) => match only_connection(report, id) {
+                Ok(one) => {
+                    filtered = one;
+                    &filtered
+                }
+                Err(e) => {
+                    // Nothing is written for a connection that is not there, not even an empty picture.
+                    if let Some(path) = self.view.svg.as_ref().filter(|_| self.svg_file.take().is_some()) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(e);
+                }
+            },
+            None => report,
+        };
         let stdout = std::io::stdout();
         let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         // Buffered: stdout alone flushes at every newline, a syscall per line of a long JSON report.
@@ -198,9 +221,6 @@ impl Output {
         }
         if let Some(recorder) = &self.recorder {
             if self.view.ladder {
-                if let Some(id) = self.view.conn.filter(|_| recorder.traces().is_empty()) {
-                    return Err(Error::Usage(format!("--conn {id}: no such connection in this capture")));
-                }
                 render::ladder::write(recorder.traces(), report, self.layout.time, color, &mut out)?;
             }
             if let Some(file) = &self.svg_file {
@@ -220,6 +240,22 @@ impl Output {
         let all_passed = assert::report(&outcomes, &report.summary, &mut std::io::stderr().lock())?;
         Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }
+}
+
+/// The report with its connection list cut to connection `id`; a usage error when the capture has
+/// no such connection, or when it is past the listed ones.
+fn only_connection(report: &Report, id: u64) -> Result<Report, Error> {
+    let mut one = report.clone();
+    one.connections.retain(|c| c.id == id);
+    one.connections_omitted = 0;
+    if one.connections.is_empty() {
+        return Err(Error::Usage(if id >= 1 && id <= report.summary.connections {
+            format!("--conn {id}: the connection is past the {} listed: add --all", report.connections.len())
+        } else {
+            format!("--conn {id}: no such connection in this capture")
+        }));
+    }
+    Ok(one)
 }
 
 impl Observer for Output {

@@ -108,7 +108,11 @@ fn tell(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::Resul
         (\"I want to talk\"), the server answers SYN-ACK, the client ACKs that. The client is the side that sent the SYN; \
         here the {} {}{more_servers}.",
         plural(s.connections, "connection was", "connections were"),
-        if s.connections as usize > report.connections.len() { " (the first ones are listed below)" } else { "" },
+        match layout.conn {
+            Some(_) => " (one of them is described below, as --conn asks)",
+            None if s.connections as usize > report.connections.len() => " (the first ones are listed below)",
+            None => "",
+        },
         if servers.len() == 1 { "server is" } else { "servers are" },
         servers.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ")
     )?;

@@ -18,6 +18,8 @@ pub struct Layout {
     pub time: TimeStyle,
     /// List every connection in the table (`--all`), not the first [`table::MAX_ROWS`].
     pub all: bool,
+    /// The report's connections were filtered to this one (`--conn`); the totals are the capture's.
+    pub conn: Option<u64>,
 }
 
 /// How the table, the ladder and `--explain` write a time (`--time`).

@@ -191,6 +191,8 @@ pub struct Stream {
     hold_limit: usize,
     /// The latest `last_ts` of the rows so far: the capture's clock for the held rows.
     clock: f64,
+    /// Only the row of this connection is written (`--conn`).
+    only: Option<u64>,
 }
 
 impl Stream {
@@ -208,12 +210,17 @@ impl Stream {
 
     fn new(kind: Kind, flush_each: bool, error: Option<std::io::Error>) -> Stream {
         let hold_limit = crate::analyze::DEFAULT_MAX_CONNECTIONS;
-        Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN }
+        Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN, only: None }
     }
 
     /// Holds at most `rows` rows that may still be amended (`--max-connections`).
     pub fn hold_at_most(&mut self, rows: usize) {
         self.hold_limit = rows.max(1);
+    }
+
+    /// Writes only the row of connection `id` (`--conn`); the summary line still covers every one.
+    pub fn only(&mut self, id: u64) {
+        self.only = Some(id);
     }
 
     /// Takes one connection: printed now, or held while its TIME_WAIT may still change.
@@ -277,7 +284,7 @@ impl Stream {
 
     /// Writes one row (and flushes it when the stream flushes each row).
     fn write(&mut self, record: &ConnectionRecord) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.only.is_some_and(|id| id != record.id) {
             return;
         }
         let flush_each = self.flush_each;

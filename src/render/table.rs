@@ -163,6 +163,10 @@ pub fn write(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::
     prose.push('\n');
     say(out, &mut prose)?;
 
+    if let Some(id) = layout.conn {
+        let _ = writeln!(prose, "Connection #{id} only (--conn): the totals above are the whole capture's.");
+        say(out, &mut prose)?;
+    }
     if !report.connections.is_empty() {
         let rows = if layout.all { report.connections.len() } else { report.connections.len().min(MAX_ROWS) };
         connections_table(&report.connections[..rows], report.source.start_ts, layout, out)?;
