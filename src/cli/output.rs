@@ -149,14 +149,19 @@ pub struct Output {
 
 impl Output {
     /// Checks the arguments (a bad `--assert` is a usage error before any packet is read). `live`:
-    /// the packets come as they are captured, so streamed rows are flushed one by one.
-    pub fn new(args: &OutputArgs, view: &ViewArgs, live: bool) -> Result<Output, Error> {
+    /// the packets come as they are captured, so streamed rows are flushed one by one. `capture`:
+    /// the report will have a capture section, whose [`CAPTURE_FIELDS`] `--assert` may check too.
+    pub fn new(args: &OutputArgs, view: &ViewArgs, live: bool, capture: bool) -> Result<Output, Error> {
         if args.format != Format::Table && (view.ladder || view.explain) {
             let flag = if view.ladder { "--ladder" } else { "--explain" };
             let format = args.format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
             return Err(Error::Usage(format!("{flag} draws text for people: use it with the table format, not --format {format}")));
         }
-        let assertions = args.assertions.iter().map(|e| assert::parse(e)).collect::<Result<Vec<_>, _>>()?;
+        let mut valid = assert::numeric_fields(&Summary::default());
+        if capture {
+            valid.extend(CAPTURE_FIELDS.iter().map(|name| (name.to_string(), 0.0)));
+        }
+        let assertions = args.assertions.iter().map(|e| assert::parse_against(e, &valid)).collect::<Result<Vec<_>, _>>()?;
         let mut stream = match args.format {
             Format::Ndjson => Some(Stream::ndjson(live)),
             Format::Csv => Some(Stream::csv(live)),
@@ -236,10 +241,42 @@ impl Output {
         if self.assertions.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
-        let outcomes = assert::evaluate(&self.assertions, &report.summary);
-        let all_passed = assert::report(&outcomes, &report.summary, &mut std::io::stderr().lock())?;
+        let fields = assertion_fields(report);
+        let outcomes = assert::evaluate_fields(&self.assertions, &fields);
+        let all_passed = assert::report_fields(&outcomes, &fields, &mut std::io::stderr().lock())?;
         Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }
+}
+
+/// The numeric fields of a capture's report that `--assert` can check besides the summary's, by
+/// their dotted JSON names (`docs/assert.md`). A field that is null in the report (the exit status
+/// of a command killed by a signal) fails every assertion on it.
+pub const CAPTURE_FIELDS: [&str; 9] = [
+    "capture.received",
+    "capture.dropped_by_kernel",
+    "capture.dropped_by_interface",
+    "capture.duration",
+    "capture.command_exit_status",
+    "capture.saved_packets",
+    "capture.kernel_agreement.compared",
+    "capture.kernel_agreement.agree",
+    "capture.kernel_agreement.disagree",
+];
+
+/// The summary's numeric fields and, for a capture, those of its capture section.
+fn assertion_fields(report: &Report) -> assert::Fields {
+    let mut fields = assert::numeric_fields(&report.summary);
+    if let Some(capture) = &report.capture {
+        let value = serde_json::to_value(capture).unwrap_or_default();
+        for name in CAPTURE_FIELDS {
+            let path = name.strip_prefix("capture.").unwrap_or(name);
+            let found = path.split('.').try_fold(&value, |v, key| v.get(key)).and_then(serde_json::Value::as_f64);
+            if let Some(n) = found {
+                fields.insert(name.to_string(), n);
+            }
+        }
+    }
+    fields
 }
 
 /// The report with its connection list cut to connection `id`; a usage error when the capture has

@@ -75,6 +75,12 @@ pub fn write(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::
         if let Some(cmd) = &cap.command {
             let status = cap.command_exit_status.map_or("killed by a signal".to_string(), |c| format!("exit status {c}"));
             let _ = writeln!(prose, "command: {cmd} ({status})");
+            if cap.command_exit_status != Some(0) {
+                let _ = writeln!(
+                    prose,
+                    "!! the command failed ({status}); connscope's exit status stays 0: --assert 'capture.command_exit_status == 0' fails the run when the command does"
+                );
+            }
         }
         match (&cap.saved_to, &cap.save_error) {
             (Some(_), Some(error)) => {

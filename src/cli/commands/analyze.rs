@@ -44,7 +44,7 @@ pub fn run(mut args: AnalyzeArgs) -> Result<ExitCode, Error> {
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
     // its streamed rows go out one by one.
     let from_stdin = args.files.iter().any(|f| f == "-");
-    let mut output = Output::new(&args.output, &args.view, from_stdin)?;
+    let mut output = Output::new(&args.output, &args.view, from_stdin, false)?;
     output.hold_at_most(max_connections);
     let wants_events = output.wants_events();
     let mut progress = FileProgress::new(&args.files);
