@@ -41,6 +41,8 @@ ensure_tools() {
 	command -v nginx >/dev/null || missing+=(nginx-light)
 	command -v python3 >/dev/null || missing+=(python3)
 	command -v redis-server >/dev/null || missing+=(redis-server)
+	command -v ip >/dev/null || missing+=(iproute2)
+	command -v nft >/dev/null || missing+=(nftables)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]}"
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
