@@ -21,7 +21,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     buffered.flush()
 }
 
-/// Writes `value` as one line of compact JSON (NDJSON), numbers rounded as in [`write`].
+/// Writes `value` as one line of compact JSON (NDJSON), numbers rounded as in [`write()`].
 pub fn write_line<T: serde::Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> serde_json::Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, Micros(CompactFormatter));
     value.serialize(&mut serializer)
@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn test_float_noise_is_rounded_to_the_microsecond_and_integers_untouched() {
-        let value = serde_json::json!({"duration": 0.0019450187683105469, "start_ts": 1796218283.3882871, "n": 3, "rate": 1.5});
+        let value = serde_json::json!({"duration": 0.0019450187683105469, "start_ts": 1_796_218_283.388_287_4, "n": 3, "rate": 1.5});
         let mut out = Vec::new();
         write_line(&mut out, &value).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"duration":0.001945,"n":3,"rate":1.5,"start_ts":1796218283.388287}"#);
