@@ -80,3 +80,27 @@ fn test_files_out_of_time_order_get_a_one_line_warning() {
         assert_eq!(run.stderr, "", "in time order: no warning");
     }
 }
+
+#[test]
+fn test_since_and_until_cut_the_packets_with_times_as_time_writes_them() {
+    // go-pool-overflow: 10 connections open at 0.000 (their responses come at 0.202), 8 more at
+    // 0.203, 8 at 0.405 (the table's start column). Between 0.2 and 0.3 s: the 8 handshakes of
+    // 0.203, and the first 10 connections seen from the middle (their ends).
+    let run = |args: &[&str], tz: &str| {
+        let mut all = vec!["analyze", "fixtures/go-pool-overflow.pcap", "--format", "json"];
+        all.extend_from_slice(args);
+        with_tz(tz, &all)
+    };
+    let relative = run(&["--since", "0.2", "--until", "0.3"], "UTC");
+    let report: serde_json::Value = serde_json::from_str(&relative).unwrap();
+    assert_eq!(report["summary"]["connections"], 18);
+    assert_eq!(report["summary"]["handshakes"], 8);
+    assert_eq!(report["summary"]["mid_stream"], 10);
+    // The capture's first packet is at 13:31:23.388287 UTC (source.start_ts 1796218283.388287).
+    let utc = run(&["--since", "2026-12-02 13:31:23.588287Z", "--until", "2026-12-02 13:31:23.688287Z"], "UTC");
+    assert_eq!(utc, relative);
+    let local = run(&["--since", "2026-12-02 22:31:23.588287", "--until", "2026-12-02T22:31:23.688287"], "Asia/Tokyo");
+    assert_eq!(local, relative, "local time, UTC+9");
+    let bad = connscope(&["analyze", REUSE, "--since", "3", "--until", "1"]);
+    assert_eq!((bad.code, bad.stderr.as_str()), (2, "connscope: error: --until is before --since: the window holds no packet\n"));
+}

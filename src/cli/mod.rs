@@ -2,6 +2,7 @@
 
 pub mod commands;
 pub mod output;
+pub mod window;
 
 use crate::cli::commands::analyze::AnalyzeArgs;
 use crate::cli::commands::capture::CaptureArgs;

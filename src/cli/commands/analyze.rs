@@ -1,6 +1,7 @@
 //! `connscope analyze FILE...`: the report of saved captures.
 
 use crate::cli::output::{Output, OutputArgs, ViewArgs};
+use crate::cli::window::{parse_time_point, TimePoint, Window};
 use crate::cli::FilterArgs;
 use clap::Args;
 use connscope::analyze::{Finished, Observer, Options, Pipeline};
@@ -30,6 +31,14 @@ pub struct AnalyzeArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub view: ViewArgs,
+    /// Only the packets from this time on: seconds since the first packet (`2.5`), or a date and
+    /// time as --time abs|utc writes it (`2026-11-22 00:47:08.479338`, `Z` for UTC). The report's
+    /// times then count from the first packet in the window.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_point)]
+    pub since: Option<TimePoint>,
+    /// Only the packets up to this time (included), written as for --since.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_point)]
+    pub until: Option<TimePoint>,
     /// Threads that analyse the files (default: one per CPU, at most 4). The report is the same
     /// with any number; standard input, --ladder and --svg are read on one thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -51,8 +60,10 @@ pub fn run(mut args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let captures = Captures::open(&args.files);
     let bpf = args.filter.bpf.as_deref();
     let workers = args.threads.map_or_else(parallel::default_workers, usize::from);
+    let mut window = Window::new(args.since, args.until)?;
     let mut already_notified = 0;
-    if workers > 1 && captures.all_mapped() && !wants_events {
+    // A time window is cut on one thread, in packet order.
+    if workers > 1 && captures.all_mapped() && !wants_events && !window.is_set() {
         match parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress) {
             (Ok(finished), outcome) => {
                 progress.finish();
@@ -71,7 +82,9 @@ pub fn run(mut args: AnalyzeArgs) -> Result<ExitCode, Error> {
     pipeline.already_notified(already_notified);
     let outcome = captures.read(bpf, &mut |link, raw| {
         progress.packet(raw.data.len());
-        pipeline.packet(link, raw);
+        if window.admits(raw.ts) {
+            pipeline.packet(link, raw);
+        }
     });
     let finished = pipeline.end();
     progress.finish();
