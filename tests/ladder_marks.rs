@@ -27,6 +27,25 @@ fn test_ladder_of_a_lossy_download_marks_duplicate_acks_and_retransmissions() {
 }
 
 #[test]
+fn test_ladder_on_a_narrow_terminal_has_shorter_arrows_aligned_for_the_longest_label() {
+    let bars = |l: &str| l.chars().enumerate().filter(|(_, c)| *c == '│').map(|(i, _)| i).collect::<Vec<_>>();
+    // keepalive-probes: every arrow text fits 40 columns, what 80 columns leave for the arrows
+    // (80 - 10 - 2 - 12 - 2 - 2 - 12): every line fits.
+    let run = connscope(&["analyze", "fixtures/keepalive-probes.pcap", "--ladder", "--terminal-width", "80"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    golden("ladder-keepalive-probes-80.txt", &run.stdout);
+    assert!(run.stdout.lines().all(|l| l.chars().count() <= 80), "{}", run.stdout);
+    assert!(run.stdout.lines().skip(2).all(|l| bars(l) == [25, 66]), "{}", run.stdout);
+    // loss-retransmit: ` P. seq=2897 ack=85 len=1200 [retransmission] ` needs 46 + 4 (the head, the tail and a dash): the arrows are
+    // that wide so that the bars stay aligned (a line with a server state then passes 80).
+    let run = connscope(&["analyze", "fixtures/loss-retransmit.pcap", "--ladder", "--terminal-width", "80"]);
+    golden("ladder-loss-retransmit-80.txt", &run.stdout);
+    let header = run.stdout.lines().nth(2).unwrap();
+    assert_eq!(bars(header), [25, 76], "{header}");
+    assert!(run.stdout.lines().skip(3).all(|l| bars(l) == [25, 76]), "{}", run.stdout);
+}
+
+#[test]
 fn test_svg_marks_the_same_segments_in_red_and_dashed() {
     let path = std::env::temp_dir().join(format!("connscope-marks-{}.svg", std::process::id()));
     let run = connscope(&["analyze", "fixtures/loss-retransmit.pcap", "--svg", path.to_str().unwrap()]);

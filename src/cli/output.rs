@@ -226,7 +226,7 @@ impl Output {
         }
         if let Some(recorder) = &self.recorder {
             if self.view.ladder {
-                render::ladder::write(recorder.traces(), report, self.layout.time, color, &mut out)?;
+                render::ladder::write(recorder.traces(), report, &self.layout, color, &mut out)?;
             }
             if let Some(file) = &self.svg_file {
                 let mut file = std::io::BufWriter::new(file);

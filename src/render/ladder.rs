@@ -10,7 +10,7 @@
 //! and acknowledgement numbers of every segment it sees (kept or not), the retransmissions and the
 //! duplicate ACKs, as tshark's `tcp.analysis` flags name them.
 
-use super::TimeStyle;
+use super::{Layout, TimeStyle};
 use crate::flow::SegmentNote;
 use crate::report::Report;
 use crate::side::Side;
@@ -213,6 +213,8 @@ impl Recorder {
 
 /// Width of the arrow between the two columns.
 const ARROW: usize = 50;
+/// The narrowest arrow a narrow terminal gets.
+const MIN_ARROW: usize = 30;
 /// Width of a state column (`SYN_RECEIVED` is the longest name).
 const STATE: usize = 12;
 
@@ -256,9 +258,21 @@ pub fn arrow_text(kept: &Kept) -> (String, Option<String>) {
     (text, label)
 }
 
+/// The text written on a segment's arrow: ` P. seq=1 ack=1 len=84 GET /hello `.
+fn arrow_body(kept: &Kept) -> String {
+    let (text, label) = arrow_text(kept);
+    match label {
+        Some(label) => format!(" {text} {label} "),
+        None => format!(" {text} "),
+    }
+}
+
 /// Draws the traces, each under a heading from the report's record of that connection. Times are
 /// milliseconds since the connection's first segment, or dates and times with `--time abs|utc`.
-pub fn write(traces: &[Trace], report: &Report, time: TimeStyle, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
+/// On a terminal (`layout.width`) the arrows are shortened (to no less than 30 columns, and no
+/// less than the longest label on one needs) so that a line fits, and the heading wraps.
+pub fn write(traces: &[Trace], report: &Report, layout: &Layout, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    let time = layout.time;
     let st = Style::new(color);
     for (i, trace) in traces.iter().enumerate() {
         if i > 0 {
@@ -268,26 +282,35 @@ pub fn write(traces: &[Trace], report: &Report, time: TimeStyle, color: bool, ou
         let (client, server) =
             record.map_or(("client".to_string(), "server".to_string()), |c| (c.client.to_string(), c.server.to_string()));
         let total = trace.segments().count() as u64 + trace.skipped;
-        write!(out, "connection #{}: {client} → {server}, {total} segments", trace.id)?;
+        let mut heading = format!("connection #{}: {client} → {server}, {total} segments", trace.id);
         if let Some(c) = record {
             let closed = match c.fin_first.name() {
                 "none" => "no FIN".to_string(),
                 side => format!("{side} closed first"),
             };
-            write!(out, ", {closed}; client ends {}, server {}", c.client_state, c.server_state)?;
+            heading.push_str(&format!(", {closed}; client ends {}, server {}", c.client_state, c.server_state));
         }
-        writeln!(out)?;
+        match layout.width {
+            Some(width) => writeln!(out, "{}", super::fit::wrap_prose(&heading, width))?,
+            None => writeln!(out, "{heading}")?,
+        }
         let clock = |n: &SegmentNote| time.epoch(n.ts).unwrap_or_else(|| format!("{:.3}", (n.ts - trace.start()) * 1000.0));
         let tw = trace.segments().map(|k| clock(&k.note).chars().count()).max().unwrap_or(0).max(10);
         let unit = if time == TimeStyle::Rel { "ms" } else { "time" };
-        writeln!(out, "{}{unit:>tw$}  {:>STATE$} │{:ARROW$}│ server{}", st.dim, "client", "", st.reset)?;
+        // On a terminal: what is left of its width for the arrows, once the time, the states and
+        // the bars are counted, but no less than the longest label needs (the bars stay aligned).
+        // An arrow is its head, its two-dash tail, its body and at least one dash of fill.
+        let needed = trace.segments().map(|k| arrow_body(k).chars().count() + 4).max().unwrap_or(0);
+        let arrow_width =
+            layout.width.map_or(ARROW, |w| w.saturating_sub(tw + 2 + STATE + 2 + 1 + 1 + STATE).max(needed).clamp(MIN_ARROW, ARROW));
+        writeln!(out, "{}{unit:>tw$}  {:>STATE$} │{:arrow_width$}│ server{}", st.dim, "client", "", st.reset)?;
         let mut shown = (TcpState::CLOSED, TcpState::CLOSED);
         for row in trace.rows() {
             let kept = match row {
                 Row::Segment(kept) => kept,
                 Row::Skipped(count) => {
                     let gap = format!("⋮ {count} segments skipped ⋮");
-                    writeln!(out, "{:>tw$}  {:>STATE$} │{}{gap:^ARROW$}{}│", "", "", st.dim, st.reset)?;
+                    writeln!(out, "{:>tw$}  {:>STATE$} │{}{gap:^arrow_width$}{}│", "", "", st.dim, st.reset)?;
                     continue;
                 }
             };
@@ -296,12 +319,9 @@ pub fn write(traces: &[Trace], report: &Report, time: TimeStyle, color: bool, ou
             let cstate = if n.client_state != shown.0 { n.client_state.name() } else { "" };
             let sstate = if n.server_state != shown.1 { n.server_state.name() } else { "" };
             shown = (n.client_state, n.server_state);
-            let (text, label) = arrow_text(kept);
-            let mut body = format!(" {text} ");
-            if let Some(l) = &label {
-                body.push_str(&format!("{} ", l));
-            }
-            let fill = ARROW.saturating_sub(body.chars().count() + 3).max(1);
+            let (_, label) = arrow_text(kept);
+            let body = arrow_body(kept);
+            let fill = arrow_width.saturating_sub(body.chars().count() + 3).max(1);
             let (colour, arrow) = match n.side {
                 Side::Client => (st.client, format!("──{body}{}▶", "─".repeat(fill))),
                 Side::Server => (st.server, format!("◀{}{body}──", "─".repeat(fill))),
@@ -439,7 +459,7 @@ mod tests {
             r.segment(1, &note(i));
         }
         let mut out = Vec::new();
-        write(r.traces(), &empty_report(), TimeStyle::Rel, false, &mut out).unwrap();
+        write(r.traces(), &empty_report(), &Layout::default(), false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("⋮ 10 segments skipped ⋮"), "{text}");
         assert_eq!(text.lines().count(), 2 + HEAD + 1 + TAIL);
