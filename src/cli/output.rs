@@ -54,8 +54,8 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = Time::Rel, value_name = "STYLE")]
     pub time: Time,
     /// Lay the table out for a terminal this wide, even on a pipe (tests).
-    #[arg(long, value_name = "COLUMNS", hide = true)]
-    pub terminal_width: Option<usize>,
+    #[arg(long, value_name = "COLUMNS", hide = true, value_parser = clap::value_parser!(u16).range(20..))]
+    pub terminal_width: Option<u16>,
 }
 
 /// `--time`.
@@ -84,7 +84,7 @@ impl OutputArgs {
         let width = if self.wide {
             None
         } else if let Some(width) = self.terminal_width {
-            Some(width)
+            Some(usize::from(width))
         } else if std::io::stdout().is_terminal() {
             Some(terminal_width())
         } else {
