@@ -41,6 +41,8 @@ ensure_tools() {
 	command -v nginx >/dev/null || missing+=(nginx-light)
 	command -v python3 >/dev/null || missing+=(python3)
 	command -v redis-server >/dev/null || missing+=(redis-server)
+	command -v ip >/dev/null || missing+=(iproute2)
+	command -v nft >/dev/null || missing+=(nftables)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]}"
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
@@ -493,6 +495,7 @@ fx_relink() {                 # link-type conversions of real captures (see scri
 
 # Issue 13's per-connection cases (keep-alive crossing, capture skew, Fast Open, one direction).
 source "$SRC/flow-cases.sh"
+source "$SRC/loss.sh"
 # shellcheck source=fixtures/tls.sh
 . "$SRC/tls.sh"
 # the close-cause fixtures (issue 15): fx_* functions and CLOSE_CAUSE_FIXTURES
@@ -524,7 +527,7 @@ ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	keepalive_crossing fast_open one_direction capture_skew \
 	tls_hello_retry tls_split_hello tls_connect_tunnel fragments lossy_link \
 	"${CLOSE_CAUSE_FIXTURES[@]}" \
-	h2c_multi h2c_snaplen h2c_upgrade midstream_body redis_inline smtp ftp)
+	h2c_multi h2c_snaplen h2c_upgrade midstream_body redis_inline smtp ftp loss_retransmit)
 
 main() {
 	ensure_tools

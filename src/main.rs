@@ -7,11 +7,21 @@ use cli::{commands, Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match cli::usage_error_line(&e) {
+            Some(line) => {
+                eprintln!("{line}");
+                return ExitCode::from(2);
+            }
+            // --help, --version: clap prints them (standard output, exit status 0).
+            None => e.exit(),
+        },
+    };
     let result = match cli.command {
         Command::Analyze(args) => commands::analyze::run(args),
         Command::Completions(args) => commands::completions::run(&args),
-        Command::Man => commands::man::run(),
+        Command::Man(args) => commands::man::run(&args),
         Command::Sockets(args) => commands::sockets::run(args),
         Command::Capture(args) => commands::capture::run(args),
     };

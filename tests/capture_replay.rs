@@ -92,3 +92,74 @@ fn test_savefile_holds_every_replayed_frame() {
     assert_eq!(analyzed_summary(&saved), analyzed_summary(&fixture()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `connscope capture --replay FIXTURE --port PORT -q ARGS` (the table by default) to its end.
+fn replay_text(args: &[&str]) -> (i32, String, String) {
+    let file = fixture();
+    let mut child = std::process::Command::new(bin())
+        .args(["capture", "--replay", &file, "--port", PORT, "-q"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("connscope runs");
+    let (stdout, stderr) = (common::live::drain(child.stdout.take().unwrap()), common::live::drain(child.stderr.take().unwrap()));
+    let status = common::live::wait_bounded(&mut child, Duration::from_secs(30), "capture --replay");
+    (status.code().expect("exited"), stdout.join().unwrap(), stderr.join().unwrap())
+}
+
+#[test]
+fn test_a_failed_command_is_shown_in_the_table_and_can_fail_an_assertion() {
+    let (code, stdout, stderr) =
+        replay_text(&["--linger", "300ms", "--assert", "capture.command_exit_status == 0", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(code, 1, "the assertion fails the run: {stderr}");
+    assert!(stdout.contains("\ncommand: sh -c 'exit 3' (exit status 3)\n"), "{stdout}");
+    assert!(stdout.contains("\n!! the command failed (exit status 3); connscope's exit status stays 0: --assert 'capture.command_exit_status == 0' fails the run when the command does\n"));
+    assert_eq!(stderr.lines().last(), Some("FAIL capture.command_exit_status == 0 (actual 3)"), "{stderr}");
+
+    let (code, stdout, stderr) = replay_text(&[
+        "--linger",
+        "300ms",
+        "--assert",
+        "capture.command_exit_status == 0",
+        "--assert",
+        "capture.received == 23",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\ncommand: true (exit status 0)\n"));
+    assert!(!stdout.contains("the command failed"));
+    assert!(stderr.contains("PASS capture.command_exit_status == 0 (actual 0)\nPASS capture.received == 23 (actual 23)\n"), "{stderr}");
+}
+
+#[test]
+fn test_capture_fields_are_unknown_to_analyze() {
+    let run = common::connscope(&["analyze", &fixture(), "--assert", "capture.command_exit_status == 0"]);
+    assert_eq!(run.code, 2);
+    assert!(run
+        .stderr
+        .starts_with("connscope: error: --assert 'capture.command_exit_status == 0': unknown field `capture.command_exit_status`"));
+}
+
+#[test]
+fn test_capture_draws_the_ladder_explain_and_svg_like_analyze() {
+    let file = fixture();
+    let (code, live_ladder, stderr) = replay_text(&["--duration", "500ms", "--ladder"]);
+    assert_eq!(code, 0, "{stderr}");
+    let analyzed = common::connscope(&["analyze", &file, "--port", PORT, "--ladder"]);
+    assert_eq!(live_ladder, analyzed.stdout, "the same ladder as analyze draws");
+
+    let (_, explained, _) = replay_text(&["--duration", "500ms", "--explain"]);
+    assert!(explained.contains("\nWhat happened, in plain words\n"));
+    assert!(explained.contains("  #1: 127.0.0.1:42988 → 127.0.0.1:18108: 4 HTTP requests"), "{explained}");
+
+    let svg = std::env::temp_dir().join(format!("connscope-replay-{}.svg", std::process::id()));
+    let (code, _, stderr) = replay_text(&["--duration", "500ms", "--svg", svg.to_str().unwrap(), "--conn", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.contains("Ladder of connection #1"));
+    assert!(picture.contains("GET /hello"));
+    std::fs::remove_file(&svg).ok();
+}

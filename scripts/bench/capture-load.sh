@@ -24,7 +24,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 2
 fi
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
-command -v nginx >/dev/null || { echo "capture-load: nginx is needed (apt-get install nginx-light)" >&2; exit 2; }
+command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light >/dev/null
 [[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --quiet)
 
 WORK=$(mktemp -d)

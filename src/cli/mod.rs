@@ -2,11 +2,12 @@
 
 pub mod commands;
 pub mod output;
+pub mod window;
 
 use crate::cli::commands::analyze::AnalyzeArgs;
 use crate::cli::commands::capture::CaptureArgs;
 use crate::cli::commands::sockets::SocketsArgs;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Are my HTTP connections being reused, and who is closing them?
 ///
@@ -32,8 +33,36 @@ pub enum Command {
     Sockets(SocketsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
     Completions(crate::cli::commands::completions::CompletionsArgs),
-    /// Print the man page (roff) to standard output: `connscope man | man -l -`.
-    Man,
+    /// Print a man page (roff) to standard output: `connscope man | man -l -`, `connscope man analyze | man -l -`.
+    Man(crate::cli::commands::man::ManArgs),
+}
+
+/// A usage error from clap as one line, like connscope's own errors, with where to look:
+/// `connscope: error: unexpected argument '--bogus' found; see connscope analyze --help`.
+/// `None` for what is not an error (`--help`, `--version`, and the help printed when no
+/// subcommand is given), which clap prints as it is.
+pub fn usage_error_line(e: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        return None;
+    }
+    let text = e.render().to_string();
+    let (message, usage) = text.split_once("\nUsage: ").unwrap_or((&text, ""));
+    // The message's paragraphs (the error, clap's tips), each on one line.
+    let message = message
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty() && !p.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    // The subcommand's help: the one the usage line is for, else the one on the command line.
+    let mut command: Vec<String> = usage.split_whitespace().take_while(|w| !w.starts_with(['[', '<', '-'])).map(str::to_string).collect();
+    if command.len() < 2 {
+        let sub = std::env::args().nth(1).filter(|a| Cli::command().find_subcommand(a).is_some());
+        command = ["connscope".to_string()].into_iter().chain(sub).collect();
+    }
+    Some(format!("connscope: error: {message}; see {} --help", command.join(" ")))
 }
 
 /// What to look at in the packets (shared by analyze and capture).

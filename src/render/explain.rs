@@ -2,6 +2,7 @@
 //! the connections, what each carried, who closed first and what that leaves behind (TIME_WAIT,
 //! CLOSE_WAIT), and what the findings suggest. Every sentence is chosen and filled from the report.
 
+use super::Layout;
 use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, FinFirst, Handshake, Report};
 use crate::tcp::state::TcpState;
@@ -72,8 +73,18 @@ fn cause_in_words(cause: CloseCause) -> &'static str {
     }
 }
 
-/// Writes the explanation.
-pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+/// Writes the explanation, wrapped to the terminal's width when `layout` has one.
+pub fn write(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut text = Vec::new();
+    tell(report, layout, &mut text)?;
+    match layout.width {
+        Some(width) => out.write_all(super::fit::wrap_prose(&String::from_utf8_lossy(&text), width).as_bytes()),
+        None => out.write_all(&text),
+    }
+}
+
+/// The explanation, one paragraph a line.
+fn tell(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::Result<()> {
     let s = &report.summary;
     writeln!(out, "\nWhat happened, in plain words")?;
     writeln!(out, "─────────────────────────────")?;
@@ -97,7 +108,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         (\"I want to talk\"), the server answers SYN-ACK, the client ACKs that. The client is the side that sent the SYN; \
         here the {} {}{more_servers}.",
         plural(s.connections, "connection was", "connections were"),
-        if s.connections as usize > report.connections.len() { " (the first ones are listed below)" } else { "" },
+        match layout.conn {
+            Some(_) => " (one of them is described below, as --conn asks)",
+            None if s.connections as usize > report.connections.len() => " (the first ones are listed below)",
+            None => "",
+        },
         if servers.len() == 1 { "server is" } else { "servers are" },
         servers.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ")
     )?;
@@ -117,9 +132,13 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "\nWhat each connection carried.")?;
     for c in report.connections.iter().take(LISTED) {
         let open_for = if c.handshake == Handshake::MidStream { "seen for" } else { "open for" };
+        let at = match (layout.time, report.source.start_ts) {
+            (super::TimeStyle::Rel, _) | (_, None) => String::new(),
+            (style, start) => format!(" at {}", style.format(c.first_ts, start)),
+        };
         writeln!(
             out,
-            "  #{}: {} → {}: {}, {open_for} {}; {}.",
+            "  #{}{at}: {} → {}: {}, {open_for} {}; {}.",
             c.id,
             c.client,
             c.server,

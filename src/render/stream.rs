@@ -23,6 +23,7 @@
 //! they are printed as connections end, and a row that is amended later is printed again, amended,
 //! with the same `id`: the last row of an `id` is final.
 
+use super::json::micros;
 use crate::protocol::Protocol;
 use crate::report::close_cause::CloseCause;
 use crate::report::{
@@ -136,9 +137,9 @@ impl<'a> From<&'a ConnectionRecord> for CsvRow<'a> {
             client: c.client,
             server: c.server,
             server_port: c.server_port,
-            first_ts: c.first_ts,
-            last_ts: c.last_ts,
-            duration: c.duration,
+            first_ts: micros(c.first_ts),
+            last_ts: micros(c.last_ts),
+            duration: micros(c.duration),
             handshake: c.handshake.name(),
             protocol: c.protocol,
             http_requests: c.http_requests,
@@ -190,6 +191,8 @@ pub struct Stream {
     hold_limit: usize,
     /// The latest `last_ts` of the rows so far: the capture's clock for the held rows.
     clock: f64,
+    /// Only the row of this connection is written (`--conn`).
+    only: Option<u64>,
 }
 
 impl Stream {
@@ -207,12 +210,17 @@ impl Stream {
 
     fn new(kind: Kind, flush_each: bool, error: Option<std::io::Error>) -> Stream {
         let hold_limit = crate::pipeline::DEFAULT_MAX_CONNECTIONS;
-        Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN }
+        Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN, only: None }
     }
 
     /// Holds at most `rows` rows that may still be amended (`--max-connections`).
     pub fn hold_at_most(&mut self, rows: usize) {
         self.hold_limit = rows.max(1);
+    }
+
+    /// Writes only the row of connection `id` (`--conn`); the summary line still covers every one.
+    pub fn only(&mut self, id: u64) {
+        self.only = Some(id);
     }
 
     /// Takes one connection: printed now, or held while its TIME_WAIT may still change.
@@ -276,12 +284,12 @@ impl Stream {
 
     /// Writes one row (and flushes it when the stream flushes each row).
     fn write(&mut self, record: &ConnectionRecord) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.only.is_some_and(|id| id != record.id) {
             return;
         }
         let flush_each = self.flush_each;
         let result = match &mut self.kind {
-            Kind::Ndjson(out) => serde_json::to_writer(&mut *out, &Tagged { kind: "connection", inner: record })
+            Kind::Ndjson(out) => super::json::write_line(&mut *out, &Tagged { kind: "connection", inner: record })
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out))
                 .and_then(|()| if flush_each { out.flush() } else { Ok(()) }),
@@ -318,7 +326,7 @@ impl Stream {
                 ports: &report.ports,
                 verdict: &report.verdict,
             };
-            serde_json::to_writer(&mut *out, &line)?;
+            super::json::write_line(&mut *out, &line)?;
             writeln!(out)?;
         }
         Ok(())

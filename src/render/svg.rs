@@ -1,7 +1,7 @@
 //! `--svg FILE`: a self-contained SVG for slides: a timeline with one bar per connection over the
 //! capture's time, coloured by who closed it, and below it the ladder of one connection.
 
-use super::ladder::{arrow_text, Trace};
+use super::ladder::{arrow_text, Row, Trace};
 use crate::report::{ConnectionRecord, FinFirst, Report};
 use crate::tcp::side::Side;
 use std::io::Write;
@@ -16,6 +16,16 @@ const BAR_H: f64 = 14.0;
 const ROW_H: f64 = 20.0;
 /// Height of one segment in the ladder.
 const STEP: f64 = 34.0;
+/// Height of a line of the verdict under the title.
+const TITLE_LINE_H: f64 = 18.0;
+/// Characters of the verdict per line: at 14 px a DejaVu Sans character averages under 8 px, so
+/// 100 of them stay inside the 880 px between the margins.
+const TITLE_CHARS: usize = 100;
+
+/// The verdict's headline in lines that fit the picture's width, broken between words.
+fn title_lines(headline: &str) -> Vec<String> {
+    super::fit::wrap_prose(headline, TITLE_CHARS).lines().map(|l| l.trim_start().to_string()).collect()
+}
 
 /// Colour of a connection by how it ended.
 fn colour(c: &ConnectionRecord) -> &'static str {
@@ -34,7 +44,8 @@ fn esc(text: &str) -> String {
 /// Writes the SVG: the timeline of `report`'s connections, then the ladder of `trace` when given.
 pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std::io::Result<()> {
     let conns = &report.connections[..report.connections.len().min(MAX_BARS)];
-    let timeline_h = 70.0 + conns.len() as f64 * ROW_H + 40.0;
+    let headline = title_lines(&report.verdict.headline);
+    let timeline_h = 70.0 + headline.len() as f64 * TITLE_LINE_H + conns.len() as f64 * ROW_H + 40.0;
     let ladder_rows = trace.map_or(0, |t| t.rows().count());
     let ladder_h = if trace.is_some() { 90.0 + ladder_rows as f64 * STEP } else { 0.0 };
     let height = MARGIN + timeline_h + ladder_h + MARGIN;
@@ -53,11 +64,11 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
     let span = WIDTH - MARGIN - BAR_X;
     let x = |t: f64| BAR_X + t / end * span;
     let mut y = MARGIN;
-    writeln!(
-        out,
-        r#"<text x="{MARGIN}" y="{y}" font-size="18" font-weight="bold">Connections over time — {}</text>"#,
-        esc(&report.verdict.headline)
-    )?;
+    writeln!(out, r#"<text x="{MARGIN}" y="{y}" font-size="18" font-weight="bold">Connections over time</text>"#)?;
+    for line in &headline {
+        y += TITLE_LINE_H;
+        writeln!(out, r#"<text x="{MARGIN}" y="{y}" font-size="14">{}</text>"#, esc(line))?;
+    }
     y += 24.0;
     let legend = [
         ("#1f77b4", "client closed first"),
@@ -132,27 +143,32 @@ pub fn write(report: &Report, trace: Option<&Trace>, out: &mut dyn Write) -> std
     let mut y = top + 20.0;
     let mut shown = (crate::tcp::state::TcpState::CLOSED, crate::tcp::state::TcpState::CLOSED);
     for row in trace.rows() {
-        let Some(n) = row else {
-            writeln!(
-                out,
-                r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">⋮ {} segments skipped ⋮</text>"##,
-                (cx + sx) / 2.0,
-                y + 14.0,
-                trace.skipped
-            )?;
-            y += STEP;
-            continue;
+        let kept = match row {
+            Row::Segment(kept) => kept,
+            Row::Skipped(count) => {
+                writeln!(
+                    out,
+                    r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">⋮ {count} segments skipped ⋮</text>"##,
+                    (cx + sx) / 2.0,
+                    y + 14.0
+                )?;
+                y += STEP;
+                continue;
+            }
         };
+        let n = &kept.note;
         let (from, to, fill) = match n.side {
             Side::Client => (cx, sx, "#1f77b4"),
             Side::Server => (sx, cx, "#ff7f0e"),
         };
-        let (text, label) = arrow_text(n);
+        // A retransmission or a duplicate ACK: red and dashed, the mark in the label.
+        let (fill, dash) = if kept.mark.is_some() { ("#d62728", r#" stroke-dasharray="6 4""#) } else { (fill, "") };
+        let (text, label) = arrow_text(kept);
         let label = label.map_or(String::new(), |l| format!(r#" <tspan font-weight="bold">{}</tspan>"#, esc(&l)));
         writeln!(out, r##"<text x="{MARGIN}" y="{}" font-size="11" fill="#555">{:.3}</text>"##, y + 14.0, (n.ts - trace.start()) * 1000.0)?;
         writeln!(
             out,
-            r#"<line x1="{from}" y1="{}" x2="{to}" y2="{}" stroke="{fill}" stroke-width="2" marker-end="url(#head)"/>"#,
+            r#"<line x1="{from}" y1="{}" x2="{to}" y2="{}" stroke="{fill}" stroke-width="2"{dash} marker-end="url(#head)"/>"#,
             y + 6.0,
             y + 22.0
         )?;

@@ -12,7 +12,31 @@ pub(super) fn read(
     outcome: &mut ReadOutcome,
     each: &mut dyn FnMut(LinkType, RawPacket<'_>),
 ) -> Result<(), Error> {
-    let mut cap = pcap::Capture::from_file(path).map_err(|e| open_error(path, e))?;
+    if path == "-" {
+        let (fd, relay) =
+            super::compressed::StdinRelay::start().map_err(|e| Error::Open { path: path.to_string(), reason: e.to_string() })?;
+        // SAFETY: the descriptor is the pipe's read end, handed over to libpcap alone (it closes it).
+        let read = unsafe { pcap::Capture::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) }
+            .map_err(|e| open_error(path, e))
+            .and_then(|cap| read_capture(cap, path, bpf, outcome, each));
+        // Input that does not decompress is the reason libpcap stopped early or found no capture.
+        return match relay.finish() {
+            Err(reason) => Err(Error::Open { path: path.to_string(), reason }),
+            Ok(()) => read,
+        };
+    }
+    let cap = pcap::Capture::from_file(path).map_err(|e| open_error(path, e))?;
+    read_capture(cap, path, bpf, outcome, each)
+}
+
+/// Reads the packets of a capture libpcap has opened.
+fn read_capture(
+    mut cap: pcap::Capture<pcap::Offline>,
+    path: &str,
+    bpf: Option<&str>,
+    outcome: &mut ReadOutcome,
+    each: &mut dyn FnMut(LinkType, RawPacket<'_>),
+) -> Result<(), Error> {
     let link = supported_link(path, cap.get_datalink().0)?;
     if let Some(filter) = bpf {
         cap.filter(filter, true).map_err(|e| Error::Filter { filter: filter.to_string(), reason: pcap_message(&e) })?;

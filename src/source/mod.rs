@@ -8,6 +8,7 @@
 //! Several files are read one after the other, in the order given, into one flow table: a capture
 //! rotated by `tcpdump -C`/`-G` reads as one. `-` reads a capture from standard input.
 
+mod compressed;
 mod libpcap_file;
 mod pcap_file;
 mod pcapng_file;
@@ -34,6 +35,43 @@ pub struct ReadOutcome {
     pub link_types: Vec<&'static str>,
     /// Set when a file was damaged: where reading stopped and why.
     pub warning: Option<String>,
+    /// Set when a file starts before the one read before it ended: files are read in the order
+    /// given, so its connections' times can be negative.
+    pub out_of_order: Option<String>,
+}
+
+/// The span of capture time the files read so far cover, for telling files given out of order.
+#[derive(Default)]
+struct TimeOrder {
+    /// The latest packet of the files before, and that file.
+    latest: Option<(f64, String)>,
+    /// The first and latest packet of the file being read.
+    first: Option<f64>,
+    last: f64,
+}
+
+impl TimeOrder {
+    fn packet(&mut self, ts: f64) {
+        self.first.get_or_insert(ts);
+        self.last = self.last.max(ts);
+    }
+
+    /// The file `path` has been read: a warning when it began before an earlier file ended.
+    fn file_done(&mut self, path: &str, outcome: &mut ReadOutcome) {
+        let Some(first) = self.first.take() else { return };
+        if let Some((latest, before)) = &self.latest {
+            if first < *latest && outcome.out_of_order.is_none() {
+                outcome.out_of_order = Some(format!(
+                    "{path} begins {:.3} s before {before} ends: files are read one after the other in the order given, so times go back (a negative start); give them in time order (`ls -tr`, or merge them with `mergecap`)",
+                    latest - first
+                ));
+            }
+        }
+        if self.latest.as_ref().is_none_or(|(latest, _)| self.last > *latest) {
+            self.latest = Some((self.last, path.to_string()));
+        }
+        self.last = f64::MIN;
+    }
 }
 
 impl ReadOutcome {
@@ -61,6 +99,8 @@ pub struct Captures {
 struct CaptureFile {
     path: String,
     map: Option<(Format, memmap2::Mmap)>,
+    /// Why a compressed file could not be decompressed.
+    error: Option<String>,
     /// Offset before which the map's pages were handed back to the kernel.
     released: AtomicUsize,
 }
@@ -68,7 +108,13 @@ struct CaptureFile {
 impl Captures {
     /// Opens `paths`; errors (a missing file, say) are reported when the file is read.
     pub fn open(paths: &[String]) -> Captures {
-        let open = |path: &String| CaptureFile { path: path.clone(), map: map_capture(path), released: AtomicUsize::new(0) };
+        let open = |path: &String| {
+            let (map, error) = match map_capture(path) {
+                Ok(map) => (map, None),
+                Err(reason) => (None, Some(reason)),
+            };
+            CaptureFile { path: path.clone(), map, error, released: AtomicUsize::new(0) }
+        };
         Captures { files: paths.iter().map(open).collect() }
     }
 
@@ -81,11 +127,20 @@ impl Captures {
     /// of a map go back to the kernel as the walk passes them.
     pub fn read(&self, bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'_>)) -> Result<ReadOutcome, Error> {
         let mut outcome = ReadOutcome::default();
+        let mut order = TimeOrder::default();
         for (index, file) in self.files.iter().enumerate() {
-            match &file.map {
-                Some(_) => self.read_map(index, bpf, true, &mut outcome, &mut |link, raw| each(link, raw))?,
-                None => libpcap_file::read(&file.path, bpf, &mut outcome, each)?,
+            if let Some(reason) = &file.error {
+                return Err(Error::Open { path: file.path.clone(), reason: reason.clone() });
             }
+            let mut each = |link, raw: RawPacket<'_>| {
+                order.packet(raw.ts);
+                each(link, raw)
+            };
+            match &file.map {
+                Some(_) => self.read_map(index, bpf, true, &mut outcome, &mut each)?,
+                None => libpcap_file::read(&file.path, bpf, &mut outcome, &mut each)?,
+            }
+            order.file_done(&file.path, &mut outcome);
             if outcome.warning.is_some() {
                 break;
             }
@@ -98,8 +153,13 @@ impl Captures {
     /// the kernel until [`Captures::hand_back_before`] says so.
     pub fn read_mapped<'c>(&'c self, bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'c>)) -> Result<ReadOutcome, Error> {
         let mut outcome = ReadOutcome::default();
+        let mut order = TimeOrder::default();
         for index in 0..self.files.len() {
-            self.read_map(index, bpf, false, &mut outcome, each)?;
+            self.read_map(index, bpf, false, &mut outcome, &mut |link, raw| {
+                order.packet(raw.ts);
+                each(link, raw)
+            })?;
+            order.file_done(&self.files[index].path, &mut outcome);
             if outcome.warning.is_some() {
                 break;
             }
@@ -145,19 +205,37 @@ enum Format {
     Pcapng,
 }
 
-/// Memory-maps `path` when it is a pcap or pcapng file (by its magic number); `None` for anything
-/// else (standard input, unreadable or unknown files), which libpcap then reads or explains.
-fn map_capture(path: &str) -> Option<(Format, memmap2::Mmap)> {
+/// Memory-maps `path` when it is a pcap or pcapng file (by its magic number), decompressed first
+/// when it is compressed; `Ok(None)` for anything else (standard input, unreadable or unknown
+/// files), which libpcap then reads or explains. `Err`: a compressed file that does not decompress.
+fn map_capture(path: &str) -> Result<Option<(Format, memmap2::Mmap)>, String> {
     if path == "-" {
-        return None;
+        return Ok(None);
     }
-    let file = std::fs::File::open(path).ok()?;
+    let Ok(mut file) = std::fs::File::open(path) else { return Ok(None) };
+    let Ok(head) = compressed::head(&mut file, 6) else { return Ok(None) };
+    let file = match compressed::Compression::sniff(&head) {
+        Some(compression) => {
+            let Ok(file) = std::fs::File::open(path) else { return Ok(None) };
+            let file = compressed::decompress_to_temporary(compression, file)?;
+            return match map_file(&file) {
+                Some(map) => Ok(Some(map)),
+                None => Err(format!("the {compression} data holds no pcap or pcapng capture")),
+            };
+        }
+        None => file,
+    };
+    Ok(map_file(&file))
+}
+
+/// Memory-maps `file` when it is a pcap or pcapng capture.
+fn map_file(file: &std::fs::File) -> Option<(Format, memmap2::Mmap)> {
     if file.metadata().ok()?.len() < 28 {
         return None;
     }
     // SAFETY: the map is read-only; a capture file being appended to while we read (tcpdump still
     // running) only grows, and we stop at the length seen when mapping.
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
     let format = match u32::from_le_bytes([map[0], map[1], map[2], map[3]]) {
         0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => Format::Pcap,
         0x0a0d_0d0a => Format::Pcapng,

@@ -1,6 +1,7 @@
 //! `connscope analyze FILE...`: the report of saved captures.
 
 use crate::cli::output::{Output, OutputArgs, ViewArgs};
+use crate::cli::window::{parse_time_point, TimePoint, Window};
 use crate::cli::FilterArgs;
 use clap::Args;
 use connscope::error::Error;
@@ -14,15 +15,30 @@ use std::process::ExitCode;
 /// `connscope analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files, read one after the other as one capture; `-` reads standard input.
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files, read one after the other as one capture; `-` reads standard input. pcap or
+    /// pcapng, plain or compressed (gzip, zstd, xz).
+    #[arg(required_unless_present = "read", value_name = "FILE")]
     pub files: Vec<String>,
+    /// A capture file, as tcpdump and tshark take it (repeatable; read before the FILEs).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<String>,
+    /// Accepted for tcpdump's habit and ignored: connscope never resolves addresses or ports to names.
+    #[arg(short = 'n')]
+    pub numeric: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub view: ViewArgs,
+    /// Only the packets from this time on: seconds since the first packet (`2.5`), or a date and
+    /// time as --time abs|utc writes it (`2026-11-22 00:47:08.479338`, `Z` for UTC). The report's
+    /// times then count from the first packet in the window.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_point)]
+    pub since: Option<TimePoint>,
+    /// Only the packets up to this time (included), written as for --since.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_point)]
+    pub until: Option<TimePoint>,
     /// Threads that analyse the files (default: one per CPU, at most 4). The report is the same
     /// with any number; standard input, --ladder and --svg are read on one thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -30,21 +46,24 @@ pub struct AnalyzeArgs {
 }
 
 /// Runs `analyze`.
-pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
+pub fn run(mut args: AnalyzeArgs) -> Result<ExitCode, Error> {
+    args.files.splice(0..0, std::mem::take(&mut args.read));
     let max_connections = args.filter.max_connections()?;
-    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
+    let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections() };
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
     // its streamed rows go out one by one.
     let from_stdin = args.files.iter().any(|f| f == "-");
-    let mut output = Output::new(&args.output, &args.view, from_stdin)?;
+    let mut output = Output::new(&args.output, &args.view, from_stdin, false)?;
     output.hold_at_most(max_connections);
     let wants_events = output.wants_events();
     let mut progress = FileProgress::new(&args.files);
     let captures = Captures::open(&args.files);
     let bpf = args.filter.bpf.as_deref();
     let workers = args.threads.map_or_else(parallel::default_workers, usize::from);
+    let mut window = Window::new(args.since, args.until)?;
     let mut already_notified = 0;
-    if workers > 1 && captures.all_mapped() && !wants_events {
+    // A time window is cut on one thread, in packet order.
+    if workers > 1 && captures.all_mapped() && !wants_events && !window.is_set() {
         match parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress) {
             (Ok(finished), outcome) => {
                 progress.finish();
@@ -63,7 +82,9 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     pipeline.already_notified(already_notified);
     let outcome = captures.read(bpf, &mut |link, raw| {
         progress.packet(raw.data.len());
-        pipeline.packet(link, raw);
+        if window.admits(raw.ts) {
+            pipeline.packet(link, raw);
+        }
     });
     let finished = pipeline.end();
     progress.finish();
@@ -89,6 +110,9 @@ fn build_report(args: &AnalyzeArgs, finished: Finished<'_>, outcome: Result<Read
     if let (Some(port), 0, false) = (args.filter.port, report.packets.matched, other_ports.is_empty()) {
         let seen: Vec<String> = other_ports.iter().map(u16::to_string).collect();
         eprintln!("connscope: note: no TCP packet on port {port}; the capture has TCP traffic on port(s) {} (try --port with one of them, or leave --port out)", seen.join(", "));
+    }
+    if let Some(w) = &outcome.out_of_order {
+        eprintln!("connscope: warning: {w}");
     }
     if let Some(w) = &outcome.warning {
         eprintln!("connscope: warning: {w}");

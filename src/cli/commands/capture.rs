@@ -68,6 +68,8 @@ pub struct CaptureArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub view: ViewArgs,
     /// Replay a saved capture at its own pace instead of opening a device (tests and demos, no root).
     #[arg(long, value_name = "FILE", hide = true, conflicts_with = "interface")]
     pub replay: Option<String>,
@@ -120,7 +122,7 @@ fn local_addresses() -> Vec<IpAddr> {
 pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let filter = super::effective_filter(args.filter.port, args.filter.bpf.as_deref());
     // Checked before anything starts: a bad --assert is a usage error.
-    let mut output = Output::new(&args.output, &ViewArgs::default(), true)?;
+    let mut output = Output::new(&args.output, &args.view, true, true)?;
     let max_connections = args.filter.max_connections()?;
     output.hold_at_most(max_connections);
     let signals = StopSignals::install().map_err(|e| Error::Capture(format!("cannot handle Ctrl-C: {e}")))?;
@@ -142,7 +144,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
     let attribution = Rc::new(RefCell::new(Attribution::start()));
     let mut observer = CaptureObserver { attribution: Rc::clone(&attribution), view: LiveView::new(console.clone()), output };
-    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
+    let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections() };
     let mut pipeline = Pipeline::new(options, &mut observer);
     let stop = StopConditions { duration: args.duration, count: args.count, linger: args.linger, command: args.command.clone() };
     let mut ended = session::run(source.as_mut(), &interface, &stop, &signals, &mut pipeline, &console)?;
