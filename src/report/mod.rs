@@ -17,6 +17,9 @@ use crate::sockets::ProcessInfo;
 use crate::tcp::side::Side;
 use crate::tcp::state::{StateEvent, TcpState, ALL_STATES};
 use crate::tcp::FlowKey;
+/// Defined by the flow table, which finds them; part of the report's data (`end`) and applied to
+/// its records ([`Amendment::apply`]).
+pub use crate::tcp::{Amendment, EndReason};
 use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
 use smallvec::SmallVec;
@@ -50,20 +53,6 @@ impl Handshake {
             Handshake::MidStream => "mid_stream",
         }
     }
-}
-
-/// Why a connection's record was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    /// Both FINs acknowledged, or an RST.
-    Closed,
-    /// A new SYN with another initial sequence number reused the 4-tuple.
-    Replaced,
-    /// Still open when the capture ended.
-    OpenAtEnd,
-    /// Dropped to stay under `--max-connections`.
-    Evicted,
 }
 
 /// A count per side.
@@ -161,25 +150,7 @@ pub struct ConnectionRecord {
     pub kernel_server_state: Option<TcpState>,
 }
 
-/// A change to a connection already handed over (its record is final but for this): what its
-/// TIME_WAIT socket met after the close, found from the closed tuple's tombstone (`src/flow.rs`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Amendment {
-    /// The connection's 4-tuple: of the connections on it, the last one that ended.
-    pub key: FlowKey,
-    pub server_port: u16,
-    /// The client's TIME_WAIT ended: an acceptable RST killed it, or a new SYN recycled the tuple.
-    pub client_closed: bool,
-    /// The server's TIME_WAIT ended, as `client_closed`.
-    pub server_closed: bool,
-    /// The sender of the RST that killed a TIME_WAIT, set on the connection's first such RST only.
-    pub rst_by: Option<Side>,
-    /// A new SYN recycled the tuple: the record's `end` becomes `replaced`.
-    pub replaced: bool,
-    /// RSTs that reached a TIME_WAIT socket with another sequence number than it expects (ignored).
-    pub rst_ignored: u32,
-}
-
+/// What an amendment from the flow table changes in a record (the report's side of [`Amendment`]).
 impl Amendment {
     /// Applies the amendment to the connection's record.
     pub fn apply(&self, record: &mut ConnectionRecord) {
