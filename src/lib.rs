@@ -38,3 +38,4 @@ pub mod report;
 pub mod sockets;
 pub mod source;
 pub mod tcp;
+pub mod wire;

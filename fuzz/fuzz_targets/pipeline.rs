@@ -8,7 +8,7 @@
 //! report is serialised as `--format json` does.
 #![no_main]
 
-use connscope::decode::LinkType;
+use connscope::wire::LinkType;
 use connscope::pipeline::{NoObserver, Options, Pipeline};
 use connscope::report::SourceInfo;
 use connscope::source::{self, RawPacket};

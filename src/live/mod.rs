@@ -17,9 +17,9 @@ pub mod session;
 pub mod signals;
 pub mod view;
 
-use crate::decode::LinkType;
 use crate::error::Error;
 use crate::source::RawPacket;
+use crate::wire::LinkType;
 
 pub use device::{default_interface, parse_duration, LiveStats, ReadFailure, DEFAULT_BUFFER_MIB, DEFAULT_SNAPLEN, READ_TIMEOUT};
 

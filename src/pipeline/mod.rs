@@ -13,12 +13,13 @@
 pub mod parallel;
 pub mod progress;
 
-use crate::decode::{decode, reassembled_segment, Decoded, LinkType, OwnedSegment, Segment};
+use crate::decode::{decode, reassembled_segment, Decoded, OwnedSegment, Segment};
 use crate::defrag::Defragmenter;
 use crate::protocol::ProtocolSummary;
 use crate::report::{Amendment, CaptureStats, ConnectionRecord, EndReason, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
 use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts};
+use crate::wire::LinkType;
 
 /// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
 /// default peaks near 200 MiB.

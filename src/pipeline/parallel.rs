@@ -20,7 +20,7 @@
 //! or drops tombstones, a choice that depends on the whole table) the analysis stops and is done
 //! again on one thread ([`Redo`]); what the observer was shown before is not shown again.
 
-use crate::decode::{decode, ip_bits, LinkType, OwnedSegment, Segment};
+use crate::decode::{decode, ip_bits, OwnedSegment, Segment};
 use crate::error::Error;
 use crate::pipeline::progress::FileProgress;
 use crate::pipeline::{Collector, Finished, Intake, Observer, Options, Taken};
@@ -28,6 +28,7 @@ use crate::protocol::ProtocolSummary;
 use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
 use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts, TOMBSTONE_LIFETIME_MAX};
+use crate::wire::LinkType;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 

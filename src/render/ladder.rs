@@ -8,9 +8,9 @@
 //! long connections; [`write()`] draws them.
 
 use crate::report::Report;
-use crate::tcp::side::Side;
 use crate::tcp::state::TcpState;
 use crate::tcp::SegmentNote;
+use crate::wire::Side;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::ops::RangeInclusive;

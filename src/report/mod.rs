@@ -14,12 +14,12 @@ pub mod verdict;
 
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::sockets::ProcessInfo;
-use crate::tcp::side::Side;
 use crate::tcp::state::{StateEvent, TcpState, ALL_STATES};
 use crate::tcp::FlowKey;
 /// Defined by the flow table, which finds them; part of the report's data (`end`) and applied to
 /// its records ([`Amendment::apply`]).
 pub use crate::tcp::{Amendment, EndReason};
+use crate::wire::Side;
 use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
 use smallvec::SmallVec;

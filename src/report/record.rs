@@ -8,8 +8,8 @@
 use super::close_cause::{self, CloseFacts};
 use super::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
 use crate::protocol::{Protocol, ProtocolSummary};
-use crate::tcp::side::Side;
 use crate::tcp::TcpFacts;
+use crate::wire::Side;
 use smallvec::SmallVec;
 
 impl ConnectionRecord {

@@ -11,11 +11,11 @@
 
 use super::connection::{finalise, Connection};
 use super::key::FlowKey;
-use super::seq::SeqNumber;
-use super::side::Side;
 use super::state::TcpState;
 use super::{Amendment, EndReason, FlowSink, FlowTable};
 use crate::decode::Segment;
+use crate::wire::SeqNumber;
+use crate::wire::Side;
 use std::net::SocketAddr;
 
 /// Tombstones of closed tuples are forgotten after this much capture time: late segments within it
@@ -190,11 +190,11 @@ impl FlowTable {
 
 #[cfg(test)]
 mod tests {
-    use super::super::seq::SeqNumber;
     use super::super::tests::*;
     use super::super::*;
     use super::ORDER_SLACK;
     use crate::report::{ConnectionRecord, Handshake};
+    use crate::wire::SeqNumber;
 
     // CLOSED: late segments, eviction and the bounds on what closed connections leave.
 

@@ -7,12 +7,12 @@
 
 use super::probes::is_keepalive_probe;
 use super::rst::rst_acceptable;
-use super::seq::SeqNumber;
-use super::side::Side;
 use super::state::{StateEvent, TcpState};
 use super::{EndReason, FlowEvent, FlowSink, SegmentNote};
 use crate::decode::Segment;
 use crate::protocol::{ProtocolEvent, ProtocolWatcher};
+use crate::wire::SeqNumber;
+use crate::wire::Side;
 use std::net::SocketAddr;
 
 /// A SYN seen at most this long (seconds) after the SYN-ACK that acknowledges it is that

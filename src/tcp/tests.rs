@@ -1,9 +1,9 @@
 //! The flow table's tests of the connection update (segments in, records and events out), grouped
 //! by TCP state, and the harness the tests in `key.rs`, `closed.rs`, `probes.rs` and `rst.rs` share.
 
-use super::seq::SeqNumber;
 use super::*;
 use crate::decode::TcpFlags;
+use crate::wire::SeqNumber;
 // The tests read the records the report builds from what the table hands over.
 use crate::report::{ConnectionRecord, FinFirst, Handshake, PerSide};
 
