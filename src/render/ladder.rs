@@ -222,7 +222,7 @@ mod tests {
         let mut out = Vec::new();
         let report = crate::report::ReportBuilder::new(0).finish(
             crate::report::SourceInfo {
-                kind: "file",
+                kind: crate::report::SourceKind::File,
                 path: String::new(),
                 filter: None,
                 link_type: String::new(),
