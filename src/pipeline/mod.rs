@@ -5,7 +5,8 @@
 //!
 //! Input: raw frames ([`RawPacket`]) from [`crate::source`] or [`crate::live`]. Inside: [`decode`]
 //! and [`Defragmenter`] make segments, the [`FlowTable`] rebuilds connections (running their
-//! protocol watchers) and hands each record to the [`ReportBuilder`]. Output: the [`Report`] (and,
+//! protocol watchers) and hands each finished one's TCP facts and protocol summary to the collector,
+//! which builds its record ([`ConnectionRecord::from_facts`]) for the [`ReportBuilder`]. Output: the [`Report`] (and,
 //! as they happen, events and records to an [`Observer`]: live views, streamed formats), which
 //! `src/cli/` renders through [`crate::render`]. [`parallel`] runs the same stages on several
 //! threads; [`progress`] shows how far a file has been read.
