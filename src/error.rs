@@ -20,11 +20,22 @@ pub enum Error {
     #[error("{0}")]
     Capture(String),
     #[error(transparent)]
-    Sockets(#[from] crate::sockets::SocketsError),
+    Sockets(#[from] SocketsError),
     #[error("no permission to capture on {interface} ({detail}): run as root, or grant the capabilities once with `sudo setcap cap_net_raw,cap_net_admin=eip $(which connscope)`")]
     CapturePermission { interface: String, detail: String },
     #[error("no interface named {interface}; available: {available} (choose one with -i)")]
     UnknownInterface { interface: String, available: String },
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+}
+
+/// Why the socket tables could not be read.
+#[derive(Debug, Error)]
+pub enum SocketsError {
+    #[error("the kernel's socket tables are Linux-only (netlink sock_diag, /proc); this system has none — packet analysis (`connscope analyze`) works regardless")]
+    Unsupported,
+    #[error("netlink sock_diag: {0} (is this a container without netlink? `ss -tan` uses the same interface)")]
+    Netlink(std::io::Error),
+    #[error("netlink sock_diag answer not understood: {0}")]
+    Decode(String),
 }

@@ -20,10 +20,12 @@
 //!
 //! [`source`] and [`live`] give frames; [`decode`] (with [`defrag`]) turns them into segments;
 //! [`tcp`] rebuilds connections, and each connection's update runs its [`protocol`] watcher on the
-//! payload; [`report`] builds records and the summary from the TCP facts and protocol facts;
-//! [`render`] prints them. [`pipeline`] wires the stages together for every command (one thread or
-//! [`pipeline::parallel`]); [`sockets`] reads the kernel's tables for live runs. The binary's
-//! command line (clap) lives in `src/cli/`, outside the library. The layout is in
+//! payload and hands the TCP facts and the protocol summary of each finished connection to its sink;
+//! [`report`] builds records and the summary from them; [`render`] prints them. [`pipeline`] wires
+//! the stages together for every command (one thread or [`pipeline::parallel`]), its sinks building
+//! the records; [`sockets`] reads the kernel's tables for live runs; [`wire`] holds the values every
+//! stage shares. The binary's command line (clap) lives in `src/cli/`, outside the library. The
+//! layout, and which way each dependency goes (checked by `tests/architecture.rs`), is in
 //! `docs/architecture.md`.
 
 pub mod assert;
@@ -38,3 +40,4 @@ pub mod report;
 pub mod sockets;
 pub mod source;
 pub mod tcp;
+pub mod wire;

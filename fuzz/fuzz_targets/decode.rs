@@ -2,7 +2,8 @@
 //! the wire length or lengthens it, so snaplen-cut frames are covered too.
 #![no_main]
 
-use connscope::decode::{decode, Decoded, LinkType};
+use connscope::decode::{decode, Decoded};
+use connscope::wire::LinkType;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,8 +14,8 @@
 #![no_main]
 
 use connscope::protocol::ProtocolWatcher;
-use connscope::tcp::seq::SeqNumber;
-use connscope::tcp::side::Side;
+use connscope::wire::SeqNumber;
+use connscope::wire::Side;
 use libfuzzer_sys::fuzz_target;
 
 /// Reads bytes from the front of the input.

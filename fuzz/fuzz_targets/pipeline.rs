@@ -8,14 +8,14 @@
 //! report is serialised as `--format json` does.
 #![no_main]
 
-use connscope::decode::LinkType;
 use connscope::pipeline::{NoObserver, Options, Pipeline};
-use connscope::report::SourceInfo;
+use connscope::report::{SourceInfo, SourceKind};
 use connscope::source::{self, RawPacket};
+use connscope::wire::LinkType;
 use libfuzzer_sys::fuzz_target;
 
 fn source_info() -> SourceInfo {
-    SourceInfo { kind: "file", path: "fuzz".to_string(), filter: None, link_type: String::new(), start_ts: None, warning: None }
+    SourceInfo { kind: SourceKind::File, path: "fuzz".to_string(), filter: None, link_type: String::new(), start_ts: None, warning: None }
 }
 
 fuzz_target!(|data: &[u8]| {

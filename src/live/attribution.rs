@@ -14,8 +14,9 @@
 //! sockets (closed within milliseconds, or its client socket already in TIME_WAIT, which no
 //! process holds) stays unattributed: `null` in the report.
 
+use super::agreement;
 use crate::report::{ConnectionRecord, KernelAgreement};
-use crate::sockets::agreement::{self, KernelSnapshot};
+use crate::sockets::agreement::KernelSnapshot;
 use crate::sockets::process::ProcessIndex;
 use crate::sockets::{self, ProcessInfo};
 use std::collections::{HashMap, HashSet};
@@ -143,7 +144,7 @@ impl Attribution {
             record.server_process = slot.owners.server;
         }
         if let Some(snapshot) = &self.snapshot {
-            snapshot.fill(record);
+            agreement::fill(snapshot, record);
         }
     }
 

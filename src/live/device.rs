@@ -17,9 +17,9 @@
 
 use super::savefile::Savefile;
 use super::FrameSource;
-use crate::decode::LinkType;
 use crate::error::Error;
 use crate::source::RawPacket;
+use crate::wire::LinkType;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 

@@ -5,8 +5,10 @@
 //! The capture loop ([`session`]) reads the source until a stop condition holds (a signal from
 //! [`signals`], `--duration`, `--count`, the command run around the capture exiting, then
 //! `--linger`), shows each event on standard error ([`view`]), saves every frame with
-//! [`savefile`] when asked, and attributes connections to local processes ([`attribution`]).
+//! [`savefile`] when asked, attributes connections to local processes ([`attribution`]) and, when it
+//! stops, sets the kernel's socket states beside the records' ([`agreement`]).
 
+pub mod agreement;
 pub mod attribution;
 pub mod device;
 pub mod replay;
@@ -15,9 +17,9 @@ pub mod session;
 pub mod signals;
 pub mod view;
 
-use crate::decode::LinkType;
 use crate::error::Error;
 use crate::source::RawPacket;
+use crate::wire::LinkType;
 
 pub use device::{default_interface, parse_duration, LiveStats, ReadFailure, DEFAULT_BUFFER_MIB, DEFAULT_SNAPLEN, READ_TIMEOUT};
 

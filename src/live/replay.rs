@@ -9,9 +9,9 @@
 
 use super::savefile::Savefile;
 use super::{FrameSource, LiveStats, ReadFailure, READ_TIMEOUT};
-use crate::decode::LinkType;
 use crate::error::Error;
 use crate::source::{self, RawPacket};
+use crate::wire::LinkType;
 use std::time::{Duration, Instant};
 
 /// One frame of the replayed capture.

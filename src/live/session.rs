@@ -13,6 +13,7 @@ use super::view::{Console, LoopCounts};
 use super::{FrameSource, LiveStats, ReadFailure};
 use crate::error::Error;
 use crate::pipeline::Pipeline;
+use crate::report::EndedBy;
 use std::cell::RefCell;
 use std::os::fd::AsFd;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -27,9 +28,6 @@ const CHILD_POLL: Duration = Duration::from_millis(20);
 const KILL_WAIT: Duration = Duration::from_millis(200);
 /// How often the source's drop counters are read for the status line.
 const STATS_POLL: Duration = Duration::from_secs(1);
-
-/// `ended_by` when the interface went away during the capture (see [`ReadFailure::InterfaceGone`]).
-pub const INTERFACE_GONE: &str = "interface_gone";
 
 /// When the capture stops, and what runs around it.
 #[derive(Clone, Debug, Default)]
@@ -47,9 +45,8 @@ pub struct StopConditions {
 /// How the capture loop ended.
 #[derive(Debug)]
 pub struct Ended {
-    /// Why: `interrupted`, `terminated`, `hangup`, `duration`, `count`, `command_exited`,
-    /// [`INTERFACE_GONE`] or `capture_error` (see `docs/capture.md`).
-    pub by: &'static str,
+    /// Why (the report's `capture.ended_by`, see `docs/capture.md`).
+    pub by: EndedBy,
     /// Frames handed to the pipeline.
     pub delivered: u64,
     /// The source's last counters.
@@ -152,15 +149,15 @@ pub fn run(
     let mut stats = LiveStats::default();
     let mut signals_seen = 0;
     let mut save_failure_shown = false;
-    let mut linger_until: Option<(Instant, &'static str)> = None;
+    let mut linger_until: Option<(Instant, EndedBy)> = None;
     let mut warning = None;
     let (mut next_tick, mut next_child_poll, mut next_stats) = (started, started, started + STATS_POLL);
-    let by: &'static str = loop {
+    let by: EndedBy = loop {
         let now = Instant::now();
         let signalled = signals.count();
         if signalled > signals_seen {
             signals_seen = signalled;
-            let reason = signals.first().unwrap_or("interrupted");
+            let reason = signals.first().unwrap_or(EndedBy::Interrupted);
             if signalled >= 2 {
                 // A second signal: end at once, the command with it.
                 if let Some(s) = &mut subject {
@@ -175,16 +172,16 @@ pub fn run(
             linger_until = Some((now + stop.linger, reason));
         }
         if stop.duration.is_some_and(|d| now - started >= d) {
-            break "duration";
+            break EndedBy::Duration;
         }
         if stop.count.is_some_and(|c| delivered >= c) {
-            break "count";
+            break EndedBy::Count;
         }
         if now >= next_child_poll {
             next_child_poll = now + CHILD_POLL;
             if let Some(s) = &mut subject {
                 if linger_until.is_none() && s.poll() {
-                    linger_until = Some((now + stop.linger, "command_exited"));
+                    linger_until = Some((now + stop.linger, EndedBy::CommandExited));
                 }
             }
         }
@@ -221,11 +218,11 @@ pub fn run(
             Ok(n) => delivered += n as u64,
             Err(ReadFailure::InterfaceGone(message)) => {
                 warning = Some(format!("interface {interface} went away ({message}): the capture ended there"));
-                break INTERFACE_GONE;
+                break EndedBy::InterfaceGone;
             }
             Err(ReadFailure::Failed(message)) => {
                 warning = Some(format!("capture stopped: {message}"));
-                break "capture_error";
+                break EndedBy::CaptureError;
             }
         }
     };

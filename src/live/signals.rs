@@ -4,6 +4,7 @@
 //! with [`StopSignals::count`] and [`StopSignals::first`] at its next turn (at most
 //! `capture::READ_TIMEOUT` later: a signal also wakes the loop's `poll(2)` early).
 
+use crate::report::EndedBy;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// Stop signals received since [`StopSignals::install`].
@@ -47,11 +48,11 @@ impl StopSignals {
 
     /// The first stop signal, as the report's `capture.ended_by` names it: `interrupted` (SIGINT),
     /// `terminated` (SIGTERM) or `hangup` (SIGHUP); `None` before any.
-    pub fn first(&self) -> Option<&'static str> {
+    pub fn first(&self) -> Option<EndedBy> {
         match FIRST.load(Ordering::SeqCst) {
-            libc::SIGINT => Some("interrupted"),
-            libc::SIGTERM => Some("terminated"),
-            libc::SIGHUP => Some("hangup"),
+            libc::SIGINT => Some(EndedBy::Interrupted),
+            libc::SIGTERM => Some(EndedBy::Terminated),
+            libc::SIGHUP => Some(EndedBy::Hangup),
             _ => None,
         }
     }

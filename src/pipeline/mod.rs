@@ -5,7 +5,8 @@
 //!
 //! Input: raw frames ([`RawPacket`]) from [`crate::source`] or [`crate::live`]. Inside: [`decode`]
 //! and [`Defragmenter`] make segments, the [`FlowTable`] rebuilds connections (running their
-//! protocol watchers) and hands each record to the [`ReportBuilder`]. Output: the [`Report`] (and,
+//! protocol watchers) and hands each finished one's TCP facts and protocol summary to the collector,
+//! which builds its record ([`ConnectionRecord::from_facts`]) for the [`ReportBuilder`]. Output: the [`Report`] (and,
 //! as they happen, events and records to an [`Observer`]: live views, streamed formats), which
 //! `src/cli/` renders through [`crate::render`]. [`parallel`] runs the same stages on several
 //! threads; [`progress`] shows how far a file has been read.
@@ -13,11 +14,13 @@
 pub mod parallel;
 pub mod progress;
 
-use crate::decode::{decode, reassembled_segment, Decoded, LinkType, OwnedSegment, Segment};
+use crate::decode::{decode, reassembled_segment, Decoded, OwnedSegment, Segment};
 use crate::defrag::Defragmenter;
-use crate::report::{Amendment, CaptureStats, ConnectionRecord, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
+use crate::protocol::ProtocolSummary;
+use crate::report::{Amendment, CaptureStats, ConnectionRecord, EndReason, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
-use crate::tcp::{FlowEvent, FlowSink, FlowTable};
+use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts};
+use crate::wire::LinkType;
 
 /// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
 /// default peaks near 200 MiB.
@@ -97,6 +100,18 @@ impl<'o> Collector<'o> {
     pub(crate) fn finish(self, source: SourceInfo, packets: PacketCounts, capture: Option<CaptureStats>) -> Report {
         self.builder.finish(source, packets, capture)
     }
+
+    /// Adds a finished connection's record (built here, or by a parallel worker) to the report.
+    pub(crate) fn record_ended(&mut self, mut record: ConnectionRecord) {
+        let show = self.notify();
+        let observer = &mut *self.observer;
+        observer.enrich(&mut record);
+        self.builder.add(record, |record, summary| {
+            if show {
+                observer.connection_ended(record, summary);
+            }
+        });
+    }
 }
 
 impl FlowSink for Collector<'_> {
@@ -106,15 +121,8 @@ impl FlowSink for Collector<'_> {
     fn event(&mut self, id: u64, event: &FlowEvent) {
         self.observer.event(id, event);
     }
-    fn connection_ended(&mut self, mut record: ConnectionRecord) {
-        let show = self.notify();
-        let observer = &mut *self.observer;
-        observer.enrich(&mut record);
-        self.builder.add(record, |record, summary| {
-            if show {
-                observer.connection_ended(record, summary);
-            }
-        });
+    fn connection_ended(&mut self, facts: &TcpFacts, protocol: &ProtocolSummary, end: EndReason, capture_start: Option<f64>) {
+        self.record_ended(ConnectionRecord::from_facts(facts, protocol, end, capture_start));
     }
     fn connection_amended(&mut self, amendment: Amendment) {
         self.builder.amend(&amendment);

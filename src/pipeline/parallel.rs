@@ -20,13 +20,15 @@
 //! or drops tombstones, a choice that depends on the whole table) the analysis stops and is done
 //! again on one thread ([`Redo`]); what the observer was shown before is not shown again.
 
-use crate::decode::{decode, ip_bits, LinkType, OwnedSegment, Segment};
+use crate::decode::{decode, ip_bits, OwnedSegment, Segment};
 use crate::error::Error;
 use crate::pipeline::progress::FileProgress;
 use crate::pipeline::{Collector, Finished, Intake, Observer, Options, Taken};
+use crate::protocol::ProtocolSummary;
 use crate::report::{Amendment, ConnectionRecord, EndReason};
 use crate::source::{Captures, RawPacket, ReadOutcome};
-use crate::tcp::{FlowEvent, FlowSink, FlowTable, TOMBSTONE_LIFETIME_MAX};
+use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts, TOMBSTONE_LIFETIME_MAX};
+use crate::wire::LinkType;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
@@ -350,8 +352,8 @@ impl StillOpenSink {
 }
 
 impl FlowSink for StillOpenSink {
-    fn connection_ended(&mut self, record: ConnectionRecord) {
-        self.batch.push(record);
+    fn connection_ended(&mut self, facts: &TcpFacts, protocol: &ProtocolSummary, end: EndReason, capture_start: Option<f64>) {
+        self.batch.push(ConnectionRecord::from_facts(facts, protocol, end, capture_start));
         if self.batch.len() == STILL_OPEN_BATCH {
             self.send();
         }
@@ -391,9 +393,10 @@ impl FlowSink for ChunkSink {
         }
     }
 
-    fn connection_ended(&mut self, record: ConnectionRecord) {
+    fn connection_ended(&mut self, facts: &TcpFacts, protocol: &ProtocolSummary, end: EndReason, capture_start: Option<f64>) {
         let place = self.place();
-        self.found.ended.push((self.packet, place, record));
+        // Built here, on the worker: the merge only orders records.
+        self.found.ended.push((self.packet, place, ConnectionRecord::from_facts(facts, protocol, end, capture_start)));
     }
 
     fn connection_amended(&mut self, amendment: Amendment) {
@@ -556,7 +559,7 @@ impl<'c, 'o> Merger<'c, 'o> {
                 return;
             }
         }
-        self.collector.connection_ended(record);
+        self.collector.record_ended(record);
     }
 
     /// The records of the connections still open at the end, in the order they opened (as one
@@ -586,7 +589,7 @@ impl<'c, 'o> Merger<'c, 'o> {
             }
             let Some(worker) = lowest(&mut queues, |record| record.id) else { break };
             if let Some(record) = queues[worker].next() {
-                self.collector.connection_ended(record);
+                self.collector.record_ended(record);
             }
         }
     }

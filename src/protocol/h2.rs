@@ -13,7 +13,7 @@
 
 use super::http1::{Handover, MAX_EXCHANGES};
 use super::{H2Summary, HeadText, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
-use crate::tcp::side::Side;
+use crate::wire::Side;
 use loona_hpack::Decoder;
 use std::collections::BTreeMap;
 

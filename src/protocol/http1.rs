@@ -8,7 +8,7 @@
 //! never taken for a message, and no message is invented.
 
 use super::{HttpExchange, HttpVersion, ProtocolEvent, Verdict};
-use crate::tcp::side::Side;
+use crate::wire::Side;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 

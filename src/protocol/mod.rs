@@ -7,8 +7,8 @@ mod http1;
 mod stream;
 mod tls;
 
-use crate::tcp::seq::SeqNumber;
-use crate::tcp::side::Side;
+use crate::wire::SeqNumber;
+use crate::wire::Side;
 use h2::H2Counter;
 use http1::{Http1Framer, Switch};
 use serde::Serialize;

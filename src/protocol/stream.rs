@@ -5,7 +5,7 @@
 //! into a bounded buffer. Whatever cannot be delivered (lost, never captured, cut by the snaplen,
 //! or skipped because the buffer was full) is reported as a gap of so many bytes.
 
-use crate::tcp::seq::SeqNumber;
+use crate::wire::SeqNumber;
 use std::collections::VecDeque;
 
 /// Most out-of-order payload bytes held per direction before skipping ahead.

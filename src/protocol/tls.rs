@@ -5,7 +5,7 @@
 //! over several records or TCP segments is read whole (up to [`MAX_HELLO_BYTES`]).
 
 use super::{prefix_verdict, ProtocolEvent, TlsSummary, Verdict};
-use crate::tcp::side::Side;
+use crate::wire::Side;
 
 /// Largest TLS 1.3 application-data record taken for an encrypted alert: 2 alert bytes, the inner
 /// content type and a 16-byte AEAD tag make 19; the smallest HTTP request makes at least 35.

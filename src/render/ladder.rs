@@ -12,9 +12,9 @@
 
 use super::{Layout, TimeStyle};
 use crate::report::Report;
-use crate::tcp::side::Side;
 use crate::tcp::state::TcpState;
 use crate::tcp::SegmentNote;
+use crate::wire::Side;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::ops::RangeInclusive;
@@ -371,7 +371,7 @@ mod tests {
     fn empty_report() -> Report {
         crate::report::ReportBuilder::new(0).finish(
             crate::report::SourceInfo {
-                kind: "file",
+                kind: crate::report::SourceKind::File,
                 path: String::new(),
                 filter: None,
                 link_type: String::new(),

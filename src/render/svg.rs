@@ -3,7 +3,7 @@
 
 use super::ladder::{arrow_text, Row, Trace};
 use crate::report::{ConnectionRecord, FinFirst, Report};
-use crate::tcp::side::Side;
+use crate::wire::Side;
 use std::io::Write;
 
 /// Bars drawn in the timeline; later connections are counted in a note.

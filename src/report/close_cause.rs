@@ -5,7 +5,7 @@
 //! side's message announced the close, how many requests were answered in full). Output: the cause
 //! on the connection's record and its tally in the summary, which the verdict's findings read. The rules are the JSON contract of `docs/json.md`.
 
-use crate::tcp::side::Side;
+use crate::wire::Side;
 use serde::Serialize;
 
 /// Why a connection ended, as `connections[].close_cause` names it.

@@ -14,9 +14,12 @@ pub mod verdict;
 
 use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::sockets::ProcessInfo;
-use crate::tcp::side::Side;
 use crate::tcp::state::{StateEvent, TcpState, ALL_STATES};
 use crate::tcp::FlowKey;
+/// Defined by the flow table, which finds them; part of the report's data (`end`) and applied to
+/// its records ([`Amendment::apply`]).
+pub use crate::tcp::{Amendment, EndReason};
+use crate::wire::Side;
 use close_cause::{CloseCause, CloseCauseCounts};
 use serde::Serialize;
 use smallvec::SmallVec;
@@ -50,20 +53,6 @@ impl Handshake {
             Handshake::MidStream => "mid_stream",
         }
     }
-}
-
-/// Why a connection's record was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    /// Both FINs acknowledged, or an RST.
-    Closed,
-    /// A new SYN with another initial sequence number reused the 4-tuple.
-    Replaced,
-    /// Still open when the capture ended.
-    OpenAtEnd,
-    /// Dropped to stay under `--max-connections`.
-    Evicted,
 }
 
 /// A count per side.
@@ -161,25 +150,7 @@ pub struct ConnectionRecord {
     pub kernel_server_state: Option<TcpState>,
 }
 
-/// A change to a connection already handed over (its record is final but for this): what its
-/// TIME_WAIT socket met after the close, found from the closed tuple's tombstone (`src/flow.rs`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Amendment {
-    /// The connection's 4-tuple: of the connections on it, the last one that ended.
-    pub key: FlowKey,
-    pub server_port: u16,
-    /// The client's TIME_WAIT ended: an acceptable RST killed it, or a new SYN recycled the tuple.
-    pub client_closed: bool,
-    /// The server's TIME_WAIT ended, as `client_closed`.
-    pub server_closed: bool,
-    /// The sender of the RST that killed a TIME_WAIT, set on the connection's first such RST only.
-    pub rst_by: Option<Side>,
-    /// A new SYN recycled the tuple: the record's `end` becomes `replaced`.
-    pub replaced: bool,
-    /// RSTs that reached a TIME_WAIT socket with another sequence number than it expects (ignored).
-    pub rst_ignored: u32,
-}
-
+/// What an amendment from the flow table changes in a record (the report's side of [`Amendment`]).
 impl Amendment {
     /// Applies the amendment to the connection's record.
     pub fn apply(&self, record: &mut ConnectionRecord) {
@@ -473,11 +444,23 @@ pub struct PacketCounts {
     pub after_close: u64,
 }
 
+/// What kind of source the packets came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Capture files (`connscope analyze`).
+    File,
+    /// A network device (`connscope capture`).
+    Live,
+    /// A saved capture replayed at its timestamps (`connscope capture --replay`).
+    Replay,
+}
+
 /// Where the packets came from.
 #[derive(Clone, Debug, Serialize)]
 pub struct SourceInfo {
-    /// `file` or `live`.
-    pub kind: &'static str,
+    /// `file`, `live` or `replay`.
+    pub kind: SourceKind,
     /// File path(s) read, or the interface captured.
     pub path: String,
     /// Effective filter, `null` when every TCP packet is analysed.
@@ -508,9 +491,8 @@ pub struct CaptureStats {
     pub dropped_by_kernel: u64,
     pub dropped_by_interface: u64,
     pub duration: f64,
-    /// Why the capture ended: `interrupted`, `terminated`, `hangup`, `duration`, `count`,
-    /// `command_exited`, `interface_gone` or `capture_error` (see `docs/capture.md`).
-    pub ended_by: String,
+    /// Why the capture ended (see `docs/capture.md`).
+    pub ended_by: EndedBy,
     pub command: Option<String>,
     pub command_exit_status: Option<i32>,
     pub saved_to: Option<String>,
@@ -521,6 +503,51 @@ pub struct CaptureStats {
     /// The kernel's socket states compared with the states the packets imply, when the capture
     /// stopped; `None` when the socket tables could not be read.
     pub kernel_agreement: Option<KernelAgreement>,
+}
+
+/// Why a live capture ended, as `capture.ended_by` names it (set by `crate::live::session`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// SIGINT (Ctrl-C): without `--duration`, `--count` or a command, how a capture ends.
+    #[default]
+    Interrupted,
+    /// SIGTERM.
+    Terminated,
+    /// SIGHUP.
+    Hangup,
+    /// `--duration` elapsed.
+    Duration,
+    /// `--count` frames were captured.
+    Count,
+    /// The command run around the capture exited (and `--linger` passed).
+    CommandExited,
+    /// The interface went away during the capture.
+    InterfaceGone,
+    /// Reading from the source failed otherwise.
+    CaptureError,
+}
+
+impl EndedBy {
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndedBy::Interrupted => "interrupted",
+            EndedBy::Terminated => "terminated",
+            EndedBy::Hangup => "hangup",
+            EndedBy::Duration => "duration",
+            EndedBy::Count => "count",
+            EndedBy::CommandExited => "command_exited",
+            EndedBy::InterfaceGone => "interface_gone",
+            EndedBy::CaptureError => "capture_error",
+        }
+    }
+}
+
+impl std::fmt::Display for EndedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// How many local sockets the kernel showed in the state the packets imply, at the end of a live
@@ -721,5 +748,21 @@ pub(crate) mod tests {
             kernel_client_state: None,
             kernel_server_state: None,
         }
+    }
+
+    #[test]
+    fn test_ended_by_serialises_to_the_names_docs_capture_md_lists() {
+        use EndedBy::*;
+        let all = [Interrupted, Terminated, Hangup, Duration, Count, CommandExited, InterfaceGone, CaptureError];
+        let json: Vec<String> = all.iter().map(|e| serde_json::to_value(e).unwrap().as_str().unwrap().to_string()).collect();
+        let expected = ["interrupted", "terminated", "hangup", "duration", "count", "command_exited", "interface_gone", "capture_error"];
+        assert_eq!(json, expected);
+        assert_eq!(all.map(|e| e.to_string()), expected);
+    }
+
+    #[test]
+    fn test_source_kind_serialises_as_file_live_and_replay() {
+        let json = [SourceKind::File, SourceKind::Live, SourceKind::Replay].map(|k| serde_json::to_value(k).unwrap());
+        assert_eq!(json, ["file", "live", "replay"]);
     }
 }

@@ -2,14 +2,14 @@
 //!
 //! Input: what the flow table knows of a finished connection ([`TcpFacts`], from
 //! [`crate::tcp::FlowTable`]) and what its protocol watcher read ([`ProtocolSummary`], from
-//! [`crate::protocol`]). Output: the [`ConnectionRecord`] the flow table hands to its sink, and on
-//! to the [`super::ReportBuilder`] and the renderers.
+//! [`crate::protocol`]). Output: the [`ConnectionRecord`], built by the flow table's sinks (the
+//! pipeline's collector, or a parallel worker), and on to the [`super::ReportBuilder`] and the renderers.
 
 use super::close_cause::{self, CloseFacts};
 use super::{ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
 use crate::protocol::{Protocol, ProtocolSummary};
-use crate::tcp::side::Side;
 use crate::tcp::TcpFacts;
+use crate::wire::Side;
 use smallvec::SmallVec;
 
 impl ConnectionRecord {

@@ -11,8 +11,8 @@
 use super::close_cause::CloseCause;
 use super::{CaptureStats, ConnectionRecord, KernelAgreement, Summary};
 use crate::protocol::Protocol;
-use crate::tcp::side::Side;
 use crate::tcp::state::TcpState;
+use crate::wire::Side;
 use serde::Serialize;
 
 /// Overall answer to "were my connections reused?".

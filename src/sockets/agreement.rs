@@ -1,6 +1,7 @@
 //! The kernel's socket states beside the states the packets imply, for the end of a live capture:
-//! one dump of the socket tables ([`KernelSnapshot`]), then each local side of each connection
-//! looked up in it and judged ([`compare`]).
+//! one dump of the socket tables ([`KernelSnapshot`]), and the judgement of one socket's inferred
+//! state against the kernel's ([`judge`]). Applying them to the report's records (and counting
+//! agreement) is live capture's (`crate::live::agreement`): the report sits above the kernel's tables.
 //!
 //! Linux specifics the judgement allows for: a CLOSED socket has no entry at all (so "no socket"
 //! agrees with an inferred CLOSED); a TIME_WAIT socket may already be gone (expired after 60 s, or
@@ -10,7 +11,6 @@
 //! packets (LAST_ACK already CLOSED, FIN_WAIT_1 already FIN_WAIT_2).
 
 use super::{table, KernelSocket, SocketsError};
-use crate::report::{ConnectionRecord, EndReason, KernelAgreement};
 use crate::tcp::state::TcpState;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -61,13 +61,6 @@ impl KernelSnapshot {
     pub fn side(&self, local: SocketAddr, remote: SocketAddr) -> Option<Option<TcpState>> {
         self.is_local(local.ip()).then(|| self.socket(local, remote).map(|s| s.state))
     }
-
-    /// Sets `record.kernel_client_state` and `kernel_server_state` from this snapshot.
-    pub fn fill(&self, record: &mut ConnectionRecord) {
-        let (client, server) = (record.client, record.server);
-        record.kernel_client_state = self.side(client, server).flatten();
-        record.kernel_server_state = self.side(server, client).flatten();
-    }
 }
 
 /// What one comparison found.
@@ -89,48 +82,6 @@ pub fn judge(inferred: TcpState, kernel: Option<TcpState>) -> Judgement {
         None if inferred == TcpState::TIME_WAIT => Judgement::TimeWaitGone,
         _ => Judgement::Changed,
     }
-}
-
-/// Fills in the kernel states of `records` from `snapshot` and counts agreement over every local
-/// side. Only the latest connection of a 4-tuple is compared (an earlier one's socket is gone or
-/// now the later one's): `latest` holds the id of the last connection opened on each (client,
-/// server) pair over the whole capture, listed or not; a pair missing from it counts its latest
-/// listed record. Neither replaced nor evicted connections are compared (their end state is not known).
-pub fn compare(
-    records: &mut [ConnectionRecord],
-    snapshot: &KernelSnapshot,
-    latest: &HashMap<(SocketAddr, SocketAddr), u64>,
-) -> KernelAgreement {
-    let mut latest_listed: HashMap<(SocketAddr, SocketAddr), u64> = HashMap::new();
-    for r in records.iter() {
-        let id = latest_listed.entry((r.client, r.server)).or_insert(r.id);
-        *id = (*id).max(r.id);
-    }
-    let latest_listed: HashSet<u64> = latest_listed.into_values().collect();
-    let is_latest = |r: &ConnectionRecord, tuple: (SocketAddr, SocketAddr)| match latest.get(&tuple) {
-        Some(id) => *id == r.id,
-        None => latest_listed.contains(&r.id),
-    };
-    let mut counts = KernelAgreement::default();
-    for record in records.iter_mut() {
-        let (client, server) = (record.client, record.server);
-        if !is_latest(record, (client, server)) || !matches!(record.end, EndReason::Closed | EndReason::OpenAtEnd) {
-            continue;
-        }
-        snapshot.fill(record);
-        for (inferred, view) in [(record.client_state, snapshot.side(client, server)), (record.server_state, snapshot.side(server, client))]
-        {
-            let Some(kernel) = view else { continue };
-            counts.compared += 1;
-            match judge(inferred, kernel) {
-                Judgement::Agree => counts.agree += 1,
-                Judgement::TimeWaitGone => counts.time_wait_gone += 1,
-                Judgement::Changed => counts.changed += 1,
-            }
-        }
-    }
-    counts.disagree = counts.time_wait_gone + counts.changed;
-    counts
 }
 
 /// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) as the IPv4 address

@@ -6,12 +6,13 @@
 //! socket on the port. Operators: `==`, `!=`, `<`, `<=`, `>`, `>=`.
 
 use super::snapshot::{Snapshot, StateCounts};
-use crate::assert::Fields;
 use crate::tcp::state::ALL_STATES;
+use std::collections::BTreeMap;
 
-/// Every key a sockets assertion can name, with its value in `snapshot`.
-pub fn fields(snapshot: &Snapshot) -> Fields {
-    let mut fields = Fields::new();
+/// Every key a sockets assertion can name, with its value in `snapshot` (the `crate::assert::Fields`
+/// the `--assert` evaluator reads: the kernel's tables sit below it).
+pub fn fields(snapshot: &Snapshot) -> BTreeMap<String, f64> {
+    let mut fields = BTreeMap::new();
     fields.insert("sockets".to_string(), f64::from(snapshot.sockets));
     let groups: [(&str, &StateCounts); 5] = [
         ("", &snapshot.states),
@@ -29,8 +30,8 @@ pub fn fields(snapshot: &Snapshot) -> Fields {
 }
 
 /// The keys, for parsing before any snapshot exists (they do not depend on the sockets).
-pub fn keys() -> Fields {
-    let mut fields = Fields::new();
+pub fn keys() -> BTreeMap<String, f64> {
+    let mut fields = BTreeMap::new();
     fields.insert("sockets".to_string(), 0.0);
     for prefix in ["", "client.", "server.", "no_owner.", "owner_unknown."] {
         for state in ALL_STATES {

@@ -4,8 +4,10 @@
 //! `--assert` ([`check`]) and drawn for people ([`render`]).
 //!
 //! [`resolve_process`] and [`kernel_state`] answer for one connection, for commands that watch
-//! packets (capture) and want the process and kernel state behind a 4-tuple; [`agreement`] sets
-//! the kernel's states beside the ones the packets imply, at the end of a capture.
+//! packets (capture) and want the process and kernel state behind a 4-tuple; [`agreement`] reads
+//! the tables once at the end of a capture and judges one socket's state against the packets'.
+//! Nothing here knows the report: the report's records name [`ProcessInfo`], and live capture
+//! (`crate::live::agreement`) sets these states beside the records'.
 //!
 //! Linux only: elsewhere every reader returns [`SocketsError::Unsupported`].
 
@@ -18,8 +20,9 @@ pub mod table;
 
 use crate::tcp::state::TcpState;
 use std::net::SocketAddr;
-use thiserror::Error;
 
+/// Defined with the other errors (`crate::error`), which every stage may return.
+pub use crate::error::SocketsError;
 pub use process::{resolve_process, ProcessInfo};
 pub use table::kernel_state;
 
@@ -37,15 +40,4 @@ pub struct KernelSocket {
     pub inode: u64,
     /// The owning user.
     pub uid: u32,
-}
-
-/// Why the socket tables could not be read.
-#[derive(Debug, Error)]
-pub enum SocketsError {
-    #[error("the kernel's socket tables are Linux-only (netlink sock_diag, /proc); this system has none — packet analysis (`connscope analyze`) works regardless")]
-    Unsupported,
-    #[error("netlink sock_diag: {0} (is this a container without netlink? `ss -tan` uses the same interface)")]
-    Netlink(std::io::Error),
-    #[error("netlink sock_diag answer not understood: {0}")]
-    Decode(String),
 }

@@ -2,8 +2,8 @@
 //! redraws in place. Both only lay out a [`Snapshot`]; nothing is computed here.
 
 use super::snapshot::{Snapshot, StateCounts};
-use crate::tcp::side::Side;
 use crate::tcp::state::{TcpState, ALL_STATES};
+use crate::wire::Side;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
 use std::fmt::Write;

@@ -16,8 +16,8 @@
 
 use super::process::ProcessInfo;
 use super::KernelSocket;
-use crate::tcp::side::Side;
 use crate::tcp::state::{TcpState, ALL_STATES};
+use crate::wire::Side;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

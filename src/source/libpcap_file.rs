@@ -2,8 +2,8 @@
 //! recognise, for libpcap's own diagnosis of what they are.
 
 use super::{damaged, pcap_message, supported_link, RawPacket, ReadOutcome};
-use crate::decode::LinkType;
 use crate::error::Error;
+use crate::wire::LinkType;
 
 /// Reads a capture through libpcap.
 pub(super) fn read(

@@ -13,8 +13,8 @@ mod libpcap_file;
 mod pcap_file;
 mod pcapng_file;
 
-use crate::decode::LinkType;
 use crate::error::Error;
+use crate::wire::LinkType;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One captured frame, without any frame check sequence the capture kept.

@@ -1,8 +1,8 @@
 //! Classic pcap files (tcpdump's default), memory-mapped and walked with `pcap-parser`.
 
 use super::{compile_filter, damaged, pcap_link_field, supported_link, without_fcs, Pages, RawPacket, ReadOutcome};
-use crate::decode::LinkType;
 use crate::error::Error;
+use crate::wire::LinkType;
 
 /// Largest record libpcap accepts (its MAXIMUM_SNAPLEN); a larger length means a damaged record.
 const MAX_RECORD_LEN: u32 = 262_144;

@@ -3,8 +3,8 @@
 //! a file whose interfaces differ in link type (which libpcap refuses) reads whole.
 
 use super::{compile_filter, damaged, supported_link, without_fcs, Pages, RawPacket, ReadOutcome};
-use crate::decode::LinkType;
 use crate::error::Error;
+use crate::wire::LinkType;
 use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock, InterfaceDescriptionBlock};
 use pcap_parser::{Block, OptionCode};
 

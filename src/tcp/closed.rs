@@ -11,12 +11,11 @@
 
 use super::connection::{finalise, Connection};
 use super::key::FlowKey;
-use super::seq::SeqNumber;
-use super::side::Side;
 use super::state::TcpState;
-use super::{FlowSink, FlowTable};
+use super::{Amendment, EndReason, FlowSink, FlowTable};
 use crate::decode::Segment;
-use crate::report::{Amendment, EndReason};
+use crate::wire::SeqNumber;
+use crate::wire::Side;
 use std::net::SocketAddr;
 
 /// Tombstones of closed tuples are forgotten after this much capture time: late segments within it
@@ -191,11 +190,11 @@ impl FlowTable {
 
 #[cfg(test)]
 mod tests {
-    use super::super::seq::SeqNumber;
     use super::super::tests::*;
     use super::super::*;
     use super::ORDER_SLACK;
-    use crate::report::Handshake;
+    use crate::report::{ConnectionRecord, Handshake};
+    use crate::wire::SeqNumber;
 
     // CLOSED: late segments, eviction and the bounds on what closed connections leave.
 
@@ -307,8 +306,8 @@ mod tests {
     #[derive(Default)]
     struct Amended(Vec<ConnectionRecord>, Vec<Amendment>);
     impl FlowSink for Amended {
-        fn connection_ended(&mut self, record: ConnectionRecord) {
-            self.0.push(record);
+        fn connection_ended(&mut self, facts: &TcpFacts, protocol: &ProtocolSummary, end: EndReason, capture_start: Option<f64>) {
+            self.0.push(ConnectionRecord::from_facts(facts, protocol, end, capture_start));
         }
         fn connection_amended(&mut self, amendment: Amendment) {
             if let Some(record) = self.0.iter_mut().rev().find(|r| r.key() == amendment.key) {

@@ -7,13 +7,12 @@
 
 use super::probes::is_keepalive_probe;
 use super::rst::rst_acceptable;
-use super::seq::SeqNumber;
-use super::side::Side;
 use super::state::{StateEvent, TcpState};
-use super::{FlowEvent, FlowSink, SegmentNote};
+use super::{EndReason, FlowEvent, FlowSink, SegmentNote};
 use crate::decode::Segment;
 use crate::protocol::{ProtocolEvent, ProtocolWatcher};
-use crate::report::{ConnectionRecord, EndReason};
+use crate::wire::SeqNumber;
+use crate::wire::Side;
 use std::net::SocketAddr;
 
 /// A SYN seen at most this long (seconds) after the SYN-ACK that acknowledges it is that
@@ -162,7 +161,7 @@ impl Connection {
 }
 
 /// What the flow table knows of a finished connection: the plain facts the report builds its
-/// record from ([`ConnectionRecord::from_facts`]). Timestamps in epoch seconds.
+/// record from (`crate::report::ConnectionRecord::from_facts`). Timestamps in epoch seconds.
 #[derive(Clone, Debug)]
 pub struct TcpFacts {
     pub id: u64,
@@ -237,8 +236,8 @@ impl TcpFacts {
     }
 }
 
-/// Ends a connection: the protocol watcher's last messages go to the sink, then the record the
-/// report builds from the connection's TCP facts and protocol summary.
+/// Ends a connection: the protocol watcher's last messages go to the sink, then the connection's
+/// TCP facts and protocol summary, which the sink builds the record from.
 pub(super) fn finalise(
     mut conn: Box<Connection>,
     end: EndReason,
@@ -251,7 +250,7 @@ pub(super) fn finalise(
     for event in events.drain(..) {
         sink.event(conn.id, &FlowEvent::Protocol { side: sender(&event), event });
     }
-    sink.connection_ended(ConnectionRecord::from_facts(&TcpFacts::of(&conn), &proto, end, capture_start));
+    sink.connection_ended(&TcpFacts::of(&conn), &proto, end, capture_start);
 }
 
 /// Which side sends a protocol message: responses come from the server, the rest from the client.

@@ -1,8 +1,9 @@
 //! The flow table: rebuilds TCP connections from decoded segments.
 //!
 //! Input: [`Segment`]s from [`crate::decode`], one at a time, in capture order (the pipeline, or a
-//! parallel worker, calls [`FlowTable::process`]). Output: [`FlowEvent`]s and each finished
-//! connection's record to a [`FlowSink`] (the pipeline's collector, live views, ladder diagrams).
+//! parallel worker, calls [`FlowTable::process`]). Output: [`FlowEvent`]s, and each finished
+//! connection's [`TcpFacts`] with its protocol summary and [`EndReason`], to a [`FlowSink`] (the
+//! pipeline's collector and parallel workers, which build the report's record from them).
 //!
 //! A map from the 4-tuple ([`key`]) to the open connection (`connection.rs`, which also runs the
 //! connection's protocol watcher on its payload). A SYN whose initial sequence number differs from
@@ -17,8 +18,6 @@ mod connection;
 pub mod key;
 mod probes;
 mod rst;
-pub mod seq;
-pub mod side;
 pub mod state;
 #[cfg(test)]
 mod tests;
@@ -29,10 +28,11 @@ pub use key::FlowKey;
 
 use crate::decode::Segment;
 use crate::protocol::ProtocolEvent;
-use crate::report::{Amendment, ConnectionRecord, EndReason};
+use crate::protocol::ProtocolSummary;
+use crate::wire::Side;
 use closed::{Tombstone, TOMBSTONE_TTL};
 use connection::{finalise, is_late_syn, update, Connection};
-use side::Side;
+use serde::Serialize;
 use state::TcpState;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -73,6 +73,39 @@ pub struct SegmentNote {
     pub label: Option<String>,
 }
 
+/// Why a connection ended, as the flow table hands it over (the record's `end` in the JSON report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Both FINs acknowledged, or an RST.
+    Closed,
+    /// A new SYN with another initial sequence number reused the 4-tuple.
+    Replaced,
+    /// Still open when the capture ended.
+    OpenAtEnd,
+    /// Dropped to stay under `--max-connections`.
+    Evicted,
+}
+
+/// A change to a connection already handed over (its record is final but for this): what its
+/// TIME_WAIT socket met after the close, found from the closed tuple's tombstone (`closed.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Amendment {
+    /// The connection's 4-tuple: of the connections on it, the last one that ended.
+    pub key: FlowKey,
+    pub server_port: u16,
+    /// The client's TIME_WAIT ended: an acceptable RST killed it, or a new SYN recycled the tuple.
+    pub client_closed: bool,
+    /// The server's TIME_WAIT ended, as `client_closed`.
+    pub server_closed: bool,
+    /// The sender of the RST that killed a TIME_WAIT, set on the connection's first such RST only.
+    pub rst_by: Option<Side>,
+    /// A new SYN recycled the tuple: the record's `end` becomes `replaced`.
+    pub replaced: bool,
+    /// RSTs that reached a TIME_WAIT socket with another sequence number than it expects (ignored).
+    pub rst_ignored: u32,
+}
+
 /// Receives what the flow table finds.
 pub trait FlowSink {
     /// True when the sink wants a [`FlowEvent::Segment`] for every segment (ladder diagrams).
@@ -81,11 +114,14 @@ pub trait FlowSink {
     }
     /// An event on connection `id`.
     fn event(&mut self, _id: u64, _event: &FlowEvent) {}
-    /// A connection has ended (or the capture did): its final record.
-    fn connection_ended(&mut self, record: ConnectionRecord);
+    /// A connection has ended (or the capture did): what the table knows of it, what its protocol
+    /// watcher read, and why it ended. `capture_start` is the epoch second of the capture's first
+    /// packet, which the record's times count from (`crate::report::ConnectionRecord::from_facts`
+    /// builds the record from these).
+    fn connection_ended(&mut self, facts: &TcpFacts, protocol: &ProtocolSummary, end: EndReason, capture_start: Option<f64>);
     /// A connection already ended changed after its close: an RST killed its TIME_WAIT, or a new
-    /// SYN recycled its tuple. Only records that were [`ConnectionRecord::in_time_wait`] are amended,
-    /// within [`TIME_WAIT_SECONDS`] of capture time after their last segment.
+    /// SYN recycled its tuple. Only connections that ended [`EndReason::Closed`] with a side in
+    /// TIME_WAIT are amended, within [`TIME_WAIT_SECONDS`] of capture time after their last segment.
     fn connection_amended(&mut self, _amendment: Amendment) {}
 }
 

@@ -4,8 +4,8 @@
 //! segment is a keep-alive probe (counted per side in the record, and not payload).
 
 use super::connection::Connection;
-use super::side::Side;
 use crate::decode::Segment;
+use crate::wire::Side;
 
 /// A segment counts as a keep-alive probe only after its sender has sent nothing new in its sequence
 /// space for this long (seconds). Linux's smallest keep-alive time is 1 s; retransmissions of the

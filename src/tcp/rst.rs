@@ -4,9 +4,9 @@
 //! the RST ends the connection (else it is counted as ignored).
 
 use super::connection::Connection;
-use super::side::Side;
 use super::state::TcpState;
 use crate::decode::Segment;
+use crate::wire::Side;
 
 /// RFC 5961-style check: an RST closes the connection only if its sequence number is where the
 /// receiver expects it (within its window). An RST answering a SYN must acknowledge the SYN.

@@ -1,10 +1,11 @@
 //! The flow table's tests of the connection update (segments in, records and events out), grouped
 //! by TCP state, and the harness the tests in `key.rs`, `closed.rs`, `probes.rs` and `rst.rs` share.
 
-use super::seq::SeqNumber;
 use super::*;
 use crate::decode::TcpFlags;
-use crate::report::{FinFirst, Handshake, PerSide};
+use crate::wire::SeqNumber;
+// The tests read the records the report builds from what the table hands over.
+use crate::report::{ConnectionRecord, FinFirst, Handshake, PerSide};
 
 pub(super) const C: &str = "127.0.0.1:40000";
 pub(super) const S: &str = "127.0.0.1:8080";
@@ -15,8 +16,8 @@ impl FlowSink for Records {
     fn event(&mut self, _id: u64, event: &FlowEvent) {
         self.1.push(event.clone());
     }
-    fn connection_ended(&mut self, record: ConnectionRecord) {
-        self.0.push(record);
+    fn connection_ended(&mut self, facts: &TcpFacts, protocol: &ProtocolSummary, end: EndReason, capture_start: Option<f64>) {
+        self.0.push(ConnectionRecord::from_facts(facts, protocol, end, capture_start));
     }
 }
 

@@ -8,7 +8,7 @@ use connscope::error::Error;
 use connscope::pipeline::parallel;
 use connscope::pipeline::progress::FileProgress;
 use connscope::pipeline::{Finished, Observer, Options, Pipeline};
-use connscope::report::{Report, SourceInfo};
+use connscope::report::{Report, SourceInfo, SourceKind};
 use connscope::source::{Captures, ReadOutcome};
 use std::process::ExitCode;
 
@@ -98,7 +98,7 @@ fn build_report(args: &AnalyzeArgs, finished: Finished<'_>, outcome: Result<Read
     let mut link_types = outcome.link_types.clone();
     link_types.dedup();
     let source_info = SourceInfo {
-        kind: "file",
+        kind: SourceKind::File,
         path: args.files.join(", "),
         filter: super::effective_filter(args.filter.port, args.filter.bpf.as_deref()),
         link_type: link_types.join(","),

@@ -25,7 +25,7 @@ use connscope::live::signals::StopSignals;
 use connscope::live::view::{Console, LiveView};
 use connscope::live::{self, FrameSource};
 use connscope::pipeline::{Observer, Options, Pipeline};
-use connscope::report::{Amendment, CaptureStats, ConnectionRecord, SourceInfo, Summary};
+use connscope::report::{Amendment, CaptureStats, ConnectionRecord, SourceInfo, SourceKind, Summary};
 use connscope::sockets::agreement::KernelSnapshot;
 use connscope::tcp::FlowEvent;
 use std::cell::RefCell;
@@ -185,7 +185,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
         dropped_by_kernel: ended.stats.dropped_by_kernel,
         dropped_by_interface: ended.stats.dropped_by_interface,
         duration: ended.elapsed.as_secs_f64(),
-        ended_by: ended.by.to_string(),
+        ended_by: ended.by,
         command,
         command_exit_status: ended.command.as_ref().and_then(|s| s.status).and_then(|s| s.code()),
         saved_to: args.write.clone(),
@@ -193,7 +193,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
         save_error,
         kernel_agreement,
     };
-    let kind = if args.replay.is_some() { "replay" } else { "live" };
+    let kind = if args.replay.is_some() { SourceKind::Replay } else { SourceKind::Live };
     let source_info =
         SourceInfo { kind, path: interface, filter, link_type: link.name().to_string(), start_ts: None, warning: ended.warning.take() };
     let report = pipeline.finish(source_info, Some(capture_stats));
