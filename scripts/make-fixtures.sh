@@ -500,6 +500,9 @@ source "$SRC/flow-cases.sh"
 # the close-cause fixtures (issue 15): fx_* functions and CLOSE_CAUSE_FIXTURES
 # shellcheck source=fixtures/close-causes.sh
 . "$SRC/close-causes.sh"
+# the HTTPS fixtures with key logs (issue 18): fx_* functions and HTTPS_KEYLOG_FIXTURES
+# shellcheck source=fixtures/https-keylog.sh
+. "$SRC/https-keylog.sh"
 
 fx_fragments() {              # router netns fragments IPv4 (real), veth Ethernet re-framed with FCS / 802.3 SNAP, IPv6 fragmented by relink.py frag6
 	mkdir -p "$WORK/frag"
@@ -517,7 +520,7 @@ ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
 	keepalive_crossing fast_open one_direction capture_skew \
 	tls_hello_retry tls_split_hello tls_connect_tunnel fragments \
-	"${CLOSE_CAUSE_FIXTURES[@]}" \
+	"${CLOSE_CAUSE_FIXTURES[@]}" "${HTTPS_KEYLOG_FIXTURES[@]}" \
 	h2c_multi h2c_snaplen h2c_upgrade midstream_body redis_inline smtp ftp)
 
 main() {

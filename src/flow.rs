@@ -11,6 +11,7 @@
 //! amends the connection's record ([`FlowSink::connection_amended`]).
 
 use crate::decode::{ip_bits, Segment};
+use crate::protocol::keylog::TlsKeys;
 use crate::protocol::{Protocol, ProtocolEvent, ProtocolSummary, ProtocolWatcher};
 use crate::report::close_cause::{self, CloseFacts};
 use crate::report::{Amendment, ConnectionRecord, EndReason, FinFirst, Handshake, PerSide, RequestRecord};
@@ -21,6 +22,7 @@ use smallvec::SmallVec;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A segment counts as a keep-alive probe only after its sender has sent nothing new in its sequence
 /// space for this long (seconds). Linux's smallest keep-alive time is 1 s; retransmissions of the
@@ -342,6 +344,8 @@ pub struct FlowTable {
     last_sweep_ts: f64,
     counters: FlowCounters,
     protocol_events: Vec<ProtocolEvent>,
+    /// TLS secrets (`--keylog`, pcapng secrets) for the connections' watchers.
+    tls_keys: Option<Arc<TlsKeys>>,
 }
 
 impl FlowTable {
@@ -360,7 +364,14 @@ impl FlowTable {
             last_sweep_ts: f64::MIN,
             counters: FlowCounters::default(),
             protocol_events: Vec::new(),
+            tls_keys: None,
         }
+    }
+
+    /// The table's TLS connections are decrypted with `keys` when they hold their secrets.
+    pub fn with_tls_keys(mut self, keys: Option<Arc<TlsKeys>>) -> FlowTable {
+        self.tls_keys = keys;
+        self
     }
 
     /// Epoch seconds of the first packet seen.
@@ -421,6 +432,7 @@ impl FlowTable {
         self.next_id += 1;
         sink.event(id, &FlowEvent::Opened { handshake: is_syn, client, server });
         let mut conn = Box::new(Connection::new(id, client, server, seg.ts));
+        conn.watcher = ProtocolWatcher::with_tls_keys(self.tls_keys.clone());
         update(&mut conn, seg, sink, &mut self.protocol_events);
         if conn.closed() {
             // Closed by its first segment (a lone RST).
@@ -599,13 +611,14 @@ fn finalise(
     };
     let encrypted = proto.protocol == Protocol::Tls;
     // HTTP inside TLS cannot be counted; the CONNECT that opened a TLS tunnel was read in clear.
-    let http_hidden = encrypted && proto.http_requests == 0;
+    let http_hidden = encrypted && proto.http_requests == 0 && !proto.http_readable();
     let tls = proto.tls.clone();
     let requests: SmallVec<[RequestRecord; 1]> = proto.exchanges.iter().map(RequestRecord::from).collect();
     let h2_streams = proto.h2.as_ref().map(|h| h.streams);
     // HTTP/1 requests and h2c request streams are both HTTP requests: `reused` follows from them.
     let request_count = match proto.protocol {
         Protocol::Http1 | Protocol::H2c => proto.http_requests,
+        Protocol::Tls if proto.http_readable() => proto.http_requests,
         Protocol::Tls => tls.as_ref().map_or(0, |t| t.exchanges_estimate),
         Protocol::None | Protocol::Unknown => conn.exchanges,
     };
@@ -679,7 +692,7 @@ fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
     CloseFacts {
         refused: conn.syn_seen && !conn.syn_ack_seen && conn.rst_by == Some(Side::Server),
         first_close: conn.fin_first.or(conn.rst_by),
-        readable: matches!(proto.protocol, Protocol::Http1 | Protocol::H2c),
+        readable: proto.http_readable(),
         client_announced: proto.close_announced[Side::Client.index()],
         server_announced: proto.close_announced[Side::Server.index()],
         requests: proto.http_requests,

@@ -79,6 +79,8 @@ fn emitted() -> BTreeSet<String> {
         sni: None,
         version: None,
         exchanges_estimate: 1,
+        decrypted: true,
+        decrypt_failures: Some(0),
     })
     .unwrap();
     conn["requests"] = serde_json::to_value([RequestRecord { method: None, target: None, version: None, status: None }]).unwrap();

@@ -7,6 +7,9 @@ use crate::cli::commands::analyze::AnalyzeArgs;
 use crate::cli::commands::capture::CaptureArgs;
 use crate::cli::commands::sockets::SocketsArgs;
 use clap::{Args, Parser, Subcommand};
+use connscope::error::Error;
+use connscope::protocol::keylog::TlsKeys;
+use std::sync::Arc;
 
 /// Are my HTTP connections being reused, and who is closing them?
 ///
@@ -48,9 +51,37 @@ pub struct FilterArgs {
     /// Most connections held open at once; beyond it the oldest half-open ones are evicted (and counted).
     #[arg(long, default_value_t = connscope::analyze::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
+    /// TLS secrets in the NSS key log format (SSLKEYLOGFILE): the HTTPS connections they cover are
+    /// decrypted and their HTTP requests counted. Secrets a pcapng file carries are read too.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<String>,
 }
 
 impl FilterArgs {
+    /// The TLS secrets of `--keylog` and of the Decryption Secrets Blocks of `files` (pcapng);
+    /// `None` when there are none. A key log line that does not parse is a warning.
+    pub fn tls_keys(&self, files: &[String]) -> Result<Option<Arc<TlsKeys>>, Error> {
+        let mut keys = TlsKeys::new();
+        if let Some(path) = &self.keylog {
+            let text = std::fs::read(path).map_err(|e| Error::Open { path: path.clone(), reason: e.to_string() })?;
+            for warning in keys.add_key_log(&text) {
+                eprintln!("connscope: warning: key log {path}, {warning} (line ignored)");
+            }
+        }
+        for path in files.iter().filter(|f| *f != "-") {
+            // A file that cannot be read is reported by the analysis itself.
+            let Ok(file) = std::fs::File::open(path) else { continue };
+            // SAFETY: the map is only read, and only while the file is open here.
+            let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else { continue };
+            for log in connscope::source::tls_key_logs(&map) {
+                for warning in keys.add_key_log(&log) {
+                    eprintln!("connscope: warning: TLS secrets in {path}, {warning} (line ignored)");
+                }
+            }
+        }
+        Ok((!keys.is_empty()).then(|| Arc::new(keys)))
+    }
+
     /// `--max-connections`, checked: 0 would keep no connection open at all (a usage error).
     pub fn max_connections(&self) -> Result<usize, connscope::error::Error> {
         if self.max_connections == 0 {

@@ -1,11 +1,17 @@
 //! TLS record sniffing: ClientHello / ServerHello (SNI, resumption) and turns of application data.
 //!
-//! Only the plaintext handshake hellos are read; everything else is skipped record by record.
+//! Only the plaintext handshake hellos are read; everything else is skipped record by record,
+//! unless the connection's secrets are in the key log: then its records are decrypted
+//! ([`super::tls_decrypt`]) and the application data comes out in order per direction.
 //! Handshake records are joined into one handshake-message stream per direction, so a hello split
 //! over several records or TCP segments is read whole (up to [`MAX_HELLO_BYTES`]).
 
+use super::keylog::{Secret, TlsKeys};
+use super::tls_crypto::Suite;
+use super::tls_decrypt::{Decryption, Plain};
 use super::{prefix_verdict, ProtocolEvent, TlsSummary, Verdict};
 use crate::side::Side;
+use std::sync::Arc;
 
 /// Largest TLS 1.3 application-data record taken for an encrypted alert: 2 alert bytes, the inner
 /// content type and a 16-byte AEAD tag make 19; the smallest HTTP request makes at least 35.
@@ -16,7 +22,9 @@ const CONTENT_APPLICATION_DATA: u8 = 23;
 const CONTENT_HEARTBEAT: u8 = 24;
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const HANDSHAKE_SERVER_HELLO: u8 = 2;
+const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
 const EXTENSION_SERVER_NAME: u16 = 0;
+const EXTENSION_SESSION_TICKET: u16 = 35;
 const EXTENSION_PRE_SHARED_KEY: u16 = 41;
 const EXTENSION_SUPPORTED_VERSIONS: u16 = 43;
 const TLS13: u16 = 0x0304;
@@ -93,6 +101,10 @@ struct SessionId {
 }
 
 impl SessionId {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
     fn from_slice(id: &[u8]) -> Option<Self> {
         let mut session = SessionId::default();
         session.bytes.get_mut(..id.len())?.copy_from_slice(id);
@@ -109,13 +121,18 @@ impl SessionId {
 #[derive(Debug, Default)]
 struct ClientHello {
     sni: Option<String>,
+    random: [u8; 32],
     session_id: SessionId,
+    /// A TLS 1.2 session ticket offered for resumption (RFC 5077).
+    ticket: Vec<u8>,
 }
 
 /// What the ServerHello chose.
 #[derive(Debug)]
 struct ServerHello {
     retry_request: bool,
+    random: [u8; 32],
+    cipher_suite: u16,
     session_id: SessionId,
     psk_selected: bool,
     version: u16,
@@ -136,15 +153,18 @@ fn message_body(message: &[u8], kind: u8) -> Option<Reader<'_>> {
 /// Parses a ClientHello handshake message (header included); `None` when malformed.
 fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
     let mut r = message_body(message, HANDSHAKE_CLIENT_HELLO)?;
-    r.take(2 + 32)?; // legacy version, random
+    r.take(2)?; // legacy version
+    let random = r.take(32)?.try_into().ok()?;
     let session_id = SessionId::from_slice(r.vec8()?)?;
     r.vec16()?; // cipher suites
     r.vec8()?; // compression methods
-    let mut hello = ClientHello { sni: None, session_id };
+    let mut hello = ClientHello { sni: None, random, session_id, ticket: Vec::new() };
     let Some(extensions) = r.vec16() else { return Some(hello) };
     for (kind, data) in (Reader { bytes: extensions }).extensions() {
-        if kind == EXTENSION_SERVER_NAME {
-            hello.sni = server_name(data);
+        match kind {
+            EXTENSION_SERVER_NAME => hello.sni = server_name(data),
+            EXTENSION_SESSION_TICKET => hello.ticket = data.to_vec(),
+            _ => {}
         }
     }
     Some(hello)
@@ -166,11 +186,18 @@ fn server_name(data: &[u8]) -> Option<String> {
 fn parse_server_hello(message: &[u8]) -> Option<ServerHello> {
     let mut r = message_body(message, HANDSHAKE_SERVER_HELLO)?;
     let legacy_version = r.u16()?;
-    let random = r.take(32)?;
+    let random: [u8; 32] = r.take(32)?.try_into().ok()?;
     let session_id = SessionId::from_slice(r.vec8()?)?;
-    r.take(2 + 1)?; // cipher suite, compression method
-    let mut hello =
-        ServerHello { retry_request: random == HELLO_RETRY_REQUEST_RANDOM, session_id, psk_selected: false, version: legacy_version };
+    let cipher_suite = r.u16()?;
+    r.u8()?; // compression method
+    let mut hello = ServerHello {
+        retry_request: random == HELLO_RETRY_REQUEST_RANDOM,
+        random,
+        cipher_suite,
+        session_id,
+        psk_selected: false,
+        version: legacy_version,
+    };
     if let Some(extensions) = r.vec16() {
         for (kind, data) in (Reader { bytes: extensions }).extensions() {
             match kind {
@@ -268,9 +295,27 @@ pub struct TlsSniffer {
     awaiting_response: bool,
     /// Client application-data records that are really its encrypted Finished (TLS 1.3).
     client_records_to_ignore: u8,
+    /// The analysis's secrets, when it has any.
+    keys: Option<Arc<TlsKeys>>,
+    client_random: Option<[u8; 32]>,
+    offered_ticket: Vec<u8>,
+    /// The connection's secrets were found: its records are being decrypted.
+    decryption: Option<Box<Decryption>>,
+    /// TLS 1.2: the master secret, remembered under the session tickets the server sends.
+    master: Option<Secret>,
 }
 
 impl TlsSniffer {
+    /// A sniffer that decrypts the connection when `keys` hold its secrets.
+    pub fn with_keys(keys: Option<Arc<TlsKeys>>) -> TlsSniffer {
+        TlsSniffer { keys, ..TlsSniffer::default() }
+    }
+
+    /// The application data decrypted (and the losses) since the last call, in order.
+    pub fn take_plaintext(&mut self) -> Vec<Plain> {
+        self.decryption.as_mut().map(|d| std::mem::take(&mut d.out)).unwrap_or_default()
+    }
+
     /// The next bytes of `side`'s stream.
     pub fn data(&mut self, side: Side, mut bytes: &[u8], events: &mut Vec<ProtocolEvent>) {
         while !bytes.is_empty() && !self.directions[side.index()].lost {
@@ -288,12 +333,20 @@ impl TlsSniffer {
             }
             let (body, rest) = bytes.split_at(direction.body_left.min(bytes.len()));
             direction.body_left -= body.len();
-            if direction.body_left == 0 {
+            let ended = direction.body_left == 0;
+            if ended {
                 direction.header_len = 0;
             }
+            let header = direction.header;
             bytes = rest;
             if direction.content_type() == CONTENT_HANDSHAKE && !self.handshake_encrypted(side) {
                 self.handshake_bytes(side, body, events);
+            }
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.record_bytes(side, body);
+                if ended {
+                    decryption.record_ended(side, &header);
+                }
             }
         }
     }
@@ -308,11 +361,21 @@ impl TlsSniffer {
             if direction.body_left == 0 {
                 direction.header_len = 0;
             }
+            let ended = direction.body_left == 0;
             if direction.content_type() == CONTENT_HANDSHAKE {
                 direction.handshake.gap(len);
             }
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.record_gap(side);
+                if ended {
+                    decryption.record_ended(side, &direction.header);
+                }
+            }
         } else {
             direction.lost = true;
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.lost(side, len);
+            }
         }
     }
 
@@ -326,6 +389,8 @@ impl TlsSniffer {
             sni: self.sni.clone(),
             version: self.version.map(version_name),
             exchanges_estimate: self.exchanges,
+            decrypted: self.decryption.is_some(),
+            decrypt_failures: self.decryption.as_ref().map(|d| d.failures),
         }
     }
 
@@ -362,7 +427,9 @@ impl TlsSniffer {
                 }
                 let [kind, len @ ..] = stream.header;
                 stream.body_left = usize::from(len[0]) << 16 | usize::from(len[1]) << 8 | usize::from(len[2]);
-                stream.keep = kind == hello_type;
+                // A TLS 1.2 server's NewSessionTicket names the session for later resumptions.
+                let ticket = side == Side::Server && kind == HANDSHAKE_NEW_SESSION_TICKET && self.master.is_some();
+                stream.keep = kind == hello_type || ticket;
                 if stream.keep {
                     stream.message = Vec::with_capacity(HANDSHAKE_HEADER + stream.body_left.min(MAX_HELLO_BYTES));
                     stream.message.extend_from_slice(&stream.header);
@@ -379,9 +446,10 @@ impl TlsSniffer {
                 stream.header_len = 0;
                 if std::mem::take(&mut stream.keep) {
                     let message = std::mem::take(&mut stream.message);
-                    match side {
-                        Side::Client => self.client_hello(&message, events),
-                        Side::Server => self.server_hello(&message),
+                    match (side, message[0]) {
+                        (Side::Client, _) => self.client_hello(&message, events),
+                        (Side::Server, HANDSHAKE_NEW_SESSION_TICKET) => self.new_session_ticket(&message),
+                        (Side::Server, _) => self.server_hello(&message),
                     }
                 }
             }
@@ -397,8 +465,16 @@ impl TlsSniffer {
             return;
         }
         direction.body_left = record_len(direction);
+        let header = direction.header;
+        if let Some(decryption) = self.decryption.as_mut() {
+            decryption.record_started(side, &header);
+        }
+        let direction = &mut self.directions[side.index()];
         if direction.body_left == 0 {
             direction.header_len = 0;
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.record_ended(side, &header);
+            }
         }
         match content_type {
             CONTENT_CHANGE_CIPHER_SPEC => direction.change_cipher_spec = true,
@@ -417,6 +493,8 @@ impl TlsSniffer {
             self.sni.clone_from(&hello.sni);
         }
         self.offered_session_id = hello.session_id;
+        self.client_random = Some(hello.random);
+        self.offered_ticket = hello.ticket;
         events.push(ProtocolEvent::TlsClientHello { sni: hello.sni });
     }
 
@@ -437,6 +515,45 @@ impl TlsSniffer {
         }
         if hello.version == TLS13 {
             self.client_records_to_ignore = 1;
+        }
+        self.start_decryption(&hello, resumed);
+    }
+
+    /// Looks up the connection's secrets once the ServerHello chose the version and cipher suite.
+    /// TLS 1.3 secrets are logged per connection, resumed or not; a TLS 1.2 session is found by
+    /// its client random, or, when resumed without a line of its own, by the session ID or
+    /// ticket of an earlier full handshake (as tshark does).
+    fn start_decryption(&mut self, hello: &ServerHello, resumed: bool) {
+        let (Some(keys), Some(client_random)) = (self.keys.as_ref(), self.client_random) else { return };
+        let Some(suite) = Suite::from_id(hello.cipher_suite) else { return };
+        let secrets = keys.secrets(&client_random);
+        self.decryption = if hello.version == TLS13 && suite.tls13 {
+            secrets.and_then(|s| Decryption::tls13(suite, s)).map(Box::new)
+        } else if hello.version == 0x0303 && !suite.tls13 {
+            let logged = secrets.and_then(|s| s.master);
+            let remembered = || {
+                let by_id = resumed.then(|| keys.session(hello.session_id.bytes())).flatten();
+                by_id.or_else(|| (resumed && !self.offered_ticket.is_empty()).then(|| keys.session(&self.offered_ticket)).flatten())
+            };
+            let master = logged.or_else(remembered);
+            if let Some(master) = master {
+                if !resumed {
+                    keys.remember_session(hello.session_id.bytes(), master);
+                }
+                self.master = Some(master);
+            }
+            master.and_then(|m| Decryption::tls12(suite, &m, &client_random, &hello.random)).map(Box::new)
+        } else {
+            None
+        };
+    }
+
+    /// A TLS 1.2 NewSessionTicket: the ticket resumes this session.
+    fn new_session_ticket(&mut self, message: &[u8]) {
+        let Some(mut r) = message_body(message, HANDSHAKE_NEW_SESSION_TICKET) else { return };
+        let (Some(_lifetime), Some(ticket)) = (r.take(4), r.vec16()) else { return };
+        if let (Some(keys), Some(master)) = (self.keys.as_ref(), self.master) {
+            keys.remember_session(ticket, master);
         }
     }
 

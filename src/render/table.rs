@@ -113,6 +113,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         Cell::new(s.tls_client_hellos),
     ]);
     writeln!(out, "{t}")?;
+    if s.tls_decrypted > 0 {
+        writeln!(out, "decrypted {} of {} TLS connections", s.tls_decrypted, s.tls_connections)?;
+    }
 
     let mut states = new_table();
     let shown: Vec<_> = ALL_STATES.iter().filter(|st| s.client_states.get(**st) + s.server_states.get(**st) > 0).collect();
@@ -206,6 +209,7 @@ fn connections_table(conns: &[ConnectionRecord]) -> Table {
     t.set_header(header);
     for c in conns {
         let requests = match (c.http_requests, &c.tls) {
+            (Some(n), Some(tls)) if tls.decrypted => format!("{n} (decrypted)"),
             (Some(n), Some(tls)) => format!("{n} + ~{} (TLS)", tls.exchanges_estimate), // a CONNECT tunnel
             (Some(n), None) => n.to_string(),
             (None, Some(tls)) => format!("~{} (TLS)", tls.exchanges_estimate),

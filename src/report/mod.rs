@@ -307,6 +307,8 @@ pub struct Summary {
     pub tls_full_handshakes: u64,
     pub tls_resumed_handshakes: u64,
     pub tls_exchanges_estimate: u64,
+    /// TLS connections decrypted with their logged secrets: their HTTP requests are counted.
+    pub tls_decrypted: u64,
     pub h2_streams: u64,
     pub client_states: StateCounts,
     pub server_states: StateCounts,
@@ -343,6 +345,7 @@ impl Default for Summary {
             tls_full_handshakes: 0,
             tls_resumed_handshakes: 0,
             tls_exchanges_estimate: 0,
+            tls_decrypted: 0,
             h2_streams: 0,
             client_states: StateCounts::default(),
             server_states: StateCounts::default(),
@@ -374,7 +377,11 @@ impl Summary {
             Protocol::Tls => self.tls_connections += 1,
             Protocol::None | Protocol::Unknown => {}
         }
-        let hidden = self.tls_connections > 0 && self.http_connections == 0;
+        if c.tls.as_ref().is_some_and(|t| t.decrypted) {
+            self.tls_decrypted += 1;
+        }
+        let readable = self.http_connections + self.tls_decrypted;
+        let hidden = self.tls_connections > 0 && readable == 0;
         self.http_requests = (!hidden).then_some(self.requests_counted);
         self.http_responses = (!hidden).then_some(self.responses_counted);
         if c.reused {
@@ -413,8 +420,7 @@ impl Summary {
             self.evicted_connections += 1;
         }
         self.stream_gaps += u64::from(c.stream_gaps.total());
-        self.requests_per_connection =
-            if self.http_connections == 0 { 0.0 } else { self.requests_counted as f64 / self.http_connections as f64 };
+        self.requests_per_connection = if readable == 0 { 0.0 } else { self.requests_counted as f64 / readable as f64 };
     }
 }
 

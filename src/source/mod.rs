@@ -12,6 +12,8 @@ mod libpcap_file;
 mod pcap_file;
 mod pcapng_file;
 
+pub use pcapng_file::tls_key_logs;
+
 use crate::decode::LinkType;
 use crate::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};

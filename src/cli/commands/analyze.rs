@@ -32,7 +32,8 @@ pub struct AnalyzeArgs {
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let max_connections = args.filter.max_connections()?;
-    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
+    let tls_keys = args.filter.tls_keys(&args.files)?;
+    let options = Options { port: args.filter.port, max_connections, tls_keys, ..Default::default() };
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
     // its streamed rows go out one by one.
     let from_stdin = args.files.iter().any(|f| f == "-");

@@ -142,7 +142,8 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
     let attribution = Rc::new(RefCell::new(Attribution::start()));
     let mut observer = CaptureObserver { attribution: Rc::clone(&attribution), view: LiveView::new(console.clone()), output };
-    let options = Options { port: args.filter.port, max_connections, ..Default::default() };
+    let tls_keys = args.filter.tls_keys(&[])?;
+    let options = Options { port: args.filter.port, max_connections, tls_keys, ..Default::default() };
     let mut pipeline = Pipeline::new(options, &mut observer);
     let stop = StopConditions { duration: args.duration, count: args.count, linger: args.linger, command: args.command.clone() };
     let mut ended = session::run(source.as_mut(), &interface, &stop, &signals, &mut pipeline, &console)?;
