@@ -582,6 +582,7 @@ fn record_len(direction: &RecordReader) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tls_crypto::RecordProtection;
     use super::*;
     use Side::{Client, Server};
 
@@ -952,5 +953,162 @@ mod tests {
         assert_eq!(sniffer.client_hellos, 0);
         assert!(events.is_empty());
         assert!(sniffer.directions[0].lost);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A ServerHello choosing cipher suite `suite` (the helper's 0x1301 patched).
+    fn server_hello_with_suite(session_id: &[u8], version: u16, suite: u16, random: [u8; 32]) -> Vec<u8> {
+        let mut hello = server_hello(session_id, version, false, random);
+        let at = 5 + 4 + 2 + 32 + 1 + session_id.len();
+        hello[at..at + 2].copy_from_slice(&suite.to_be_bytes());
+        hello
+    }
+
+    /// A handshake message (header included).
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind, 0, (body.len() >> 8) as u8, body.len() as u8];
+        m.extend_from_slice(body);
+        m
+    }
+
+    const TLS13_SECRETS: [(&str, u8); 4] = [
+        ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 1),
+        ("SERVER_HANDSHAKE_TRAFFIC_SECRET", 2),
+        ("CLIENT_TRAFFIC_SECRET_0", 3),
+        ("SERVER_TRAFFIC_SECRET_0", 4),
+    ];
+
+    fn tls13_keys(client_random: [u8; 32]) -> Arc<TlsKeys> {
+        let mut keys = TlsKeys::new();
+        let log: String =
+            TLS13_SECRETS.iter().map(|(label, fill)| format!("{label} {} {}\n", hex(&client_random), hex(&[*fill; 32]))).collect();
+        assert!(keys.add_key_log(log.as_bytes()).is_empty());
+        Arc::new(keys)
+    }
+
+    fn protection(fill: u8) -> RecordProtection {
+        let suite = Suite::from_id(0x1301).expect("suite");
+        RecordProtection::tls13(suite, &Secret::new(&[fill; 32]).expect("secret")).expect("keys")
+    }
+
+    fn plaintext(sniffer: &mut TlsSniffer) -> Vec<(Side, Vec<u8>)> {
+        sniffer
+            .take_plaintext()
+            .into_iter()
+            .map(|p| match p {
+                Plain::Data(side, bytes) => (side, bytes),
+                Plain::Gap(side, len) => (side, format!("<gap {len}>").into_bytes()),
+            })
+            .collect()
+    }
+
+    /// A TLS 1.3 conversation as the peers send it: hellos, the server's encrypted flight ending
+    /// in Finished, the client's Finished, a request, a response after a KeyUpdate of the server.
+    fn tls13_conversation() -> Vec<(Side, Vec<u8>)> {
+        let (mut client_hs, mut server_hs, mut client_app, mut server_app) = (protection(1), protection(2), protection(3), protection(4));
+        let server_flight = [message(8, &[0, 0]), message(11, &[0; 300]), message(20, &[7; 32])].concat();
+        let suite = Suite::from_id(0x1301).expect("suite");
+        let updated = crate::protocol::tls_crypto::next_traffic_secret(suite, &Secret::new(&[4; 32]).expect("secret")).expect("next");
+        let mut server_updated = RecordProtection::tls13(suite, &updated).expect("keys");
+        vec![
+            (Client, client_hello("decrypt.example", &[], false)),
+            (Server, server_hello(&[], TLS13, false, [9; 32])),
+            (Server, record(CONTENT_CHANGE_CIPHER_SPEC, 1)),
+            // The flight in two records, the Finished's message split across them.
+            (Server, server_hs.seal(CONTENT_HANDSHAKE, &server_flight[..200])),
+            (Server, server_hs.seal(CONTENT_HANDSHAKE, &server_flight[200..])),
+            (Client, client_hs.seal(CONTENT_HANDSHAKE, &message(20, &[8; 32]))),
+            (Client, client_app.seal(CONTENT_APPLICATION_DATA, b"GET / HTTP/1.1\r\n\r\n")),
+            (Server, server_app.seal(CONTENT_HANDSHAKE, &message(24, &[0]))),
+            (Server, server_updated.seal(CONTENT_APPLICATION_DATA, b"HTTP/1.1 200 OK\r\n\r\n")),
+        ]
+    }
+
+    #[test]
+    fn test_tls13_with_logged_secrets_gives_the_application_data_after_finished_and_key_update() {
+        let conversation = tls13_conversation();
+        let want = [(Client, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (Server, b"HTTP/1.1 200 OK\r\n\r\n".to_vec())];
+        // Whole records, then every record cut in two at every place.
+        for cut in [None, Some(1), Some(5), Some(17)] {
+            let mut sniffer = TlsSniffer::with_keys(Some(tls13_keys([0x42; 32])));
+            let mut events = Vec::new();
+            let mut out = Vec::new();
+            for (side, bytes) in &conversation {
+                let at = cut.unwrap_or(bytes.len()).min(bytes.len());
+                sniffer.data(*side, &bytes[..at], &mut events);
+                sniffer.data(*side, &bytes[at..], &mut events);
+                out.extend(plaintext(&mut sniffer));
+            }
+            assert_eq!(out, want, "cut at {cut:?}");
+            let summary = sniffer.summary();
+            assert_eq!((summary.decrypted, summary.decrypt_failures), (true, Some(0)));
+        }
+    }
+
+    #[test]
+    fn test_tls13_with_wrong_secrets_counts_failures_and_gives_gaps() {
+        let mut keys = TlsKeys::new();
+        let log: String = TLS13_SECRETS.iter().map(|(label, _)| format!("{label} {} {}\n", hex(&[0x42; 32]), hex(&[0xee; 32]))).collect();
+        keys.add_key_log(log.as_bytes());
+        let (mut sniffer, _) = (TlsSniffer::with_keys(Some(Arc::new(keys))), ());
+        let mut events = Vec::new();
+        for (side, bytes) in tls13_conversation() {
+            sniffer.data(side, &bytes, &mut events);
+        }
+        let out = plaintext(&mut sniffer);
+        assert_eq!(out.len(), 6, "every encrypted record is a gap: {out:?}");
+        assert!(out.iter().all(|(_, bytes)| bytes.starts_with(b"<gap ")));
+        assert_eq!(sniffer.summary().decrypt_failures, Some(6));
+    }
+
+    #[test]
+    fn test_without_the_connections_secrets_nothing_is_decrypted() {
+        let mut sniffer = TlsSniffer::with_keys(Some(tls13_keys([0x17; 32])));
+        let mut events = Vec::new();
+        for (side, bytes) in tls13_conversation() {
+            sniffer.data(side, &bytes, &mut events);
+        }
+        assert!(plaintext(&mut sniffer).is_empty());
+        let summary = sniffer.summary();
+        assert_eq!((summary.decrypted, summary.decrypt_failures), (false, None));
+        assert_eq!(summary.exchanges_estimate, 1);
+    }
+
+    #[test]
+    fn test_tls12_resumed_session_takes_the_master_secret_of_the_session_it_resumes() {
+        let master = Secret::new(&[0x33; 48]).expect("48 bytes");
+        let mut keys = TlsKeys::new();
+        keys.add_key_log(format!("CLIENT_RANDOM {} {}\n", hex(&[0x42; 32]), hex(master.bytes())).as_bytes());
+        let keys = Arc::new(keys);
+        let suite = Suite::from_id(0xc02f).expect("suite");
+        let session = [5; 32];
+        // The full handshake learns the session's master secret; the resumed one (another
+        // client random, no key log line) echoes its session ID.
+        for (client_random, server_random, offered) in [([0x42; 32], [1; 32], &[][..]), ([0x43; 32], [2; 32], &session[..])] {
+            let mut hello = client_hello("resume.example", offered, false);
+            hello[5 + 4 + 2..5 + 4 + 2 + 32].copy_from_slice(&client_random);
+            let resumed = !offered.is_empty();
+            let [mut client, mut server] = RecordProtection::tls12_pair(suite, &master, &client_random, &server_random).expect("keys");
+            let mut sniffer = TlsSniffer::with_keys(Some(Arc::clone(&keys)));
+            let mut events = Vec::new();
+            let conversation = [
+                (Client, hello),
+                (Server, server_hello_with_suite(&session, 0x0303, 0xc02f, server_random)),
+                (Server, record(CONTENT_CHANGE_CIPHER_SPEC, 1)),
+                (Server, server.seal(CONTENT_HANDSHAKE, &message(20, &[0; 12]))),
+                (Client, record(CONTENT_CHANGE_CIPHER_SPEC, 1)),
+                (Client, client.seal(CONTENT_HANDSHAKE, &message(20, &[0; 12]))),
+                (Client, client.seal(CONTENT_APPLICATION_DATA, b"GET /r HTTP/1.1\r\n\r\n")),
+            ];
+            for (side, bytes) in conversation {
+                sniffer.data(side, &bytes, &mut events);
+            }
+            assert_eq!(plaintext(&mut sniffer), [(Client, b"GET /r HTTP/1.1\r\n\r\n".to_vec())], "client random {client_random:?}");
+            let summary = sniffer.summary();
+            assert_eq!((summary.decrypt_failures, summary.resumed_handshakes), (Some(0), u32::from(resumed)));
+        }
     }
 }

@@ -190,6 +190,51 @@ impl RecordProtection {
     }
 }
 
+#[cfg(test)]
+impl RecordProtection {
+    /// Seals one record as the peer would: the whole record, header included (tests only).
+    pub fn seal(&mut self, content_type: u8, plaintext: &[u8]) -> Vec<u8> {
+        let seq = self.seq;
+        self.seq += 1;
+        let mut nonce = self.iv;
+        let mut body = plaintext.to_vec();
+        if self.tls13 {
+            body.push(content_type);
+        }
+        let prefix = if self.explicit_nonce { EXPLICIT_NONCE } else { 0 };
+        let len = (prefix + body.len() + TAG) as u16;
+        let record_type = if self.tls13 { 23 } else { content_type };
+        let mut header = vec![record_type, 3, 3];
+        header.extend_from_slice(&len.to_be_bytes());
+        if self.explicit_nonce {
+            nonce[4..].copy_from_slice(&seq.to_be_bytes());
+        } else {
+            for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+                *n ^= s;
+            }
+        }
+        let aad = if self.tls13 {
+            header.clone()
+        } else {
+            [&seq.to_be_bytes()[..], &header[..3], &(plaintext.len() as u16).to_be_bytes()].concat()
+        };
+        let nonce_array = GenericArray::from_slice(&nonce);
+        let tag = match &self.aead {
+            Aead::Aes128(aead) => aead.encrypt_in_place_detached(nonce_array, &aad, &mut body),
+            Aead::Aes256(aead) => aead.encrypt_in_place_detached(nonce_array, &aad, &mut body),
+            Aead::ChaCha(aead) => aead.encrypt_in_place_detached(nonce_array, &aad, &mut body),
+        }
+        .expect("seal");
+        let mut record = header;
+        if self.explicit_nonce {
+            record.extend_from_slice(&seq.to_be_bytes());
+        }
+        record.extend_from_slice(&body);
+        record.extend_from_slice(&tag);
+        record
+    }
+}
+
 /// The next TLS 1.3 application traffic secret, after a KeyUpdate (RFC 8446, 7.2).
 pub fn next_traffic_secret(suite: Suite, secret: &Secret) -> Option<Secret> {
     let mut next = [0; 48];
@@ -266,22 +311,44 @@ mod tests {
 
     #[test]
     fn test_a_record_sealed_with_the_same_keys_opens_and_a_flipped_bit_fails() {
-        let suite = Suite::from_id(0x1303).expect("chacha");
-        let secret = Secret::new(&[5; 32]).expect("32 bytes");
-        let mut sealer = RecordProtection::tls13(suite, &secret).expect("keys");
-        let mut opener = RecordProtection::tls13(suite, &secret).expect("keys");
-        let mut body = b"GET / HTTP/1.1\r\n\r\n\x17\0\0".to_vec();
-        let header = [23, 3, 3, 0, (body.len() + TAG) as u8];
-        let Aead::ChaCha(aead) = &sealer.aead else { panic!("chacha") };
-        let tag = aead.encrypt_in_place_detached(GenericArray::from_slice(&sealer.iv), &header, &mut body).expect("seal");
-        sealer.seq += 1;
-        body.extend_from_slice(&tag);
-        let mut flipped = body.clone();
-        let (kind, range) = opener.open(&header, &mut body).expect("opens");
-        assert_eq!((kind, &body[range]), (23, &b"GET / HTTP/1.1\r\n\r\n"[..]));
-        flipped[0] ^= 1;
-        let mut again = RecordProtection::tls13(suite, &secret).expect("keys");
-        assert_eq!(again.open(&header, &mut flipped), None);
-        assert_eq!(again.seq, 1);
+        for id in [0x1301, 0x1302, 0x1303] {
+            let suite = Suite::from_id(id).expect("suite");
+            let secret = Secret::new(&[5; 48][..suite.hash_len()]).expect("secret");
+            let mut sealer = RecordProtection::tls13(suite, &secret).expect("keys");
+            let mut opener = RecordProtection::tls13(suite, &secret).expect("keys");
+            for _ in 0..2 {
+                let mut record = sealer.seal(23, b"GET / HTTP/1.1\r\n\r\n");
+                let (header, body) = record.split_at_mut(5);
+                let (kind, range) = opener.open(&header.try_into().expect("5 bytes"), body).expect("opens");
+                assert_eq!((kind, &body[range]), (23, &b"GET / HTTP/1.1\r\n\r\n"[..]), "suite {id:04x}");
+            }
+            let mut record = sealer.seal(23, b"x");
+            record[6] ^= 1;
+            let (header, body) = record.split_at_mut(5);
+            assert_eq!(opener.open(&header.try_into().expect("5 bytes"), body), None);
+            assert_eq!(opener.seq, 3);
+        }
+    }
+
+    #[test]
+    fn test_tls12_records_open_with_the_key_block_of_the_master_secret() {
+        let master = Secret::new(&[9; 48]).expect("48 bytes");
+        for id in [0xc02f, 0xc030, 0xcca8] {
+            let suite = Suite::from_id(id).expect("suite");
+            let [mut client, _] = RecordProtection::tls12_pair(suite, &master, &[1; 32], &[2; 32]).expect("keys");
+            let [mut opener, _] = RecordProtection::tls12_pair(suite, &master, &[1; 32], &[2; 32]).expect("keys");
+            let [_, mut wrong_side] = RecordProtection::tls12_pair(suite, &master, &[1; 32], &[2; 32]).expect("keys");
+            let mut record = client.seal(23, b"POST /x HTTP/1.1\r\n\r\n");
+            let mut copy = record.clone();
+            let (header, body) = record.split_at_mut(5);
+            let (kind, range) = opener.open(&header.try_into().expect("5 bytes"), body).expect("opens");
+            assert_eq!((kind, &body[range]), (23, &b"POST /x HTTP/1.1\r\n\r\n"[..]), "suite {id:04x}");
+            let (header, body) = copy.split_at_mut(5);
+            assert_eq!(
+                wrong_side.open(&header.try_into().expect("5 bytes"), body),
+                None,
+                "the server's keys do not open the client's records"
+            );
+        }
     }
 }
