@@ -57,6 +57,56 @@ pub struct FilterArgs {
     pub keylog: Option<String>,
 }
 
+/// The key log of a live capture: `--keylog FILE`, else the command's `SSLKEYLOGFILE` (the
+/// environment's, or a private temporary file made for it, removed at the end). It is read again
+/// whenever a connection's secrets are missing, so keys the command writes while the capture
+/// runs decrypt its connections.
+pub struct LiveKeyLog {
+    pub path: std::path::PathBuf,
+    /// Made by connscope: removed when the capture ends.
+    temporary: bool,
+}
+
+impl LiveKeyLog {
+    /// The key log to follow; `None` without `--keylog` and without a command.
+    pub fn open(keylog: Option<&str>, command: bool) -> Result<Option<LiveKeyLog>, Error> {
+        if let Some(path) = keylog {
+            return Ok(Some(LiveKeyLog { path: path.into(), temporary: false }));
+        }
+        if !command {
+            return Ok(None);
+        }
+        if let Some(path) = std::env::var_os("SSLKEYLOGFILE").filter(|p| !p.is_empty()) {
+            return Ok(Some(LiveKeyLog { path: path.into(), temporary: false }));
+        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("connscope-keys-{}-{nanos}.txt", std::process::id()));
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::Create { path: path.display().to_string(), reason: e.to_string() })?;
+        Ok(Some(LiveKeyLog { path, temporary: true }))
+    }
+
+    /// Secrets read from the key log as it grows.
+    pub fn keys(&self) -> Arc<TlsKeys> {
+        let keys = TlsKeys::live(&self.path);
+        keys.refresh();
+        Arc::new(keys)
+    }
+}
+
+impl Drop for LiveKeyLog {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 impl FilterArgs {
     /// The TLS secrets of `--keylog` and of the Decryption Secrets Blocks of `files` (pcapng);
     /// `None` when there are none. A key log line that does not parse is a warning.

@@ -7,6 +7,7 @@
 //! `RSA`) are valid lines that decryption does not need.
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::Mutex;
 
 /// Longest secret in a key log: 48 bytes (the TLS 1.2 master secret, a SHA-384 TLS 1.3 secret).
@@ -69,10 +70,23 @@ impl std::fmt::Display for KeyLogWarning {
     }
 }
 
+/// A key log file still being written (by the command `capture` runs): read again, from where the
+/// last read stopped, when a connection's secrets are missing.
+#[derive(Debug)]
+struct LiveKeyLog {
+    path: std::path::PathBuf,
+    /// Bytes of the file read so far (whole lines only).
+    read: u64,
+}
+
+/// Most bytes of a live key log read: 64 MiB, about 200 000 connections.
+const MAX_LIVE_KEY_LOG: u64 = 64 << 20;
+
 /// All the TLS secrets of an analysis, shared by its connections.
 #[derive(Debug, Default)]
 pub struct TlsKeys {
-    by_client_random: HashMap<[u8; 32], ConnectionSecrets>,
+    by_client_random: Mutex<HashMap<[u8; 32], ConnectionSecrets>>,
+    live: Option<Mutex<LiveKeyLog>>,
     /// TLS 1.2 master secrets by session ID or session ticket, learnt from the full handshakes
     /// decrypted so far: a resumed session has no key log line of its own (Go writes none).
     sessions: Mutex<HashMap<Vec<u8>, Secret>>,
@@ -84,30 +98,57 @@ impl TlsKeys {
         TlsKeys::default()
     }
 
+    /// Secrets that keep coming: the key log at `path` (which a running program appends to) is
+    /// read when a connection's secrets are missing, from where the last read stopped.
+    pub fn live(path: &std::path::Path) -> TlsKeys {
+        TlsKeys { live: Some(Mutex::new(LiveKeyLog { path: path.to_path_buf(), read: 0 })), ..TlsKeys::default() }
+    }
+
     /// Adds the lines of a key log; returns the lines that did not parse.
     pub fn add_key_log(&mut self, text: &[u8]) -> Vec<KeyLogWarning> {
-        let mut warnings = Vec::new();
-        for (i, line) in text.split(|b| *b == b'\n').enumerate() {
-            if let Err(reason) = self.add_line(line) {
-                warnings.push(KeyLogWarning { line: i + 1, reason });
-            }
-        }
-        warnings
+        let Ok(secrets) = self.by_client_random.get_mut() else { return Vec::new() };
+        add_lines(secrets, text)
     }
 
     /// Connections with at least one secret.
     pub fn len(&self) -> usize {
-        self.by_client_random.len()
+        self.by_client_random.lock().map_or(0, |s| s.len())
     }
 
-    /// No secrets at all.
+    /// No secrets, and none to come.
     pub fn is_empty(&self) -> bool {
-        self.by_client_random.is_empty()
+        self.len() == 0 && self.live.is_none()
+    }
+
+    /// Secrets may still come (a live key log).
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
     }
 
     /// The secrets logged for the connection whose ClientHello had `client_random`.
-    pub fn secrets(&self, client_random: &[u8; 32]) -> Option<&ConnectionSecrets> {
-        self.by_client_random.get(client_random)
+    pub fn secrets(&self, client_random: &[u8; 32]) -> Option<ConnectionSecrets> {
+        self.by_client_random.lock().ok()?.get(client_random).copied()
+    }
+
+    /// Reads the lines appended to the live key log since the last read (whole lines); true when
+    /// there were any. Lines that do not parse are skipped (the program writing it owns it).
+    pub fn refresh(&self) -> bool {
+        let Some(live) = &self.live else { return false };
+        let Ok(mut live) = live.lock() else { return false };
+        let Ok(mut file) = std::fs::File::open(&live.path) else { return false };
+        let len = file.metadata().map_or(0, |m| m.len()).min(MAX_LIVE_KEY_LOG);
+        if len <= live.read || file.seek(SeekFrom::Start(live.read)).is_err() {
+            return false;
+        }
+        let mut text = Vec::new();
+        if file.take(len - live.read).read_to_end(&mut text).is_err() {
+            return false;
+        }
+        let Some(end) = text.iter().rposition(|b| *b == b'\n') else { return false };
+        live.read += end as u64 + 1;
+        let Ok(mut secrets) = self.by_client_random.lock() else { return false };
+        add_lines(&mut secrets, &text[..=end]);
+        true
     }
 
     /// Remembers the master secret of a TLS 1.2 session under its session ID or ticket.
@@ -125,56 +166,68 @@ impl TlsKeys {
     pub fn session(&self, id: &[u8]) -> Option<Secret> {
         self.sessions.lock().ok()?.get(id).copied()
     }
+}
 
-    fn add_line(&mut self, line: &[u8]) -> Result<(), &'static str> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let line = line.trim_ascii();
-        if line.is_empty() || line.starts_with(b"#") {
-            return Ok(());
+/// Adds the lines of a key log to `secrets`; returns the lines that did not parse.
+fn add_lines(secrets: &mut HashMap<[u8; 32], ConnectionSecrets>, text: &[u8]) -> Vec<KeyLogWarning> {
+    let mut warnings = Vec::new();
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if let Err(reason) = add_line(secrets, line) {
+            warnings.push(KeyLogWarning { line: i + 1, reason });
         }
-        let mut fields = line.split(|b| *b == b' ' || *b == b'\t').filter(|f| !f.is_empty());
-        let (Some(label), Some(random), Some(secret), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
-            return Err("expected LABEL CLIENT_RANDOM SECRET");
-        };
-        let known = matches!(
-            label,
-            b"CLIENT_RANDOM"
-                | b"CLIENT_HANDSHAKE_TRAFFIC_SECRET"
-                | b"SERVER_HANDSHAKE_TRAFFIC_SECRET"
-                | b"CLIENT_TRAFFIC_SECRET_0"
-                | b"SERVER_TRAFFIC_SECRET_0"
-        );
-        let other = matches!(label, b"EXPORTER_SECRET" | b"CLIENT_EARLY_TRAFFIC_SECRET" | b"EARLY_EXPORTER_SECRET" | b"RSA");
-        if !known && !other {
-            return Err("unknown label");
-        }
-        let mut client_random = [0; 32];
-        if random.len() != 64 || !unhex(random, &mut client_random) {
-            return Err("the client random is not 64 hex digits");
-        }
-        let mut bytes = [0; MAX_SECRET];
-        let len = secret.len() / 2;
-        if secret.len() % 2 != 0 || len > MAX_SECRET || len == 0 || !unhex(secret, &mut bytes[..len]) {
-            return Err("the secret is not 1 to 48 bytes of hex");
-        }
-        if !known {
-            return Ok(());
-        }
-        let secret = Secret::new(&bytes[..len]);
-        if label == b"CLIENT_RANDOM" && len != 48 {
-            return Err("a master secret is 48 bytes (96 hex digits)");
-        }
-        let entry = self.by_client_random.entry(client_random).or_default();
-        let slot = match label {
-            b"CLIENT_RANDOM" => &mut entry.master,
-            b"CLIENT_HANDSHAKE_TRAFFIC_SECRET" => &mut entry.client_handshake,
-            b"SERVER_HANDSHAKE_TRAFFIC_SECRET" => &mut entry.server_handshake,
-            b"CLIENT_TRAFFIC_SECRET_0" => &mut entry.client_traffic,
-            _ => &mut entry.server_traffic,
-        };
-        *slot = secret;
-        Ok(())
     }
+    warnings
+}
+
+/// Adds one key log line to `secrets`.
+fn add_line(secrets: &mut HashMap<[u8; 32], ConnectionSecrets>, line: &[u8]) -> Result<(), &'static str> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.trim_ascii();
+    if line.is_empty() || line.starts_with(b"#") {
+        return Ok(());
+    }
+    let mut fields = line.split(|b| *b == b' ' || *b == b'\t').filter(|f| !f.is_empty());
+    let (Some(label), Some(random), Some(secret), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+        return Err("expected LABEL CLIENT_RANDOM SECRET");
+    };
+    let known = matches!(
+        label,
+        b"CLIENT_RANDOM"
+            | b"CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+            | b"SERVER_HANDSHAKE_TRAFFIC_SECRET"
+            | b"CLIENT_TRAFFIC_SECRET_0"
+            | b"SERVER_TRAFFIC_SECRET_0"
+    );
+    let other = matches!(label, b"EXPORTER_SECRET" | b"CLIENT_EARLY_TRAFFIC_SECRET" | b"EARLY_EXPORTER_SECRET" | b"RSA");
+    if !known && !other {
+        return Err("unknown label");
+    }
+    let mut client_random = [0; 32];
+    if random.len() != 64 || !unhex(random, &mut client_random) {
+        return Err("the client random is not 64 hex digits");
+    }
+    let mut bytes = [0; MAX_SECRET];
+    let len = secret.len() / 2;
+    if secret.len() % 2 != 0 || len > MAX_SECRET || len == 0 || !unhex(secret, &mut bytes[..len]) {
+        return Err("the secret is not 1 to 48 bytes of hex");
+    }
+    if !known {
+        return Ok(());
+    }
+    let secret = Secret::new(&bytes[..len]);
+    if label == b"CLIENT_RANDOM" && len != 48 {
+        return Err("a master secret is 48 bytes (96 hex digits)");
+    }
+    let entry = secrets.entry(client_random).or_default();
+    let slot = match label {
+        b"CLIENT_RANDOM" => &mut entry.master,
+        b"CLIENT_HANDSHAKE_TRAFFIC_SECRET" => &mut entry.client_handshake,
+        b"SERVER_HANDSHAKE_TRAFFIC_SECRET" => &mut entry.server_handshake,
+        b"CLIENT_TRAFFIC_SECRET_0" => &mut entry.client_traffic,
+        _ => &mut entry.server_traffic,
+    };
+    *slot = secret;
+    Ok(())
 }
 
 /// Decodes hex digits into `out` (exactly `2 * out.len()` digits); false on a non-digit.

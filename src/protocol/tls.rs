@@ -303,6 +303,49 @@ pub struct TlsSniffer {
     decryption: Option<Box<Decryption>>,
     /// TLS 1.2: the master secret, remembered under the session tickets the server sends.
     master: Option<Secret>,
+    /// The secrets were not found yet but may come (a live key log): records are held.
+    waiting: Option<Box<Waiting>>,
+}
+
+/// What decryption needs from the ServerHello.
+#[derive(Debug)]
+struct Chosen {
+    suite: Suite,
+    version: u16,
+    server_random: [u8; 32],
+    session_id: SessionId,
+    resumed: bool,
+}
+
+/// Most bytes of records held while waiting for a connection's secrets: a server's first flight
+/// (certificates included) and the client's Finished fit; beyond it the connection is not
+/// decrypted.
+const MAX_HELD_BYTES: usize = 64 * 1024;
+
+/// The records of a connection whose secrets a live key log has not brought yet.
+#[derive(Debug)]
+struct Waiting {
+    chosen: Chosen,
+    /// Whole records since the ServerHello, in the order they ended.
+    held: Vec<(Side, [u8; 5], Vec<u8>)>,
+    /// Each side's record in progress.
+    current: [Option<([u8; 5], Vec<u8>)>; 2],
+    bytes: usize,
+}
+
+impl Waiting {
+    /// Holds `body` bytes of `side`'s record in progress; false when that is too much.
+    fn hold(&mut self, side: Side, body: &[u8], ended: bool) -> bool {
+        self.bytes += body.len();
+        let Some((header, held)) = self.current[side.index()].as_mut() else { return true };
+        held.extend_from_slice(body);
+        if ended {
+            let (header, held) = (*header, std::mem::take(held));
+            self.current[side.index()] = None;
+            self.held.push((side, header, held));
+        }
+        self.bytes <= MAX_HELD_BYTES
+    }
 }
 
 impl TlsSniffer {
@@ -342,6 +385,7 @@ impl TlsSniffer {
             if direction.content_type() == CONTENT_HANDSHAKE && !self.handshake_encrypted(side) {
                 self.handshake_bytes(side, body, events);
             }
+            self.hold(side, body, ended);
             if let Some(decryption) = self.decryption.as_mut() {
                 decryption.record_bytes(side, body);
                 if ended {
@@ -351,8 +395,18 @@ impl TlsSniffer {
         }
     }
 
+    /// Holds record bytes while waiting for the connection's secrets; too many end the wait.
+    fn hold(&mut self, side: Side, body: &[u8], ended: bool) {
+        if let Some(waiting) = self.waiting.as_mut() {
+            if !waiting.hold(side, body, ended) {
+                self.waiting = None;
+            }
+        }
+    }
+
     /// `len` bytes of `side`'s stream are missing.
     pub fn gap(&mut self, side: Side, len: u64) {
+        self.waiting = None; // held records with a hole cannot be decrypted in order
         let direction = &mut self.directions[side.index()];
         let in_body = usize::from(direction.header_len) == direction.header.len();
         if in_body && len <= direction.body_left as u64 {
@@ -466,23 +520,29 @@ impl TlsSniffer {
         }
         direction.body_left = record_len(direction);
         let header = direction.header;
+        if self.waiting.is_some() {
+            self.retry_secrets(side);
+        }
+        if let Some(waiting) = self.waiting.as_mut() {
+            waiting.current[side.index()] = Some((header, Vec::new()));
+        }
         if let Some(decryption) = self.decryption.as_mut() {
             decryption.record_started(side, &header);
         }
         let direction = &mut self.directions[side.index()];
-        if direction.body_left == 0 {
+        let len = direction.body_left;
+        if content_type == CONTENT_CHANGE_CIPHER_SPEC {
+            direction.change_cipher_spec = true;
+        }
+        if len == 0 {
             direction.header_len = 0;
+            self.hold(side, &[], true);
             if let Some(decryption) = self.decryption.as_mut() {
                 decryption.record_ended(side, &header);
             }
         }
-        match content_type {
-            CONTENT_CHANGE_CIPHER_SPEC => direction.change_cipher_spec = true,
-            CONTENT_APPLICATION_DATA => {
-                let len = direction.body_left;
-                self.application_data(side, len);
-            }
-            _ => {}
+        if content_type == CONTENT_APPLICATION_DATA {
+            self.application_data(side, len);
         }
     }
 
@@ -524,28 +584,62 @@ impl TlsSniffer {
     /// its client random, or, when resumed without a line of its own, by the session ID or
     /// ticket of an earlier full handshake (as tshark does).
     fn start_decryption(&mut self, hello: &ServerHello, resumed: bool) {
-        let (Some(keys), Some(client_random)) = (self.keys.as_ref(), self.client_random) else { return };
+        let Some(keys) = self.keys.as_ref() else { return };
         let Some(suite) = Suite::from_id(hello.cipher_suite) else { return };
+        let live = keys.is_live();
+        let chosen = Chosen { suite, version: hello.version, server_random: hello.random, session_id: hello.session_id, resumed };
+        self.decryption = self.find_secrets(&chosen);
+        if self.decryption.is_none() && live {
+            self.waiting = Some(Box::new(Waiting { chosen, held: Vec::new(), current: Default::default(), bytes: 0 }));
+        }
+    }
+
+    /// The decryption of the connection, when the keys hold its secrets.
+    fn find_secrets(&mut self, chosen: &Chosen) -> Option<Box<Decryption>> {
+        let (Some(keys), Some(client_random)) = (self.keys.as_ref(), self.client_random) else { return None };
+        let (suite, resumed) = (chosen.suite, chosen.resumed);
         let secrets = keys.secrets(&client_random);
-        self.decryption = if hello.version == TLS13 && suite.tls13 {
-            secrets.and_then(|s| Decryption::tls13(suite, s)).map(Box::new)
-        } else if hello.version == 0x0303 && !suite.tls13 {
-            let logged = secrets.and_then(|s| s.master);
-            let remembered = || {
-                let by_id = resumed.then(|| keys.session(hello.session_id.bytes())).flatten();
-                by_id.or_else(|| (resumed && !self.offered_ticket.is_empty()).then(|| keys.session(&self.offered_ticket)).flatten())
-            };
-            let master = logged.or_else(remembered);
-            if let Some(master) = master {
-                if !resumed {
-                    keys.remember_session(hello.session_id.bytes(), master);
-                }
-                self.master = Some(master);
-            }
-            master.and_then(|m| Decryption::tls12(suite, &m, &client_random, &hello.random)).map(Box::new)
-        } else {
-            None
+        if chosen.version == TLS13 && suite.tls13 {
+            return secrets.and_then(|s| Decryption::tls13(suite, &s)).map(Box::new);
+        }
+        if chosen.version != 0x0303 || suite.tls13 {
+            return None;
+        }
+        let logged = secrets.and_then(|s| s.master);
+        let remembered = || {
+            let by_id = resumed.then(|| keys.session(chosen.session_id.bytes())).flatten();
+            by_id.or_else(|| (resumed && !self.offered_ticket.is_empty()).then(|| keys.session(&self.offered_ticket)).flatten())
         };
+        let master = logged.or_else(remembered)?;
+        if !resumed {
+            keys.remember_session(chosen.session_id.bytes(), master);
+        }
+        self.master = Some(master);
+        Decryption::tls12(suite, &master, &client_random, &chosen.server_random).map(Box::new)
+    }
+
+    /// While waiting for a live key log: a record of `side` starts. The key log is read again;
+    /// once it has the connection's secrets, the records held so far are decrypted in order (the
+    /// peer's record in progress included) and decryption goes on from here.
+    fn retry_secrets(&mut self, side: Side) {
+        let Some(waiting) = self.waiting.take() else { return };
+        if self.keys.as_ref().is_some_and(|k| k.refresh()) {
+            if let Some(mut decryption) = self.find_secrets(&waiting.chosen) {
+                for (record_side, header, body) in &waiting.held {
+                    decryption.record_started(*record_side, header);
+                    decryption.record_bytes(*record_side, body);
+                    decryption.record_ended(*record_side, header);
+                }
+                let peer = side.peer();
+                if let Some((header, body)) = &waiting.current[peer.index()] {
+                    decryption.record_started(peer, header);
+                    decryption.record_bytes(peer, body);
+                }
+                self.decryption = Some(decryption);
+                return;
+            }
+        }
+        self.waiting = Some(waiting);
     }
 
     /// A TLS 1.2 NewSessionTicket: the ticket resumes this session.
@@ -1110,5 +1204,30 @@ mod tests {
             let summary = sniffer.summary();
             assert_eq!((summary.decrypt_failures, summary.resumed_handshakes), (Some(0), u32::from(resumed)));
         }
+    }
+
+    #[test]
+    fn test_a_live_key_log_that_brings_the_secrets_late_decrypts_the_records_held_until_then() {
+        let path = std::env::temp_dir().join(format!("connscope-live-keylog-{}.txt", std::process::id()));
+        std::fs::write(&path, b"").expect("temp file");
+        let keys = Arc::new(TlsKeys::live(&path));
+        let mut sniffer = TlsSniffer::with_keys(Some(keys));
+        let mut events = Vec::new();
+        let conversation = tls13_conversation();
+        // Up to the client's Finished the key log is empty: the records are held.
+        for (side, bytes) in &conversation[..6] {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        assert!(sniffer.decryption.is_none() && sniffer.waiting.is_some());
+        let log: String =
+            TLS13_SECRETS.iter().map(|(label, fill)| format!("{label} {} {}\n", hex(&[0x42; 32]), hex(&[*fill; 32]))).collect();
+        std::fs::write(&path, log).expect("key log");
+        for (side, bytes) in &conversation[6..] {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        std::fs::remove_file(&path).expect("remove");
+        let want = [(Client, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (Server, b"HTTP/1.1 200 OK\r\n\r\n".to_vec())];
+        assert_eq!(plaintext(&mut sniffer), want);
+        assert_eq!(sniffer.summary().decrypt_failures, Some(0));
     }
 }
