@@ -663,6 +663,7 @@ fn finalise(
         server_state: server.state,
         tls,
         h2_streams,
+        h2_goaway: proto.h2.as_ref().and_then(|h| h.goaway),
         packets: client.packets + server.packets,
         bytes: client.bytes + server.bytes,
         stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },

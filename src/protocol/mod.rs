@@ -155,6 +155,19 @@ pub struct H2Summary {
     /// Streams opened by the client (distinct odd stream ids with a HEADERS frame).
     pub streams: u32,
     pub upgraded_from_http1: bool,
+    /// The connection's first GOAWAY.
+    pub goaway: Option<H2GoAway>,
+}
+
+/// An HTTP/2 GOAWAY (RFC 9113, 6.8): the HTTP/2 announcement of a connection's close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct H2GoAway {
+    /// The side that sent it.
+    pub by: Side,
+    /// The highest stream id its sender processed or may process.
+    pub last_stream_id: u32,
+    /// 0 (NO_ERROR) for a graceful shutdown.
+    pub error_code: u32,
 }
 
 impl ProtocolSummary {
@@ -651,6 +664,7 @@ impl Dispatch {
                         summary.answered = h2.responses;
                         summary.exchanges = std::mem::take(&mut h2.exchanges);
                         summary.h2 = Some(h2.summary());
+                        announce_goaway(&mut summary);
                     }
                     None => {
                         summary.protocol = Protocol::Http1;
@@ -677,10 +691,19 @@ impl Dispatch {
                 summary.answered = counter.responses;
                 summary.exchanges = std::mem::take(&mut counter.exchanges);
                 summary.h2 = Some(counter.summary());
+                announce_goaway(&mut summary);
             }
             Analyzer::Tunnel { framer, inner } => summary = tunnel_summary(framer, inner.summary(gaps, gap_bytes)),
         }
         summary
+    }
+}
+
+/// A GOAWAY announces the close, as `Connection: close` does in HTTP/1: its sender asked for it.
+fn announce_goaway(summary: &mut ProtocolSummary) {
+    if let Some(goaway) = summary.h2.as_ref().and_then(|h| h.goaway) {
+        summary.close_announced[goaway.by.index()] = true;
+        summary.close_requested_by = summary.close_requested_by.or(Some(goaway.by));
     }
 }
 

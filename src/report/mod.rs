@@ -8,7 +8,7 @@ pub mod close_cause;
 pub mod verdict;
 
 use crate::flow::FlowKey;
-use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
+use crate::protocol::{H2GoAway, HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::side::Side;
 use crate::sockets::ProcessInfo;
 use crate::tcp_state::{TcpState, ALL_STATES};
@@ -134,6 +134,8 @@ pub struct ConnectionRecord {
     /// What the TLS sniffer saw; `exchanges_estimate` is an estimate of requests, never HTTP requests.
     pub tls: Option<TlsSummary>,
     pub h2_streams: Option<u32>,
+    /// The connection's first HTTP/2 GOAWAY (h2c, or h2 inside decrypted TLS).
+    pub h2_goaway: Option<H2GoAway>,
     pub packets: u64,
     /// TCP payload bytes on the wire, both directions.
     pub bytes: u64,
@@ -711,6 +713,7 @@ pub(crate) mod tests {
             server_state,
             tls: None,
             h2_streams: None,
+            h2_goaway: None,
             packets: 10,
             bytes: 1000,
             stream_gaps: PerSide::default(),
