@@ -692,7 +692,8 @@ fn close_facts(conn: &Connection, proto: &ProtocolSummary) -> CloseFacts {
     let answered = if server_gaps && server_data_acked { proto.answered.max(proto.http_responses) } else { proto.answered };
     CloseFacts {
         refused: conn.syn_seen && !conn.syn_ack_seen && conn.rst_by == Some(Side::Server),
-        first_close: conn.fin_first.or(conn.rst_by),
+        // A decrypted TLS close_notify shows who closed even when the peer's FIN came first.
+        first_close: proto.tls.as_ref().and_then(|t| t.close_notify_by).or(conn.fin_first).or(conn.rst_by),
         readable: proto.http_readable(),
         client_announced: proto.close_announced[Side::Client.index()],
         server_announced: proto.close_announced[Side::Server.index()],

@@ -81,6 +81,7 @@ fn emitted() -> BTreeSet<String> {
         exchanges_estimate: 1,
         decrypted: true,
         decrypt_failures: Some(0),
+        close_notify_by: Some(connscope::side::Side::Client),
     })
     .unwrap();
     conn["h2_goaway"] = serde_json::to_value(H2GoAway { by: connscope::side::Side::Server, last_stream_id: 1, error_code: 0 }).unwrap();

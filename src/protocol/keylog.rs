@@ -120,6 +120,14 @@ impl TlsKeys {
         self.len() == 0 && self.live.is_none()
     }
 
+    /// Does decryption depend on the order connections are read in? A TLS 1.2 session resumed
+    /// without a key log line of its own takes the master secret of the earlier connection that
+    /// issued its session ID or ticket: with any TLS 1.2 master secret, connections must be read in
+    /// capture order (one thread) for the same report every time.
+    pub fn needs_capture_order(&self) -> bool {
+        self.by_client_random.lock().is_ok_and(|s| s.values().any(|c| c.master.is_some()))
+    }
+
     /// Secrets may still come (a live key log).
     pub fn is_live(&self) -> bool {
         self.live.is_some()

@@ -147,6 +147,9 @@ pub struct TlsSummary {
     pub decrypted: bool,
     /// Records that failed to authenticate with those secrets; `None` without secrets.
     pub decrypt_failures: Option<u32>,
+    /// The side whose close_notify alert came first (seen only when decrypted): the side that
+    /// closed; its peer's FIN may still come first (it answers the alert with its own and closes).
+    pub close_notify_by: Option<Side>,
 }
 
 /// What the h2c frame counter saw.
@@ -627,7 +630,13 @@ impl Dispatch {
     fn end_of_stream(&mut self, side: Side) {
         match &mut self.analyzer {
             Analyzer::Http1 { framer, upgraded: None } => framer.end_of_stream(side),
-            Analyzer::Tunnel { inner, .. } | Analyzer::Tls { inside: Some(inner), .. } => inner.end_of_stream(side),
+            Analyzer::Tunnel { inner, .. } => inner.end_of_stream(side),
+            Analyzer::Tls { sniffer, inside } => {
+                sniffer.end_of_stream();
+                if let Some(inside) = inside {
+                    inside.end_of_stream(side);
+                }
+            }
             _ => {}
         }
     }

@@ -354,6 +354,13 @@ impl TlsSniffer {
         TlsSniffer { keys, ..TlsSniffer::default() }
     }
 
+    /// `side`'s stream ended (FIN, or the end of the capture).
+    pub fn end_of_stream(&mut self) {
+        if let Some(decryption) = self.decryption.as_mut() {
+            decryption.stream_ended = true;
+        }
+    }
+
     /// The application data decrypted (and the losses) since the last call, in order.
     pub fn take_plaintext(&mut self) -> Vec<Plain> {
         self.decryption.as_mut().map(|d| std::mem::take(&mut d.out)).unwrap_or_default()
@@ -445,6 +452,7 @@ impl TlsSniffer {
             exchanges_estimate: self.exchanges,
             decrypted: self.decryption.is_some(),
             decrypt_failures: self.decryption.as_ref().map(|d| d.failures),
+            close_notify_by: self.decryption.as_ref().and_then(|d| d.close_notify_by),
         }
     }
 

@@ -11,6 +11,9 @@ use super::tls_crypto::{next_traffic_secret, RecordProtection, Suite};
 use crate::side::Side;
 
 const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
+const CONTENT_ALERT: u8 = 21;
+/// An alert of level warning (1), description close_notify (0) (RFC 8446, 6.1).
+const CLOSE_NOTIFY: [u8; 2] = [1, 0];
 const CONTENT_HANDSHAKE: u8 = 22;
 const CONTENT_APPLICATION_DATA: u8 = 23;
 const HANDSHAKE_FINISHED: u8 = 20;
@@ -87,6 +90,10 @@ pub struct Decryption {
     directions: [Direction; 2],
     /// Records that did not authenticate.
     pub failures: u32,
+    /// The side that sent the first close_notify alert before any FIN: the first to close.
+    pub close_notify_by: Option<Side>,
+    /// A side's stream ended (its FIN): a close_notify after it is an answer, not the first close.
+    pub stream_ended: bool,
     /// Decrypted application data and losses, for the caller to take in order.
     pub out: Vec<Plain>,
 }
@@ -103,7 +110,7 @@ impl Decryption {
         };
         let client = side(secrets.client_handshake, secrets.client_traffic)?;
         let server = side(secrets.server_handshake, secrets.server_traffic)?;
-        Some(Decryption { suite, directions: [client, server], failures: 0, out: Vec::new() })
+        Some(Decryption { suite, directions: [client, server], failures: 0, close_notify_by: None, stream_ended: false, out: Vec::new() })
     }
 
     /// TLS 1.2 with the session's master secret: each side's records are encrypted from its
@@ -112,7 +119,7 @@ impl Decryption {
         let [client, server] = RecordProtection::tls12_pair(suite, master, client_random, server_random)?;
         let directions =
             [Direction { pending: Some(client), ..Direction::default() }, Direction { pending: Some(server), ..Direction::default() }];
-        Some(Decryption { suite, directions, failures: 0, out: Vec::new() })
+        Some(Decryption { suite, directions, failures: 0, close_notify_by: None, stream_ended: false, out: Vec::new() })
     }
 
     /// A record of `side` begins with `header`.
@@ -174,6 +181,9 @@ impl Decryption {
         };
         match content_type {
             CONTENT_APPLICATION_DATA if !plain.is_empty() => self.out.push(Plain::Data(side, direction.record[plain].to_vec())),
+            CONTENT_ALERT if !self.stream_ended && direction.record[plain.clone()] == CLOSE_NOTIFY => {
+                self.close_notify_by.get_or_insert(side);
+            }
             CONTENT_HANDSHAKE if suite.tls13 => {
                 let mut ended = Vec::new();
                 direction.handshake.read(&direction.record[plain], &mut ended);

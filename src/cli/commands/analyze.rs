@@ -24,7 +24,8 @@ pub struct AnalyzeArgs {
     #[command(flatten)]
     pub view: ViewArgs,
     /// Threads that analyse the files (default: one per CPU, at most 4). The report is the same
-    /// with any number; standard input, --ladder and --svg are read on one thread.
+    /// with any number; standard input, --ladder, --svg and a key log with TLS 1.2 secrets (session
+    /// resumption reads them in capture order) are read on one thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 }
@@ -33,6 +34,8 @@ pub struct AnalyzeArgs {
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let max_connections = args.filter.max_connections()?;
     let tls_keys = args.filter.tls_keys(&args.files)?;
+    // TLS 1.2 resumption reads secrets across connections, in capture order: one thread.
+    let in_order = tls_keys.as_ref().is_some_and(|k| k.needs_capture_order());
     let options = Options { port: args.filter.port, max_connections, tls_keys, ..Default::default() };
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
     // its streamed rows go out one by one.
@@ -45,7 +48,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let bpf = args.filter.bpf.as_deref();
     let workers = args.threads.map_or_else(parallel::default_workers, usize::from);
     let mut already_notified = 0;
-    if workers > 1 && captures.all_mapped() && !wants_events {
+    if workers > 1 && captures.all_mapped() && !wants_events && !in_order {
         match parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress) {
             (Ok(finished), outcome) => {
                 progress.finish();
