@@ -174,11 +174,11 @@ pub struct H2GoAway {
 }
 
 impl ProtocolSummary {
-    /// Are the connection's HTTP messages read (HTTP/1, h2c, or decrypted TLS)?
+    /// Are the connection's HTTP messages read (HTTP/1, h2c, or HTTP inside decrypted TLS)?
     pub fn http_readable(&self) -> bool {
         match self.protocol {
             Protocol::Http1 | Protocol::H2c => true,
-            Protocol::Tls => self.tls.as_ref().is_some_and(|t| t.decrypted),
+            Protocol::Tls => matches!(self.inside_tls, Some(Protocol::Http1 | Protocol::H2c)),
             Protocol::None | Protocol::Unknown => false,
         }
     }
@@ -211,6 +211,8 @@ pub struct ProtocolSummary {
     pub gap_bytes: [u64; 2],
     /// Times the HTTP framer had to resynchronise after a gap or garbage.
     pub resyncs: u32,
+    /// The protocol recognised inside decrypted TLS; `None` when not decrypted.
+    pub inside_tls: Option<Protocol>,
 }
 
 /// Whether some bytes can begin a given kind of message.
@@ -656,6 +658,7 @@ impl Dispatch {
             gaps,
             gap_bytes,
             resyncs: 0,
+            inside_tls: None,
         };
         match &mut self.analyzer {
             Analyzer::Detecting | Analyzer::NotRecognised => {}
@@ -686,9 +689,12 @@ impl Dispatch {
             Analyzer::Tls { sniffer, inside } => {
                 let tls = sniffer.summary();
                 if tls.decrypted {
+                    let mut inside_protocol = Protocol::None;
                     if let Some(inside) = inside {
                         summary = inside.summary(gaps, gap_bytes);
+                        inside_protocol = summary.protocol;
                     }
+                    summary.inside_tls = Some(inside_protocol);
                 }
                 summary.protocol = Protocol::Tls;
                 summary.tls = Some(tls);
