@@ -1238,4 +1238,20 @@ mod tests {
         assert_eq!(plaintext(&mut sniffer), want);
         assert_eq!(sniffer.summary().decrypt_failures, Some(0));
     }
+
+    #[test]
+    fn test_tls13_early_data_records_under_another_key_do_not_shift_the_handshake_records() {
+        let mut conversation = tls13_conversation();
+        let mut early = protection(0x55);
+        // Client early data (its own key) still arriving after the ServerHello.
+        conversation.insert(2, (Client, early.seal(CONTENT_APPLICATION_DATA, b"GET /early HTTP/1.1\r\n\r\n")));
+        let mut sniffer = TlsSniffer::with_keys(Some(tls13_keys([0x42; 32])));
+        let mut events = Vec::new();
+        for (side, bytes) in &conversation {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        let out = plaintext(&mut sniffer);
+        assert_eq!(out[1..], [(Client, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (Server, b"HTTP/1.1 200 OK\r\n\r\n".to_vec())]);
+        assert_eq!(sniffer.summary().decrypt_failures, Some(1), "the early data record cannot be opened");
+    }
 }

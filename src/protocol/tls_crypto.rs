@@ -157,6 +157,11 @@ impl RecordProtection {
         self.seq = self.seq.wrapping_add(1);
     }
 
+    /// The last record opened is taken back: it was not this direction's (TLS 1.3 early data).
+    pub fn rewind(&mut self) {
+        self.seq = self.seq.wrapping_sub(1);
+    }
+
     /// Opens one record in place (`header`: its 5 header bytes, `body`: its body). Returns the
     /// content type and where the plaintext is in `body`; `None` when the record does not
     /// authenticate. The sequence number advances either way.

@@ -175,6 +175,11 @@ impl Decryption {
             return;
         }
         let Some((content_type, plain)) = protection.open(header, &mut direction.record) else {
+            if suite.tls13 && !direction.in_application {
+                // 0-RTT early data after the ServerHello is under another key: the handshake
+                // records' sequence numbers go on without it.
+                protection.rewind();
+            }
             self.failures = self.failures.saturating_add(1);
             self.out.push(Plain::Gap(side, len));
             return;
