@@ -52,9 +52,10 @@ def tcp_of(dlt, frame):
     off = (tcp[12] >> 4) * 4
     return (src, sport), (dst, dport), tcp[13], tcp[off:max(off, end)]
 
-def framer_commands(segments):
-    """Encodes [(side, payload)] as http_framer commands: in-order segments, both SYNs seen."""
-    out = bytearray([3])
+def framer_commands(segments, keys):
+    """Encodes [(side, payload)] as http_framer commands: in-order segments, both SYNs seen, and
+    the fixtures' TLS key logs when `keys` (setup bit 3)."""
+    out = bytearray([3 | (8 if keys else 0)])
     for side, payload in segments:
         while payload:
             piece, payload = payload[:4095], payload[4095:]
@@ -103,7 +104,7 @@ for path in sorted(glob.glob("../fixtures/*.pcap") + glob.glob("../fixtures/*.pc
         # Mid-stream (no SYN seen): the endpoint with the higher port is the client.
         client = conn["client"] or max(key, key=lambda endpoint: endpoint[1])
         segs = [(0 if src == client else 1, p) for src, p in conn["segments"]]
-        write("http_framer", f"{name}.{j}", framer_commands(segs))
+        write("http_framer", f"{name}.{j}", framer_commands(segs, name.startswith("https-keylog")))
         counts["http_framer"] += 1
 print(" ".join(f"{k}: {v} seeds" for k, v in counts.items()))
 PY

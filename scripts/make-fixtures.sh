@@ -501,6 +501,9 @@ source "$SRC/loss.sh"
 # the close-cause fixtures (issue 15): fx_* functions and CLOSE_CAUSE_FIXTURES
 # shellcheck source=fixtures/close-causes.sh
 . "$SRC/close-causes.sh"
+# the HTTPS fixtures with key logs (issue 18): fx_* functions and HTTPS_KEYLOG_FIXTURES
+# shellcheck source=fixtures/https-keylog.sh
+. "$SRC/https-keylog.sh"
 
 fx_lossy_link() {             # two netns, a veth pair, nftables dropping 6 % of each direction's segments; python http.server (1.1 and 1.0) + curl
 	mkdir -p "$WORK/lossy"
@@ -526,7 +529,7 @@ ALL=(go_keepalive_reuse snaplen96 go_new_client_no_close go_read_partial_close
 	post_multisegment head_304 https_shared_client https_new_client h2c concurrent_curls pcapng relink
 	keepalive_crossing fast_open one_direction capture_skew \
 	tls_hello_retry tls_split_hello tls_connect_tunnel fragments lossy_link \
-	"${CLOSE_CAUSE_FIXTURES[@]}" \
+	"${CLOSE_CAUSE_FIXTURES[@]}" "${HTTPS_KEYLOG_FIXTURES[@]}" \
 	h2c_multi h2c_snaplen h2c_upgrade midstream_body redis_inline smtp ftp loss_retransmit)
 
 main() {

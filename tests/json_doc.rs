@@ -3,7 +3,7 @@
 
 mod common;
 use common::{connscope, fixture};
-use connscope::protocol::TlsSummary;
+use connscope::protocol::{H2GoAway, TlsSummary};
 use connscope::report::close_cause::CloseCause;
 use connscope::report::verdict::FindingCode;
 use connscope::report::{CaptureStats, KernelAgreement, RequestRecord};
@@ -79,8 +79,12 @@ fn emitted() -> BTreeSet<String> {
         sni: None,
         version: None,
         exchanges_estimate: 1,
+        decrypted: true,
+        decrypt_failures: Some(0),
+        close_notify_by: Some(connscope::wire::Side::Client),
     })
     .unwrap();
+    conn["h2_goaway"] = serde_json::to_value(H2GoAway { by: connscope::wire::Side::Server, last_stream_id: 1, error_code: 0 }).unwrap();
     conn["requests"] = serde_json::to_value([RequestRecord { method: None, target: None, version: None, status: None }]).unwrap();
     let mut out = BTreeSet::new();
     paths("", &report, &mut out);

@@ -1,7 +1,9 @@
 //! Cross-checks fixture counts against tshark, where it is installed: the handshakes (initial SYNs,
 //! retransmissions counted once) and, on cleartext HTTP, the requests tshark's dissector finds
 //! (`-d tcp.port==PORT,http`, every `http.request.method` of every frame), and on TLS the
-//! ClientHellos tshark's dissector finds (`-d tcp.port==PORT,tls`, or `http` behind a CONNECT).
+//! ClientHellos tshark's dissector finds (`-d tcp.port==PORT,tls`, or `http` behind a CONNECT), and
+//! on decrypted TLS the HTTP/1 and HTTP/2 requests tshark finds with the fixture's key log
+//! (`-o tls.keylog_file:KEYS`, or the pcapng's own Decryption Secrets Block).
 //! Where tshark is known to disagree, the fixture's `.expect` says what tshark reports
 //! (`tshark.http_requests = N`) and why; this test checks tshark still says exactly that.
 
@@ -55,7 +57,7 @@ fn fixture_counts_agree_with_tshark() {
             // tshark reads TLS on the port as TLS, or, behind an HTTP CONNECT (a TLS connection with
             // HTTP requests), as HTTP whose tunnel it follows; every handshake type 1 counts.
             let connections = report["connections"].as_array().expect("connections");
-            let tunnel = connections.iter().any(|c| c["protocol"] == "tls" && c["http_requests"].is_u64());
+            let tunnel = connections.iter().any(|c| c["protocol"] == "tls" && c["http_requests"].is_u64() && c["tls"]["decrypted"] != true);
             let decode_as = format!("tcp.port=={p},{}", if tunnel { "http" } else { "tls" });
             let seen: u64 = tshark_lines(&exp.pcap, &["-d", &decode_as], "tls.handshake.type==1", &["tls.handshake.type"])
                 .iter()
@@ -64,6 +66,27 @@ fn fixture_counts_agree_with_tshark() {
             let want = exp.values.get("tshark.tls_client_hellos").map_or(hellos, |v| v.parse().expect("number"));
             if seen != want {
                 failures.push(format!("{}: tshark finds {seen} ClientHellos, expected {want}", exp.name));
+            }
+        }
+        let decrypted = report["summary"]["tls_decrypted"].as_u64().unwrap_or(0) > 0;
+        if let (Some(p), true) = (&port, decrypted) {
+            // Decrypted HTTPS: tshark with the same key log (or the file's own secrets block)
+            // counts HTTP/1 request methods and HTTP/2 HEADERS with a :method.
+            let keylog = exp.args().windows(2).find(|w| w[0] == "--keylog").map(|w| format!("tls.keylog_file:{}", w[1]));
+            let mut extra = vec!["-d".to_string(), format!("tcp.port=={p},tls")];
+            extra.extend(keylog.into_iter().flat_map(|k| ["-o".to_string(), k]));
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let requests: u64 =
+                tshark_lines(&exp.pcap, &extra, "http.request || http2.headers.method", &["http.request.method", "http2.headers.method"])
+                    .iter()
+                    .map(|methods| methods.split([',', '\t']).filter(|m| !m.is_empty()).count() as u64)
+                    .sum();
+            let want = exp
+                .values
+                .get("tshark.http_requests")
+                .map_or(report["summary"]["http_requests"].as_u64().expect("n"), |v| v.parse().expect("number"));
+            if requests != want {
+                failures.push(format!("{}: tshark finds {requests} decrypted HTTP requests, expected {want}", exp.name));
             }
         }
         let encrypted = hellos > 0;

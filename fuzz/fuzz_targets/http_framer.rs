@@ -9,10 +9,12 @@
 //! After the control byte (and a jump's 2 bytes) a size byte follows: bits 0-6 are the length's
 //! high bits (`len = low + 32 * high`, up to 4,095); bit 7 set means one more byte follows, × 8 =
 //! bytes sent on the wire but not captured (snaplen).
-//! Then the segment's captured bytes. A leading setup byte says which SYNs were seen (bits 0, 1)
-//! and whether the ISNs sit just below 2^32 (bit 2).
+//! Then the segment's captured bytes. A leading setup byte says which SYNs were seen (bits 0, 1),
+//! whether the ISNs sit just below 2^32 (bit 2) and whether the watcher has the TLS secrets of the
+//! key-logged fixtures (bit 3: their connections are decrypted, the record layer with keys runs).
 #![no_main]
 
+use connscope::protocol::keylog::TlsKeys;
 use connscope::protocol::ProtocolWatcher;
 use connscope::wire::SeqNumber;
 use connscope::wire::Side;
@@ -36,10 +38,28 @@ impl<'a> Input<'a> {
     }
 }
 
+/// The key logs of the fixtures, read once.
+fn fixture_keys() -> std::sync::Arc<TlsKeys> {
+    static KEYS: std::sync::OnceLock<std::sync::Arc<TlsKeys>> = std::sync::OnceLock::new();
+    std::sync::Arc::clone(KEYS.get_or_init(|| {
+        let mut keys = TlsKeys::new();
+        for log in [
+            &include_bytes!("../../fixtures/https-keylog-h1.keys")[..],
+            include_bytes!("../../fixtures/https-keylog-h2.keys"),
+            include_bytes!("../../fixtures/https-keylog-go.keys"),
+            include_bytes!("../../fixtures/https-keylog-resume.keys"),
+            include_bytes!("../../fixtures/https-keylog-hrr.keys"),
+        ] {
+            keys.add_key_log(log);
+        }
+        std::sync::Arc::new(keys)
+    }))
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let Some(setup) = input.byte() else { return };
-    let mut watcher = ProtocolWatcher::new();
+    let mut watcher = if setup & 8 != 0 { ProtocolWatcher::with_tls_keys(Some(fixture_keys())) } else { ProtocolWatcher::new() };
     let mut events = Vec::new();
     // ISNs near the wrap point when asked, so streams cross 2^32.
     let isn = if setup & 4 != 0 { [u32::MAX - 40, u32::MAX - 3000] } else { [1000, 900_000] };

@@ -8,6 +8,9 @@ use crate::cli::commands::analyze::AnalyzeArgs;
 use crate::cli::commands::capture::CaptureArgs;
 use crate::cli::commands::sockets::SocketsArgs;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use connscope::error::Error;
+use connscope::protocol::keylog::TlsKeys;
+use std::sync::Arc;
 
 /// Are my HTTP connections being reused, and who is closing them?
 ///
@@ -77,9 +80,87 @@ pub struct FilterArgs {
     /// Most connections held open at once; beyond it the oldest half-open ones are evicted (and counted).
     #[arg(long, default_value_t = connscope::pipeline::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
+    /// TLS secrets in the NSS key log format (SSLKEYLOGFILE): the HTTPS connections they cover are
+    /// decrypted and their HTTP requests counted. Secrets a pcapng file carries are read too.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<String>,
+}
+
+/// The key log of a live capture: `--keylog FILE`, else the command's `SSLKEYLOGFILE` (the
+/// environment's, or a private temporary file made for it, removed at the end). It is read again
+/// whenever a connection's secrets are missing, so keys the command writes while the capture
+/// runs decrypt its connections.
+pub struct LiveKeyLog {
+    pub path: std::path::PathBuf,
+    /// Made by connscope: removed when the capture ends.
+    temporary: bool,
+}
+
+impl LiveKeyLog {
+    /// The key log to follow; `None` without `--keylog` and without a command.
+    pub fn open(keylog: Option<&str>, command: bool) -> Result<Option<LiveKeyLog>, Error> {
+        if let Some(path) = keylog {
+            return Ok(Some(LiveKeyLog { path: path.into(), temporary: false }));
+        }
+        if !command {
+            return Ok(None);
+        }
+        if let Some(path) = std::env::var_os("SSLKEYLOGFILE").filter(|p| !p.is_empty()) {
+            return Ok(Some(LiveKeyLog { path: path.into(), temporary: false }));
+        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("connscope-keys-{}-{nanos}.txt", std::process::id()));
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::Create { path: path.display().to_string(), reason: e.to_string() })?;
+        Ok(Some(LiveKeyLog { path, temporary: true }))
+    }
+
+    /// Secrets read from the key log as it grows.
+    pub fn keys(&self) -> Arc<TlsKeys> {
+        let keys = TlsKeys::live(&self.path);
+        keys.refresh();
+        Arc::new(keys)
+    }
+}
+
+impl Drop for LiveKeyLog {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl FilterArgs {
+    /// The TLS secrets of `--keylog` and of the Decryption Secrets Blocks of `files` (pcapng);
+    /// `None` when there are none. A key log line that does not parse is a warning.
+    pub fn tls_keys(&self, files: &[String]) -> Result<Option<Arc<TlsKeys>>, Error> {
+        let mut keys = TlsKeys::new();
+        if let Some(path) = &self.keylog {
+            let text = std::fs::read(path).map_err(|e| Error::Open { path: path.clone(), reason: e.to_string() })?;
+            for warning in keys.add_key_log(&text) {
+                eprintln!("connscope: warning: key log {path}, {warning} (line ignored)");
+            }
+        }
+        for path in files.iter().filter(|f| *f != "-") {
+            // A file that cannot be read is reported by the analysis itself.
+            let Ok(file) = std::fs::File::open(path) else { continue };
+            // SAFETY: the map is only read, and only while the file is open here.
+            let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else { continue };
+            for log in connscope::source::tls_key_logs(&map) {
+                for warning in keys.add_key_log(&log) {
+                    eprintln!("connscope: warning: TLS secrets in {path}, {warning} (line ignored)");
+                }
+            }
+        }
+        Ok((!keys.is_empty()).then(|| Arc::new(keys)))
+    }
+
     /// `--max-connections`, checked: 0 would keep no connection open at all (a usage error).
     pub fn max_connections(&self) -> Result<usize, connscope::error::Error> {
         if self.max_connections == 0 {

@@ -40,6 +40,8 @@ pub struct StopConditions {
     pub linger: Duration,
     /// The command to run while capturing; empty for none.
     pub command: Vec<String>,
+    /// The key log the command writes its TLS secrets to (`SSLKEYLOGFILE` in its environment).
+    pub key_log: Option<std::path::PathBuf>,
 }
 
 /// How the capture loop ended.
@@ -72,10 +74,14 @@ pub struct Subject {
 impl Subject {
     /// Starts `argv`; its standard output goes to our standard error, so standard output carries
     /// the report alone.
-    fn spawn(argv: &[String]) -> Result<Subject, Error> {
+    fn spawn(argv: &[String], key_log: Option<&std::path::Path>) -> Result<Subject, Error> {
         let line = argv.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ");
         let stdout = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| Error::Capture(format!("cannot run `{line}`: {e}")))?;
-        let child = Command::new(&argv[0])
+        let mut command = Command::new(&argv[0]);
+        if let Some(path) = key_log {
+            command.env("SSLKEYLOGFILE", path);
+        }
+        let child = command
             .args(&argv[1..])
             .stdout(Stdio::from(stdout))
             .spawn()
@@ -144,7 +150,8 @@ pub fn run(
     let started = Instant::now();
     // The source is open with its filter installed: the command's first SYN will be seen. A signal
     // that came while it was opened means the command is not wanted any more.
-    let mut subject = if stop.command.is_empty() || signals.count() > 0 { None } else { Some(Subject::spawn(&stop.command)?) };
+    let mut subject =
+        if stop.command.is_empty() || signals.count() > 0 { None } else { Some(Subject::spawn(&stop.command, stop.key_log.as_deref())?) };
     let mut delivered = 0u64;
     let mut stats = LiveStats::default();
     let mut signals_seen = 0;

@@ -16,11 +16,13 @@ pub mod progress;
 
 use crate::decode::{decode, reassembled_segment, Decoded, OwnedSegment, Segment};
 use crate::defrag::Defragmenter;
+use crate::protocol::keylog::TlsKeys;
 use crate::protocol::ProtocolSummary;
 use crate::report::{Amendment, CaptureStats, ConnectionRecord, EndReason, PacketCounts, Report, ReportBuilder, SourceInfo, Summary};
 use crate::source::RawPacket;
 use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts};
 use crate::wire::LinkType;
+use std::sync::Arc;
 
 /// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
 /// default peaks near 200 MiB.
@@ -36,11 +38,13 @@ pub struct Options {
     pub max_connections: usize,
     /// Connection records kept in the report's list.
     pub listed_connections: usize,
+    /// TLS secrets: connections whose secrets they hold are decrypted (`--keylog`, pcapng secrets).
+    pub tls_keys: Option<Arc<TlsKeys>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { port: None, max_connections: DEFAULT_MAX_CONNECTIONS, listed_connections: DEFAULT_LISTED_CONNECTIONS }
+        Options { port: None, max_connections: DEFAULT_MAX_CONNECTIONS, listed_connections: DEFAULT_LISTED_CONNECTIONS, tls_keys: None }
     }
 }
 
@@ -143,7 +147,7 @@ impl<'o> Pipeline<'o> {
     /// A new pipeline reporting to `observer`.
     pub fn new(options: Options, observer: &'o mut dyn Observer) -> Pipeline<'o> {
         Pipeline {
-            table: FlowTable::new(options.port, options.max_connections),
+            table: FlowTable::new(options.port, options.max_connections).with_tls_keys(options.tls_keys),
             collector: Collector::new(options.listed_connections, observer),
             intake: Intake::new(options.port),
         }

@@ -303,7 +303,7 @@ impl<'c> Worker<'c> {
             index,
             // The whole cap: a worker holds no more than all of them together, so it never evicts
             // before one thread would (and the merge redoes the analysis when one thread would).
-            table: FlowTable::new(options.port, options.max_connections),
+            table: FlowTable::new(options.port, options.max_connections).with_tls_keys(options.tls_keys.clone()),
             sink: ChunkSink::default(),
             answers,
         }

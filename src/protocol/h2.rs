@@ -12,7 +12,7 @@
 //! the rest is counted by frames too (the same counts, without the cost of decoding).
 
 use super::http1::{Handover, MAX_EXCHANGES};
-use super::{H2Summary, HeadText, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
+use super::{H2GoAway, H2Summary, HeadText, HttpExchange, HttpVersion, ProtocolEvent, Verdict};
 use crate::wire::Side;
 use loona_hpack::Decoder;
 use std::collections::BTreeMap;
@@ -116,6 +116,9 @@ struct Direction {
     table_size_allowed: usize,
     /// Frame boundaries lost: the rest of the direction is not read.
     framing_lost: bool,
+    /// The first 8 payload bytes of the GOAWAY being read (last stream id, error code).
+    goaway: [u8; 8],
+    goaway_len: usize,
 }
 
 impl Direction {
@@ -134,6 +137,8 @@ impl Direction {
             decoder: Some(Hpack(decoder)),
             table_size_allowed: DEFAULT_TABLE_SIZE,
             framing_lost: false,
+            goaway: [0; 8],
+            goaway_len: 0,
         }
     }
 
@@ -204,6 +209,8 @@ pub struct H2Counter {
     pub responses: u32,
     /// Requests paired with responses: the first [`MAX_EXCHANGES`] of the connection.
     pub exchanges: Vec<HttpExchange>,
+    /// The first GOAWAY of the connection: the HTTP/2 announcement of its close.
+    pub goaway: Option<H2GoAway>,
 }
 
 impl H2Counter {
@@ -257,6 +264,11 @@ impl H2Counter {
                 if collects_payload(frame.kind) {
                     direction.payload.extend_from_slice(&bytes[..take]);
                 }
+                if frame.kind == FRAME_GOAWAY && direction.goaway_len < direction.goaway.len() {
+                    let keep = (direction.goaway.len() - direction.goaway_len).min(take);
+                    direction.goaway[direction.goaway_len..direction.goaway_len + keep].copy_from_slice(&bytes[..keep]);
+                    direction.goaway_len += keep;
+                }
                 direction.payload_left -= take as u64;
                 bytes = &bytes[take..];
                 if direction.payload_left == 0 {
@@ -285,6 +297,9 @@ impl H2Counter {
             Some(frame) if preface_done && len <= direction.payload_left => {
                 direction.payload_left -= len;
                 direction.payload_cut |= collects_payload(frame.kind);
+                if frame.kind == FRAME_GOAWAY && direction.goaway_len < direction.goaway.len() {
+                    direction.goaway_len = usize::MAX; // its fields are not read across a hole
+                }
                 if frame.kind != FRAME_SETTINGS && collects_payload(frame.kind) {
                     direction.decoder = None; // a piece of a header block is missing
                 }
@@ -301,7 +316,7 @@ impl H2Counter {
 
     /// What was seen, for the connection's summary.
     pub fn summary(&self) -> H2Summary {
-        H2Summary { streams: self.streams, upgraded_from_http1: self.upgraded_from_http1 }
+        H2Summary { streams: self.streams, upgraded_from_http1: self.upgraded_from_http1, goaway: self.goaway }
     }
 
     fn frame_started(&mut self, side: Side, ts: f64, events: &mut Vec<ProtocolEvent>) {
@@ -328,6 +343,7 @@ impl H2Counter {
         }
         let direction = &mut self.directions[side.index()];
         direction.frame = Some(frame);
+        direction.goaway_len = 0;
         direction.payload_left = len;
         direction.payload.clear();
         if len == 0 {
@@ -338,6 +354,16 @@ impl H2Counter {
     fn frame_ended(&mut self, side: Side, frame: Frame, ts: f64, events: &mut Vec<ProtocolEvent>) {
         let direction = &mut self.directions[side.index()];
         direction.frame = None;
+        if frame.kind == FRAME_GOAWAY {
+            let (goaway, len) = (direction.goaway, std::mem::take(&mut direction.goaway_len));
+            if len == goaway.len() && frame.stream == 0 && self.goaway.is_none() {
+                self.goaway = Some(H2GoAway {
+                    by: side,
+                    last_stream_id: u32::from_be_bytes([goaway[0], goaway[1], goaway[2], goaway[3]]) & 0x7fff_ffff,
+                    error_code: u32::from_be_bytes([goaway[4], goaway[5], goaway[6], goaway[7]]),
+                });
+            }
+        }
         if !collects_payload(frame.kind) {
             return;
         }
@@ -902,5 +928,23 @@ mod tests {
         assert_eq!(looks_like_server_preface(&frame(FRAME_SETTINGS, 1, 0, &[])), Verdict::No);
         assert_eq!(looks_like_server_preface(&frame(FRAME_SETTINGS, 0, 0, &[1, 2, 3])), Verdict::No);
         assert_eq!(looks_like_server_preface(b"HTTP/1.1 200 OK"), Verdict::No);
+    }
+
+    #[test]
+    fn test_goaway_names_its_sender_last_stream_and_error_even_cut_across_segments() {
+        let goaway = frame(FRAME_GOAWAY, 0, 0, &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'b', b'y', b'e']);
+        for cut in 0..goaway.len() {
+            let mut counter = H2Counter::prior_knowledge();
+            let mut events = Vec::new();
+            counter.data(Side::Server, &goaway[..cut], true, 0.0, &mut events);
+            counter.data(Side::Server, &goaway[cut..], false, 0.0, &mut events);
+            let want = H2GoAway { by: Side::Server, last_stream_id: 0x7fff_ffff, error_code: 0 };
+            assert_eq!(counter.summary().goaway, Some(want), "cut at {cut}");
+        }
+        let mut counter = H2Counter::prior_knowledge();
+        counter.data(Side::Server, &goaway[..12], true, 0.0, &mut Vec::new());
+        counter.gap(Side::Server, 2);
+        counter.data(Side::Server, &goaway[14..], false, 0.0, &mut Vec::new());
+        assert_eq!(counter.summary().goaway, None, "a GOAWAY cut by a hole in its fields is not read");
     }
 }

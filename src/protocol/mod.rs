@@ -4,16 +4,22 @@
 
 mod h2;
 mod http1;
+pub mod keylog;
 mod stream;
 mod tls;
+mod tls_crypto;
+mod tls_decrypt;
 
 use crate::wire::SeqNumber;
 use crate::wire::Side;
 use h2::H2Counter;
 use http1::{Http1Framer, Switch};
+use keylog::TlsKeys;
 use serde::Serialize;
+use std::sync::Arc;
 use stream::{Reassembler, StreamConsumer};
 use tls::TlsSniffer;
+use tls_decrypt::Plain;
 
 /// A message start found in a connection's byte streams.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +143,13 @@ pub struct TlsSummary {
     pub version: Option<String>,
     /// Client application-data bursts answered by a server burst.
     pub exchanges_estimate: u32,
+    /// The connection's secrets were found (key log or pcapng secrets): its HTTP is read.
+    pub decrypted: bool,
+    /// Records that failed to authenticate with those secrets; `None` without secrets.
+    pub decrypt_failures: Option<u32>,
+    /// The side whose close_notify alert came first (seen only when decrypted): the side that
+    /// closed; its peer's FIN may still come first (it answers the alert with its own and closes).
+    pub close_notify_by: Option<Side>,
 }
 
 /// What the h2c frame counter saw.
@@ -145,6 +158,30 @@ pub struct H2Summary {
     /// Streams opened by the client (distinct odd stream ids with a HEADERS frame).
     pub streams: u32,
     pub upgraded_from_http1: bool,
+    /// The connection's first GOAWAY.
+    pub goaway: Option<H2GoAway>,
+}
+
+/// An HTTP/2 GOAWAY (RFC 9113, 6.8): the HTTP/2 announcement of a connection's close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct H2GoAway {
+    /// The side that sent it.
+    pub by: Side,
+    /// The highest stream id its sender processed or may process.
+    pub last_stream_id: u32,
+    /// 0 (NO_ERROR) for a graceful shutdown.
+    pub error_code: u32,
+}
+
+impl ProtocolSummary {
+    /// Are the connection's HTTP messages read (HTTP/1, h2c, or HTTP inside decrypted TLS)?
+    pub fn http_readable(&self) -> bool {
+        match self.protocol {
+            Protocol::Http1 | Protocol::H2c => true,
+            Protocol::Tls => matches!(self.inside_tls, Some(Protocol::Http1 | Protocol::H2c)),
+            Protocol::None | Protocol::Unknown => false,
+        }
+    }
 }
 
 /// Everything the watcher learnt about one connection.
@@ -174,6 +211,8 @@ pub struct ProtocolSummary {
     pub gap_bytes: [u64; 2],
     /// Times the HTTP framer had to resynchronise after a gap or garbage.
     pub resyncs: u32,
+    /// The protocol recognised inside decrypted TLS; `None` when not decrypted.
+    pub inside_tls: Option<Protocol>,
 }
 
 /// Whether some bytes can begin a given kind of message.
@@ -209,6 +248,11 @@ impl ProtocolWatcher {
     /// A watcher for a new connection.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A watcher that decrypts the connection if it is TLS and `keys` hold its secrets.
+    pub fn with_tls_keys(keys: Option<Arc<TlsKeys>>) -> Self {
+        ProtocolWatcher { dispatch: Dispatch { tls_keys: keys, ..Dispatch::default() }, ..Self::default() }
     }
 
     /// The side's SYN was seen with this initial sequence number: its byte stream starts at isn+1
@@ -277,7 +321,12 @@ enum Analyzer {
         framer: Box<Http1Framer>,
         upgraded: Option<Box<H2Counter>>,
     },
-    Tls(Box<TlsSniffer>),
+    /// TLS; with the connection's secrets, `inside` recognises and reads the decrypted streams
+    /// afresh (HTTP/1, or HTTP/2 after ALPN h2).
+    Tls {
+        sniffer: Box<TlsSniffer>,
+        inside: Option<Box<Dispatch>>,
+    },
     H2c(Box<H2Counter>),
     /// An HTTP CONNECT tunnel opened by the proxy's 2xx: `framer` holds the CONNECT exchange,
     /// `inner` recognises and reads the tunnelled bytes afresh (TLS, or HTTP/1 for `curl -p http://`).
@@ -404,6 +453,22 @@ struct Dispatch {
     /// The side's next bytes come in a segment that acknowledged new data of the peer's: a turn,
     /// judged by sequence numbers rather than by capture order.
     acked_peer_data: [bool; 2],
+    /// The analysis's TLS secrets, for a TLS connection to be decrypted.
+    tls_keys: Option<Arc<TlsKeys>>,
+}
+
+/// Feeds the application data `sniffer` decrypted to the dispatch that reads it (made at its
+/// first bytes: both decrypted streams start there). A lost record is a gap in its side's stream.
+fn read_decrypted(sniffer: &mut TlsSniffer, inside: &mut Option<Box<Dispatch>>, ts: f64, events: &mut Vec<ProtocolEvent>) {
+    for plain in sniffer.take_plaintext() {
+        // TLS inside is not decrypted again (no keys), and a CONNECT inside opens no tunnel.
+        let inside =
+            inside.get_or_insert_with(|| Box::new(Dispatch { in_tunnel: true, at_stream_start: [true; 2], ..Dispatch::default() }));
+        match plain {
+            Plain::Data(side, bytes) => inside.data(side, &bytes, ts, events),
+            Plain::Gap(side, len) => inside.gap(side, len, ts, events),
+        }
+    }
 }
 
 impl Dispatch {
@@ -489,7 +554,7 @@ impl Dispatch {
     fn start(&mut self, protocol: Recognised, side: Side, ts: f64, events: &mut Vec<ProtocolEvent>) {
         self.analyzer = match protocol {
             Recognised::Http1 => Analyzer::Http1 { framer: Box::default(), upgraded: None },
-            Recognised::Tls => Analyzer::Tls(Box::default()),
+            Recognised::Tls => Analyzer::Tls { sniffer: Box::new(TlsSniffer::with_keys(self.tls_keys.clone())), inside: None },
             Recognised::H2c => Analyzer::H2c(Box::new(H2Counter::prior_knowledge())),
         };
         let peer = std::mem::take(&mut self.sniffs[side.peer().index()]);
@@ -516,7 +581,10 @@ impl Dispatch {
                     _ => {}
                 }
             }
-            Analyzer::Tls(sniffer) => sniffer.data(side, bytes, events),
+            Analyzer::Tls { sniffer, inside } => {
+                sniffer.data(side, bytes, events);
+                read_decrypted(sniffer, inside, ts, events);
+            }
             Analyzer::H2c(counter) => counter.data(side, bytes, at_turn, ts, events),
             Analyzer::Tunnel { inner, .. } => inner.data(side, bytes, ts, events),
         }
@@ -527,7 +595,8 @@ impl Dispatch {
     fn open_tunnel(&mut self, side: Side, tunnelled: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) {
         let Analyzer::Http1 { framer, .. } = std::mem::take(&mut self.analyzer) else { return };
         // Both sides' next bytes are the first of the tunnelled protocol's streams.
-        let mut inner = Box::new(Dispatch { in_tunnel: true, at_stream_start: [true; 2], ..Dispatch::default() });
+        let tls_keys = self.tls_keys.clone();
+        let mut inner = Box::new(Dispatch { in_tunnel: true, at_stream_start: [true; 2], tls_keys, ..Dispatch::default() });
         inner.data(side, tunnelled, ts, events);
         self.analyzer = Analyzer::Tunnel { framer, inner };
     }
@@ -540,7 +609,10 @@ impl Dispatch {
             Analyzer::Detecting => self.sniffs[side.index()] = Sniff::default(),
             Analyzer::Http1 { upgraded: Some(h2), .. } => h2.gap(side, len),
             Analyzer::Http1 { framer, .. } => framer.gap(side, len, ts, events),
-            Analyzer::Tls(sniffer) => sniffer.gap(side, len),
+            Analyzer::Tls { sniffer, inside } => {
+                sniffer.gap(side, len);
+                read_decrypted(sniffer, inside, ts, events);
+            }
             Analyzer::H2c(counter) => counter.gap(side, len),
             Analyzer::Tunnel { inner, .. } => inner.gap(side, len, ts, events),
         }
@@ -552,7 +624,8 @@ impl Dispatch {
             Analyzer::Http1 { upgraded: Some(h2), .. } | Analyzer::H2c(h2) => h2.requests,
             Analyzer::Http1 { framer, .. } => framer.requests,
             Analyzer::Tunnel { framer, inner } => framer.requests.saturating_add(inner.requests()),
-            Analyzer::Detecting | Analyzer::NotRecognised | Analyzer::Tls(_) => 0,
+            Analyzer::Tls { inside: Some(inside), .. } => inside.requests(),
+            Analyzer::Detecting | Analyzer::NotRecognised | Analyzer::Tls { inside: None, .. } => 0,
         }
     }
 
@@ -563,7 +636,8 @@ impl Dispatch {
             Analyzer::Http1 { upgraded: Some(h2), .. } | Analyzer::H2c(h2) => h2.responses,
             Analyzer::Http1 { framer, .. } => framer.answered,
             Analyzer::Tunnel { framer, inner } => framer.answered.saturating_add(inner.answered()),
-            Analyzer::Detecting | Analyzer::NotRecognised | Analyzer::Tls(_) => 0,
+            Analyzer::Tls { inside: Some(inside), .. } => inside.answered(),
+            Analyzer::Detecting | Analyzer::NotRecognised | Analyzer::Tls { inside: None, .. } => 0,
         }
     }
 
@@ -571,6 +645,12 @@ impl Dispatch {
         match &mut self.analyzer {
             Analyzer::Http1 { framer, upgraded: None } => framer.end_of_stream(side),
             Analyzer::Tunnel { inner, .. } => inner.end_of_stream(side),
+            Analyzer::Tls { sniffer, inside } => {
+                sniffer.end_of_stream();
+                if let Some(inside) = inside {
+                    inside.end_of_stream(side);
+                }
+            }
             _ => {}
         }
     }
@@ -590,6 +670,7 @@ impl Dispatch {
             gaps,
             gap_bytes,
             resyncs: 0,
+            inside_tls: None,
         };
         match &mut self.analyzer {
             Analyzer::Detecting | Analyzer::NotRecognised => {}
@@ -607,6 +688,7 @@ impl Dispatch {
                         summary.answered = h2.responses;
                         summary.exchanges = std::mem::take(&mut h2.exchanges);
                         summary.h2 = Some(h2.summary());
+                        announce_goaway(&mut summary);
                     }
                     None => {
                         summary.protocol = Protocol::Http1;
@@ -616,9 +698,18 @@ impl Dispatch {
                     }
                 }
             }
-            Analyzer::Tls(sniffer) => {
+            Analyzer::Tls { sniffer, inside } => {
+                let tls = sniffer.summary();
+                if tls.decrypted {
+                    let mut inside_protocol = Protocol::None;
+                    if let Some(inside) = inside {
+                        summary = inside.summary(gaps, gap_bytes);
+                        inside_protocol = summary.protocol;
+                    }
+                    summary.inside_tls = Some(inside_protocol);
+                }
                 summary.protocol = Protocol::Tls;
-                summary.tls = Some(sniffer.summary());
+                summary.tls = Some(tls);
             }
             Analyzer::H2c(counter) => {
                 summary.protocol = Protocol::H2c;
@@ -627,10 +718,19 @@ impl Dispatch {
                 summary.answered = counter.responses;
                 summary.exchanges = std::mem::take(&mut counter.exchanges);
                 summary.h2 = Some(counter.summary());
+                announce_goaway(&mut summary);
             }
             Analyzer::Tunnel { framer, inner } => summary = tunnel_summary(framer, inner.summary(gaps, gap_bytes)),
         }
         summary
+    }
+}
+
+/// A GOAWAY announces the close, as `Connection: close` does in HTTP/1: its sender asked for it.
+fn announce_goaway(summary: &mut ProtocolSummary) {
+    if let Some(goaway) = summary.h2.as_ref().and_then(|h| h.goaway) {
+        summary.close_announced[goaway.by.index()] = true;
+        summary.close_requested_by = summary.close_requested_by.or(Some(goaway.by));
     }
 }
 

@@ -1,11 +1,17 @@
 //! TLS record sniffing: ClientHello / ServerHello (SNI, resumption) and turns of application data.
 //!
-//! Only the plaintext handshake hellos are read; everything else is skipped record by record.
+//! Only the plaintext handshake hellos are read; everything else is skipped record by record,
+//! unless the connection's secrets are in the key log: then its records are decrypted
+//! ([`super::tls_decrypt`]) and the application data comes out in order per direction.
 //! Handshake records are joined into one handshake-message stream per direction, so a hello split
 //! over several records or TCP segments is read whole (up to [`MAX_HELLO_BYTES`]).
 
+use super::keylog::{Secret, TlsKeys};
+use super::tls_crypto::Suite;
+use super::tls_decrypt::{Decryption, Plain};
 use super::{prefix_verdict, ProtocolEvent, TlsSummary, Verdict};
 use crate::wire::Side;
+use std::sync::Arc;
 
 /// Largest TLS 1.3 application-data record taken for an encrypted alert: 2 alert bytes, the inner
 /// content type and a 16-byte AEAD tag make 19; the smallest HTTP request makes at least 35.
@@ -16,7 +22,9 @@ const CONTENT_APPLICATION_DATA: u8 = 23;
 const CONTENT_HEARTBEAT: u8 = 24;
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const HANDSHAKE_SERVER_HELLO: u8 = 2;
+const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
 const EXTENSION_SERVER_NAME: u16 = 0;
+const EXTENSION_SESSION_TICKET: u16 = 35;
 const EXTENSION_PRE_SHARED_KEY: u16 = 41;
 const EXTENSION_SUPPORTED_VERSIONS: u16 = 43;
 const TLS13: u16 = 0x0304;
@@ -93,6 +101,10 @@ struct SessionId {
 }
 
 impl SessionId {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
     fn from_slice(id: &[u8]) -> Option<Self> {
         let mut session = SessionId::default();
         session.bytes.get_mut(..id.len())?.copy_from_slice(id);
@@ -109,13 +121,18 @@ impl SessionId {
 #[derive(Debug, Default)]
 struct ClientHello {
     sni: Option<String>,
+    random: [u8; 32],
     session_id: SessionId,
+    /// A TLS 1.2 session ticket offered for resumption (RFC 5077).
+    ticket: Vec<u8>,
 }
 
 /// What the ServerHello chose.
 #[derive(Debug)]
 struct ServerHello {
     retry_request: bool,
+    random: [u8; 32],
+    cipher_suite: u16,
     session_id: SessionId,
     psk_selected: bool,
     version: u16,
@@ -136,15 +153,18 @@ fn message_body(message: &[u8], kind: u8) -> Option<Reader<'_>> {
 /// Parses a ClientHello handshake message (header included); `None` when malformed.
 fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
     let mut r = message_body(message, HANDSHAKE_CLIENT_HELLO)?;
-    r.take(2 + 32)?; // legacy version, random
+    r.take(2)?; // legacy version
+    let random = r.take(32)?.try_into().ok()?;
     let session_id = SessionId::from_slice(r.vec8()?)?;
     r.vec16()?; // cipher suites
     r.vec8()?; // compression methods
-    let mut hello = ClientHello { sni: None, session_id };
+    let mut hello = ClientHello { sni: None, random, session_id, ticket: Vec::new() };
     let Some(extensions) = r.vec16() else { return Some(hello) };
     for (kind, data) in (Reader { bytes: extensions }).extensions() {
-        if kind == EXTENSION_SERVER_NAME {
-            hello.sni = server_name(data);
+        match kind {
+            EXTENSION_SERVER_NAME => hello.sni = server_name(data),
+            EXTENSION_SESSION_TICKET => hello.ticket = data.to_vec(),
+            _ => {}
         }
     }
     Some(hello)
@@ -166,11 +186,18 @@ fn server_name(data: &[u8]) -> Option<String> {
 fn parse_server_hello(message: &[u8]) -> Option<ServerHello> {
     let mut r = message_body(message, HANDSHAKE_SERVER_HELLO)?;
     let legacy_version = r.u16()?;
-    let random = r.take(32)?;
+    let random: [u8; 32] = r.take(32)?.try_into().ok()?;
     let session_id = SessionId::from_slice(r.vec8()?)?;
-    r.take(2 + 1)?; // cipher suite, compression method
-    let mut hello =
-        ServerHello { retry_request: random == HELLO_RETRY_REQUEST_RANDOM, session_id, psk_selected: false, version: legacy_version };
+    let cipher_suite = r.u16()?;
+    r.u8()?; // compression method
+    let mut hello = ServerHello {
+        retry_request: random == HELLO_RETRY_REQUEST_RANDOM,
+        random,
+        cipher_suite,
+        session_id,
+        psk_selected: false,
+        version: legacy_version,
+    };
     if let Some(extensions) = r.vec16() {
         for (kind, data) in (Reader { bytes: extensions }).extensions() {
             match kind {
@@ -268,9 +295,77 @@ pub struct TlsSniffer {
     awaiting_response: bool,
     /// Client application-data records that are really its encrypted Finished (TLS 1.3).
     client_records_to_ignore: u8,
+    /// The analysis's secrets, when it has any.
+    keys: Option<Arc<TlsKeys>>,
+    client_random: Option<[u8; 32]>,
+    offered_ticket: Vec<u8>,
+    /// The connection's secrets were found: its records are being decrypted.
+    decryption: Option<Box<Decryption>>,
+    /// TLS 1.2: the master secret, remembered under the session tickets the server sends.
+    master: Option<Secret>,
+    /// The secrets were not found yet but may come (a live key log): records are held.
+    waiting: Option<Box<Waiting>>,
+}
+
+/// What decryption needs from the ServerHello.
+#[derive(Debug)]
+struct Chosen {
+    suite: Suite,
+    version: u16,
+    server_random: [u8; 32],
+    session_id: SessionId,
+    resumed: bool,
+}
+
+/// Most bytes of records held while waiting for a connection's secrets: a server's first flight
+/// (certificates included) and the client's Finished fit; beyond it the connection is not
+/// decrypted.
+const MAX_HELD_BYTES: usize = 64 * 1024;
+
+/// The records of a connection whose secrets a live key log has not brought yet.
+#[derive(Debug)]
+struct Waiting {
+    chosen: Chosen,
+    /// Whole records since the ServerHello, in the order they ended.
+    held: Vec<(Side, [u8; 5], Vec<u8>)>,
+    /// Each side's record in progress.
+    current: [Option<([u8; 5], Vec<u8>)>; 2],
+    bytes: usize,
+}
+
+impl Waiting {
+    /// Holds `body` bytes of `side`'s record in progress; false when that is too much.
+    fn hold(&mut self, side: Side, body: &[u8], ended: bool) -> bool {
+        self.bytes += body.len();
+        let Some((header, held)) = self.current[side.index()].as_mut() else { return true };
+        held.extend_from_slice(body);
+        if ended {
+            let (header, held) = (*header, std::mem::take(held));
+            self.current[side.index()] = None;
+            self.held.push((side, header, held));
+        }
+        self.bytes <= MAX_HELD_BYTES
+    }
 }
 
 impl TlsSniffer {
+    /// A sniffer that decrypts the connection when `keys` hold its secrets.
+    pub fn with_keys(keys: Option<Arc<TlsKeys>>) -> TlsSniffer {
+        TlsSniffer { keys, ..TlsSniffer::default() }
+    }
+
+    /// `side`'s stream ended (FIN, or the end of the capture).
+    pub fn end_of_stream(&mut self) {
+        if let Some(decryption) = self.decryption.as_mut() {
+            decryption.stream_ended = true;
+        }
+    }
+
+    /// The application data decrypted (and the losses) since the last call, in order.
+    pub fn take_plaintext(&mut self) -> Vec<Plain> {
+        self.decryption.as_mut().map(|d| std::mem::take(&mut d.out)).unwrap_or_default()
+    }
+
     /// The next bytes of `side`'s stream.
     pub fn data(&mut self, side: Side, mut bytes: &[u8], events: &mut Vec<ProtocolEvent>) {
         while !bytes.is_empty() && !self.directions[side.index()].lost {
@@ -288,18 +383,37 @@ impl TlsSniffer {
             }
             let (body, rest) = bytes.split_at(direction.body_left.min(bytes.len()));
             direction.body_left -= body.len();
-            if direction.body_left == 0 {
+            let ended = direction.body_left == 0;
+            if ended {
                 direction.header_len = 0;
             }
+            let header = direction.header;
             bytes = rest;
             if direction.content_type() == CONTENT_HANDSHAKE && !self.handshake_encrypted(side) {
                 self.handshake_bytes(side, body, events);
+            }
+            self.hold(side, body, ended);
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.record_bytes(side, body);
+                if ended {
+                    decryption.record_ended(side, &header);
+                }
+            }
+        }
+    }
+
+    /// Holds record bytes while waiting for the connection's secrets; too many end the wait.
+    fn hold(&mut self, side: Side, body: &[u8], ended: bool) {
+        if let Some(waiting) = self.waiting.as_mut() {
+            if !waiting.hold(side, body, ended) {
+                self.waiting = None;
             }
         }
     }
 
     /// `len` bytes of `side`'s stream are missing.
     pub fn gap(&mut self, side: Side, len: u64) {
+        self.waiting = None; // held records with a hole cannot be decrypted in order
         let direction = &mut self.directions[side.index()];
         let in_body = usize::from(direction.header_len) == direction.header.len();
         if in_body && len <= direction.body_left as u64 {
@@ -308,11 +422,21 @@ impl TlsSniffer {
             if direction.body_left == 0 {
                 direction.header_len = 0;
             }
+            let ended = direction.body_left == 0;
             if direction.content_type() == CONTENT_HANDSHAKE {
                 direction.handshake.gap(len);
             }
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.record_gap(side);
+                if ended {
+                    decryption.record_ended(side, &direction.header);
+                }
+            }
         } else {
             direction.lost = true;
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.lost(side, len);
+            }
         }
     }
 
@@ -326,6 +450,9 @@ impl TlsSniffer {
             sni: self.sni.clone(),
             version: self.version.map(version_name),
             exchanges_estimate: self.exchanges,
+            decrypted: self.decryption.is_some(),
+            decrypt_failures: self.decryption.as_ref().map(|d| d.failures),
+            close_notify_by: self.decryption.as_ref().and_then(|d| d.close_notify_by),
         }
     }
 
@@ -362,7 +489,9 @@ impl TlsSniffer {
                 }
                 let [kind, len @ ..] = stream.header;
                 stream.body_left = usize::from(len[0]) << 16 | usize::from(len[1]) << 8 | usize::from(len[2]);
-                stream.keep = kind == hello_type;
+                // A TLS 1.2 server's NewSessionTicket names the session for later resumptions.
+                let ticket = side == Side::Server && kind == HANDSHAKE_NEW_SESSION_TICKET && self.master.is_some();
+                stream.keep = kind == hello_type || ticket;
                 if stream.keep {
                     stream.message = Vec::with_capacity(HANDSHAKE_HEADER + stream.body_left.min(MAX_HELLO_BYTES));
                     stream.message.extend_from_slice(&stream.header);
@@ -379,9 +508,10 @@ impl TlsSniffer {
                 stream.header_len = 0;
                 if std::mem::take(&mut stream.keep) {
                     let message = std::mem::take(&mut stream.message);
-                    match side {
-                        Side::Client => self.client_hello(&message, events),
-                        Side::Server => self.server_hello(&message),
+                    match (side, message[0]) {
+                        (Side::Client, _) => self.client_hello(&message, events),
+                        (Side::Server, HANDSHAKE_NEW_SESSION_TICKET) => self.new_session_ticket(&message),
+                        (Side::Server, _) => self.server_hello(&message),
                     }
                 }
             }
@@ -397,16 +527,30 @@ impl TlsSniffer {
             return;
         }
         direction.body_left = record_len(direction);
-        if direction.body_left == 0 {
-            direction.header_len = 0;
+        let header = direction.header;
+        if self.waiting.is_some() {
+            self.retry_secrets(side);
         }
-        match content_type {
-            CONTENT_CHANGE_CIPHER_SPEC => direction.change_cipher_spec = true,
-            CONTENT_APPLICATION_DATA => {
-                let len = direction.body_left;
-                self.application_data(side, len);
+        if let Some(waiting) = self.waiting.as_mut() {
+            waiting.current[side.index()] = Some((header, Vec::new()));
+        }
+        if let Some(decryption) = self.decryption.as_mut() {
+            decryption.record_started(side, &header);
+        }
+        let direction = &mut self.directions[side.index()];
+        let len = direction.body_left;
+        if content_type == CONTENT_CHANGE_CIPHER_SPEC {
+            direction.change_cipher_spec = true;
+        }
+        if len == 0 {
+            direction.header_len = 0;
+            self.hold(side, &[], true);
+            if let Some(decryption) = self.decryption.as_mut() {
+                decryption.record_ended(side, &header);
             }
-            _ => {}
+        }
+        if content_type == CONTENT_APPLICATION_DATA {
+            self.application_data(side, len);
         }
     }
 
@@ -417,6 +561,8 @@ impl TlsSniffer {
             self.sni.clone_from(&hello.sni);
         }
         self.offered_session_id = hello.session_id;
+        self.client_random = Some(hello.random);
+        self.offered_ticket = hello.ticket;
         events.push(ProtocolEvent::TlsClientHello { sni: hello.sni });
     }
 
@@ -437,6 +583,79 @@ impl TlsSniffer {
         }
         if hello.version == TLS13 {
             self.client_records_to_ignore = 1;
+        }
+        self.start_decryption(&hello, resumed);
+    }
+
+    /// Looks up the connection's secrets once the ServerHello chose the version and cipher suite.
+    /// TLS 1.3 secrets are logged per connection, resumed or not; a TLS 1.2 session is found by
+    /// its client random, or, when resumed without a line of its own, by the session ID or
+    /// ticket of an earlier full handshake (as tshark does).
+    fn start_decryption(&mut self, hello: &ServerHello, resumed: bool) {
+        let Some(keys) = self.keys.as_ref() else { return };
+        let Some(suite) = Suite::from_id(hello.cipher_suite) else { return };
+        let live = keys.is_live();
+        let chosen = Chosen { suite, version: hello.version, server_random: hello.random, session_id: hello.session_id, resumed };
+        self.decryption = self.find_secrets(&chosen);
+        if self.decryption.is_none() && live {
+            self.waiting = Some(Box::new(Waiting { chosen, held: Vec::new(), current: Default::default(), bytes: 0 }));
+        }
+    }
+
+    /// The decryption of the connection, when the keys hold its secrets.
+    fn find_secrets(&mut self, chosen: &Chosen) -> Option<Box<Decryption>> {
+        let (Some(keys), Some(client_random)) = (self.keys.as_ref(), self.client_random) else { return None };
+        let (suite, resumed) = (chosen.suite, chosen.resumed);
+        let secrets = keys.secrets(&client_random);
+        if chosen.version == TLS13 && suite.tls13 {
+            return secrets.and_then(|s| Decryption::tls13(suite, &s)).map(Box::new);
+        }
+        if chosen.version != 0x0303 || suite.tls13 {
+            return None;
+        }
+        let logged = secrets.and_then(|s| s.master);
+        let remembered = || {
+            let by_id = resumed.then(|| keys.session(chosen.session_id.bytes())).flatten();
+            by_id.or_else(|| (resumed && !self.offered_ticket.is_empty()).then(|| keys.session(&self.offered_ticket)).flatten())
+        };
+        let master = logged.or_else(remembered)?;
+        if !resumed {
+            keys.remember_session(chosen.session_id.bytes(), master);
+        }
+        self.master = Some(master);
+        Decryption::tls12(suite, &master, &client_random, &chosen.server_random).map(Box::new)
+    }
+
+    /// While waiting for a live key log: a record of `side` starts. The key log is read again;
+    /// once it has the connection's secrets, the records held so far are decrypted in order (the
+    /// peer's record in progress included) and decryption goes on from here.
+    fn retry_secrets(&mut self, side: Side) {
+        let Some(waiting) = self.waiting.take() else { return };
+        if self.keys.as_ref().is_some_and(|k| k.refresh()) {
+            if let Some(mut decryption) = self.find_secrets(&waiting.chosen) {
+                for (record_side, header, body) in &waiting.held {
+                    decryption.record_started(*record_side, header);
+                    decryption.record_bytes(*record_side, body);
+                    decryption.record_ended(*record_side, header);
+                }
+                let peer = side.peer();
+                if let Some((header, body)) = &waiting.current[peer.index()] {
+                    decryption.record_started(peer, header);
+                    decryption.record_bytes(peer, body);
+                }
+                self.decryption = Some(decryption);
+                return;
+            }
+        }
+        self.waiting = Some(waiting);
+    }
+
+    /// A TLS 1.2 NewSessionTicket: the ticket resumes this session.
+    fn new_session_ticket(&mut self, message: &[u8]) {
+        let Some(mut r) = message_body(message, HANDSHAKE_NEW_SESSION_TICKET) else { return };
+        let (Some(_lifetime), Some(ticket)) = (r.take(4), r.vec16()) else { return };
+        if let (Some(keys), Some(master)) = (self.keys.as_ref(), self.master) {
+            keys.remember_session(ticket, master);
         }
     }
 
@@ -465,6 +684,7 @@ fn record_len(direction: &RecordReader) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tls_crypto::RecordProtection;
     use super::*;
     use Side::{Client, Server};
 
@@ -835,5 +1055,203 @@ mod tests {
         assert_eq!(sniffer.client_hellos, 0);
         assert!(events.is_empty());
         assert!(sniffer.directions[0].lost);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A ServerHello choosing cipher suite `suite` (the helper's 0x1301 patched).
+    fn server_hello_with_suite(session_id: &[u8], version: u16, suite: u16, random: [u8; 32]) -> Vec<u8> {
+        let mut hello = server_hello(session_id, version, false, random);
+        let at = 5 + 4 + 2 + 32 + 1 + session_id.len();
+        hello[at..at + 2].copy_from_slice(&suite.to_be_bytes());
+        hello
+    }
+
+    /// A handshake message (header included).
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind, 0, (body.len() >> 8) as u8, body.len() as u8];
+        m.extend_from_slice(body);
+        m
+    }
+
+    const TLS13_SECRETS: [(&str, u8); 4] = [
+        ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 1),
+        ("SERVER_HANDSHAKE_TRAFFIC_SECRET", 2),
+        ("CLIENT_TRAFFIC_SECRET_0", 3),
+        ("SERVER_TRAFFIC_SECRET_0", 4),
+    ];
+
+    fn tls13_keys(client_random: [u8; 32]) -> Arc<TlsKeys> {
+        let mut keys = TlsKeys::new();
+        let log: String =
+            TLS13_SECRETS.iter().map(|(label, fill)| format!("{label} {} {}\n", hex(&client_random), hex(&[*fill; 32]))).collect();
+        assert!(keys.add_key_log(log.as_bytes()).is_empty());
+        Arc::new(keys)
+    }
+
+    fn protection(fill: u8) -> RecordProtection {
+        let suite = Suite::from_id(0x1301).expect("suite");
+        RecordProtection::tls13(suite, &Secret::new(&[fill; 32]).expect("secret")).expect("keys")
+    }
+
+    fn plaintext(sniffer: &mut TlsSniffer) -> Vec<(Side, Vec<u8>)> {
+        sniffer
+            .take_plaintext()
+            .into_iter()
+            .map(|p| match p {
+                Plain::Data(side, bytes) => (side, bytes),
+                Plain::Gap(side, len) => (side, format!("<gap {len}>").into_bytes()),
+            })
+            .collect()
+    }
+
+    /// A TLS 1.3 conversation as the peers send it: hellos, the server's encrypted flight ending
+    /// in Finished, the client's Finished, a request, a response after a KeyUpdate of the server.
+    fn tls13_conversation() -> Vec<(Side, Vec<u8>)> {
+        let (mut client_hs, mut server_hs, mut client_app, mut server_app) = (protection(1), protection(2), protection(3), protection(4));
+        let server_flight = [message(8, &[0, 0]), message(11, &[0; 300]), message(20, &[7; 32])].concat();
+        let suite = Suite::from_id(0x1301).expect("suite");
+        let updated = crate::protocol::tls_crypto::next_traffic_secret(suite, &Secret::new(&[4; 32]).expect("secret")).expect("next");
+        let mut server_updated = RecordProtection::tls13(suite, &updated).expect("keys");
+        vec![
+            (Client, client_hello("decrypt.example", &[], false)),
+            (Server, server_hello(&[], TLS13, false, [9; 32])),
+            (Server, record(CONTENT_CHANGE_CIPHER_SPEC, 1)),
+            // The flight in two records, the Finished's message split across them.
+            (Server, server_hs.seal(CONTENT_HANDSHAKE, &server_flight[..200])),
+            (Server, server_hs.seal(CONTENT_HANDSHAKE, &server_flight[200..])),
+            (Client, client_hs.seal(CONTENT_HANDSHAKE, &message(20, &[8; 32]))),
+            (Client, client_app.seal(CONTENT_APPLICATION_DATA, b"GET / HTTP/1.1\r\n\r\n")),
+            (Server, server_app.seal(CONTENT_HANDSHAKE, &message(24, &[0]))),
+            (Server, server_updated.seal(CONTENT_APPLICATION_DATA, b"HTTP/1.1 200 OK\r\n\r\n")),
+        ]
+    }
+
+    #[test]
+    fn test_tls13_with_logged_secrets_gives_the_application_data_after_finished_and_key_update() {
+        let conversation = tls13_conversation();
+        let want = [(Client, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (Server, b"HTTP/1.1 200 OK\r\n\r\n".to_vec())];
+        // Whole records, then every record cut in two at every place.
+        for cut in [None, Some(1), Some(5), Some(17)] {
+            let mut sniffer = TlsSniffer::with_keys(Some(tls13_keys([0x42; 32])));
+            let mut events = Vec::new();
+            let mut out = Vec::new();
+            for (side, bytes) in &conversation {
+                let at = cut.unwrap_or(bytes.len()).min(bytes.len());
+                sniffer.data(*side, &bytes[..at], &mut events);
+                sniffer.data(*side, &bytes[at..], &mut events);
+                out.extend(plaintext(&mut sniffer));
+            }
+            assert_eq!(out, want, "cut at {cut:?}");
+            let summary = sniffer.summary();
+            assert_eq!((summary.decrypted, summary.decrypt_failures), (true, Some(0)));
+        }
+    }
+
+    #[test]
+    fn test_tls13_with_wrong_secrets_counts_failures_and_gives_gaps() {
+        let mut keys = TlsKeys::new();
+        let log: String = TLS13_SECRETS.iter().map(|(label, _)| format!("{label} {} {}\n", hex(&[0x42; 32]), hex(&[0xee; 32]))).collect();
+        keys.add_key_log(log.as_bytes());
+        let (mut sniffer, _) = (TlsSniffer::with_keys(Some(Arc::new(keys))), ());
+        let mut events = Vec::new();
+        for (side, bytes) in tls13_conversation() {
+            sniffer.data(side, &bytes, &mut events);
+        }
+        let out = plaintext(&mut sniffer);
+        assert_eq!(out.len(), 6, "every encrypted record is a gap: {out:?}");
+        assert!(out.iter().all(|(_, bytes)| bytes.starts_with(b"<gap ")));
+        assert_eq!(sniffer.summary().decrypt_failures, Some(6));
+    }
+
+    #[test]
+    fn test_without_the_connections_secrets_nothing_is_decrypted() {
+        let mut sniffer = TlsSniffer::with_keys(Some(tls13_keys([0x17; 32])));
+        let mut events = Vec::new();
+        for (side, bytes) in tls13_conversation() {
+            sniffer.data(side, &bytes, &mut events);
+        }
+        assert!(plaintext(&mut sniffer).is_empty());
+        let summary = sniffer.summary();
+        assert_eq!((summary.decrypted, summary.decrypt_failures), (false, None));
+        assert_eq!(summary.exchanges_estimate, 1);
+    }
+
+    #[test]
+    fn test_tls12_resumed_session_takes_the_master_secret_of_the_session_it_resumes() {
+        let master = Secret::new(&[0x33; 48]).expect("48 bytes");
+        let mut keys = TlsKeys::new();
+        keys.add_key_log(format!("CLIENT_RANDOM {} {}\n", hex(&[0x42; 32]), hex(master.bytes())).as_bytes());
+        let keys = Arc::new(keys);
+        let suite = Suite::from_id(0xc02f).expect("suite");
+        let session = [5; 32];
+        // The full handshake learns the session's master secret; the resumed one (another
+        // client random, no key log line) echoes its session ID.
+        for (client_random, server_random, offered) in [([0x42; 32], [1; 32], &[][..]), ([0x43; 32], [2; 32], &session[..])] {
+            let mut hello = client_hello("resume.example", offered, false);
+            hello[5 + 4 + 2..5 + 4 + 2 + 32].copy_from_slice(&client_random);
+            let resumed = !offered.is_empty();
+            let [mut client, mut server] = RecordProtection::tls12_pair(suite, &master, &client_random, &server_random).expect("keys");
+            let mut sniffer = TlsSniffer::with_keys(Some(Arc::clone(&keys)));
+            let mut events = Vec::new();
+            let conversation = [
+                (Client, hello),
+                (Server, server_hello_with_suite(&session, 0x0303, 0xc02f, server_random)),
+                (Server, record(CONTENT_CHANGE_CIPHER_SPEC, 1)),
+                (Server, server.seal(CONTENT_HANDSHAKE, &message(20, &[0; 12]))),
+                (Client, record(CONTENT_CHANGE_CIPHER_SPEC, 1)),
+                (Client, client.seal(CONTENT_HANDSHAKE, &message(20, &[0; 12]))),
+                (Client, client.seal(CONTENT_APPLICATION_DATA, b"GET /r HTTP/1.1\r\n\r\n")),
+            ];
+            for (side, bytes) in conversation {
+                sniffer.data(side, &bytes, &mut events);
+            }
+            assert_eq!(plaintext(&mut sniffer), [(Client, b"GET /r HTTP/1.1\r\n\r\n".to_vec())], "client random {client_random:?}");
+            let summary = sniffer.summary();
+            assert_eq!((summary.decrypt_failures, summary.resumed_handshakes), (Some(0), u32::from(resumed)));
+        }
+    }
+
+    #[test]
+    fn test_a_live_key_log_that_brings_the_secrets_late_decrypts_the_records_held_until_then() {
+        let path = std::env::temp_dir().join(format!("connscope-live-keylog-{}.txt", std::process::id()));
+        std::fs::write(&path, b"").expect("temp file");
+        let keys = Arc::new(TlsKeys::live(&path));
+        let mut sniffer = TlsSniffer::with_keys(Some(keys));
+        let mut events = Vec::new();
+        let conversation = tls13_conversation();
+        // Up to the client's Finished the key log is empty: the records are held.
+        for (side, bytes) in &conversation[..6] {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        assert!(sniffer.decryption.is_none() && sniffer.waiting.is_some());
+        let log: String =
+            TLS13_SECRETS.iter().map(|(label, fill)| format!("{label} {} {}\n", hex(&[0x42; 32]), hex(&[*fill; 32]))).collect();
+        std::fs::write(&path, log).expect("key log");
+        for (side, bytes) in &conversation[6..] {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        std::fs::remove_file(&path).expect("remove");
+        let want = [(Client, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (Server, b"HTTP/1.1 200 OK\r\n\r\n".to_vec())];
+        assert_eq!(plaintext(&mut sniffer), want);
+        assert_eq!(sniffer.summary().decrypt_failures, Some(0));
+    }
+
+    #[test]
+    fn test_tls13_early_data_records_under_another_key_do_not_shift_the_handshake_records() {
+        let mut conversation = tls13_conversation();
+        let mut early = protection(0x55);
+        // Client early data (its own key) still arriving after the ServerHello.
+        conversation.insert(2, (Client, early.seal(CONTENT_APPLICATION_DATA, b"GET /early HTTP/1.1\r\n\r\n")));
+        let mut sniffer = TlsSniffer::with_keys(Some(tls13_keys([0x42; 32])));
+        let mut events = Vec::new();
+        for (side, bytes) in &conversation {
+            sniffer.data(*side, bytes, &mut events);
+        }
+        let out = plaintext(&mut sniffer);
+        assert_eq!(out[1..], [(Client, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (Server, b"HTTP/1.1 200 OK\r\n\r\n".to_vec())]);
+        assert_eq!(sniffer.summary().decrypt_failures, Some(1), "the early data record cannot be opened");
     }
 }

@@ -31,6 +31,7 @@ fn carried(c: &ConnectionRecord) -> String {
             let more = if n as usize > shown.len() { ", …" } else { "" };
             let requests = format!("{} ({}{more})", plural(u64::from(n), "HTTP request", "HTTP requests"), shown.join(", "));
             match &c.tls {
+                Some(tls) if tls.decrypted => format!("{requests}, decrypted from TLS"),
                 // A CONNECT tunnel: the CONNECT in clear, then TLS.
                 Some(tls) => format!(
                     "{requests}, then encrypted TLS traffic, about {}",

@@ -119,6 +119,9 @@ pub fn write(report: &Report, layout: &Layout, out: &mut dyn Write) -> std::io::
         Column::new("TLS hellos", vec![s.tls_client_hellos.to_string()]),
     ];
     writeln!(out, "{}", fitted_or_transposed(summary, false, layout.width))?;
+    if s.tls_decrypted > 0 {
+        writeln!(out, "decrypted {} of {} TLS connections", s.tls_decrypted, s.tls_connections)?;
+    }
 
     let shown: Vec<_> = ALL_STATES.iter().filter(|st| s.client_states.get(**st) + s.server_states.get(**st) > 0).collect();
     if !shown.is_empty() {
@@ -267,6 +270,7 @@ fn connections_table(conns: &[ConnectionRecord], start: Option<f64>, layout: &La
         column("duration", &|c| human_duration(c.duration)),
         column("handshake", &|c| c.handshake.name().to_string()),
         column("requests", &|c| match (c.http_requests, &c.tls) {
+            (Some(n), Some(tls)) if tls.decrypted => format!("{n} (decrypted)"),
             (Some(n), Some(tls)) => format!("{n} + ~{} (TLS)", tls.exchanges_estimate), // a CONNECT tunnel
             (Some(n), None) => n.to_string(),
             (None, Some(tls)) => format!("~{} (TLS)", tls.exchanges_estimate),

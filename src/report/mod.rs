@@ -12,7 +12,7 @@ pub mod close_cause;
 pub mod record;
 pub mod verdict;
 
-use crate::protocol::{HeadText, HttpExchange, Protocol, TlsSummary};
+use crate::protocol::{H2GoAway, HeadText, HttpExchange, Protocol, TlsSummary};
 use crate::sockets::ProcessInfo;
 use crate::tcp::state::{StateEvent, TcpState, ALL_STATES};
 use crate::tcp::FlowKey;
@@ -128,6 +128,8 @@ pub struct ConnectionRecord {
     /// What the TLS sniffer saw; `exchanges_estimate` is an estimate of requests, never HTTP requests.
     pub tls: Option<TlsSummary>,
     pub h2_streams: Option<u32>,
+    /// The connection's first HTTP/2 GOAWAY (h2c, or h2 inside decrypted TLS).
+    pub h2_goaway: Option<H2GoAway>,
     pub packets: u64,
     /// TCP payload bytes on the wire, both directions.
     pub bytes: u64,
@@ -283,6 +285,8 @@ pub struct Summary {
     pub tls_full_handshakes: u64,
     pub tls_resumed_handshakes: u64,
     pub tls_exchanges_estimate: u64,
+    /// TLS connections decrypted with their logged secrets: their HTTP requests are counted.
+    pub tls_decrypted: u64,
     pub h2_streams: u64,
     pub client_states: StateCounts,
     pub server_states: StateCounts,
@@ -319,6 +323,7 @@ impl Default for Summary {
             tls_full_handshakes: 0,
             tls_resumed_handshakes: 0,
             tls_exchanges_estimate: 0,
+            tls_decrypted: 0,
             h2_streams: 0,
             client_states: StateCounts::default(),
             server_states: StateCounts::default(),
@@ -350,7 +355,11 @@ impl Summary {
             Protocol::Tls => self.tls_connections += 1,
             Protocol::None | Protocol::Unknown => {}
         }
-        let hidden = self.tls_connections > 0 && self.http_connections == 0;
+        if c.tls.as_ref().is_some_and(|t| t.decrypted) {
+            self.tls_decrypted += 1;
+        }
+        let readable = self.http_connections + self.tls_decrypted;
+        let hidden = self.tls_connections > 0 && readable == 0;
         self.http_requests = (!hidden).then_some(self.requests_counted);
         self.http_responses = (!hidden).then_some(self.responses_counted);
         if c.reused {
@@ -389,8 +398,7 @@ impl Summary {
             self.evicted_connections += 1;
         }
         self.stream_gaps += u64::from(c.stream_gaps.total());
-        self.requests_per_connection =
-            if self.http_connections == 0 { 0.0 } else { self.requests_counted as f64 / self.http_connections as f64 };
+        self.requests_per_connection = if readable == 0 { 0.0 } else { self.requests_counted as f64 / readable as f64 };
     }
 }
 
@@ -737,6 +745,7 @@ pub(crate) mod tests {
             server_state,
             tls: None,
             h2_streams: None,
+            h2_goaway: None,
             packets: 10,
             bytes: 1000,
             stream_gaps: PerSide::default(),

@@ -26,13 +26,14 @@ impl ConnectionRecord {
         };
         let encrypted = proto.protocol == Protocol::Tls;
         // HTTP inside TLS cannot be counted; the CONNECT that opened a TLS tunnel was read in clear.
-        let http_hidden = encrypted && proto.http_requests == 0;
+        let http_hidden = encrypted && proto.http_requests == 0 && !proto.http_readable();
         let tls = proto.tls.clone();
         let requests: SmallVec<[RequestRecord; 1]> = proto.exchanges.iter().map(RequestRecord::from).collect();
         let h2_streams = proto.h2.as_ref().map(|h| h.streams);
         // HTTP/1 requests and h2c request streams are both HTTP requests: `reused` follows from them.
         let request_count = match proto.protocol {
             Protocol::Http1 | Protocol::H2c => proto.http_requests,
+            Protocol::Tls if proto.http_readable() => proto.http_requests,
             Protocol::Tls => tls.as_ref().map_or(0, |t| t.exchanges_estimate),
             Protocol::None | Protocol::Unknown => tcp.exchanges,
         };
@@ -70,6 +71,7 @@ impl ConnectionRecord {
             server_state: tcp.server_state,
             tls,
             h2_streams,
+            h2_goaway: proto.h2.as_ref().and_then(|h| h.goaway),
             packets: tcp.packets,
             bytes: tcp.bytes,
             stream_gaps: PerSide { client: proto.gaps[0], server: proto.gaps[1] },
@@ -93,8 +95,9 @@ fn close_facts(tcp: &TcpFacts, proto: &ProtocolSummary) -> CloseFacts {
     let answered = if server_gaps && tcp.server_data_acked { proto.answered.max(proto.http_responses) } else { proto.answered };
     CloseFacts {
         refused: tcp.syn_seen && !tcp.syn_ack_seen && tcp.rst_by == Some(Side::Server),
-        first_close: tcp.fin_first.or(tcp.rst_by),
-        readable: matches!(proto.protocol, Protocol::Http1 | Protocol::H2c),
+        // A decrypted TLS close_notify shows who closed even when the peer's FIN came first.
+        first_close: proto.tls.as_ref().and_then(|t| t.close_notify_by).or(tcp.fin_first).or(tcp.rst_by),
+        readable: proto.http_readable(),
         client_announced: proto.close_announced[Side::Client.index()],
         server_announced: proto.close_announced[Side::Server.index()],
         requests: proto.http_requests,
@@ -154,6 +157,7 @@ mod tests {
             gaps: [0; 2],
             gap_bytes: [0; 2],
             resyncs: 0,
+            inside_tls: None,
         }
     }
 

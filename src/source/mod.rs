@@ -13,6 +13,8 @@ mod libpcap_file;
 mod pcap_file;
 mod pcapng_file;
 
+pub use pcapng_file::tls_key_logs;
+
 use crate::error::Error;
 use crate::wire::LinkType;
 use std::sync::atomic::{AtomicUsize, Ordering};

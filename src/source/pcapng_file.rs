@@ -5,6 +5,7 @@
 use super::{compile_filter, damaged, supported_link, without_fcs, Pages, RawPacket, ReadOutcome};
 use crate::error::Error;
 use crate::wire::LinkType;
+use pcap_parser::pcapng::SecretsType;
 use pcap_parser::pcapng::{build_ts_resolution, parse_block_be, parse_block_le, parse_sectionheaderblock, InterfaceDescriptionBlock};
 use pcap_parser::{Block, OptionCode};
 
@@ -99,6 +100,40 @@ pub(super) fn read<'m>(
         each(iface.link, RawPacket { ts, data, orig_len });
     }
     Ok(())
+}
+
+/// The TLS key logs (NSS key log text) of the Decryption Secrets Blocks at the start of a pcapng
+/// file, before its first packet: where `editcap --inject-secrets tls,KEYS` puts them. A file that
+/// is not pcapng has none.
+pub fn tls_key_logs(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut logs = Vec::new();
+    if !data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+        return logs;
+    }
+    let mut rest = data;
+    let mut big_endian = false;
+    while rest.len() >= 12 {
+        let parsed = if rest.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            parse_sectionheaderblock(rest).map(|(next, shb)| (next, Block::SectionHeader(shb)))
+        } else if big_endian {
+            parse_block_be(rest)
+        } else {
+            parse_block_le(rest)
+        };
+        let Ok((next, block)) = parsed else { break };
+        rest = next;
+        match block {
+            Block::SectionHeader(shb) => big_endian = shb.big_endian(),
+            Block::DecryptionSecrets(dsb) if dsb.secrets_type == SecretsType::TlsKeyLog => {
+                // The block's padding to 4 bytes may be counted in the data: NULs, not text.
+                let end = dsb.data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+                logs.push(dsb.data[..end].to_vec());
+            }
+            Block::EnhancedPacket(_) | Block::SimplePacket(_) => break,
+            _ => {}
+        }
+    }
+    logs
 }
 
 /// The captured bytes of a packet block: its data without the padding (what pcap-parser's

@@ -27,8 +27,9 @@ pub use connection::TcpFacts;
 pub use key::FlowKey;
 
 use crate::decode::Segment;
+use crate::protocol::keylog::TlsKeys;
 use crate::protocol::ProtocolEvent;
-use crate::protocol::ProtocolSummary;
+use crate::protocol::{ProtocolSummary, ProtocolWatcher};
 use crate::wire::Side;
 use closed::{Tombstone, TOMBSTONE_TTL};
 use connection::{finalise, is_late_syn, update, Connection};
@@ -37,6 +38,7 @@ use state::TcpState;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Something that happened, for live views and ladder diagrams.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,6 +149,8 @@ pub struct FlowTable {
     last_sweep_ts: f64,
     counters: FlowCounters,
     protocol_events: Vec<ProtocolEvent>,
+    /// TLS secrets (`--keylog`, pcapng secrets) for the connections' watchers.
+    tls_keys: Option<Arc<TlsKeys>>,
 }
 
 impl FlowTable {
@@ -165,7 +169,14 @@ impl FlowTable {
             last_sweep_ts: f64::MIN,
             counters: FlowCounters::default(),
             protocol_events: Vec::new(),
+            tls_keys: None,
         }
+    }
+
+    /// The table's TLS connections are decrypted with `keys` when they hold their secrets.
+    pub fn with_tls_keys(mut self, keys: Option<Arc<TlsKeys>>) -> FlowTable {
+        self.tls_keys = keys;
+        self
     }
 
     /// Epoch seconds of the first packet seen.
@@ -226,6 +237,7 @@ impl FlowTable {
         self.next_id += 1;
         sink.event(id, &FlowEvent::Opened { handshake: is_syn, client, server });
         let mut conn = Box::new(Connection::new(id, client, server, seg.ts));
+        conn.watcher = ProtocolWatcher::with_tls_keys(self.tls_keys.clone());
         update(&mut conn, seg, sink, &mut self.protocol_events);
         if conn.closed() {
             // Closed by its first segment (a lone RST).

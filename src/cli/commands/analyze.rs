@@ -40,7 +40,8 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_time_point)]
     pub until: Option<TimePoint>,
     /// Threads that analyse the files (default: one per CPU, at most 4). The report is the same
-    /// with any number; standard input, --ladder and --svg are read on one thread.
+    /// with any number; standard input, --ladder, --svg and a key log with TLS 1.2 secrets (session
+    /// resumption reads them in capture order) are read on one thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 }
@@ -49,7 +50,10 @@ pub struct AnalyzeArgs {
 pub fn run(mut args: AnalyzeArgs) -> Result<ExitCode, Error> {
     args.files.splice(0..0, std::mem::take(&mut args.read));
     let max_connections = args.filter.max_connections()?;
-    let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections() };
+    let tls_keys = args.filter.tls_keys(&args.files)?;
+    // TLS 1.2 resumption reads secrets across connections, in capture order: one thread.
+    let in_order = tls_keys.as_ref().is_some_and(|k| k.needs_capture_order());
+    let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections(), tls_keys };
     // Standard input may be a capture still being written (`tcpdump -w - | connscope analyze -`):
     // its streamed rows go out one by one.
     let from_stdin = args.files.iter().any(|f| f == "-");
@@ -63,7 +67,7 @@ pub fn run(mut args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let mut window = Window::new(args.since, args.until)?;
     let mut already_notified = 0;
     // A time window is cut on one thread, in packet order.
-    if workers > 1 && captures.all_mapped() && !wants_events && !window.is_set() {
+    if workers > 1 && captures.all_mapped() && !wants_events && !window.is_set() && !in_order {
         match parallel::analyze(&captures, bpf, &options, workers, &mut output, &mut progress) {
             (Ok(finished), outcome) => {
                 progress.finish();

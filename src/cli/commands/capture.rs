@@ -144,9 +144,17 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode, Error> {
     let console = Console::new(args.quiet, std::io::stderr().is_terminal(), start_ts);
     let attribution = Rc::new(RefCell::new(Attribution::start()));
     let mut observer = CaptureObserver { attribution: Rc::clone(&attribution), view: LiveView::new(console.clone()), output };
-    let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections() };
+    let key_log = crate::cli::LiveKeyLog::open(args.filter.keylog.as_deref(), !args.command.is_empty())?;
+    let tls_keys = key_log.as_ref().map(|k| k.keys());
+    let options = Options { port: args.filter.port, max_connections, listed_connections: args.output.listed_connections(), tls_keys };
     let mut pipeline = Pipeline::new(options, &mut observer);
-    let stop = StopConditions { duration: args.duration, count: args.count, linger: args.linger, command: args.command.clone() };
+    let stop = StopConditions {
+        duration: args.duration,
+        count: args.count,
+        linger: args.linger,
+        command: args.command.clone(),
+        key_log: key_log.as_ref().map(|k| k.path.clone()),
+    };
     let mut ended = session::run(source.as_mut(), &interface, &stop, &signals, &mut pipeline, &console)?;
     let (saved_packets, save_error) = (source.saved(), source.save_failure().map(str::to_string));
     let link = source.link();
