@@ -14,7 +14,8 @@
 //	-idle, -close-idle   after the last request, keep the pool idle this long, then
 //	                     Transport.CloseIdleConnections() (seed 003)
 //	-post                POST a small JSON body instead of GET (seeds 002, 004)
-//	-tls-insecure        accept the lab server's self-signed certificate (seed 004)
+//	-tls-insecure        accept the lab server's self-signed certificate (seed 004); with
+//	                     SSLKEYLOGFILE set (connscope capture sets it), the TLS secrets go there
 //	-delay               sleep after the response headers, before touching the body: lets a server
 //	                     that closes first do so before the client can, so the FIN side is not a race
 //	-hold                after "done", keep the process (and every socket it still has) alive this
@@ -33,6 +34,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -57,6 +59,13 @@ func newClient(o options) (*http.Client, *http.Transport) {
 	}
 	if o.tlsInsecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		// The three lines a Go program adds so that connscope (or Wireshark) can decrypt its HTTPS:
+		// `connscope capture -- PROGRAM` sets SSLKEYLOGFILE for it.
+		if path := os.Getenv("SSLKEYLOGFILE"); path != "" {
+			if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+				tr.TLSClientConfig.KeyLogWriter = f
+			}
+		}
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr
 }

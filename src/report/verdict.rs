@@ -14,6 +14,7 @@ use crate::protocol::Protocol;
 use crate::tcp::state::TcpState;
 use crate::wire::Side;
 use serde::Serialize;
+use std::collections::VecDeque;
 
 /// Overall answer to "were my connections reused?".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -216,11 +217,15 @@ pub struct Tallies {
     rst_server: u64,
     /// RSTs that killed a TIME_WAIT after both FINs (amendments).
     rst_after_close: u64,
-    /// Latest time a connection folded in so far stopped being used: its first FIN or RST, else its
-    /// last packet (seconds from the capture's start).
-    latest_end: Option<f64>,
+    /// When the latest connections folded in were in use (first packet, until its last response,
+    /// else its first FIN or RST, else its last packet; seconds from the capture's start): at most
+    /// [`RECENT`], to tell connections that overlapped from ones opened one after the other.
+    recent: VecDeque<(f64, f64)>,
 }
 
+/// Connections compared for overlap: records come in the order connections end, so the ones a
+/// connection overlapped ended near it.
+const RECENT: usize = 64;
 /// At most this many idle waits are kept for the `server_idle_timeout` median.
 const MAX_WAITS: usize = 1024;
 /// At most this many opening times and idle windows are kept for `connections_leaked`.
@@ -235,9 +240,15 @@ impl Tallies {
     /// Folds in one finished connection.
     pub fn add(&mut self, c: &ConnectionRecord) {
         let requests = u64::from(c.exchanges);
-        let concurrent = self.latest_end.is_some_and(|end| c.first_ts < end);
-        let used_until = c.first_close_ts.unwrap_or(c.last_ts);
-        self.latest_end = Some(self.latest_end.map_or(used_until, |end| end.max(used_until)));
+        // In use until its last response (a client may close it only later, as Go's Transport does
+        // after dialling the next connection), else until its first FIN or RST, else its last packet.
+        let last_response = c.first_close_ts.zip(c.close_after_response).map(|(close, wait)| close - wait);
+        let used_until = last_response.or(c.first_close_ts).unwrap_or(c.last_ts);
+        let concurrent = self.recent.iter().any(|&(first, until)| c.first_ts < until && first < used_until);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((c.first_ts, used_until));
         // The reuse findings speak of HTTP (in clear or inside TLS) and of connections that carried
         // nothing; another protocol's connections (FTP, SMTP, Redis) count in the verdict's totals only.
         let judged = c.protocol != Protocol::Unknown;
@@ -490,13 +501,14 @@ fn client_disables_keepalive(t: &Tallies) -> Option<Finding> {
 
 /// Single-request connections the client closed itself (`client_idle`, `client_abort`) after its
 /// response had begun, and how many of them overlapped others. A close before any response (a
-/// timeout) is `unanswered_requests`' to explain.
+/// timeout) is `unanswered_requests`' to explain, and a connection left idle while new ones were
+/// opened is `connections_leaked`'s.
 fn client_closed_single(t: &Tallies) -> (u64, u64) {
     let (idle, abort) = (t.cause(CloseCause::ClientIdle), t.cause(CloseCause::ClientAbort));
-    (
-        idle.single_after_response + abort.single_after_response,
-        idle.single_after_response_concurrent + abort.single_after_response_concurrent,
-    )
+    let closed = idle.single_after_response + abort.single_after_response;
+    let concurrent = idle.single_after_response_concurrent + abort.single_after_response_concurrent;
+    let leaked = t.closed_after_idling();
+    (closed.saturating_sub(leaked), concurrent.saturating_sub(leaked))
 }
 
 /// Sequential single-request connections closed by the client: it closes after each response.
@@ -1019,6 +1031,19 @@ mod tests {
     #[test]
     fn test_sequential_client_closes_are_closes_after_response() {
         assert_eq!(codes(&tallies(&sequential(ClientIdle, 3))), [FindingCode::ClientClosesAfterResponse]);
+    }
+
+    #[test]
+    fn test_a_connection_closed_after_the_next_one_opened_is_still_sequential() {
+        // Go's Transport closes an unread body's connection only after dialling the next one: the
+        // records end in the order 2, 3, 1, but each was done with its response before the next opened.
+        let mut t = Tallies::default();
+        for (first, close, wait) in [(0.0007, 0.00095, 0.0001), (0.001, 0.0012, 0.0001), (0.0, 0.0015, 0.0009)] {
+            let mut record = crate::report::tests::record(ClientIdle, 1, 1, first, close);
+            record.close_after_response = Some(wait);
+            t.add(&record);
+        }
+        assert_eq!(codes(&t), [FindingCode::ClientClosesAfterResponse]);
     }
 
     #[test]
