@@ -181,6 +181,18 @@ impl Captures {
         }
     }
 
+    /// Hands every page of the maps back to the kernel, and starts their walks afresh: the
+    /// analysis on several threads that stopped to be done again on one leaves none behind.
+    pub fn hand_back_all(&self) {
+        for file in &self.files {
+            if let Some((_, map)) = &file.map {
+                file.released.store(0, Ordering::Relaxed);
+                // SAFETY: as in `hand_back`: pages dropped are read again from the file if touched.
+                let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+            }
+        }
+    }
+
     fn read_map<'c>(
         &'c self,
         index: usize,
