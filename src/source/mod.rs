@@ -279,8 +279,9 @@ fn prefetch(next: &[u8]) {
 }
 
 /// Pages of a map already walked are handed back to the kernel every this many bytes, so the
-/// resident memory stays small however large the file.
-const RELEASE_EVERY: usize = 16 << 20;
+/// resident memory stays small however large the file (4 MiB: about 12 MiB less at the peak
+/// than 16 MiB, at the same speed).
+const RELEASE_EVERY: usize = 4 << 20;
 
 /// The pages of one map, handed back to the kernel as the walk passes them when `automatic`.
 struct Pages<'a> {
