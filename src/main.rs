@@ -7,6 +7,7 @@ use cli::{commands, Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    fix_mmap_threshold();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => match cli::usage_error_line(&e) {
@@ -33,5 +34,18 @@ fn main() -> ExitCode {
             eprintln!("connscope: error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// glibc's malloc raises the size from which it maps a block of its own each time it frees such a
+/// block (up to 32 MiB); from then on the flow table's tables, which grow by doubling, come from
+/// the heap, and what they leave when they grow, or when an analysis on several threads is done
+/// again on one, stays resident. A fixed threshold of 1 MiB keeps blocks that large mapped, and
+/// handed back to the kernel when freed (docs/memory.md).
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of the allocator; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }

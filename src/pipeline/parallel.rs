@@ -92,6 +92,10 @@ pub fn analyze<'o>(
                 std::panic::resume_unwind(panic);
             }
         }
+        if merged.is_err() {
+            // The one-thread analysis reads the files again from their start.
+            captures.hand_back_all();
+        }
         (merged, outcome)
     })
 }
@@ -217,7 +221,13 @@ impl<'c, 'o> Walk<'c, 'o> {
 
     fn packet(&mut self, link: LinkType, raw: RawPacket<'c>) {
         if self.merger.redo {
-            // The analysis is done again on one thread: the rest of this one is not needed.
+            // The analysis is done again on one thread: the rest of this one is not needed, and
+            // the pages the walk passes go back to the kernel at once (the workers' segments of
+            // them, if any are still read, only fault them in again from the file).
+            self.next += 1;
+            if self.next % CHUNK_PACKETS == 0 {
+                self.captures.hand_back_before(raw.data);
+            }
             return;
         }
         if self.next % CHUNK_PACKETS == 0 {

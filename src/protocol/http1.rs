@@ -198,21 +198,43 @@ impl HeadFacts {
     fn from_headers(headers: &[httparse::Header<'_>]) -> Self {
         let mut facts = HeadFacts::default();
         for header in headers {
-            let name = header.name;
-            if name.eq_ignore_ascii_case("content-length") {
-                facts.content_length = content_length(header.value);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                facts.chunked = tokens(header.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-            } else if name.eq_ignore_ascii_case("connection") {
-                for token in tokens(header.value) {
-                    facts.close |= token.eq_ignore_ascii_case(b"close");
-                    facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            let name = header.name.as_bytes();
+            // One candidate per length: most headers are passed over on their length alone.
+            match name.len() {
+                14 if token_is(name, b"content-length") => facts.content_length = content_length(header.value),
+                17 if token_is(name, b"transfer-encoding") => {
+                    facts.chunked = tokens(header.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
                 }
-            } else if name.eq_ignore_ascii_case("upgrade") {
-                facts.upgrade_h2c |= tokens(header.value).any(|t| t.eq_ignore_ascii_case(b"h2c"));
+                10 if token_is(name, b"connection") => {
+                    for token in tokens(header.value) {
+                        facts.close |= token.eq_ignore_ascii_case(b"close");
+                        facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+                7 if token_is(name, b"upgrade") => facts.upgrade_h2c |= tokens(header.value).any(|t| t.eq_ignore_ascii_case(b"h2c")),
+                _ => {}
             }
         }
         facts
+    }
+}
+
+/// Whether a header name httparse accepted (a token: letters, digits and `!#$%&'*+-.^_`|~`) is
+/// `lower`, a lowercase name of letters and `-`, in any case. Setting bit 5 lowercases a letter;
+/// the only other byte it turns into a letter or `-` is an uppercase letter's or CR's (for `-`),
+/// and CR is no token character. Names of 8 bytes or more are compared as two (overlapping)
+/// 8-byte words.
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    const BIT_5: u64 = u64::from_ne_bytes([0x20; 8]);
+    let word = |bytes: &[u8; 8]| u64::from_ne_bytes(*bytes);
+    if name.len() != lower.len() {
+        return false;
+    }
+    match (name.first_chunk(), name.last_chunk(), lower.first_chunk(), lower.last_chunk()) {
+        (Some(first), Some(last), Some(want_first), Some(want_last)) => {
+            word(first) | BIT_5 == word(want_first) && word(last) | BIT_5 == word(want_last)
+        }
+        _ => name.iter().zip(lower).all(|(byte, want)| byte | 0x20 == *want),
     }
 }
 
@@ -751,6 +773,21 @@ fn find_head_end(scan: &mut BlankLineScan, bytes: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use Side::{Client, Server};
+
+    #[test]
+    fn test_token_is_matches_a_header_name_in_any_case_and_nothing_else() {
+        for name in ["content-length", "Content-Length", "CONTENT-LENGTH", "cOnTeNt-LeNgTh"] {
+            assert!(token_is(name.as_bytes(), b"content-length"), "{name}");
+        }
+        for name in ["content-lengthx", "content_length", "content-lengtx", "xontent-length", "content+length", "content-lengt"] {
+            assert!(!token_is(name.as_bytes(), b"content-length"), "{name}");
+        }
+        // Shorter than a word: byte by byte.
+        assert!(token_is(b"UpGrade", b"upgrade"));
+        assert!(!token_is(b"Upgrad3", b"upgrade"));
+        assert!(token_is(b"Connection", b"connection"));
+        assert!(!token_is(b"Keep-Alive", b"connection"));
+    }
 
     fn frame(chunks: &[(Side, &[u8])]) -> (Http1Framer, Vec<ProtocolEvent>) {
         let mut framer = Http1Framer::new();

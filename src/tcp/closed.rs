@@ -144,17 +144,13 @@ impl FlowTable {
     fn pick_victim(&mut self) -> Option<FlowKey> {
         // Drop queue entries of connections that already ended.
         while let Some(&(key, id)) = self.opened_order.front() {
-            if self.open.get(&key).is_some_and(|c| c.id == id) {
+            if self.open.holds(&key, id) {
                 break;
             }
             self.opened_order.pop_front();
         }
-        let half_open = self
-            .opened_order
-            .iter()
-            .take(64)
-            .find(|(key, id)| self.open.get(key).is_some_and(|c| c.id == *id && c.half_open()))
-            .map(|(key, _)| *key);
+        let half_open =
+            self.opened_order.iter().take(64).find(|(key, id)| self.open.id_and_half_open(key) == Some((*id, true))).map(|(key, _)| *key);
         half_open.or_else(|| self.opened_order.pop_front().map(|(key, _)| key))
     }
 
@@ -166,7 +162,7 @@ impl FlowTable {
     pub(super) fn bound_closed_state(&mut self) {
         if self.opened_order.len() > 2 * self.open.len() + ORDER_SLACK {
             let open = &self.open;
-            self.opened_order.retain(|(key, id)| open.get(key).is_some_and(|c| c.id == *id));
+            self.opened_order.retain(|(key, id)| open.holds(key, *id));
         }
         if self.tombstones.len() <= self.max_connections {
             return;

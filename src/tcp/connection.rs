@@ -284,7 +284,9 @@ pub(super) fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn Fl
     }
     if seg.flags.rst {
         on_rst(conn, seg, side, sink);
-        note_segment(conn, seg, side, keepalive, sink);
+        if sink.wants_segments() {
+            note_segment(conn, seg, side, keepalive, sink);
+        }
         return;
     }
     let acks_new_peer_data = on_ack(conn, seg, side);
@@ -304,7 +306,9 @@ pub(super) fn update(conn: &mut Connection, seg: &Segment<'_>, sink: &mut dyn Fl
     } else if seg.flags.fin && conn.end(side).fin_seq.is_none() {
         on_first_fin(conn, seg, side, data_seq, sent_before, events, sink);
     }
-    note_segment(conn, seg, side, keepalive, sink);
+    if sink.wants_segments() {
+        note_segment(conn, seg, side, keepalive, sink);
+    }
 }
 
 /// Opening: the client's SYN, the server's SYN-ACK (either captured first), the first segment of
@@ -634,10 +638,8 @@ fn forward_protocol_events(conn: &mut Connection, events: &mut Vec<ProtocolEvent
     }
 }
 
+/// The segment as the ladder diagram draws it, for a sink that [wants segments](FlowSink::wants_segments).
 fn note_segment(conn: &Connection, seg: &Segment<'_>, side: Side, keepalive: bool, sink: &mut dyn FlowSink) {
-    if !sink.wants_segments() {
-        return;
-    }
     let own_isn = conn.end(side).isn;
     let peer_isn = conn.end(side.peer()).isn;
     let note = SegmentNote {

@@ -8,12 +8,31 @@ use std::net::SocketAddr;
 
 /// Canonical 4-tuple: each endpoint as a 128-bit address (IPv4 mapped into IPv6) and a port, the
 /// lower endpoint first so both directions map to one key. Plain integers: cheap to hash and compare.
+/// The addresses are held as 32-bit words (36 bytes, aligned to 4, where `u128`s would take 48): a
+/// map slot of the key and a 32-bit index is 40 bytes (`open.rs`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowKey {
-    lo_ip: u128,
-    hi_ip: u128,
+    lo_ip: [u32; 4],
+    hi_ip: [u32; 4],
     /// Low endpoint's port in the high 16 bits, high endpoint's in the low 16.
     ports: u32,
+}
+
+/// An address as the key holds it: its 128 bits (IPv4 mapped into IPv6, as [`ip_bits`]), most
+/// significant word first, so that the words compare as the 128-bit numbers do.
+fn words(addr: SocketAddr) -> [u32; 4] {
+    match addr {
+        SocketAddr::V4(v4) => [0, 0, 0xffff, u32::from(*v4.ip())],
+        SocketAddr::V6(_) => {
+            let ip = ip_bits(addr);
+            [(ip >> 96) as u32, (ip >> 64) as u32, (ip >> 32) as u32, ip as u32]
+        }
+    }
+}
+
+/// The 128-bit address of the key's words.
+fn bits(words: [u32; 4]) -> u128 {
+    words.iter().fold(0, |ip, &word| (ip << 32) | u128::from(word))
 }
 
 /// The key folded into one word before the map's hasher mixes it, instead of the 36 bytes field by
@@ -21,7 +40,8 @@ pub struct FlowKey {
 /// ports, addresses) in different bits.
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let fold = |ip: u128| (ip as u64) ^ ((ip >> 64) as u64).rotate_left(32);
+        // The address's low 64 bits XOR its high 64 bits turned by 32, from its four words.
+        let fold = |w: [u32; 4]| (u64::from(w[2] ^ w[1]) << 32) | u64::from(w[3] ^ w[0]);
         state.write_u64(fold(self.lo_ip) ^ fold(self.hi_ip).rotate_left(17) ^ (u64::from(self.ports) << 24));
     }
 }
@@ -29,14 +49,26 @@ impl std::hash::Hash for FlowKey {
 impl FlowKey {
     /// The key of the connection between `a` and `b`, whichever is which.
     pub fn of(a: SocketAddr, b: SocketAddr) -> FlowKey {
-        let (a, b) = ((ip_bits(a), a.port()), (ip_bits(b), b.port()));
+        let (a, b) = ((words(a), a.port()), (words(b), b.port()));
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey { lo_ip: lo.0, hi_ip: hi.0, ports: (u32::from(lo.1) << 16) | u32::from(hi.1) }
     }
 
     /// True when `addr` is the key's lower endpoint.
     pub(super) fn is_lo(&self, addr: SocketAddr) -> bool {
-        ip_bits(addr) == self.lo_ip && u32::from(addr.port()) == self.ports >> 16
+        words(addr) == self.lo_ip && u32::from(addr.port()) == self.ports >> 16
+    }
+
+    /// The key's lower endpoint (`lo`) or its higher one, as an IPv4 address when `v4` (the key
+    /// holds it IPv4-mapped), else as an IPv6 address without flow label or scope.
+    pub(super) fn endpoint(&self, lo: bool, v4: bool) -> SocketAddr {
+        let (ip, port) = if lo { (self.lo_ip, self.ports >> 16) } else { (self.hi_ip, self.ports & 0xffff) };
+        let ip = std::net::Ipv6Addr::from(bits(ip));
+        let ip = match ip.to_ipv4_mapped() {
+            Some(v4_ip) if v4 => std::net::IpAddr::V4(v4_ip),
+            _ => std::net::IpAddr::V6(ip),
+        };
+        SocketAddr::new(ip, port as u16)
     }
 }
 

@@ -16,6 +16,7 @@
 mod closed;
 mod connection;
 pub mod key;
+mod open;
 mod probes;
 mod rst;
 pub mod state;
@@ -33,9 +34,9 @@ use crate::protocol::{ProtocolSummary, ProtocolWatcher};
 use crate::wire::Side;
 use closed::{Tombstone, TOMBSTONE_TTL};
 use connection::{finalise, is_late_syn, update, Connection};
+use open::{OpenConnections, Slot, SynOnly};
 use serde::Serialize;
 use state::TcpState;
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -136,7 +137,7 @@ pub struct FlowCounters {
 
 /// The table of open connections.
 pub struct FlowTable {
-    open: HashMap<FlowKey, Box<Connection>, ahash::RandomState>,
+    open: OpenConnections,
     /// Closed tuples, to recognise late segments and end TIME_WAITs.
     tombstones: HashMap<FlowKey, Tombstone, ahash::RandomState>,
     /// Tuples in the order their connections opened, for eviction.
@@ -158,12 +159,12 @@ impl FlowTable {
     /// and keeps at most `max_connections` open.
     pub fn new(server_port: Option<u16>, max_connections: usize) -> FlowTable {
         FlowTable {
-            open: HashMap::default(),
+            open: OpenConnections::default(),
             tombstones: HashMap::default(),
             opened_order: VecDeque::new(),
             next_id: 1,
             server_port,
-            max_connections: max_connections.max(1),
+            max_connections: max_connections.clamp(1, OpenConnections::MAX),
             capture_start: None,
             latest_ts: f64::MIN,
             last_sweep_ts: f64::MIN,
@@ -209,20 +210,30 @@ impl FlowTable {
         }
         let key = FlowKey::of(seg.src, seg.dst);
         let is_syn = seg.flags.syn && !seg.flags.ack;
-        if let Entry::Occupied(mut open) = self.open.entry(key) {
-            let conn = open.get_mut();
+        if let Some(slot) = self.open.slot_mut(&key) {
+            if let Slot::Syn(syn) = slot {
+                if syn.takes(seg, &key) {
+                    syn.retransmitted(seg);
+                    return;
+                }
+            }
+            let Some(conn) = slot.full(&key) else { return };
             let retransmitted_syn = conn.client == seg.src && conn.end(Side::Client).isn == Some(seg.seq);
             if !is_syn || retransmitted_syn || is_late_syn(conn, seg) {
                 update(conn, seg, sink, &mut self.protocol_events);
                 if conn.closed() {
                     self.tombstones.insert(key, Tombstone::of(conn, &key, seg.ts));
-                    finalise(open.remove(), EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
+                    if let Some(conn) = self.open.remove(&key) {
+                        finalise(conn, EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
+                    }
                     self.bound_closed_state();
                 }
                 return;
             }
             // A SYN with another ISN on an open tuple: the old connection ends, a new one starts.
-            finalise(open.remove(), EndReason::Replaced, self.capture_start, &mut self.protocol_events, sink);
+            if let Some(old) = self.open.remove(&key) {
+                finalise(old, EndReason::Replaced, self.capture_start, &mut self.protocol_events, sink);
+            }
         } else if self.tombstones.get(&key).is_some_and(|stone| self.latest_ts - stone.closed_at <= TOMBSTONE_TTL) {
             if !is_syn {
                 self.late_segment(key, seg, sink);
@@ -236,6 +247,14 @@ impl FlowTable {
         let id = self.next_id;
         self.next_id += 1;
         sink.event(id, &FlowEvent::Opened { handshake: is_syn, client, server });
+        // A plain SYN opens a SYN-only connection (`open.rs`), unless every segment is to be shown.
+        let syn_only = if sink.wants_segments() { None } else { SynOnly::new(id, seg, &key) };
+        if let Some(syn) = syn_only {
+            self.open.insert(key, Slot::Syn(syn));
+            self.opened_order.push_back((key, id));
+            self.bound_closed_state();
+            return;
+        }
         let mut conn = Box::new(Connection::new(id, client, server, seg.ts));
         conn.watcher = ProtocolWatcher::with_tls_keys(self.tls_keys.clone());
         update(&mut conn, seg, sink, &mut self.protocol_events);
@@ -244,7 +263,7 @@ impl FlowTable {
             self.tombstones.insert(key, Tombstone::of(&conn, &key, seg.ts));
             finalise(conn, EndReason::Closed, self.capture_start, &mut self.protocol_events, sink);
         } else {
-            self.open.insert(key, conn);
+            self.open.insert(key, Slot::Full(conn));
             self.opened_order.push_back((key, id));
         }
         self.bound_closed_state();
@@ -259,14 +278,23 @@ impl FlowTable {
         }
     }
 
-    /// Ends the capture: every open connection is finalised as it stands.
+    /// Ends the capture: every open connection is finalised as it stands, in the order they
+    /// opened (the eviction queue's order: one at a time, so that SYN-only connections are
+    /// expanded only as they are finalised).
     pub fn finish(&mut self, sink: &mut dyn FlowSink) {
-        let mut open: Vec<Box<Connection>> = self.open.drain().map(|(_, c)| c).collect();
-        open.sort_by_key(|c| c.id);
-        for conn in open {
-            finalise(conn, EndReason::OpenAtEnd, self.capture_start, &mut self.protocol_events, sink);
+        for (key, id) in std::mem::take(&mut self.opened_order) {
+            if self.open.holds(&key, id) {
+                if let Some(conn) = self.open.remove(&key) {
+                    finalise(conn, EndReason::OpenAtEnd, self.capture_start, &mut self.protocol_events, sink);
+                }
+            }
         }
-        self.opened_order.clear();
+        // Every open connection has its entry in the queue; none is left here.
+        for (key, slot) in self.open.drain_in_order() {
+            if let Some(conn) = slot.into_connection(&key) {
+                finalise(conn, EndReason::OpenAtEnd, self.capture_start, &mut self.protocol_events, sink);
+            }
+        }
         self.tombstones.clear();
     }
 }
