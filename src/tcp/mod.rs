@@ -217,7 +217,7 @@ impl FlowTable {
                     return;
                 }
             }
-            let Some(conn) = slot.full(&key) else { return };
+            let Some(conn) = slot.full(&key, self.tls_keys.as_ref()) else { return };
             let retransmitted_syn = conn.client == seg.src && conn.end(Side::Client).isn == Some(seg.seq);
             if !is_syn || retransmitted_syn || is_late_syn(conn, seg) {
                 update(conn, seg, sink, &mut self.protocol_events);

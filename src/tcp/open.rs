@@ -16,10 +16,13 @@ use super::connection::Connection;
 use super::key::FlowKey;
 use super::state::StateEvent;
 use crate::decode::Segment;
+use crate::protocol::keylog::TlsKeys;
+use crate::protocol::ProtocolWatcher;
 use crate::wire::SeqNumber;
 use crate::wire::Side;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A connection of which only the client's first SYN (and its retransmissions, same ISN) has been
 /// seen, each a plain SYN (see [`is_plain_syn`]): everything the full [`Connection`] would hold
@@ -94,10 +97,14 @@ impl SynOnly {
         self.window = seg.window;
     }
 
-    /// The full connection: what [`Connection::new`] and the connection update of each SYN make.
-    pub(super) fn expand(&self, key: &FlowKey) -> Box<Connection> {
+    /// The full connection: what [`Connection::new`] and the connection update of each SYN make;
+    /// its protocol watcher has the analysis's TLS secrets, when there are some.
+    pub(super) fn expand(&self, key: &FlowKey, tls_keys: Option<&Arc<TlsKeys>>) -> Box<Connection> {
         let (client, server) = (self.client(key), key.endpoint(!self.client_is_lo, self.v4));
         let mut conn = Box::new(Connection::new(self.id, client, server, self.first_ts));
+        if let Some(keys) = tls_keys {
+            conn.watcher = ProtocolWatcher::with_tls_keys(Some(Arc::clone(keys)));
+        }
         conn.last_ts = self.last_ts;
         conn.syn_seen = true;
         let end = conn.end_mut(Side::Client);
@@ -130,10 +137,11 @@ impl Slot {
         }
     }
 
-    /// The full connection, expanded from its SYN-only form first if need be.
-    pub(super) fn full(&mut self, key: &FlowKey) -> Option<&mut Connection> {
+    /// The full connection, expanded from its SYN-only form first if need be (with the TLS
+    /// secrets for its watcher: it is about to carry its first segment after the SYN).
+    pub(super) fn full(&mut self, key: &FlowKey, tls_keys: Option<&Arc<TlsKeys>>) -> Option<&mut Connection> {
         if let Slot::Syn(syn) = self {
-            *self = Slot::Full(syn.expand(key));
+            *self = Slot::Full(syn.expand(key, tls_keys));
         }
         match self {
             Slot::Full(conn) => Some(conn),
@@ -145,7 +153,8 @@ impl Slot {
     pub(super) fn into_connection(self, key: &FlowKey) -> Option<Box<Connection>> {
         match self {
             Slot::Vacant(_) => None,
-            Slot::Syn(syn) => Some(syn.expand(key)),
+            // Never answered: no payload for a watcher to read.
+            Slot::Syn(syn) => Some(syn.expand(key, None)),
             Slot::Full(conn) => Some(conn),
         }
     }
