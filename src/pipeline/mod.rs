@@ -24,8 +24,8 @@ use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts};
 use crate::wire::LinkType;
 use std::sync::Arc;
 
-/// Default cap on open connections: about 0.85 KB each at peak (measured in docs/memory.md), so the
-/// default peaks near 200 MiB.
+/// Default cap on open connections: about 0.2 KB each while half-open, about 0.85 KB once answered
+/// (measured in docs/memory.md), so a SYN flood at the default stays near 55 MiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
 /// Default number of connection records kept for the listing (the summary always counts all).
 pub const DEFAULT_LISTED_CONNECTIONS: usize = 10_000;
