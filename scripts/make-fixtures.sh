@@ -70,11 +70,12 @@ tcpdump_ready() {
 	sleep 0.3
 }
 
-# nginx_run DIR LISTEN [DIRECTIVES]: nginx in the foreground (one process, no master) serving
-# DIR/www (hello.txt, lines.txt) on `listen LISTEN` (several: "A; listen B"), with extra
-# http-level DIRECTIVES; SERVER_PID is its PID (server_stop stops it).
+# nginx_run DIR LISTEN [DIRECTIVES [SERVER_DIRECTIVES]]: nginx in the foreground (one process, no
+# master) serving DIR/www (hello.txt, lines.txt) on `listen LISTEN` (several: "A; listen B"), with
+# extra http-level DIRECTIVES and server-level SERVER_DIRECTIVES (certificates); SERVER_PID is its
+# PID (server_stop stops it).
 nginx_run() {
-	local d=$1 listen=$2 extra=${3:-}
+	local d=$1 listen=$2 extra=${3:-} in_server=${4:-}
 	mkdir -p "$d/www" "$d/tmp"; echo hello >"$d/www/hello.txt"
 	seq 1 400 | sed 's/^/line /' >"$d/www/lines.txt"
 	cat >"$d/nginx.conf" <<CONF
@@ -89,7 +90,7 @@ http {
     client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
     uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
     $extra
-    server { listen $listen; root $d/www; }
+    server { listen $listen; root $d/www; $in_server }
 }
 CONF
 	nginx -c "$d/nginx.conf" &
