@@ -890,10 +890,11 @@ fn connection_facts(s: &Summary, t: &Tallies, findings: &mut Vec<Finding>) {
     }
 }
 
-/// What the headline adds about why connections ended, from the most common close cause of the
-/// connections that carried one request.
+/// What the headline adds about why connections ended: the close cause of every connection that
+/// carried one request, when they all share it.
 fn headline_cause(t: &Tallies) -> Option<&'static str> {
-    let cause = CloseCause::ALL.into_iter().filter(|c| t.cause(*c).single > 0).max_by_key(|c| t.cause(*c).single)?;
+    // Said only when one cause ended every connection of one request ("each one").
+    let cause = CloseCause::ALL.into_iter().find(|c| t.cause(*c).single > 0 && t.cause(*c).single == t.single)?;
     Some(match cause {
         CloseCause::ClientAsked => "the client asked to close each one",
         CloseCause::ServerAsked => "the server asked to close each one",
@@ -1081,6 +1082,15 @@ mod tests {
         assert_eq!(
             v.headline,
             "Connections were not reused: 200 requests over 200 connections, one each, and the client closed each one right after its response."
+        );
+    }
+
+    #[test]
+    fn test_headline_names_no_cause_when_single_request_connections_ended_differently() {
+        let t = tallies(&[(ClientIdle, 1, 1, 0.0, 0.5), (ClientAsked, 1, 1, 1.0, 1.5), (ServerAsked, 2, 2, 2.0, 2.5)]);
+        assert_eq!(
+            judge(&Summary::default(), &t, None).headline,
+            "Some connections were reused: 4 requests over 3 connections; 1 carried more than one, 2 only one."
         );
     }
 
