@@ -26,21 +26,31 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server on a free port and waits (10 s at most) until it listens.
+    /// Starts the server on a free port and waits (10 s at most) until it listens. Tests run in
+    /// parallel: when another test's program took the port first (this server then exits on its
+    /// bind error, and the port answers for the other program), it starts again on another port.
     pub fn start(script: &str) -> Server {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args(["-c", script, &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 must be installed to run the capture tests");
-        let server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the Python server did not listen on port {port} within 10 s");
+        loop {
+            let port = free_port();
+            let child = Command::new("python3")
+                .args(["-c", script, &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 must be installed to run the capture tests");
+            let mut server = Server { child, port };
+            while TcpStream::connect(("127.0.0.1", port)).is_err() && server.child.try_wait().ok().flatten().is_none() {
+                assert!(Instant::now() < deadline, "the Python server did not listen on port {port} within 10 s");
+                thread::sleep(Duration::from_millis(50));
+            }
+            // Listening, and still running: the port is this server's.
             thread::sleep(Duration::from_millis(50));
+            if server.child.try_wait().ok().flatten().is_none() {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "the Python server could not listen within 10 s");
         }
-        server
     }
 
     /// The server's process id.
