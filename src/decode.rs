@@ -201,6 +201,73 @@ pub fn decode(link: LinkType, frame: &[u8], orig_len: u32, ts: f64) -> Decoded<'
     from_ip(ip, orig_len.saturating_sub(link_len), ts)
 }
 
+/// The two endpoints of a plain TCP segment, as [`Endpoints::of`] reads them from a frame without
+/// decoding it: addresses as [`ip_bits`] gives them, and ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    pub src: u128,
+    pub src_port: u16,
+    pub dst: u128,
+    pub dst_port: u16,
+}
+
+impl Endpoints {
+    /// The endpoints of a frame that is, plainly, IPv4 or IPv6 without extension headers, not a
+    /// fragment, with its IP and TCP headers captured whole and consistent with each other, after
+    /// an Ethernet (no VLAN tag), Linux cooked (SLL, SLL2) or no link header: a frame that
+    /// [`decode`] surely makes a [`Decoded::Tcp`] of, with these endpoints. `None` for any other
+    /// frame, which only [`decode`] can tell about. Reading a few fixed fields is far cheaper than
+    /// decoding: a thread that only needs to know whose segment a frame is reads this.
+    pub fn of(link: LinkType, frame: &[u8]) -> Option<Endpoints> {
+        let be16 = |bytes: &[u8], at: usize| Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
+        let ip = match link {
+            LinkType::Ethernet if be16(frame, 12)? == 0x0800 || be16(frame, 12)? == 0x86dd => &frame[14..],
+            LinkType::LinuxSll if be16(frame, 14)? == 0x0800 || be16(frame, 14)? == 0x86dd => &frame[16..],
+            LinkType::LinuxSll2 if frame.len() >= 20 && (be16(frame, 0)? == 0x0800 || be16(frame, 0)? == 0x86dd) => &frame[20..],
+            LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => frame,
+            _ => return None,
+        };
+        let (src, dst, tcp) = match ip.first()? >> 4 {
+            4 => {
+                let header_len = usize::from(ip[0] & 0x0f) * 4;
+                let total_len = usize::from(be16(ip, 2)?);
+                let (more_fragments, fragment_offset) = (ip.get(6)? & 0x20 != 0, be16(ip, 6)? & 0x1fff);
+                if header_len < 20
+                    || ip.len() < header_len
+                    || total_len < header_len
+                    || more_fragments
+                    || fragment_offset != 0
+                    || ip[9] != 6
+                {
+                    return None;
+                }
+                let word = |at: usize| u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+                let mapped = |v4: u32| (0xffff_u128 << 32) | u128::from(v4);
+                (mapped(word(12)), mapped(word(16)), &ip[header_len..total_len.min(ip.len())])
+            }
+            6 => {
+                let payload_len = usize::from(be16(ip, 4)?);
+                if ip.len() < 40 || ip[6] != 6 || payload_len == 0 {
+                    return None;
+                }
+                let address = |at: usize| u128::from_be_bytes(ip[at..at + 16].try_into().unwrap_or_default());
+                (address(8), address(24), &ip[40..(40 + payload_len).min(ip.len())])
+            }
+            _ => return None,
+        };
+        let tcp_header_len = usize::from(*tcp.get(12)? >> 4) * 4;
+        if tcp_header_len < 20 || tcp.len() < tcp_header_len {
+            return None;
+        }
+        Some(Endpoints { src, src_port: be16(tcp, 0)?, dst, dst_port: be16(tcp, 2)? })
+    }
+
+    /// The endpoints of a decoded segment.
+    pub fn of_segment(seg: &Segment<'_>) -> Endpoints {
+        Endpoints { src: ip_bits(seg.src), src_port: seg.src.port(), dst: ip_bits(seg.dst), dst_port: seg.dst.port() }
+    }
+}
+
 /// An address as 128 bits, IPv4 mapped into IPv6: one integer for either family.
 pub fn ip_bits(addr: SocketAddr) -> u128 {
     match addr.ip() {
@@ -450,6 +517,66 @@ mod tests {
             Decoded::Tcp(seg) => seg,
             other => panic!("not a segment: {other:?}"),
         }
+    }
+
+    /// The frames `Endpoints::of` is tested on: Ethernet around IPv4 and IPv6 TCP, an IPv4 TCP
+    /// fragment, UDP, and a VLAN-tagged frame.
+    fn endpoint_test_frames() -> Vec<(LinkType, Vec<u8>)> {
+        let payload = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let v4 = ipv4(IpNumber::TCP, None, &tcp(payload));
+        let mut vlan = vec![0, 7, 0x08, 0x00];
+        vlan.extend_from_slice(&v4);
+        vec![
+            (LinkType::Ethernet, ethernet(0x0800, &v4)),
+            (LinkType::Ethernet, ethernet(0x86dd, &ipv6(None, &tcp(payload)))),
+            (LinkType::Raw, v4.clone()),
+            (LinkType::Ethernet, ethernet(0x0800, &ipv4(IpNumber::TCP, Some((7, 0, true)), &tcp(payload)))),
+            (LinkType::Ethernet, ethernet(0x86dd, &ipv6(Some((7, 0, true)), &tcp(payload)))),
+            (LinkType::Ethernet, ethernet(0x0800, &ipv4(IpNumber::UDP, None, &tcp(payload)))),
+            (LinkType::Ethernet, ethernet(0x8100, &vlan)),
+        ]
+    }
+
+    /// Whether `Endpoints::of` keeps its promise on `frame`: when it reads endpoints, `decode`
+    /// makes a TCP segment with them.
+    fn endpoints_agree_with_decode(link: LinkType, frame: &[u8]) -> bool {
+        match Endpoints::of(link, frame) {
+            None => true,
+            Some(ends) => matches!(decoded(link, frame), Decoded::Tcp(seg) if Endpoints::of_segment(&seg) == ends),
+        }
+    }
+
+    #[test]
+    fn test_endpoints_are_read_from_plain_ipv4_and_ipv6_tcp_frames_only() {
+        let read: Vec<bool> = endpoint_test_frames().iter().map(|(link, frame)| Endpoints::of(*link, frame).is_some()).collect();
+        assert_eq!(read, [true, true, true, false, false, false, false]);
+        let (link, frame) = &endpoint_test_frames()[0];
+        let ends = Endpoints::of(*link, frame).unwrap();
+        assert_eq!((ends.src_port, ends.dst_port), (40000, 8080));
+        assert_eq!(ends, Endpoints::of_segment(&segment(decoded(*link, frame))));
+    }
+
+    #[test]
+    fn test_endpoints_agree_with_decode_on_every_mutation_of_the_headers() {
+        // Every byte of the link, IP and TCP headers set to values that break one rule or another
+        // (versions, header lengths, total lengths, fragment bits, protocols, data offsets), and
+        // every frame cut short at each length: whenever endpoints are read, decode agrees.
+        let values = [0x00, 0x01, 0x06, 0x08, 0x11, 0x1f, 0x20, 0x3f, 0x40, 0x45, 0x46, 0x4f, 0x50, 0x60, 0x86, 0xdd, 0xf0, 0xff];
+        let mut checked = 0;
+        for (link, frame) in endpoint_test_frames() {
+            for at in 0..frame.len().min(14 + 40 + 20) {
+                for value in values {
+                    let mut mutated = frame.clone();
+                    mutated[at] = value;
+                    assert!(endpoints_agree_with_decode(link, &mutated), "byte {at} set to {value:#x} in {frame:?}");
+                    checked += 1;
+                }
+            }
+            for len in 0..frame.len() {
+                assert!(endpoints_agree_with_decode(link, &frame[..len]), "cut to {len} bytes: {frame:?}");
+            }
+        }
+        assert!(checked > 5000);
     }
 
     #[test]

@@ -310,6 +310,42 @@ impl Intake {
         }
     }
 
+    /// Adds the counts of `other`, which counted other frames of the same capture (`parallel`). The
+    /// ports `--port` left out are kept as far as [`OTHER_PORTS_KEPT`] allows, which may differ
+    /// from one thread's choice when more ports than that were seen: they only name a hint.
+    pub(crate) fn add(&mut self, other: Intake) {
+        let PacketCounts {
+            total,
+            tcp,
+            matched,
+            truncated,
+            undecodable,
+            not_tcp,
+            ip_fragments,
+            reassembled,
+            fragments_dropped,
+            after_close,
+        } = other.packets;
+        let packets = &mut self.packets;
+        packets.total += total;
+        packets.tcp += tcp;
+        packets.matched += matched;
+        packets.truncated += truncated;
+        packets.undecodable += undecodable;
+        packets.not_tcp += not_tcp;
+        packets.ip_fragments += ip_fragments;
+        packets.reassembled += reassembled;
+        packets.fragments_dropped += fragments_dropped;
+        packets.after_close += after_close;
+        for (port, n) in other.other_ports {
+            if let Some((_, count)) = self.other_ports.iter_mut().find(|(p, _)| *p == port) {
+                *count += n;
+            } else if self.other_ports.len() < OTHER_PORTS_KEPT {
+                self.other_ports.push((port, n));
+            }
+        }
+    }
+
     fn other_ports(&self) -> Vec<u16> {
         let mut ports = self.other_ports.clone();
         ports.sort_by_key(|p| std::cmp::Reverse(p.1));

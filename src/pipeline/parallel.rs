@@ -3,24 +3,30 @@
 //! Input: capture files (memory-mapped, from `analyze --threads`). Output: the same [`Finished`]
 //! analysis, records and observer calls as the single-threaded [`super::Pipeline`].
 //!
-//! The calling thread walks the files, decodes each frame (while its bytes are in this core's cache)
-//! and hands each TCP segment, borrowing its payload from the map, to the worker that owns its
-//! connection: a hash of the two endpoints, the same in both directions, picks it. Each worker has
-//! its own flow table. Segments travel in chunks of `CHUNK_PACKETS` (1,024) packets; for each chunk a
-//! worker sends back the connections it opened and the records of those that ended, with the index
-//! of the packet that opened or ended them. The calling thread merges the workers' answers chunk by
-//! chunk in packet order: connections get the numbers a single thread gives them (in the order they
+//! Every worker walks the files itself, from the first packet to the last, and analyses the
+//! segments of the connections it owns: a hash of the two endpoints, the same in both directions,
+//! picks the owner. Whose a frame is, and whether it is on the selected port, is read from a few
+//! fixed fields ([`Endpoints::of`]) without decoding it; only the owner decodes it, counts it and
+//! analyses it. Frames that are not plainly IP and TCP (fragments, VLAN tags, anything unusual) are
+//! decoded by every worker, counted by the first, and analysed by their owner. Nothing is copied
+//! from thread to thread but what the workers find, and the walks share the pages and cache lines
+//! of the map.
+//!
+//! Each worker has its own flow table, and answers every chunk of `CHUNK_PACKETS` (1,024) packets
+//! with the connections it opened and the records of those that ended, with the index of the
+//! packet that opened or ended them. The calling thread merges the workers' answers chunk by chunk
+//! in packet order: connections get the numbers a single thread gives them (in the order they
 //! opened), and their records reach the report and the observer in the order they ended.
 //!
-//! The report is always the one a single thread gives. Each segment travels with the latest
-//! timestamp of the capture so far, so workers age tombstones by the capture's clock. Each worker
-//! may hold `--max-connections` itself, so it never evicts before one thread would; the merge counts
-//! the connections open at once over all workers in packet order, and the tombstones closed
-//! connections may have left, and when either reaches the cap (where one thread evicts a connection
-//! or drops tombstones, a choice that depends on the whole table) the analysis stops and is done
-//! again on one thread ([`Redo`]); what the observer was shown before is not shown again.
+//! The report is always the one a single thread gives. Each worker sees every packet's timestamp,
+//! so its table ages tombstones by the capture's clock as one thread's does. Each worker may hold
+//! `--max-connections` itself, so it never evicts before one thread would; the merge counts the
+//! connections open at once over all workers in packet order, and the tombstones closed connections
+//! may have left, and when either reaches the cap (where one thread evicts a connection or drops
+//! tombstones, a choice that depends on the whole table) the analysis stops and is done again on one
+//! thread ([`Redo`]); what the observer was shown before is not shown again.
 
-use crate::decode::{decode, ip_bits, OwnedSegment, Segment};
+use crate::decode::{decode, Endpoints, Segment};
 use crate::error::Error;
 use crate::pipeline::progress::FileProgress;
 use crate::pipeline::{Collector, Finished, Intake, Observer, Options, Taken};
@@ -30,11 +36,13 @@ use crate::source::{Captures, RawPacket, ReadOutcome};
 use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts, TOMBSTONE_LIFETIME_MAX};
 use crate::wire::LinkType;
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Packets per chunk.
 const CHUNK_PACKETS: u64 = 1024;
-/// Chunks the walk may run ahead of the slowest worker: bounds the memory held in flight.
+/// Chunks a worker may run ahead of the merge: bounds the findings held in flight, and keeps the
+/// workers' walks close together, so that one finds the pages and cache lines the other brought in.
 const CHUNKS_IN_FLIGHT: usize = 8;
 /// Records per batch of the connections still open at the end, sent one batch at a time: the end
 /// of a capture may leave a million connections open.
@@ -65,88 +73,62 @@ pub fn analyze<'o>(
     observer: &'o mut dyn Observer,
     progress: &mut FileProgress,
 ) -> (Result<Finished<'o>, Redo>, Result<ReadOutcome, Error>) {
+    let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let (answers, merged) = channel();
         let mut threads = Vec::with_capacity(workers);
-        let mut work = Vec::with_capacity(workers);
+        let mut answers = Vec::with_capacity(workers);
         let mut still_open = Vec::with_capacity(workers);
         for index in 0..workers {
-            let (sender, receiver) = sync_channel(CHUNKS_IN_FLIGHT);
+            let (answer_sender, answer_receiver) = sync_channel(CHUNKS_IN_FLIGHT);
             let (open_sender, open_receiver) = sync_channel(1);
-            let worker = Worker::new(index, options, answers.clone());
-            threads.push(scope.spawn(move || worker.run(&receiver, open_sender)));
-            work.push(sender);
+            let worker = Worker::new(index, workers, options, answer_sender);
+            let stop = &stop;
+            threads.push(scope.spawn(move || worker.run(captures, bpf, stop, open_sender)));
+            answers.push(answer_receiver);
             still_open.push(open_receiver);
         }
-        drop(answers);
-        let merger = Merger::new(options, observer, merged, still_open);
-        let mut walk = Walk::new(captures, options.port, work, merger);
-        let outcome = captures.read_mapped(bpf, &mut |link, raw| {
-            progress.packet(raw.data.len());
-            walk.packet(link, raw);
-        });
-        let merged = walk.finish();
-        for thread in threads {
-            if let Err(panic) = thread.join() {
-                // A bug in a worker: passed on as it would be on one thread.
-                std::panic::resume_unwind(panic);
+        let mut merger = Merger::new(options, observer, still_open);
+        while merger.merge_next(&answers, captures, progress) {
+            if merger.redo {
+                // The rest of this analysis is not needed: the walks stop where they are.
+                stop.store(true, Ordering::Relaxed);
             }
         }
-        if merged.is_err() {
+        merger.merge_still_open();
+        let mut ends = Vec::with_capacity(workers);
+        for thread in threads {
+            match thread.join() {
+                Ok(end) => ends.push(end),
+                // A bug in a worker: passed on as it would be on one thread.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        if merger.redo {
             // The one-thread analysis reads the files again from their start.
             captures.hand_back_all();
+            return (Err(Redo { notified: merger.collector.notified }), ends.swap_remove(0).outcome);
         }
-        (merged, outcome)
+        let (finished, outcome) = merger.finish(ends);
+        (Ok(finished), outcome)
     })
 }
 
-/// Which of `workers` owns the connection of a segment, whichever side sent it.
-fn owner(seg: &Segment<'_>, workers: usize) -> usize {
-    let mix = |addr: std::net::SocketAddr| {
-        let ip = ip_bits(addr);
-        ((ip as u64) ^ ((ip >> 64) as u64) ^ u64::from(addr.port())).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    };
-    let hash = mix(seg.src) ^ mix(seg.dst);
+/// Which of `workers` owns the connection between two endpoints, whichever side sent.
+fn owner(ends: &Endpoints, workers: usize) -> usize {
+    let mix = |ip: u128, port: u16| ((ip as u64) ^ ((ip >> 64) as u64) ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let hash = mix(ends.src, ends.src_port) ^ mix(ends.dst, ends.dst_port);
     ((hash >> 32) % workers as u64) as usize
 }
 
-/// What the walk sends a worker for one chunk (the channel carries `None` after the last).
-struct Batch<'c> {
-    segments: Segments<'c>,
-    /// Set, for every worker, on the chunk holding the capture's first analysed packet: relative
-    /// times count from it, whichever worker owns it.
-    capture_start: Option<f64>,
-}
-
-/// A worker's segments of one chunk, each with the index of its packet in the walk and the latest
-/// timestamp of the capture up to it.
-type Segments<'c> = Vec<(u64, f64, Carried<'c>)>;
-
-/// A segment on its way to a worker: borrowed from the map, or rebuilt from IP fragments (owned:
-/// the walk's reassembly buffers do not outlive the packet).
-enum Carried<'c> {
-    Mapped(Segment<'c>),
-    Reassembled(OwnedSegment),
-}
-
-impl Carried<'_> {
-    /// Calls `f` with the segment.
-    fn with<R>(&self, f: impl FnOnce(&Segment<'_>) -> R) -> R {
-        match self {
-            Carried::Mapped(seg) => f(seg),
-            Carried::Reassembled(owned) => f(&owned.segment()),
-        }
-    }
-}
-
-/// What a worker sends back for each chunk.
+/// What a worker sends the merge for each chunk.
 struct Answer<'c> {
-    worker: usize,
     chunk: Chunk,
-    /// The batch's vector, emptied, for the walk to fill again.
-    spent: Segments<'c>,
-    /// After the last chunk: the worker's count of segments after a close.
-    end: Option<u64>,
+    /// The chunk's last packet: once every worker's chunk is merged, the pages before it can go back
+    /// to the kernel.
+    last_packet: Option<&'c [u8]>,
+    /// Packets and captured bytes of the chunk, for the progress bar.
+    packets: u64,
+    bytes: u64,
 }
 
 /// What a worker found in one chunk, each with the index of the packet that brought it and its
@@ -185,162 +167,146 @@ impl Findings {
     }
 }
 
-/// The calling thread's side: hands each packet to its worker, and merges the answers.
-struct Walk<'c, 'o> {
-    captures: &'c Captures,
-    intake: Intake,
-    work: Vec<SyncSender<Option<Batch<'c>>>>,
-    batches: Vec<Batch<'c>>,
-    /// Index of the next packet.
-    next: u64,
+/// What a worker hands back when its walk is over.
+struct WorkerEnd {
+    /// The frames it counted: the plain TCP segments it owns.
+    owned: Intake,
+    /// Every other frame (each worker counts them; the first one's count is used).
+    shared: Intake,
+    /// Segments after a close in its table.
+    after_close: u64,
     /// Epoch seconds of the capture's first analysed packet.
     start_ts: Option<f64>,
-    /// The latest timestamp of the packets so far.
-    latest_ts: f64,
-    /// The first packet of each chunk sent and not yet merged: once merged, the pages before it
-    /// can go back to the kernel.
-    unmerged: VecDeque<&'c [u8]>,
-    merger: Merger<'c, 'o>,
+    outcome: Result<ReadOutcome, Error>,
 }
 
-impl<'c, 'o> Walk<'c, 'o> {
-    fn new(captures: &'c Captures, port: Option<u16>, work: Vec<SyncSender<Option<Batch<'c>>>>, merger: Merger<'c, 'o>) -> Walk<'c, 'o> {
-        let batches = work.iter().map(|_| Batch { segments: Vec::new(), capture_start: None }).collect();
-        Walk {
-            captures,
-            intake: Intake::new(port),
-            work,
-            batches,
-            next: 0,
-            start_ts: None,
-            latest_ts: f64::MIN,
-            unmerged: VecDeque::new(),
-            merger,
-        }
-    }
-
-    fn packet(&mut self, link: LinkType, raw: RawPacket<'c>) {
-        if self.merger.redo {
-            // The analysis is done again on one thread: the rest of this one is not needed, and
-            // the pages the walk passes go back to the kernel at once (the workers' segments of
-            // them, if any are still read, only fault them in again from the file).
-            self.next += 1;
-            if self.next % CHUNK_PACKETS == 0 {
-                self.captures.hand_back_before(raw.data);
-            }
-            return;
-        }
-        if self.next % CHUNK_PACKETS == 0 {
-            self.unmerged.push_back(raw.data);
-        }
-        let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-        let carried = match self.intake.take(&decoded) {
-            Taken::Segment(seg) => Some(Carried::Mapped(seg.clone())),
-            Taken::Reassembled(owned) => Some(Carried::Reassembled(owned)),
-            Taken::Nothing => None,
-        };
-        if let Some(carried) = carried {
-            let (ts, worker) = carried.with(|seg| (seg.ts, owner(seg, self.work.len())));
-            if self.start_ts.is_none() {
-                self.start_ts = Some(ts);
-                for batch in &mut self.batches {
-                    batch.capture_start = Some(ts);
-                }
-            }
-            self.latest_ts = self.latest_ts.max(ts);
-            self.batches[worker].segments.push((self.next, self.latest_ts, carried));
-        }
-        self.next += 1;
-        if self.next % CHUNK_PACKETS == 0 {
-            self.send_chunk();
-            self.merge_answered();
-        }
-    }
-
-    /// Sends every worker its share of the chunk (an empty one too: each chunk is answered by all).
-    fn send_chunk(&mut self) {
-        for (sender, batch) in self.work.iter().zip(&mut self.batches) {
-            let empty = self.merger.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK_PACKETS as usize));
-            let full = std::mem::replace(batch, Batch { segments: empty, capture_start: None });
-            // A worker only hangs up when it panicked; the join reports that.
-            let _ = sender.send(Some(full));
-        }
-        self.merger.sent += 1;
-    }
-
-    /// Merges the chunks every worker has answered; pages before them go back to the kernel.
-    fn merge_answered(&mut self) {
-        while self.merger.merge_next(false) {
-            if let Some(next_chunk) = self.unmerged.get(1) {
-                self.captures.hand_back_before(next_chunk);
-            }
-            self.unmerged.pop_front();
-        }
-    }
-
-    /// Sends the last chunk and the end, then merges everything. A worker that died (a panic,
-    /// which the caller passes on when it joins the threads) stops the merge where it is.
-    fn finish(mut self) -> Result<Finished<'o>, Redo> {
-        self.intake.finish();
-        self.send_chunk();
-        for sender in &self.work {
-            let _ = sender.send(None);
-        }
-        let chunks = self.merger.sent;
-        while self.merger.merged < chunks && self.merger.merge_next(true) {}
-        self.merger.merge_still_open();
-        // Then each worker's last answer: its count of segments after a close.
-        while self.merger.merged < chunks + 1 && self.merger.merge_next(true) {}
-        if self.merger.redo {
-            return Err(Redo { notified: self.merger.collector.notified });
-        }
-        self.intake.packets.after_close = self.merger.after_close;
-        Ok(Finished { intake: self.intake, collector: self.merger.collector, start_ts: self.start_ts })
-    }
-}
-
-/// One worker thread: a flow table for the connections it owns.
+/// One worker thread: a walk of the files, and a flow table for the connections it owns.
 struct Worker<'c> {
     index: usize,
+    workers: usize,
+    port: Option<u16>,
     table: FlowTable,
     sink: ChunkSink,
-    answers: Sender<Answer<'c>>,
+    owned: Intake,
+    shared: Intake,
+    answers: SyncSender<Answer<'c>>,
+    /// Index of the next packet.
+    next: u64,
+    /// Packets and captured bytes of the chunk so far.
+    chunk_packets: u64,
+    chunk_bytes: u64,
+    /// Epoch seconds of the capture's first analysed packet.
+    start_ts: Option<f64>,
+    /// The latest timestamp of the analysed packets so far, whichever worker owns them.
+    latest_ts: f64,
 }
 
 impl<'c> Worker<'c> {
-    fn new(index: usize, options: &Options, answers: Sender<Answer<'c>>) -> Worker<'c> {
+    fn new(index: usize, workers: usize, options: &Options, answers: SyncSender<Answer<'c>>) -> Worker<'c> {
         Worker {
             index,
+            workers,
+            port: options.port,
             // The whole cap: a worker holds no more than all of them together, so it never evicts
             // before one thread would (and the merge redoes the analysis when one thread would).
             table: FlowTable::new(options.port, options.max_connections).with_tls_keys(options.tls_keys.clone()),
             sink: ChunkSink::default(),
+            owned: Intake::new(options.port),
+            shared: Intake::new(options.port),
             answers,
+            next: 0,
+            chunk_packets: 0,
+            chunk_bytes: 0,
+            start_ts: None,
+            latest_ts: f64::MIN,
         }
     }
 
-    fn run(mut self, batches: &Receiver<Option<Batch<'c>>>, still_open: SyncSender<Vec<ConnectionRecord>>) {
-        while let Ok(Some(batch)) = batches.recv() {
-            if let Some(ts) = batch.capture_start {
-                self.table.set_capture_start(ts);
+    fn run(
+        mut self,
+        captures: &'c Captures,
+        bpf: Option<&str>,
+        stop: &AtomicBool,
+        still_open: SyncSender<Vec<ConnectionRecord>>,
+    ) -> WorkerEnd {
+        let mut last_packet = None;
+        let outcome = captures.read_mapped(bpf, stop, &mut |link, raw| {
+            self.packet(link, raw);
+            last_packet = Some(raw.data);
+            if self.next % CHUNK_PACKETS == 0 {
+                self.answer(last_packet);
             }
-            let mut spent = batch.segments;
-            for (index, latest_ts, carried) in &spent {
-                self.table.observe_time(*latest_ts);
-                self.sink.packet = *index;
-                carried.with(|seg| self.table.process(seg, &mut self.sink));
-            }
-            spent.clear();
-            let chunk = self.sink.next_chunk();
-            // The walk only hangs up when it is going down.
-            let _ = self.answers.send(Answer { worker: self.index, chunk, spent, end: None });
-        }
+        });
+        self.shared.finish();
+        self.answer(last_packet);
+        drop(self.answers);
         let mut open = StillOpenSink { batch: Vec::with_capacity(STILL_OPEN_BATCH), sender: still_open };
         self.table.finish(&mut open);
         open.send();
-        drop(open);
-        let end = Some(self.table.counters().after_close);
-        let _ = self.answers.send(Answer { worker: self.index, chunk: Chunk::default(), spent: Vec::new(), end });
+        WorkerEnd {
+            owned: self.owned,
+            shared: self.shared,
+            after_close: self.table.counters().after_close,
+            start_ts: self.start_ts,
+            outcome,
+        }
+    }
+
+    /// One packet of the walk: analysed when this worker owns it; its timestamp moves the clock
+    /// when it is a segment on the selected port, whoever owns it.
+    fn packet(&mut self, link: LinkType, raw: RawPacket<'c>) {
+        self.next += 1;
+        self.chunk_packets += 1;
+        self.chunk_bytes += raw.data.len() as u64;
+        let Some(ends) = Endpoints::of(link, raw.data) else {
+            // Decoded (and its fragments rebuilt) by every worker alike.
+            let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
+            match self.shared.take(&decoded) {
+                Taken::Segment(seg) => self.segment(seg, Endpoints::of_segment(seg)),
+                Taken::Reassembled(owned) => {
+                    let seg = owned.segment();
+                    self.segment(&seg, Endpoints::of_segment(&seg));
+                }
+                Taken::Nothing => {}
+            }
+            return;
+        };
+        if owner(&ends, self.workers) == self.index {
+            let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
+            if let Taken::Segment(seg) = self.owned.take(&decoded) {
+                self.segment(seg, ends);
+            }
+        } else if self.port.is_none_or(|port| ends.src_port == port || ends.dst_port == port) {
+            self.clock(raw.ts);
+        }
+    }
+
+    /// A segment on the selected port: analysed when this worker owns it.
+    fn segment(&mut self, seg: &Segment<'_>, ends: Endpoints) {
+        self.clock(seg.ts);
+        if owner(&ends, self.workers) == self.index {
+            self.table.observe_time(self.latest_ts);
+            self.sink.packet = self.next - 1;
+            self.table.process(seg, &mut self.sink);
+        }
+    }
+
+    /// The clock of the analysed packets moves to `ts`; the first one sets the capture's start,
+    /// which relative times count from, whichever worker owns it.
+    fn clock(&mut self, ts: f64) {
+        if self.start_ts.is_none() {
+            self.start_ts = Some(ts);
+            self.table.set_capture_start(ts);
+        }
+        self.latest_ts = self.latest_ts.max(ts);
+    }
+
+    /// Sends the merge what this worker found in the chunk.
+    fn answer(&mut self, last_packet: Option<&'c [u8]>) {
+        let (packets, bytes) = (std::mem::take(&mut self.chunk_packets), std::mem::take(&mut self.chunk_bytes));
+        let answer = Answer { chunk: self.sink.next_chunk(), last_packet, packets, bytes };
+        // The merge only hangs up when it is going down.
+        let _ = self.answers.send(answer);
     }
 }
 
@@ -416,20 +382,10 @@ impl FlowSink for ChunkSink {
 }
 
 /// Merges the workers' answers into one collector, chunk by chunk, in packet order.
-struct Merger<'c, 'o> {
+struct Merger<'o> {
     collector: Collector<'o>,
-    answers: Receiver<Answer<'c>>,
     /// Per worker, the records of its connections still open at the end, in batches.
     still_open: Vec<Receiver<Vec<ConnectionRecord>>>,
-    /// Per worker, the chunks answered and not merged yet.
-    pending: Vec<VecDeque<Chunk>>,
-    /// Emptied batch vectors, to be filled again.
-    spare: Vec<Segments<'c>>,
-    /// Segments of closed connections, over the workers that have ended.
-    after_close: u64,
-    /// Chunks sent to the workers, and merged.
-    sent: u64,
-    merged: u64,
     /// Number of the last connection opened, over all workers.
     last_id: u64,
     /// The number of each open connection, by worker and the worker's own number for it.
@@ -450,22 +406,11 @@ struct Merger<'c, 'o> {
     redo: bool,
 }
 
-impl<'c, 'o> Merger<'c, 'o> {
-    fn new(
-        options: &Options,
-        observer: &'o mut dyn Observer,
-        answers: Receiver<Answer<'c>>,
-        still_open: Vec<Receiver<Vec<ConnectionRecord>>>,
-    ) -> Merger<'c, 'o> {
+impl<'o> Merger<'o> {
+    fn new(options: &Options, observer: &'o mut dyn Observer, still_open: Vec<Receiver<Vec<ConnectionRecord>>>) -> Merger<'o> {
         Merger {
             collector: Collector::new(options.listed_connections, observer),
-            answers,
-            pending: still_open.iter().map(|_| VecDeque::new()).collect(),
             still_open,
-            spare: Vec::new(),
-            after_close: 0,
-            sent: 0,
-            merged: 0,
             last_id: 0,
             ids: HashMap::default(),
             clock: f64::MIN,
@@ -477,22 +422,49 @@ impl<'c, 'o> Merger<'c, 'o> {
         }
     }
 
-    /// Merges the next chunk once every worker has answered it, waiting for answers when `wait`.
-    /// False when it is not answered yet (or, waiting, when every worker has hung up).
-    fn merge_next(&mut self, wait: bool) -> bool {
-        while self.pending.iter().any(VecDeque::is_empty) {
-            let answer = if wait { self.answers.recv().ok() } else { self.answers.try_recv().ok() };
-            let Some(answer) = answer else { return false };
-            self.pending[answer.worker].push_back(answer.chunk);
-            if answer.spent.capacity() > 0 {
-                self.spare.push(answer.spent);
+    /// Merges the next chunk, waiting for every worker's answer to it; then the pages before it go
+    /// back to the kernel, and the progress bar moves on. False when the workers have answered
+    /// every chunk (or, the analysis being abandoned, when one has stopped).
+    fn merge_next<'c>(&mut self, answers: &[Receiver<Answer<'c>>], captures: &Captures, progress: &mut FileProgress) -> bool {
+        let mut chunks = Vec::with_capacity(answers.len());
+        let mut last_packet = None;
+        for (worker, receiver) in answers.iter().enumerate() {
+            let Ok(answer) = receiver.recv() else {
+                // Every worker sends as many chunks, unless the walks were stopped: what the
+                // others still send is not needed.
+                for receiver in &answers[worker + 1..] {
+                    while receiver.recv().is_ok() {}
+                }
+                return false;
+            };
+            if worker == 0 {
+                progress.packets(answer.packets, answer.bytes);
+                last_packet = answer.last_packet;
             }
-            self.after_close += answer.end.unwrap_or(0);
+            chunks.push(answer.chunk);
         }
-        let chunks: Vec<Chunk> = self.pending.iter_mut().filter_map(VecDeque::pop_front).collect();
-        self.merge(chunks);
-        self.merged += 1;
+        if !self.redo {
+            self.merge(chunks);
+        }
+        if let Some(packet) = last_packet {
+            captures.hand_back_before(packet);
+        }
         true
+    }
+
+    /// The analysis, with the workers' counts, once every chunk and every still open connection is
+    /// merged; the read's outcome is the first worker's (every walk reads the same files).
+    fn finish(self, ends: Vec<WorkerEnd>) -> (Finished<'o>, Result<ReadOutcome, Error>) {
+        let mut ends = ends.into_iter();
+        let first = ends.next().expect("at least one worker");
+        let mut intake = first.shared;
+        intake.add(first.owned);
+        intake.packets.after_close = first.after_close;
+        for end in ends {
+            intake.add(end.owned);
+            intake.packets.after_close += end.after_close;
+        }
+        (Finished { intake, collector: self.collector, start_ts: first.start_ts }, first.outcome)
     }
 
     /// Takes what the workers found in this chunk in the order one thread finds it: each worker's

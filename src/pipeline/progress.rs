@@ -45,6 +45,18 @@ impl FileProgress {
         }
     }
 
+    /// `packets` packets of `captured` bytes in all were read.
+    pub fn packets(&mut self, packets: u64, captured: u64) {
+        let Some(bar) = &self.bar else { return };
+        self.bytes += captured + 16 * packets;
+        let before = self.packets;
+        self.packets += packets;
+        if before / PACKETS_PER_TICK != self.packets / PACKETS_PER_TICK {
+            bar.set_position(self.bytes);
+            bar.set_message(format!("{} packets", self.packets));
+        }
+    }
+
     /// Removes the bar before the report is printed.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

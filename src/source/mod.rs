@@ -17,7 +17,7 @@ pub use pcapng_file::tls_key_logs;
 
 use crate::error::Error;
 use crate::wire::LinkType;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// One captured frame, without any frame check sequence the capture kept.
 #[derive(Clone, Copy, Debug)]
@@ -139,7 +139,7 @@ impl Captures {
                 each(link, raw)
             };
             match &file.map {
-                Some(_) => self.read_map(index, bpf, true, &mut outcome, &mut each)?,
+                Some(_) => self.read_map(index, bpf, None, &mut outcome, &mut each)?,
                 None => libpcap_file::read(&file.path, bpf, &mut outcome, &mut each)?,
             }
             order.file_done(&file.path, &mut outcome);
@@ -150,19 +150,25 @@ impl Captures {
         Ok(outcome)
     }
 
-    /// Reads the memory-mapped files in order (all of them, when [`Captures::all_mapped`]). The
-    /// packets borrow from the maps, so they can be handed to other threads; no page goes back to
-    /// the kernel until [`Captures::hand_back_before`] says so.
-    pub fn read_mapped<'c>(&'c self, bpf: Option<&str>, each: &mut dyn FnMut(LinkType, RawPacket<'c>)) -> Result<ReadOutcome, Error> {
+    /// Reads the memory-mapped files in order (all of them, when [`Captures::all_mapped`]), until
+    /// their end or until `stop` is set. Several threads may read them at once. The packets borrow
+    /// from the maps, so they can be handed to other threads; no page goes back to the kernel until
+    /// [`Captures::hand_back_before`] says so.
+    pub fn read_mapped<'c>(
+        &'c self,
+        bpf: Option<&str>,
+        stop: &AtomicBool,
+        each: &mut dyn FnMut(LinkType, RawPacket<'c>),
+    ) -> Result<ReadOutcome, Error> {
         let mut outcome = ReadOutcome::default();
         let mut order = TimeOrder::default();
         for index in 0..self.files.len() {
-            self.read_map(index, bpf, false, &mut outcome, &mut |link, raw| {
+            self.read_map(index, bpf, Some(stop), &mut outcome, &mut |link, raw| {
                 order.packet(raw.ts);
                 each(link, raw)
             })?;
             order.file_done(&self.files[index].path, &mut outcome);
-            if outcome.warning.is_some() {
+            if outcome.warning.is_some() || stop.load(Ordering::Relaxed) {
                 break;
             }
         }
@@ -199,13 +205,15 @@ impl Captures {
         &'c self,
         index: usize,
         bpf: Option<&str>,
-        hand_back: bool,
+        stop: Option<&AtomicBool>,
         outcome: &mut ReadOutcome,
         each: &mut dyn FnMut(LinkType, RawPacket<'c>),
     ) -> Result<(), Error> {
         let file = &self.files[index];
         let Some((format, map)) = &file.map else { return Ok(()) };
-        let pages = Pages { map, released: &file.released, automatic: hand_back };
+        // A walk that may be stopped is one of several (`read_mapped`): the pages are handed back
+        // when all have passed them; a walk alone hands them back itself.
+        let pages = Pages { map, released: &file.released, stop };
         match format {
             Format::Pcap => pcap_file::read(&file.path, map, bpf, &pages, outcome, each),
             Format::Pcapng => pcapng_file::read(&file.path, map, bpf, &pages, outcome, each),
@@ -285,18 +293,24 @@ fn prefetch(next: &[u8]) {
 /// than 16 MiB, at the same speed).
 const RELEASE_EVERY: usize = 4 << 20;
 
-/// The pages of one map, handed back to the kernel as the walk passes them when `automatic`.
+/// The pages of one map, handed back to the kernel as the walk passes them, unless the walk is
+/// one of several (it has a `stop` flag then).
 struct Pages<'a> {
     map: &'a memmap2::Mmap,
     released: &'a AtomicUsize,
-    automatic: bool,
+    stop: Option<&'a AtomicBool>,
 }
 
 impl Pages<'_> {
-    /// The walk reached `offset` in the map.
-    fn walked_to(&self, offset: usize) {
-        if self.automatic {
-            hand_back(self.map, self.released, offset);
+    /// The walk reached `offset` in the map; false when it is to stop.
+    #[must_use]
+    fn walked_to(&self, offset: usize) -> bool {
+        match self.stop {
+            None => {
+                hand_back(self.map, self.released, offset);
+                true
+            }
+            Some(stop) => !stop.load(Ordering::Relaxed),
         }
     }
 }

@@ -44,7 +44,9 @@ pub(super) fn read<'m>(
         rest = next;
         super::prefetch(rest);
         packets += 1;
-        pages.walked_to(data.len() - rest.len());
+        if !pages.walked_to(data.len() - rest.len()) {
+            return Ok(());
+        }
         if filter.as_ref().is_some_and(|f| !f.filter(block.data)) {
             continue;
         }

@@ -86,7 +86,9 @@ pub(super) fn read<'m>(
             _ => continue,
         };
         packets += 1;
-        pages.walked_to(data.len() - rest.len());
+        if !pages.walked_to(data.len() - rest.len()) {
+            return Ok(());
+        }
         let Some(iface) = interfaces.get(interface_id) else {
             let what = format!("packet {packets} names interface {interface_id}, which the file never described");
             outcome.warning = Some(damaged(path, packets - 1, &what));
