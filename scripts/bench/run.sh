@@ -1,33 +1,42 @@
 #!/usr/bin/env bash
-# run.sh CAPTURE [PORT] [RUNS]
+# run.sh [CAPTURE [PORT [RUNS]]]
 #
-# Times, on one capture and in one run, side by side:
+# Without CAPTURE: the shared bench capture, $BENCH_CAPTURE (default
+# /tmp/connscope-perf/big.pcap, where `../shared/bench/make_big_pcap.sh` writes it; made first when
+# missing, with a 1 GiB tcpdump buffer so that the kernel drops nothing), on port 18080.
+#
+# Times, on one capture and in one run, side by side and in turns (A B C A B C ..., RUNS rounds,
+# default 5):
+#   the libpcap floor (a bare pcap_next_ex loop), the mmap floor (a walk of the record headers),
 #   connscope analyze --format json (default threads and --threads 1), connscope analyze (table),
-#   the bare libpcap loop
-#   (floor.c), tshark -q -z conv,tcp, tshark -q -z http,tree, tcpdump -nr FILE -w /dev/null
+#   tcpdump -nr FILE -w /dev/null; then tshark -q -z conv,tcp and -z http,tree (SLOW_RUNS times)
 # and prints Markdown tables on stdout (paste into docs/performance.md):
-#   wall time (median over RUNS, default 5; tshark once, it takes minutes), packets/s, MB/s
-#   (10^6 bytes of file per second), peak RSS (/usr/bin/time %M), the ratios
-#   connscope/floor and tshark/connscope, a memory check on the capture doubled with
-#   `mergecap -a` (peak RSS must not grow with the file), and connscope's counts next to the
-#   reference counts from make-capture.sh (reference.txt beside the capture), if present.
+#   wall time (median over the rounds), packets/s, MB/s (10^6 bytes of file per second), peak RSS
+#   (/usr/bin/time %M), connscope's time over the libpcap floor's (the median over the rounds of
+#   the ratio within each round) next to issue 16's targets, a memory check on the capture doubled
+#   with `mergecap -a` (peak RSS must not grow with the file), and connscope's counts next to the
+#   reference counter's (`pcap_flows --full`) and to make-capture.sh's reference.txt, if present.
+# The floors and the reference counter are the shared bench's C programs (../shared/bench/c beside
+# the repository, or BENCH_C), built here; without them, floor.c stands in for the libpcap floor.
 # Progress goes to stderr.
 #
 # Environment:
 #   CONNSCOPE   binary to time (default: target/release/connscope of this repository,
 #               built with `cargo build --release` if missing)
+#   BENCH_C     the shared bench's C sources (default: ../shared/bench/c beside the repository)
 #   OUTDIR      where the doubled capture goes (default: the capture's directory)
-#   SLOW_RUNS   runs for the tshark commands (default 1)
+#   SLOW_RUNS   runs for the tshark commands (default 1; 0 leaves them out)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-capture=${1:?usage: run.sh CAPTURE [PORT] [RUNS]}
-port=${2:-18087}
+capture=${1:-${BENCH_CAPTURE:-/tmp/connscope-perf/big.pcap}}
+port=${2:-18080}
 runs=${3:-5}
 slow_runs=${SLOW_RUNS:-1}
 outdir=${OUTDIR:-$(dirname "$capture")}
 connscope=${CONNSCOPE:-$repo/target/release/connscope}
+bench_c=${BENCH_C:-$repo/../shared/bench/c}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -45,7 +54,13 @@ build() {
         log "building connscope (cargo build --release in $repo)"
         (cd "$repo" && cargo build --release)
     fi
-    cc -O2 "$here/floor.c" -lpcap -o "$tmp/floor"
+    if [[ -x $bench_c/build.sh ]]; then
+        "$bench_c/build.sh" "$tmp/bin" >&2
+        ln -s "$tmp/bin/pcap_floor" "$tmp/floor"
+    else
+        log "no shared bench programs in $bench_c: floor.c is the libpcap floor, no mmap floor, no reference counts"
+        cc -O2 "$here/floor.c" -lpcap -o "$tmp/floor"
+    fi
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
@@ -103,18 +118,22 @@ timings() {
 
     # The fast commands take turns, run after run: this VM's speed drifts over minutes, and turns
     # keep the ratios between them fair.
-    local i
+    local i ids=(floor json json1 table tcpdump)
+    [[ -x $tmp/bin/pcap_raw ]] && ids+=(raw)
     for ((i = 1; i <= runs; i++)); do
         run_once floor "$tmp/floor" "$f"
         run_once json "$connscope" analyze "$f" --port "$port" --format json
         run_once json1 "$connscope" analyze "$f" --port "$port" --format json --threads 1
         run_once table "$connscope" analyze "$f" --port "$port"
         run_once tcpdump tcpdump -nr "$f" -w /dev/null
+        [[ -x $tmp/bin/pcap_raw ]] && run_once raw "$tmp/bin/pcap_raw" "$f"
     done
-    for id in floor json json1 table tcpdump; do summarise "$id"; done
+    for id in "${ids[@]}"; do summarise "$id"; done
     "$connscope" analyze "$f" --port "$port" --format json >"$tmp/report.json" 2>/dev/null || true
-    measure conv "$slow_runs" tshark -r "$f" -q -z conv,tcp
-    measure http "$slow_runs" tshark -r "$f" -q -z http,tree
+    if ((slow_runs > 0)); then
+        measure conv "$slow_runs" tshark -r "$f" -q -z conv,tcp
+        measure http "$slow_runs" tshark -r "$f" -q -z http,tree
+    fi
 
     echo "Capture: \`$f\` — $packets packets, $bytes bytes; page cache warm; median wall time over the runs shown."
     echo
@@ -123,19 +142,31 @@ timings() {
     row json "connscope JSON" "$runs" "connscope analyze FILE --port $port --format json" "$bytes" "$packets"
     row json1 "connscope JSON, 1 thread" "$runs" "connscope analyze FILE --port $port --format json --threads 1" "$bytes" "$packets"
     row table "connscope table" "$runs" "connscope analyze FILE --port $port" "$bytes" "$packets"
-    row floor "libpcap floor" "$runs" "floor FILE" "$bytes" "$packets"
+    row floor "libpcap floor" "$runs" "pcap_floor FILE" "$bytes" "$packets"
+    [[ -f $tmp/raw.res ]] && row raw "mmap floor" "$runs" "pcap_raw FILE" "$bytes" "$packets"
     row tcpdump "tcpdump" "$runs" "tcpdump -nr FILE -w /dev/null" "$bytes" "$packets"
-    row conv "tshark conv" "$slow_runs" "tshark -r FILE -q -z conv,tcp" "$bytes" "$packets"
-    row http "tshark http" "$slow_runs" "tshark -r FILE -q -z http,tree" "$bytes" "$packets"
+    if ((slow_runs > 0)); then
+        row conv "tshark conv" "$slow_runs" "tshark -r FILE -q -z conv,tcp" "$bytes" "$packets"
+        row http "tshark http" "$slow_runs" "tshark -r FILE -q -z http,tree" "$bytes" "$packets"
+    fi
     echo
-    echo "| ratio | value | target (issue 9) |"
+    echo "| ratio (median over the rounds of the ratio within a round) | value | target (issue 16) |"
     echo "|---|---|---|"
-    echo "| connscope JSON / libpcap floor (time) | $(ratio json floor) | ≤ 1.0 |"
-    echo "| connscope JSON, 1 thread / libpcap floor (time) | $(ratio json1 floor) | |"
-    echo "| connscope table / libpcap floor (time) | $(ratio table floor) | |"
-    echo "| tshark conv,tcp / connscope JSON (time) | $(ratio conv json) | ≥ 75 |"
-    echo "| tshark http,tree / connscope JSON (time) | $(ratio http json) | |"
-    echo "| connscope JSON peak RSS | $(rss_mib json) MiB | ≤ 64 MiB |"
+    echo "| connscope JSON, default threads / libpcap floor | $(paired_ratio json floor) | ≤ 0.8 |"
+    echo "| connscope JSON, 1 thread / libpcap floor | $(paired_ratio json1 floor) | ≤ 1.0 |"
+    echo "| connscope table / libpcap floor | $(paired_ratio table floor) | |"
+    [[ -f $tmp/raw.res ]] && echo "| mmap floor / libpcap floor | $(paired_ratio raw floor) | |"
+    if ((slow_runs > 0)); then
+        echo "| tshark conv,tcp / connscope JSON (time) | $(ratio conv json) | |"
+        echo "| tshark http,tree / connscope JSON (time) | $(ratio http json) | |"
+    fi
+    echo "| connscope JSON peak RSS, default threads | $(rss_mib json) MiB | ≤ 64 MiB |"
+    echo "| connscope JSON peak RSS, 1 thread | $(rss_mib json1) MiB | ≤ 64 MiB |"
+}
+
+# paired_ratio A B: the median over the rounds of A's time over B's in the same round.
+paired_ratio() {
+    paste "$tmp/$1.times" "$tmp/$2.times" | awk '{printf "%.3f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
 }
 
 # peak_anon FILE: one more connscope run, polling RssAnon in /proc/PID/status every 20 ms.
@@ -173,6 +204,34 @@ memory_check() {
     echo "| capture twice (\`mergecap -a\`) | $(stat -c %s "$x2") | $(secs x2) | $(rss_mib x2)$(awk '$5 != "ok" {print " (" $5 " " $6 ")"}' "$tmp/x2.res") | $(peak_anon "$x2") |"
 }
 
+# connscope's summary next to the reference counter's last line (`pcap_flows --full`).
+flows_counts() {
+    [[ -x $tmp/bin/pcap_flows && -s $tmp/report.json ]] || return 0
+    log "pcap_flows --full $capture 'tcp port $port'"
+    "$tmp/bin/pcap_flows" --full "$capture" "tcp port $port" | tail -n 1 >"$tmp/flows.txt"
+    echo
+    echo "Counts: connscope (JSON summary) vs \`pcap_flows --full FILE 'tcp port $port'\` (the shared bench's reference counter)."
+    echo
+    python3 - "$tmp/flows.txt" "$tmp/report.json" <<'PY'
+import json, sys
+ref = dict(field.split("=", 1) for field in open(sys.argv[1]).read().split() if "=" in field)
+s = json.load(open(sys.argv[2]))["summary"]
+rows = [
+    ("connections", "connections", s["connections"]),
+    ("handshakes (SYN seen)", "handshakes", s["handshakes"]),
+    ("FIN first: client", "fin_first_client", s["fin_first"]["client"]),
+    ("FIN first: server", "fin_first_server", s["fin_first"]["server"]),
+    ("HTTP requests", "http_requests", s["http_requests"]),
+    ("keep-alive probes", "keepalive_probes", s["keepalive_probes"]),
+]
+print("| count | pcap_flows | connscope | equal |")
+print("|---|---|---|---|")
+for name, key, got in rows:
+    want = ref.get(key, "?")
+    print(f"| {name} | {want} | {got} | {'yes' if str(got) == want else '**no**'} |")
+PY
+}
+
 # connscope's summary next to make-capture.sh's reference counts.
 counts() {
     local ref
@@ -203,13 +262,19 @@ PY
 }
 
 main() {
-    need cc tshark tcpdump mergecap python3 /usr/bin/time
+    need cc tcpdump mergecap python3 /usr/bin/time
+    ((slow_runs > 0)) && need tshark
+    if [[ ! -r $capture && $# -eq 0 && -x $bench_c/../make_big_pcap.sh ]]; then
+        log "making the shared bench capture in $(dirname "$capture") (about a minute of load on loopback)"
+        BUFKB=1048576 "$bench_c/../make_big_pcap.sh" "$(dirname "$capture")" >&2
+    fi
     [[ -r $capture ]] || { echo "no such capture: $capture" >&2; exit 1; }
     build
     log "connscope: $connscope"
     timings
     memory_check
+    flows_counts
     counts
 }
 
-main
+main "$@"
