@@ -3,14 +3,15 @@
 //! Input: capture files (memory-mapped, from `analyze --threads`). Output: the same [`Finished`]
 //! analysis, records and observer calls as the single-threaded [`super::Pipeline`].
 //!
-//! Every worker walks the files itself, from the first packet to the last, and analyses the
-//! segments of the connections it owns: a hash of the two endpoints, the same in both directions,
-//! picks the owner. Whose a frame is, and whether it is on the selected port, is read from a few
-//! fixed fields ([`Endpoints::of`]) without decoding it; only the owner decodes it, counts it and
-//! analyses it. Frames that are not plainly IP and TCP (fragments, VLAN tags, anything unusual) are
-//! decoded by every worker, counted by the first, and analysed by their owner. Nothing is copied
-//! from thread to thread but what the workers find, and the walks share the pages and cache lines
-//! of the map.
+//! The first worker, the leader, walks the files and owns a share of the connections; each other
+//! worker, a follower, owns `FOLLOWER_SHARES` (3) shares (the walk is the leader's extra work): a hash
+//! of the two endpoints, the same in both directions, picks the owner. Whose a frame is, and whether
+//! it is on the selected port, is read from a few fixed fields ([`Endpoints::of`]) without decoding
+//! it. The leader decodes, counts and analyses its own; a follower's packets go to it as they lie
+//! in the map (a few words each, a chunk at a time), and it decodes, counts and analyses them,
+//! loading their headers a few packets ahead (it knows where they are; a walk must read each record
+//! to find the next). Frames that are not plainly IP and TCP (fragments, VLAN tags, anything
+//! unusual) are decoded and counted by the leader, and their segments analysed by their owner.
 //!
 //! Each worker has its own flow table, and answers every chunk of `CHUNK_PACKETS` (1,024) packets
 //! with the connections it opened and the records of those that ended, with the index of the
@@ -26,7 +27,7 @@
 //! tombstones, a choice that depends on the whole table) the analysis stops and is done again on one
 //! thread ([`Redo`]); what the observer was shown before is not shown again.
 
-use crate::decode::{decode, Endpoints, Segment};
+use crate::decode::{decode, Decoded, Endpoints, OwnedSegment, Segment};
 use crate::error::Error;
 use crate::pipeline::progress::FileProgress;
 use crate::pipeline::{Collector, Finished, Intake, Observer, Options, Taken};
@@ -78,15 +79,36 @@ pub fn analyze<'o>(
         let mut threads = Vec::with_capacity(workers);
         let mut answers = Vec::with_capacity(workers);
         let mut still_open = Vec::with_capacity(workers);
-        for index in 0..workers {
+        let (leader_answers, answer_receiver) = sync_channel(CHUNKS_IN_FLIGHT);
+        let (leader_open, open_receiver) = sync_channel(1);
+        answers.push(answer_receiver);
+        still_open.push(open_receiver);
+        let mut followers = Vec::with_capacity(workers - 1);
+        for _ in 1..workers {
             let (answer_sender, answer_receiver) = sync_channel(CHUNKS_IN_FLIGHT);
             let (open_sender, open_receiver) = sync_channel(1);
-            let worker = Worker::new(index, workers, options, answer_sender);
-            let stop = &stop;
-            threads.push(scope.spawn(move || worker.run(captures, bpf, stop, open_sender)));
+            let (batch_sender, batch_receiver) = sync_channel(CHUNKS_IN_FLIGHT);
+            let follower = Follower { analyst: Analyst::new(options, answer_sender) };
+            threads.push(scope.spawn(move || follower.run(&batch_receiver, open_sender)));
             answers.push(answer_receiver);
             still_open.push(open_receiver);
+            followers.push(batch_sender);
         }
+        let leader = Leader {
+            analyst: Analyst::new(options, leader_answers),
+            workers,
+            port: options.port,
+            shared: Intake::new(options.port),
+            batches: followers.iter().map(|_| Batch { entries: Vec::new(), capture_start: None }).collect(),
+            followers,
+            next: 0,
+            chunk_packets: 0,
+            chunk_bytes: 0,
+            start_ts: None,
+            latest_ts: f64::MIN,
+        };
+        let stop_flag = &stop;
+        threads.insert(0, scope.spawn(move || leader.run(captures, bpf, stop_flag, leader_open)));
         let mut merger = Merger::new(options, observer, still_open);
         while merger.merge_next(&answers, captures, progress) {
             if merger.redo {
@@ -113,11 +135,20 @@ pub fn analyze<'o>(
     })
 }
 
-/// Which of `workers` owns the connection between two endpoints, whichever side sent.
+/// Shares of the connections: the leader, which also walks the files and hands the packets on,
+/// owns one share, each follower [`FOLLOWER_SHARES`].
+const FOLLOWER_SHARES: u64 = 3;
+
+/// Which of `workers` owns the connection between two endpoints, whichever side sent: the leader
+/// (0) for one share of the hashes, each follower for [`FOLLOWER_SHARES`].
 fn owner(ends: &Endpoints, workers: usize) -> usize {
     let mix = |ip: u128, port: u16| ((ip as u64) ^ ((ip >> 64) as u64) ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let hash = mix(ends.src, ends.src_port) ^ mix(ends.dst, ends.dst_port);
-    ((hash >> 32) % workers as u64) as usize
+    let shares = 1 + FOLLOWER_SHARES * (workers as u64 - 1);
+    match (hash >> 32) % shares {
+        0 => 0,
+        share => (1 + (share - 1) / FOLLOWER_SHARES) as usize,
+    }
 }
 
 /// What a worker sends the merge for each chunk.
@@ -180,16 +211,155 @@ struct WorkerEnd {
     outcome: Result<ReadOutcome, Error>,
 }
 
-/// One worker thread: a walk of the files, and a flow table for the connections it owns.
-struct Worker<'c> {
-    index: usize,
-    workers: usize,
-    port: Option<u16>,
+/// One analysing thread's flow table, for the connections it owns, and what it found so far.
+struct Analyst<'c> {
     table: FlowTable,
     sink: ChunkSink,
+    /// The frames this thread counted.
     owned: Intake,
-    shared: Intake,
     answers: SyncSender<Answer<'c>>,
+}
+
+impl<'c> Analyst<'c> {
+    fn new(options: &Options, answers: SyncSender<Answer<'c>>) -> Analyst<'c> {
+        Analyst {
+            // The whole cap: a worker holds no more than all of them together, so it never evicts
+            // before one thread would (and the merge redoes the analysis when one thread would).
+            table: FlowTable::new(options.port, options.max_connections).with_tls_keys(options.tls_keys.clone()),
+            sink: ChunkSink::default(),
+            owned: Intake::new(options.port),
+            answers,
+        }
+    }
+
+    /// Analyses `seg`, packet `index` of the walk, at the capture's clock `latest_ts`.
+    fn process(&mut self, index: u64, latest_ts: f64, seg: &Segment<'_>) {
+        self.table.observe_time(latest_ts);
+        self.sink.packet = index;
+        self.table.process(seg, &mut self.sink);
+    }
+
+    /// Sends the merge what this thread found in the chunk.
+    fn answer(&mut self, last_packet: Option<&'c [u8]>, packets: u64, bytes: u64) {
+        let answer = Answer { chunk: self.sink.next_chunk(), last_packet, packets, bytes };
+        // The merge only hangs up when it is going down.
+        let _ = self.answers.send(answer);
+    }
+
+    /// The analysis is over: the records of the connections still open go to the merge.
+    fn finish(
+        mut self,
+        still_open: SyncSender<Vec<ConnectionRecord>>,
+        shared: Intake,
+        start_ts: Option<f64>,
+        outcome: Result<ReadOutcome, Error>,
+    ) -> WorkerEnd {
+        drop(self.answers);
+        let mut open = StillOpenSink { batch: Vec::with_capacity(STILL_OPEN_BATCH), sender: still_open };
+        self.table.finish(&mut open);
+        open.send();
+        WorkerEnd { owned: self.owned, shared, after_close: self.table.counters().after_close, start_ts, outcome }
+    }
+}
+
+/// A packet the walk hands a follower, with its index in the walk and the capture's clock then.
+struct Entry<'c> {
+    index: u64,
+    latest_ts: f64,
+    packet: Handed<'c>,
+}
+
+/// How a follower gets a packet.
+enum Handed<'c> {
+    /// A plain TCP frame on the selected port: the follower decodes and counts it.
+    Plain(LinkType, RawPacket<'c>),
+    /// Another frame holding a TCP segment, counted by the walk: the follower decodes it again.
+    Counted(LinkType, RawPacket<'c>),
+    /// A segment the walk rebuilt from IP fragments.
+    Reassembled(Box<OwnedSegment>),
+}
+
+/// What the walk sends a follower for one chunk.
+struct Batch<'c> {
+    entries: Vec<Entry<'c>>,
+    /// Set on the chunk holding the capture's first analysed packet.
+    capture_start: Option<f64>,
+}
+
+/// Workers after the first: each analyses the packets the walk hands it.
+struct Follower<'c> {
+    analyst: Analyst<'c>,
+}
+
+/// How many packets ahead a follower asks the CPU to load the frame headers: it knows where they
+/// are, unlike the walk, which must read each record to find the next.
+const FOLLOWER_PREFETCH: usize = 4;
+
+impl<'c> Follower<'c> {
+    fn run(mut self, batches: &Receiver<Batch<'c>>, still_open: SyncSender<Vec<ConnectionRecord>>) -> WorkerEnd {
+        while let Ok(batch) = batches.recv() {
+            if let Some(ts) = batch.capture_start {
+                self.analyst.table.set_capture_start(ts);
+            }
+            for (at, entry) in batch.entries.iter().enumerate() {
+                if let Some(Entry { packet: Handed::Plain(_, raw) | Handed::Counted(_, raw), .. }) =
+                    batch.entries.get(at + FOLLOWER_PREFETCH)
+                {
+                    prefetch(raw.data);
+                }
+                self.entry(entry);
+            }
+            self.analyst.answer(None, 0, 0);
+        }
+        self.analyst.finish(still_open, Intake::new(None), None, Ok(ReadOutcome::default()))
+    }
+
+    fn entry(&mut self, entry: &Entry<'c>) {
+        let analyst = &mut self.analyst;
+        match &entry.packet {
+            Handed::Plain(link, raw) => {
+                let decoded = decode(*link, raw.data, raw.orig_len, raw.ts);
+                if let Taken::Segment(seg) = analyst.owned.take(&decoded) {
+                    analyst.process(entry.index, entry.latest_ts, seg);
+                }
+            }
+            Handed::Counted(link, raw) => {
+                if let Decoded::Tcp(seg) = decode(*link, raw.data, raw.orig_len, raw.ts) {
+                    analyst.process(entry.index, entry.latest_ts, &seg);
+                }
+            }
+            Handed::Reassembled(owned) => analyst.process(entry.index, entry.latest_ts, &owned.segment()),
+        }
+    }
+}
+
+/// Asks the CPU to start loading the first lines of a frame (a hint: it never faults).
+#[inline]
+fn prefetch(frame: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = frame.as_ptr().cast::<i8>();
+        // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the program,
+        // whatever the address; `wrapping_add` keeps the pointer arithmetic defined.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(start);
+            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64));
+        }
+    }
+}
+
+/// The first worker: it walks the files, analyses the connections it owns, and hands the packets
+/// of the others' connections to them.
+struct Leader<'c> {
+    analyst: Analyst<'c>,
+    workers: usize,
+    port: Option<u16>,
+    /// Every frame that is not plain TCP, counted here.
+    shared: Intake,
+    followers: Vec<SyncSender<Batch<'c>>>,
+    /// Per follower, its packets of the chunk so far.
+    batches: Vec<Batch<'c>>,
     /// Index of the next packet.
     next: u64,
     /// Packets and captured bytes of the chunk so far.
@@ -201,27 +371,7 @@ struct Worker<'c> {
     latest_ts: f64,
 }
 
-impl<'c> Worker<'c> {
-    fn new(index: usize, workers: usize, options: &Options, answers: SyncSender<Answer<'c>>) -> Worker<'c> {
-        Worker {
-            index,
-            workers,
-            port: options.port,
-            // The whole cap: a worker holds no more than all of them together, so it never evicts
-            // before one thread would (and the merge redoes the analysis when one thread would).
-            table: FlowTable::new(options.port, options.max_connections).with_tls_keys(options.tls_keys.clone()),
-            sink: ChunkSink::default(),
-            owned: Intake::new(options.port),
-            shared: Intake::new(options.port),
-            answers,
-            next: 0,
-            chunk_packets: 0,
-            chunk_bytes: 0,
-            start_ts: None,
-            latest_ts: f64::MIN,
-        }
-    }
-
+impl<'c> Leader<'c> {
     fn run(
         mut self,
         captures: &'c Captures,
@@ -234,61 +384,74 @@ impl<'c> Worker<'c> {
             self.packet(link, raw);
             last_packet = Some(raw.data);
             if self.next % CHUNK_PACKETS == 0 {
-                self.answer(last_packet);
+                self.end_chunk(last_packet);
             }
         });
         self.shared.finish();
-        self.answer(last_packet);
-        drop(self.answers);
-        let mut open = StillOpenSink { batch: Vec::with_capacity(STILL_OPEN_BATCH), sender: still_open };
-        self.table.finish(&mut open);
-        open.send();
-        WorkerEnd {
-            owned: self.owned,
-            shared: self.shared,
-            after_close: self.table.counters().after_close,
-            start_ts: self.start_ts,
-            outcome,
-        }
+        self.end_chunk(last_packet);
+        drop(self.followers);
+        self.analyst.finish(still_open, self.shared, self.start_ts, outcome)
     }
 
-    /// One packet of the walk: analysed when this worker owns it; its timestamp moves the clock
-    /// when it is a segment on the selected port, whoever owns it.
+    /// One packet of the walk: analysed here when this worker owns its connection, handed to the
+    /// follower that owns it otherwise; its timestamp moves the clock when it is a segment on the
+    /// selected port, whoever owns it.
     fn packet(&mut self, link: LinkType, raw: RawPacket<'c>) {
+        let index = self.next;
         self.next += 1;
         self.chunk_packets += 1;
         self.chunk_bytes += raw.data.len() as u64;
         let Some(ends) = Endpoints::of(link, raw.data) else {
-            // Decoded (and its fragments rebuilt) by every worker alike.
             let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
             match self.shared.take(&decoded) {
-                Taken::Segment(seg) => self.segment(seg, Endpoints::of_segment(seg)),
+                Taken::Segment(seg) => {
+                    let handed = Handed::Counted(link, raw);
+                    self.segment(index, seg, Endpoints::of_segment(seg), handed);
+                }
                 Taken::Reassembled(owned) => {
-                    let seg = owned.segment();
-                    self.segment(&seg, Endpoints::of_segment(&seg));
+                    let (ts, ends) = {
+                        let seg = owned.segment();
+                        (seg.ts, Endpoints::of_segment(&seg))
+                    };
+                    self.clock(ts);
+                    match owner(&ends, self.workers) {
+                        0 => self.analyst.process(index, self.latest_ts, &owned.segment()),
+                        follower => self.hand(follower, index, Handed::Reassembled(Box::new(owned))),
+                    }
                 }
                 Taken::Nothing => {}
             }
             return;
         };
-        if owner(&ends, self.workers) == self.index {
+        if !self.port.is_none_or(|port| ends.src_port == port || ends.dst_port == port) {
+            // Counted here, whoever would own it: it is not analysed.
             let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-            if let Taken::Segment(seg) = self.owned.take(&decoded) {
-                self.segment(seg, ends);
+            self.analyst.owned.take(&decoded);
+            return;
+        }
+        self.clock(raw.ts);
+        match owner(&ends, self.workers) {
+            0 => {
+                let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
+                if let Taken::Segment(seg) = self.analyst.owned.take(&decoded) {
+                    self.analyst.process(index, self.latest_ts, seg);
+                }
             }
-        } else if self.port.is_none_or(|port| ends.src_port == port || ends.dst_port == port) {
-            self.clock(raw.ts);
+            follower => self.hand(follower, index, Handed::Plain(link, raw)),
         }
     }
 
-    /// A segment on the selected port: analysed when this worker owns it.
-    fn segment(&mut self, seg: &Segment<'_>, ends: Endpoints) {
+    /// A segment on the selected port that only decoding found: analysed here or handed on.
+    fn segment(&mut self, index: u64, seg: &Segment<'_>, ends: Endpoints, handed: Handed<'c>) {
         self.clock(seg.ts);
-        if owner(&ends, self.workers) == self.index {
-            self.table.observe_time(self.latest_ts);
-            self.sink.packet = self.next - 1;
-            self.table.process(seg, &mut self.sink);
+        match owner(&ends, self.workers) {
+            0 => self.analyst.process(index, self.latest_ts, seg),
+            follower => self.hand(follower, index, handed),
         }
+    }
+
+    fn hand(&mut self, follower: usize, index: u64, packet: Handed<'c>) {
+        self.batches[follower - 1].entries.push(Entry { index, latest_ts: self.latest_ts, packet });
     }
 
     /// The clock of the analysed packets moves to `ts`; the first one sets the capture's start,
@@ -296,17 +459,24 @@ impl<'c> Worker<'c> {
     fn clock(&mut self, ts: f64) {
         if self.start_ts.is_none() {
             self.start_ts = Some(ts);
-            self.table.set_capture_start(ts);
+            self.analyst.table.set_capture_start(ts);
+            for batch in &mut self.batches {
+                batch.capture_start = Some(ts);
+            }
         }
         self.latest_ts = self.latest_ts.max(ts);
     }
 
-    /// Sends the merge what this worker found in the chunk.
-    fn answer(&mut self, last_packet: Option<&'c [u8]>) {
+    /// The chunk is over: each follower gets its packets of it, and the merge what this worker found.
+    fn end_chunk(&mut self, last_packet: Option<&'c [u8]>) {
+        for (sender, batch) in self.followers.iter().zip(&mut self.batches) {
+            let entries = Vec::with_capacity(batch.entries.len());
+            let full = std::mem::replace(batch, Batch { entries, capture_start: None });
+            // A follower only hangs up when it panicked; the join reports that.
+            let _ = sender.send(full);
+        }
         let (packets, bytes) = (std::mem::take(&mut self.chunk_packets), std::mem::take(&mut self.chunk_bytes));
-        let answer = Answer { chunk: self.sink.next_chunk(), last_packet, packets, bytes };
-        // The merge only hangs up when it is going down.
-        let _ = self.answers.send(answer);
+        self.analyst.answer(last_packet, packets, bytes);
     }
 }
 
