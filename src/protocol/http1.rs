@@ -276,8 +276,11 @@ const MAX_U64_DIGITS: usize = 19;
 /// (ASCII whitespace around it is whitespace to `str::trim` too).
 fn content_length(value: &[u8]) -> Option<u64> {
     let value = value.trim_ascii();
-    if (1..=MAX_U64_DIGITS).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
-        return Some(value.iter().fold(0, |n, digit| n * 10 + u64::from(digit - b'0')));
+    if (1..=MAX_U64_DIGITS).contains(&value.len()) {
+        let plain = value.iter().try_fold(0, |n, byte| byte.is_ascii_digit().then(|| n * 10 + u64::from(byte - b'0')));
+        if plain.is_some() {
+            return plain;
+        }
     }
     std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok())
 }
