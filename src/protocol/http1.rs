@@ -491,7 +491,7 @@ impl Http1Framer {
             }
         }
         if self.directions[side.index()].head.is_empty() {
-            // Fast path: a head that lies whole in this chunk is found and parsed by httparse in
+            // A head the scan declined that lies whole in this chunk is found and parsed by httparse in
             // one pass. Anything else (a head split across segments, an invalid one) takes the
             // byte-wise search below, which also bounds what is buffered.
             if let Some(head) = parse_with_httparse(side, bytes) {

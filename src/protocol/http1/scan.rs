@@ -6,7 +6,7 @@
 //! obs-fold, a space before a colon, a target byte above 0x7E, a head not complete in the block,
 //! more headers than the framer gives httparse) it declines with `None`, and httparse judges the
 //! head as before. Only the start line and the framing headers' values are read; the other
-//! values are only checked, a word at a time.
+//! values are only checked, sixteen bytes at a time.
 
 use super::{Head, HeadFacts, StartLine, MAX_HEADERS, MAX_METHOD_LEN};
 use crate::protocol::HttpVersion;
@@ -68,6 +68,7 @@ fn version_and_crlf(block: &[u8], at: usize) -> Option<(HttpVersion, usize)> {
     (block.get(at + 8..at + 10)? == b"\r\n").then_some((version, at + 10))
 }
 
+/// The version `bytes` name, if httparse takes it.
 fn version(bytes: &[u8]) -> Option<HttpVersion> {
     match bytes {
         b"HTTP/1.0" => Some(HttpVersion::Http10),
