@@ -12,6 +12,8 @@ use crate::wire::Side;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 
+mod scan;
+
 /// Largest incomplete header block buffered; a longer one is treated as garbage.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// Exchanges kept per connection (counts go on beyond it).
@@ -185,7 +187,7 @@ pub struct Handover {
 }
 
 /// Framing-relevant facts from a message's headers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct HeadFacts {
     content_length: Option<u64>,
     chunked: bool,
@@ -198,25 +200,53 @@ impl HeadFacts {
     fn from_headers(headers: &[httparse::Header<'_>]) -> Self {
         let mut facts = HeadFacts::default();
         for header in headers {
-            let name = header.name.as_bytes();
-            // One candidate per length: most headers are passed over on their length alone.
-            match name.len() {
-                14 if token_is(name, b"content-length") => facts.content_length = content_length(header.value),
-                17 if token_is(name, b"transfer-encoding") => {
-                    facts.chunked = tokens(header.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-                }
-                10 if token_is(name, b"connection") => {
-                    for token in tokens(header.value) {
-                        facts.close |= token.eq_ignore_ascii_case(b"close");
-                        facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-                    }
-                }
-                7 if token_is(name, b"upgrade") => facts.upgrade_h2c |= tokens(header.value).any(|t| t.eq_ignore_ascii_case(b"h2c")),
-                _ => {}
-            }
+            facts.add(header.name.as_bytes(), header.value);
         }
         facts
     }
+
+    /// Takes in the next header of a message: a token `name` and its `value`, as httparse gives
+    /// it or with the spaces and tabs around it (the facts are the same either way).
+    #[inline]
+    fn add(&mut self, name: &[u8], value: &[u8]) {
+        // One candidate per length: most headers are passed over on their length alone.
+        match name.len() {
+            14 if token_is(name, b"content-length") => self.content_length = content_length(value),
+            17 if token_is(name, b"transfer-encoding") => {
+                self.chunked = tokens(value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            }
+            10 if token_is(name, b"connection") => match value.trim_ascii() {
+                // The usual lone token, compared whole (a value holds no CR: `token_is` is exact).
+                lone if token_is(lone, b"keep-alive") => self.keep_alive = true,
+                lone if token_is(lone, b"close") => self.close = true,
+                _ => {
+                    for token in tokens(value) {
+                        self.close |= token.eq_ignore_ascii_case(b"close");
+                        self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+            },
+            7 if token_is(name, b"upgrade") => self.upgrade_h2c |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"h2c")),
+            _ => {}
+        }
+    }
+}
+
+/// A whole, valid message head at the start of a block.
+#[derive(Debug, PartialEq)]
+struct Head<'b> {
+    /// Its length, the blank line included.
+    len: usize,
+    start: StartLine<'b>,
+    version: HttpVersion,
+    facts: HeadFacts,
+}
+
+/// What a head's start line says.
+#[derive(Debug, PartialEq)]
+enum StartLine<'b> {
+    Request { method: &'b str, target: &'b str },
+    Response { status: u16 },
 }
 
 /// Whether a header name httparse accepted (a token: letters, digits and `!#$%&'*+-.^_`|~`) is
@@ -242,10 +272,15 @@ fn token_is(name: &[u8], lower: &[u8]) -> bool {
 const MAX_U64_DIGITS: usize = 19;
 
 /// The value of a Content-Length header as `str::parse` reads it (surrounding whitespace trimmed);
-/// `None` when it is not a number. The usual plain run of digits is read without that detour.
+/// `None` when it is not a number. The usual plain run of digits is read without that detour
+/// (ASCII whitespace around it is whitespace to `str::trim` too).
 fn content_length(value: &[u8]) -> Option<u64> {
-    if (1..=MAX_U64_DIGITS).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
-        return Some(value.iter().fold(0, |n, digit| n * 10 + u64::from(digit - b'0')));
+    let value = value.trim_ascii();
+    if (1..=MAX_U64_DIGITS).contains(&value.len()) {
+        let plain = value.iter().try_fold(0, |n, byte| byte.is_ascii_digit().then(|| n * 10 + u64::from(byte - b'0')));
+        if plain.is_some() {
+            return plain;
+        }
     }
     std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -428,7 +463,16 @@ impl Http1Framer {
             if bytes.is_empty() {
                 return bytes;
             }
+            // Quickest path: a plain head that lies whole in this chunk. The scan holds method
+            // and target to the start-line check's sets, so a head it accepts passes that check.
+            if let Some(head) = scan::head(side, bytes) {
+                let end = head.len;
+                let phase = self.record(head, ts, events);
+                self.head_ended(side, phase);
+                return &bytes[end..];
+            }
         }
+        let direction = &mut self.directions[side.index()];
         if direction.head.len() < START_LINE_CHECK_WINDOW {
             let verdict = if direction.head.is_empty() {
                 start_line_verdict(side, bytes)
@@ -447,14 +491,13 @@ impl Http1Framer {
             }
         }
         if self.directions[side.index()].head.is_empty() {
-            // Fast path: a head that lies whole in this chunk is found and parsed by httparse in
+            // A head the scan declined that lies whole in this chunk is found and parsed by httparse in
             // one pass. Anything else (a head split across segments, an invalid one) takes the
             // byte-wise search below, which also bounds what is buffered.
-            if let Some((end, phase)) = self.parse_head(side, bytes, ts, events) {
-                let direction = &mut self.directions[side.index()];
-                direction.scan = BlankLineScan::InLine;
-                direction.resyncing = false;
-                direction.phase = phase;
+            if let Some(head) = parse_with_httparse(side, bytes) {
+                let end = head.len;
+                let phase = self.record(head, ts, events);
+                self.head_ended(side, phase);
                 return &bytes[end..];
             }
         }
@@ -469,7 +512,8 @@ impl Http1Framer {
             return &[];
         };
         let phase = if direction.head.is_empty() {
-            self.parse_head(side, &bytes[..end], ts, events).map(|(_, phase)| phase)
+            // The scan declined this head above already.
+            parse_with_httparse(side, &bytes[..end]).map(|head| self.record(head, ts, events))
         } else {
             let mut head = std::mem::take(&mut direction.head);
             head.extend_from_slice(&bytes[..end]);
@@ -517,51 +561,27 @@ impl Http1Framer {
         }
     }
 
-    /// Parses a head at the start of `block` and records the message; returns the head's length and
-    /// how its body is framed, or `None` if the head is invalid or not complete in `block`.
-    /// Most heads have few headers: a small header array is tried first, the full one only when
-    /// that is too small. httparse fills the arrays itself, so they are left uninitialised.
+    /// Parses a head at the start of `block` (the quick scan first, httparse when it declines) and
+    /// records the message; returns the head's length and how its body is framed, or `None` if the
+    /// head is invalid or not complete in `block`.
     fn parse_head(&mut self, side: Side, block: &[u8], ts: f64, events: &mut Vec<ProtocolEvent>) -> Option<(usize, Phase)> {
-        let mut few = [const { MaybeUninit::uninit() }; FEW_HEADERS];
-        match self.parse_head_with(side, block, &mut few, ts, events) {
-            Err(httparse::Error::TooManyHeaders) => {
-                let mut many = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-                self.parse_head_with(side, block, &mut many, ts, events).ok().flatten()
-            }
-            other => other.ok().flatten(),
-        }
+        let head = scan::head(side, block).or_else(|| parse_with_httparse(side, block))?;
+        Some((head.len, self.record(head, ts, events)))
     }
 
-    fn parse_head_with<'b>(
-        &mut self,
-        side: Side,
-        block: &'b [u8],
-        headers: &mut [MaybeUninit<httparse::Header<'b>>],
-        ts: f64,
-        events: &mut Vec<ProtocolEvent>,
-    ) -> Result<Option<(usize, Phase)>, httparse::Error> {
-        let config = httparse::ParserConfig::default();
-        match side {
-            Side::Client => {
-                let mut request = httparse::Request::new(&mut []);
-                let httparse::Status::Complete(len) = config.parse_request_with_uninit_headers(&mut request, block, headers)? else {
-                    return Ok(None);
-                };
-                let (Some(method), Some(target)) = (request.method, request.path) else { return Ok(None) };
-                let version = version_of(request.version);
-                let facts = HeadFacts::from_headers(request.headers);
-                Ok(Some((len, self.on_request(method, target, version, &facts, ts, events))))
-            }
-            Side::Server => {
-                let mut response = httparse::Response::new(&mut []);
-                let httparse::Status::Complete(len) = config.parse_response_with_uninit_headers(&mut response, block, headers)? else {
-                    return Ok(None);
-                };
-                let Some(status) = response.code else { return Ok(None) };
-                let version = version_of(response.version);
-                let facts = HeadFacts::from_headers(response.headers);
-                Ok(Some((len, self.on_response(status, version, &facts, ts, events))))
-            }
+    /// A whole head of `side`'s was recorded: its body is framed by `phase`.
+    fn head_ended(&mut self, side: Side, phase: Phase) {
+        let direction = &mut self.directions[side.index()];
+        direction.scan = BlankLineScan::InLine;
+        direction.resyncing = false;
+        direction.phase = phase;
+    }
+
+    /// Records the message of a whole head; returns how its body is framed.
+    fn record(&mut self, head: Head<'_>, ts: f64, events: &mut Vec<ProtocolEvent>) -> Phase {
+        match head.start {
+            StartLine::Request { method, target } => self.on_request(method, target, head.version, &head.facts, ts, events),
+            StartLine::Response { status } => self.on_response(status, head.version, &head.facts, ts, events),
         }
     }
 
@@ -752,6 +772,49 @@ fn start_line_verdict(side: Side, bytes: &[u8]) -> Verdict {
     match side {
         Side::Client => looks_like_request_line(bytes),
         Side::Server => looks_like_status_line(bytes),
+    }
+}
+
+/// The head at the start of `block` as httparse parses it, or `None` if it is invalid or not
+/// complete in `block`. Most heads have few headers: a small header array is tried first, the
+/// full one only when that is too small. httparse fills the arrays itself, so they are left
+/// uninitialised.
+fn parse_with_httparse(side: Side, block: &[u8]) -> Option<Head<'_>> {
+    let mut few = [const { MaybeUninit::uninit() }; FEW_HEADERS];
+    match parse_with_headers(side, block, &mut few) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut many = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            parse_with_headers(side, block, &mut many).ok().flatten()
+        }
+        other => other.ok().flatten(),
+    }
+}
+
+fn parse_with_headers<'b>(
+    side: Side,
+    block: &'b [u8],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<Head<'b>>, httparse::Error> {
+    let config = httparse::ParserConfig::default();
+    match side {
+        Side::Client => {
+            let mut request = httparse::Request::new(&mut []);
+            let httparse::Status::Complete(len) = config.parse_request_with_uninit_headers(&mut request, block, headers)? else {
+                return Ok(None);
+            };
+            let (Some(method), Some(target)) = (request.method, request.path) else { return Ok(None) };
+            let facts = HeadFacts::from_headers(request.headers);
+            Ok(Some(Head { len, start: StartLine::Request { method, target }, version: version_of(request.version), facts }))
+        }
+        Side::Server => {
+            let mut response = httparse::Response::new(&mut []);
+            let httparse::Status::Complete(len) = config.parse_response_with_uninit_headers(&mut response, block, headers)? else {
+                return Ok(None);
+            };
+            let Some(status) = response.code else { return Ok(None) };
+            let facts = HeadFacts::from_headers(response.headers);
+            Ok(Some(Head { len, start: StartLine::Response { status }, version: version_of(response.version), facts }))
+        }
     }
 }
 
@@ -1178,5 +1241,120 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         assert!(!is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"));
         assert!(!is_lone_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"));
         assert!(!is_lone_request_head(b"HTTP/1.1 200 OK\r\n\r\n"));
+    }
+    /// Request and response heads as real programs sent them in the fixtures' captures (curl, Go
+    /// net/http, nginx, python http.server, CONNECT, h2c upgrade, chunked, HTTP/1.0,
+    /// `Connection: close`), and a few odd but valid ones (casing, tabs, empty values, obs-text).
+    const REAL_HEADS: [&[u8]; 30] = [
+        b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:18113\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/plain\r\nEtag: \"hello-v1\"\r\nDate: Sun, 22 Nov 2026 00:47:37 GMT\r\n\r\n",
+        b"GET /chunked HTTP/1.1\r\nHost: 127.0.0.1:18116\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 22 Nov 2026 00:47:48 GMT\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:18122\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/plain\r\nEtag: \"hello-v1\"\r\nDate: Sun, 22 Nov 2026 02:53:56 GMT\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nServer: BaseHTTP/0.6 Python/3.11.7\r\nDate: Wed, 02 Dec 2026 13:36:13 GMT\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:18106\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        b"GET /slow?ms=200 HTTP/1.1\r\nHost: 127.0.0.1:19603\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n",
+        b"GET /first HTTP/1.1\r\nHost: 127.0.0.1:19502\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        b"HEAD /hello HTTP/1.1\r\nHost: 127.0.0.1:18118\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nEtag: \"hello-v1\"\r\nDate: Sun, 22 Nov 2026 00:47:52 GMT\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Wed, 02 Dec 2026 13:34:26 GMT\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nLast-Modified: Wed, 02 Dec 2026 13:34:26 GMT\r\nConnection: keep-alive\r\nETag: \"6b1ef4c2-6\"\r\nAccept-Ranges: bytes\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\nDate: Wed, 02 Dec 2026 14:05:29 GMT\r\nContent-type: text/plain\r\nContent-Length: 3\r\nLast-Modified: Wed, 02 Dec 2026 14:05:24 GMT\r\n\r\n",
+        b"POST /up HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1193\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:18117\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 100000\r\nContent-Type: application/octet-stream\r\nAccept-Encoding: gzip\r\n\r\n",
+        b"CONNECT 127.0.0.1:19304 HTTP/1.1\r\nHost: 127.0.0.1:19304\r\nUser-Agent: curl/7.88.1\r\nProxy-Connection: Keep-Alive\r\n\r\n",
+        b"HTTP/1.1 200 Connection established\r\n\r\n",
+        b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: Wed, 02 Dec 2026 13:45:56 GMT\r\nContent-Length: 29\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\nUser-Agent: ApacheBench/2.3\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncOnTeNt-LeNgTh:\t 42 \t\r\nTRANSFER-ENCODING: gzip ,Chunked\r\nconnection: CLOSE,keep-alive\r\n\r\n",
+        b"HTTP/1.1 204\r\nX-Empty:\r\nX-Blank:  \t \r\nX-Tab:\ta\tb\t\r\n\r\n",
+        b"HTTP/1.1 200 \xc3\x96K caf\xe9\r\nX-Obs: \xff\x80\r\nContent-Length: 1,1\r\nContent-Length: +5\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\nUpgrade: websocket, H2C\r\nX-Weird!#$%&'*+-.^_`|~: ok\r\n\r\n",
+        b"DELETE /a%20b?c=d&e=%C3%A9#frag HTTP/1.1\r\nContent-Length: 00012\r\nContent-Length: 18446744073709551616\r\n\r\n",
+        b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\n\r\n",
+    ];
+
+    /// The next pseudo-random number of a small LCG (deterministic, no crate).
+    fn next_random(state: &mut u64) -> usize {
+        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*state >> 33) as usize
+    }
+
+    /// Whether the quick scan accepts `bytes` on `side`, checking that httparse then accepts
+    /// them alike (same length, start line, version and framing facts) and that the start-line
+    /// check it lets the framer skip would have let them through.
+    fn scan_agrees_with_httparse(side: Side, bytes: &[u8]) -> bool {
+        let Some(quick) = scan::head(side, bytes) else { return false };
+        assert_eq!(Some(&quick), parse_with_httparse(side, bytes).as_ref(), "{side:?} {:?}", String::from_utf8_lossy(bytes));
+        assert_ne!(start_line_verdict(side, bytes), Verdict::No, "{side:?} {:?}", String::from_utf8_lossy(bytes));
+        true
+    }
+
+    #[test]
+    fn test_quick_scan_accepts_the_plain_heads_of_real_programs() {
+        for head in REAL_HEADS {
+            let side = if head.starts_with(b"HTTP/") { Server } else { Client };
+            let with_body = [head, b"body bytes \x00\x01\r\n".as_slice()].concat();
+            let accepted = scan_agrees_with_httparse(side, &with_body);
+            assert_eq!(accepted, !head.starts_with(b"PRI"), "{:?}", String::from_utf8_lossy(head));
+            assert_eq!(scan::head(side, &with_body).map(|h| h.len), accepted.then_some(head.len()));
+        }
+        let nginx = REAL_HEADS[13];
+        let facts = scan::head(Server, nginx).map(|head| head.facts);
+        assert_eq!(facts, Some(HeadFacts { content_length: Some(6), keep_alive: true, ..HeadFacts::default() }));
+        let odd = scan::head(Server, REAL_HEADS[24]).map(|head| head.facts);
+        assert_eq!(odd, Some(HeadFacts { content_length: Some(42), chunked: true, close: true, keep_alive: true, upgrade_h2c: false }));
+    }
+
+    #[test]
+    fn test_quick_scan_accepts_only_heads_httparse_accepts_alike_under_mutation() {
+        const SPECIAL: [u8; 12] = [b'\r', b'\n', b'\t', b' ', 0, 0x7F, 0x80, 0xFF, b':', b',', b'/', b'0'];
+        let mut state = 0x5eed;
+        let (mut tried, mut accepted) = (0, 0);
+        for head in REAL_HEADS {
+            for _ in 0..3000 {
+                let mut bytes = [head, b"HTTP/1.1 200 OK\r\n\r\n".as_slice()].concat();
+                for _ in 0..1 + next_random(&mut state) % 3 {
+                    let at = next_random(&mut state) % bytes.len();
+                    let special = SPECIAL[next_random(&mut state) % SPECIAL.len()];
+                    match next_random(&mut state) % 5 {
+                        0 => bytes[at] ^= 1 << (next_random(&mut state) % 8),
+                        1 => bytes.insert(at, special),
+                        2 => bytes[at] = special,
+                        3 => {
+                            bytes.remove(at);
+                        }
+                        _ => bytes.insert(at, next_random(&mut state) as u8),
+                    }
+                }
+                let cut = next_random(&mut state) % (bytes.len() + 1);
+                for side in [Client, Server] {
+                    for bytes in [&bytes[..], &bytes[..cut]] {
+                        tried += 1;
+                        accepted += usize::from(scan_agrees_with_httparse(side, bytes));
+                    }
+                }
+            }
+        }
+        // About one check in nine is accepted (a changed value byte keeps a head valid); the rest
+        // are invalid, cut short or on the wrong side: both kinds are well represented.
+        assert!(accepted > tried / 20 && accepted < tried / 2, "{accepted} of {tried}");
+    }
+
+    #[test]
+    fn test_quick_scan_takes_as_many_headers_as_httparse_is_given_room_for() {
+        for count in [FEW_HEADERS, FEW_HEADERS + 1, MAX_HEADERS, MAX_HEADERS + 1] {
+            let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for i in 0..count {
+                head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            head.extend_from_slice(b"\r\n");
+            assert_eq!(scan_agrees_with_httparse(Server, &head), count <= MAX_HEADERS, "{count}");
+            assert_eq!(parse_with_httparse(Server, &head).is_some(), count <= MAX_HEADERS, "{count}");
+        }
     }
 }
