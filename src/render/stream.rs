@@ -63,7 +63,9 @@ struct SummaryLine<'a> {
 #[derive(Serialize)]
 pub struct CsvRow<'a> {
     pub id: u64,
+    #[serde(serialize_with = "crate::report::addr::serialize")]
     pub client: std::net::SocketAddr,
+    #[serde(serialize_with = "crate::report::addr::serialize")]
     pub server: std::net::SocketAddr,
     pub server_port: u16,
     pub first_ts: f64,
