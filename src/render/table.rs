@@ -295,7 +295,7 @@ fn connections_table(conns: &[ConnectionRecord], start: Option<f64>, layout: &La
         columns.push(column("server process", &|c| process(&c.server_process)));
     }
     let Some(width) = layout.width else {
-        return writeln!(out, "{}", fit::table(&columns, false));
+        return fit::write_table(&columns, false, out);
     };
 
     let mut above = Vec::new();
@@ -338,8 +338,8 @@ fn connections_table(conns: &[ConnectionRecord], start: Option<f64>, layout: &La
     for line in &above {
         writeln!(out, "{}", fit::wrap_prose(line, width))?;
     }
-    let (table, dropped) = fit::fit(columns, width, &DROP_ORDER);
-    writeln!(out, "{table}")?;
+    let (columns, stacked, dropped) = fit::fitted(columns, width, &DROP_ORDER);
+    fit::write_table(&columns, stacked, out)?;
     below.extend(fit::left_out_note(&dropped));
     for line in &below {
         writeln!(out, "{}", fit::wrap_prose(line, width))?;
