@@ -89,16 +89,24 @@ struct Pretty {
 }
 
 impl Pretty {
-    /// `,` when not `first`, a line break, and the indentation of the current depth.
+    /// `,` when not `first`, a line break, and the indentation of the current depth. The report's
+    /// usual lines are written by constant-size writes (inlined copies; a write of a computed
+    /// length is a call to `memcpy`).
     fn line<W: ?Sized + Write>(&self, writer: &mut W, first: bool) -> io::Result<()> {
         const BREAK: &[u8] = b",\n                                "; // 16 levels
-        let start = usize::from(first);
-        match BREAK.get(start..2 + 2 * self.depth) {
-            Some(line) => writer.write_all(line),
-            None => {
-                writer.write_all(&BREAK[start..2])?;
-                (0..self.depth).try_for_each(|_| writer.write_all(b"  "))
-            }
+        match (first, self.depth) {
+            (false, 1) => writer.write_all(b",\n  "),
+            (false, 2) => writer.write_all(b",\n    "),
+            (false, 3) => writer.write_all(b",\n      "),
+            (false, 4) => writer.write_all(b",\n        "),
+            (false, 5) => writer.write_all(b",\n          "),
+            (first, depth) => match BREAK.get(usize::from(first)..2 + 2 * depth) {
+                Some(line) => writer.write_all(line),
+                None => {
+                    writer.write_all(&BREAK[usize::from(first)..2])?;
+                    (0..depth).try_for_each(|_| writer.write_all(b"  "))
+                }
+            },
         }
     }
 
