@@ -75,7 +75,7 @@ pub fn table(columns: &[Column], stacked: bool) -> Table {
 
 /// Writes [`table`]`(columns, stacked)` and a newline, byte for byte, for tables of many rows:
 /// comfy-table draws the borders and the header once, and the rows are laid out here as it lays
-/// them out (through comfy-table a row of the connections table cost 80,000 instructions, a
+/// them out (through comfy-table a row of the connections table cost 70,000 instructions, a
 /// String per cell and per line of it). A table with a cell of other than printable ASCII
 /// (which comfy-table measures by Unicode widths and splits at line breaks) is drawn whole by
 /// comfy-table.

@@ -80,7 +80,7 @@ impl<F: Formatter> Formatter for Micros<F> {
 
 /// serde_json's `PrettyFormatter` with two spaces per level, but each line break and its
 /// indentation written at once (the pretty printer makes a write per level: a call to `memcpy`
-/// each, a third of the report's cost).
+/// each, a quarter of the report's cost).
 #[derive(Default)]
 struct Pretty {
     depth: usize,

@@ -1,6 +1,6 @@
 //! Socket addresses as text (`127.0.0.1:40000`), byte for byte as `SocketAddr`'s `Display` writes
-//! them, without `core::fmt` for IPv4: through it, the two addresses of a record cost a tenth of
-//! writing the record as JSON.
+//! them, without `core::fmt` for IPv4: through it, the two addresses of a record cost 15 % of writing
+//! the record as JSON.
 
 use serde::{Serialize, Serializer};
 use std::net::{SocketAddr, SocketAddrV4};

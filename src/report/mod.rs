@@ -707,8 +707,8 @@ impl ReportBuilder {
     }
 }
 
-/// The records in the order of their ids, each moved once: a sort would move each record (most
-/// of a kilobyte) many times, which cost as much as writing a tenth of them as JSON.
+/// The records in the order of their ids, each moved once: a sort moved each record (472 bytes)
+/// many times, 400 M instructions for 86,580 records, a sixth of writing them as JSON.
 fn by_id(records: Vec<ConnectionRecord>) -> Vec<ConnectionRecord> {
     let mut order: Vec<(u64, usize)> = records.iter().enumerate().map(|(at, c)| (c.id, at)).collect();
     if order.is_sorted() {
