@@ -1,28 +1,27 @@
-//! The JSON report (`--format json`): the [`Report`] as one pretty-printed object (serde_json's
-//! pretty printer, two spaces per level). Its fields are documented in `docs/json.md` and
-//! versioned by `schema_version`.
+//! The JSON report (`--format json`): the [`Report`] as one pretty-printed object (two spaces per
+//! level, as serde_json's `PrettyFormatter` writes it). Its fields are documented in `docs/json.md`
+//! and versioned by `schema_version`.
 //!
 //! Numbers with a fraction (times, rates) are written rounded to the microsecond ([`micros`]):
 //! timestamps are epoch seconds in an `f64`, which near the present resolve about 0.24 µs, so
 //! digits past the microsecond (`0.0019450187683105469`) would be float noise, not the capture's.
 
 use crate::report::Report;
-use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
+use serde_json::ser::{CompactFormatter, Formatter};
 use std::io::{self, Write};
 
-/// Writes the report as JSON followed by a newline.
-pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    // The serialiser makes a write per token: into a buffer of a type it knows they are inlined
-    // copies, through `dyn Write` each would be a call.
-    let mut buffered = io::BufWriter::with_capacity(1 << 16, out);
-    let mut serializer = serde_json::Serializer::with_formatter(&mut buffered, Micros(PrettyFormatter::new()));
+/// Writes the report as JSON followed by a newline. The serialiser makes a write per token: `out`
+/// is best a buffer of a type known here (`BufWriter<StdoutLock>`), where they are inlined
+/// copies; through `dyn Write` each would be a call, to a file a system call.
+pub fn write<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, Micros(Pretty::default()));
     serde::Serialize::serialize(report, &mut serializer).map_err(io::Error::from)?;
-    writeln!(buffered)?;
-    buffered.flush()
+    writeln!(out)
 }
 
-/// Writes `value` as one line of compact JSON (NDJSON), numbers rounded as in [`write()`].
-pub fn write_line<T: serde::Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> serde_json::Result<()> {
+/// Writes `value` as one line of compact JSON (NDJSON), numbers rounded as in [`write()`]. `out`
+/// is best a buffer (a write per token).
+pub fn write_line<W: Write + ?Sized, T: serde::Serialize + ?Sized>(out: &mut W, value: &T) -> serde_json::Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, Micros(CompactFormatter));
     value.serialize(&mut serializer)
 }
@@ -79,6 +78,85 @@ impl<F: Formatter> Formatter for Micros<F> {
     }
 }
 
+/// serde_json's `PrettyFormatter` with two spaces per level, but each line break and its
+/// indentation written at once (the pretty printer makes a write per level: a call to `memcpy`
+/// each, a quarter of the report's cost).
+#[derive(Default)]
+struct Pretty {
+    depth: usize,
+    /// The array or object being written has a value (it is closed on a line of its own).
+    has_value: bool,
+}
+
+impl Pretty {
+    /// `,` when not `first`, a line break, and the indentation of the current depth. The report's
+    /// usual lines are written by constant-size writes (inlined copies; a write of a computed
+    /// length is a call to `memcpy`).
+    fn line<W: ?Sized + Write>(&self, writer: &mut W, first: bool) -> io::Result<()> {
+        const BREAK: &[u8] = b",\n                                "; // 16 levels
+        match (first, self.depth) {
+            (false, 1) => writer.write_all(b",\n  "),
+            (false, 2) => writer.write_all(b",\n    "),
+            (false, 3) => writer.write_all(b",\n      "),
+            (false, 4) => writer.write_all(b",\n        "),
+            (false, 5) => writer.write_all(b",\n          "),
+            (first, depth) => match BREAK.get(usize::from(first)..2 + 2 * depth) {
+                Some(line) => writer.write_all(line),
+                None => {
+                    writer.write_all(&BREAK[usize::from(first)..2])?;
+                    (0..depth).try_for_each(|_| writer.write_all(b"  "))
+                }
+            },
+        }
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, writer: &mut W, bracket: &[u8; 1]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        writer.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, writer: &mut W, bracket: &[u8; 1]) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.line(writer, true)?;
+        }
+        writer.write_all(bracket)
+    }
+}
+
+impl Formatter for Pretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open(writer, b"[")
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close(writer, b"]")
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        self.line(writer, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _writer: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open(writer, b"{")
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close(writer, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        self.line(writer, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        writer.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _writer: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +167,17 @@ mod tests {
         let mut out = Vec::new();
         write_line(&mut out, &value).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"duration":0.001945,"n":3,"rate":1.5,"start_ts":1796218283.388287}"#);
+    }
+
+    #[test]
+    fn test_pretty_lays_out_as_serde_json_pretty_printer_at_every_depth() {
+        let mut deep = serde_json::json!({"leaf": [1, {}, []]});
+        for level in 0..20 {
+            deep = serde_json::json!({"level": level, "empty": {}, "list": [[], deep, "x"]});
+        }
+        let mut out = Vec::new();
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
+        serde::Serialize::serialize(&deep, &mut serializer).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string_pretty(&deep).unwrap());
     }
 }

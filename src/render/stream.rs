@@ -63,7 +63,9 @@ struct SummaryLine<'a> {
 #[derive(Serialize)]
 pub struct CsvRow<'a> {
     pub id: u64,
+    #[serde(serialize_with = "crate::report::addr::serialize")]
     pub client: std::net::SocketAddr,
+    #[serde(serialize_with = "crate::report::addr::serialize")]
     pub server: std::net::SocketAddr,
     pub server_port: u16,
     pub first_ts: f64,
@@ -183,7 +185,7 @@ pub struct Stream {
     error: Option<std::io::Error>,
     /// Rows that may still be amended (printed already when `flush_each`), by 4-tuple (one per
     /// tuple: only the last connection on a tuple can be amended)...
-    held: HashMap<FlowKey, Box<ConnectionRecord>>,
+    held: HashMap<FlowKey, Box<ConnectionRecord>, ahash::RandomState>,
     /// ...and their tuples and numbers in the order they came (entries of rows printed since are
     /// skipped).
     held_order: VecDeque<(FlowKey, u64)>,
@@ -203,14 +205,14 @@ impl Stream {
 
     /// CSV rows after a header; each flushed at once when `flush_each`.
     pub fn csv(flush_each: bool) -> Stream {
-        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(std::io::stdout());
+        let mut writer = csv::WriterBuilder::new().has_headers(false).buffer_capacity(1 << 16).from_writer(std::io::stdout());
         let error = writer.write_record(CSV_HEADER).err().map(std::io::Error::from);
         Stream::new(Kind::Csv(Box::new(writer)), flush_each, error)
     }
 
     fn new(kind: Kind, flush_each: bool, error: Option<std::io::Error>) -> Stream {
         let hold_limit = crate::pipeline::DEFAULT_MAX_CONNECTIONS;
-        Stream { kind, flush_each, error, held: HashMap::new(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN, only: None }
+        Stream { kind, flush_each, error, held: HashMap::default(), held_order: VecDeque::new(), hold_limit, clock: f64::MIN, only: None }
     }
 
     /// Holds at most `rows` rows that may still be amended (`--max-connections`).

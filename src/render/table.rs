@@ -2,6 +2,7 @@
 
 use super::fit::{self, Column};
 use super::{human_duration, Layout};
+use crate::report::addr;
 use crate::report::close_cause::CloseCause;
 use crate::report::{ConnectionRecord, Report};
 use crate::tcp::state::{TcpState, ALL_STATES};
@@ -264,8 +265,8 @@ fn connections_table(conns: &[ConnectionRecord], start: Option<f64>, layout: &La
     let state = |s: Option<TcpState>| s.map_or("-".to_string(), |s| s.name().to_string());
     let mut columns = vec![
         column("#", &|c| c.id.to_string()),
-        column("client", &|c| c.client.to_string()),
-        column("server", &|c| c.server.to_string()),
+        column("client", &|c| addr::text(&c.client)),
+        column("server", &|c| addr::text(&c.server)),
         column("start", &|c| layout.time.format(c.first_ts, start)),
         column("duration", &|c| human_duration(c.duration)),
         column("handshake", &|c| c.handshake.name().to_string()),
@@ -294,13 +295,16 @@ fn connections_table(conns: &[ConnectionRecord], start: Option<f64>, layout: &La
         columns.push(column("server process", &|c| process(&c.server_process)));
     }
     let Some(width) = layout.width else {
-        return writeln!(out, "{}", fit::table(&columns, false));
+        return fit::write_table(&columns, false, out);
     };
 
     let mut above = Vec::new();
     let mut below = Vec::new();
-    let same = |f: &dyn Fn(&ConnectionRecord) -> String| conns.iter().all(|c| f(c) == f(&conns[0]));
-    if same(&|c| c.server.to_string()) {
+    let same = |f: &dyn Fn(&ConnectionRecord) -> String| {
+        let first = f(&conns[0]);
+        conns.iter().all(|c| f(c) == first)
+    };
+    if same(&|c| addr::text(&c.server)) {
         above.push(format!("server {} (every connection below)", conns[0].server));
         columns.retain(|c| c.header != "server");
     }
@@ -334,8 +338,8 @@ fn connections_table(conns: &[ConnectionRecord], start: Option<f64>, layout: &La
     for line in &above {
         writeln!(out, "{}", fit::wrap_prose(line, width))?;
     }
-    let (table, dropped) = fit::fit(columns, width, &DROP_ORDER);
-    writeln!(out, "{table}")?;
+    let (columns, stacked, dropped) = fit::fitted(columns, width, &DROP_ORDER);
+    fit::write_table(&columns, stacked, out)?;
     below.extend(fit::left_out_note(&dropped));
     for line in &below {
         writeln!(out, "{}", fit::wrap_prose(line, width))?;

@@ -8,6 +8,7 @@
 //! the [`Summary`] at once, so the summary never needs the whole list. Field names are the JSON
 //! contract documented in `docs/json.md`: change them only with `SCHEMA_VERSION`.
 
+pub mod addr;
 pub mod close_cause;
 pub mod record;
 pub mod verdict;
@@ -89,7 +90,9 @@ impl From<&HttpExchange> for RequestRecord {
 pub struct ConnectionRecord {
     pub id: u64,
     /// Serialised as `ip:port` (`[ip6]:port`).
+    #[serde(serialize_with = "addr::serialize")]
     pub client: SocketAddr,
+    #[serde(serialize_with = "addr::serialize")]
     pub server: SocketAddr,
     pub server_port: u16,
     /// Seconds since the first packet of the capture.
@@ -688,8 +691,7 @@ impl ReportBuilder {
     }
 
     /// Finishes the report.
-    pub fn finish(mut self, source: SourceInfo, packets: PacketCounts, capture: Option<CaptureStats>) -> Report {
-        self.connections.sort_by_key(|c| c.id);
+    pub fn finish(self, source: SourceInfo, packets: PacketCounts, capture: Option<CaptureStats>) -> Report {
         let verdict = verdict::judge(&self.summary, &self.verdict_inputs, capture.as_ref());
         Report {
             schema_version: SCHEMA_VERSION,
@@ -699,10 +701,22 @@ impl ReportBuilder {
             summary: self.summary,
             ports: self.ports.into_values().collect(),
             verdict,
-            connections: self.connections,
+            connections: by_id(self.connections),
             connections_omitted: self.omitted,
         }
     }
+}
+
+/// The records in the order of their ids, each moved once: a sort moved each record (472 bytes)
+/// many times, 400 M instructions for 86,580 records, a sixth of writing them as JSON.
+fn by_id(records: Vec<ConnectionRecord>) -> Vec<ConnectionRecord> {
+    let mut order: Vec<(u64, usize)> = records.iter().enumerate().map(|(at, c)| (c.id, at)).collect();
+    if order.is_sorted() {
+        return records;
+    }
+    order.sort_unstable();
+    let mut slots: Vec<Option<ConnectionRecord>> = records.into_iter().map(Some).collect();
+    order.into_iter().map(|(_, at)| slots[at].take().expect("each record is taken once")).collect()
 }
 
 #[cfg(test)]
