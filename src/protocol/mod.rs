@@ -69,7 +69,13 @@ impl std::ops::Deref for HeadText {
     fn deref(&self) -> &str {
         match &self.0 {
             HeadTextRepr::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).expect("inline text is a copy of a whole str")
+                let text = &bytes[..usize::from(*len)];
+                debug_assert!(std::str::from_utf8(text).is_ok());
+                // SAFETY: inline text is only made by `From<&str>`, as a copy of a whole `str`'s
+                // bytes (`len` of them), so it is UTF-8; it is read on every use (serialising,
+                // comparing), where checking it again cost 70 M instructions on json --all of
+                // 86,580 connections.
+                unsafe { std::str::from_utf8_unchecked(text) }
             }
             HeadTextRepr::Heap(text) => text,
         }

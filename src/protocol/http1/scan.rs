@@ -37,8 +37,12 @@ fn request(block: &[u8]) -> Option<Head<'_>> {
     }
     let (version, line_end) = version_and_crlf(block, version_start + 1)?;
     let (len, facts) = headers(block, line_end)?;
-    // ASCII, checked above; one conversion for both.
-    let line = std::str::from_utf8(&block[..version_start]).ok()?;
+    let ascii = &block[..version_start];
+    debug_assert!(ascii.is_ascii());
+    // SAFETY: every byte before `version_start` was checked above to be ASCII (uppercase letters,
+    // `-`, `_`, a space, visible ASCII), and ASCII is UTF-8. `from_utf8` would check it again, byte
+    // by byte: 130 instructions a request.
+    let line = unsafe { std::str::from_utf8_unchecked(ascii) };
     let (method, target) = (&line[..method_len], &line[target_start..]);
     Some(Head { len, start: StartLine::Request { method, target }, version, facts })
 }
