@@ -7,6 +7,9 @@
 //! the capture's snaplen still yields its TCP header and the length its payload had on the wire, and
 //! bytes after the IP packet (Ethernet padding, a frame check sequence) are never read as payload.
 //!
+//! [`Endpoints::of`] reads whose a plain TCP frame is (its addresses and ports) from a few fixed
+//! fields without decoding it, for the threads that only need to know that (`pipeline::parallel`).
+//!
 //! A fragment of an IP packet that carries TCP is handed on as a [`Fragment`]; `defrag` rebuilds
 //! the packet, and [`reassembled_segment`] decodes it into an [`OwnedSegment`].
 //!
