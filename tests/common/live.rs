@@ -44,11 +44,14 @@ impl Server {
                 assert!(Instant::now() < deadline, "the Python server did not listen on port {port} within 10 s");
                 thread::sleep(Duration::from_millis(50));
             }
-            // Listening, and still running: the port is this server's.
-            thread::sleep(Duration::from_millis(50));
-            if server.child.try_wait().ok().flatten().is_none() {
+            // Something listens: the port is this server's only when the kernel says this
+            // process holds the listening socket (a server that lost the port to another test may
+            // still be starting up, or exiting, when the other program answers).
+            if listens(port, server.child.id()) {
                 return server;
             }
+            let _ = server.child.kill();
+            let _ = server.child.wait();
             assert!(Instant::now() < deadline, "the Python server could not listen within 10 s");
         }
     }
@@ -62,6 +65,12 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
     }
+}
+
+/// True when process `pid` holds a socket listening on 127.0.0.1:`port` (`ss -ltnp`).
+fn listens(port: u16, pid: u32) -> bool {
+    let output = Command::new("ss").args(["-Hltnp", &format!("sport = :{port}")]).output().expect("ss (iproute2) must be installed");
+    String::from_utf8_lossy(&output.stdout).contains(&format!("pid={pid},"))
 }
 
 impl Drop for Server {
