@@ -15,57 +15,12 @@ LOAD=${SECONDS_OF_LOAD:-10}
 CONNECTIONS=${CONNECTIONS:-50}
 BUFFER_MIB=${BUFFER_MIB:-64}
 SNAPLEN=262144
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${CONNSCOPE:-$TARGET/release/connscope}
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "capture-load: run as root (live capture)" >&2
-    exit 2
-fi
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
-command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light >/dev/null
-[[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --quiet)
-
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$PORT;
-        location / { return 200 "ok\n"; }
-    }
-}
-EOF
-nginx -p "$WORK" -c "$WORK/nginx.conf" &
-PIDS+=($!)
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+. "$(dirname "$0")/live-lib.sh"
+live_setup capture-load
 
 # Runs the load; prints wrk's requests/s.
 load() {
     timeout $((LOAD + 10)) wrk -t2 -c"$CONNECTIONS" -d"${LOAD}s" "http://127.0.0.1:$PORT/" | awk '/Requests\/sec/ {print $2}'
-}
-
-# Waits for a capture process to end after SIGINT, at most 20 s.
-stop() {
-    kill -INT "$1"
-    for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-    echo "capture-load: pid $1 did not stop after SIGINT" >&2
-    return 1
 }
 
 echo "load: wrk -t2 -c$CONNECTIONS -d${LOAD}s against nginx on 127.0.0.1:$PORT; capture filter 'tcp port $PORT', buffer $BUFFER_MIB MiB, snaplen $SNAPLEN"
@@ -76,7 +31,7 @@ PIDS+=($CS)
 sleep 1
 RPS=$(load)
 sleep 1
-stop "$CS"
+live_stop capture-load "$CS"
 python3 - "$WORK/connscope.json" "$RPS" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -94,7 +49,7 @@ START=$(date +%s.%N)
 RPS=$(load)
 sleep 1
 END=$(date +%s.%N)
-stop "$TD"
+live_stop capture-load "$TD"
 python3 - "$WORK/tcpdump.err" "$RPS" "$START" "$END" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()

@@ -21,55 +21,8 @@ LOAD=${SECONDS_OF_LOAD:-10}
 RUNS=${RUNS:-3}
 (( RUNS > 10 )) && RUNS=10
 (( RUNS < 1 )) && RUNS=1
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${CONNSCOPE:-$TARGET/release/connscope}
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "live-vs-tcpdump: run as root (live capture)" >&2
-    exit 2
-fi
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
-command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light >/dev/null
-command -v tcpdump >/dev/null || apt-get install -y tcpdump >/dev/null
-[[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --quiet)
-
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$PORT;
-        location / { return 200 "ok\n"; }
-    }
-}
-EOF
-nginx -p "$WORK" -c "$WORK/nginx.conf" &
-PIDS+=($!)
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
-
-# Waits for a process to end after SIGINT, at most 30 s.
-stop() {
-    kill -INT "$1"
-    for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || { wait "$1" || true; return 0; }; sleep 0.1; done
-    echo "live-vs-tcpdump: pid $1 did not stop after SIGINT" >&2
-    return 1
-}
+. "$(dirname "$0")/live-lib.sh"
+live_setup live-vs-tcpdump 'keepalive_requests 1000000;'
 
 # One run: both captures, the load, both stopped, tcpdump's file analysed; prints the run's line.
 # Arguments: mode name, run number, then wrk's extra arguments.
@@ -89,8 +42,8 @@ run() {
     sleep 1.5
     rps=$(timeout $((LOAD + 10)) wrk "$@" -d"${LOAD}s" "http://127.0.0.1:$PORT/" | awk '/Requests\/sec/ {print $2}')
     sleep 1
-    stop "$cs"
-    stop "$td"
+    live_stop live-vs-tcpdump "$cs"
+    live_stop live-vs-tcpdump "$td"
     timeout 300 "$BIN" analyze "$dir/tcpdump.pcap" --port "$PORT" --format json >"$dir/offline.json"
     python3 - "$mode" "$n" "${rps:-?}" "$dir" <<'EOF'
 import json, re, sys

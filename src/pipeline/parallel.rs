@@ -33,7 +33,7 @@ use crate::pipeline::progress::FileProgress;
 use crate::pipeline::{Collector, Finished, Intake, Observer, Options, Taken};
 use crate::protocol::ProtocolSummary;
 use crate::report::{Amendment, ConnectionRecord, EndReason};
-use crate::source::{Captures, RawPacket, ReadOutcome};
+use crate::source::{prefetch, Captures, RawPacket, ReadOutcome};
 use crate::tcp::{FlowEvent, FlowSink, FlowTable, TcpFacts, TOMBSTONE_LIFETIME_MAX};
 use crate::wire::LinkType;
 use std::collections::{HashMap, VecDeque};
@@ -333,22 +333,6 @@ impl<'c> Follower<'c> {
                 }
             }
             Handed::Reassembled(owned) => analyst.process(entry.index, entry.latest_ts, &owned.segment()),
-        }
-    }
-}
-
-/// Asks the CPU to start loading the first lines of a frame (a hint: it never faults).
-#[inline]
-fn prefetch(frame: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = frame.as_ptr().cast::<i8>();
-        // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the program,
-        // whatever the address; `wrapping_add` keeps the pointer arithmetic defined.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(start);
-            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64));
         }
     }
 }

@@ -271,8 +271,9 @@ fn map_file(file: &std::fs::File) -> Option<(Format, memmap2::Mmap)> {
 /// Asks the CPU to start loading the next record's header and the frame headers after it while
 /// the current packet is analysed: a walk from record to record cannot know where the next record is
 /// before the current one's length is read, so without this every record costs a wait on memory.
+/// Also for a frame's headers a few packets ahead of its analysis (`pipeline::parallel`).
 #[inline]
-fn prefetch(next: &[u8]) {
+pub(crate) fn prefetch(next: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
