@@ -122,6 +122,9 @@ impl FlowSink for Collector<'_> {
     fn wants_segments(&self) -> bool {
         self.observer.wants_segments()
     }
+    fn wants_protocol_events(&self) -> bool {
+        self.observer.wants_events()
+    }
     fn event(&mut self, id: u64, event: &FlowEvent) {
         self.observer.event(id, event);
     }

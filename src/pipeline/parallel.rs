@@ -520,6 +520,10 @@ impl ChunkSink {
 }
 
 impl FlowSink for ChunkSink {
+    fn wants_protocol_events(&self) -> bool {
+        false
+    }
+
     fn event(&mut self, id: u64, event: &FlowEvent) {
         if let FlowEvent::Opened { .. } = event {
             let place = self.place();

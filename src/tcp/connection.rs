@@ -629,6 +629,16 @@ fn watch_fin(conn: &mut Connection, side: Side, fin_seq: SeqNumber, events: &mut
 
 /// Hands the protocol watcher's new messages to the sink, noting when the last response came.
 fn forward_protocol_events(conn: &mut Connection, events: &mut Vec<ProtocolEvent>, ts: f64, sink: &mut dyn FlowSink) {
+    if events.is_empty() {
+        return;
+    }
+    if !sink.wants_protocol_events() {
+        if events.iter().any(|event| sender(event) == Side::Server) {
+            conn.last_response_ts = Some(ts);
+        }
+        events.clear();
+        return;
+    }
     for event in events.drain(..) {
         let from = sender(&event);
         if from == Side::Server {

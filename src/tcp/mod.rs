@@ -115,6 +115,11 @@ pub trait FlowSink {
     fn wants_segments(&self) -> bool {
         false
     }
+    /// True when the sink wants the [`FlowEvent::Protocol`] events (requests, responses, TLS
+    /// hellos) as they happen; a sink that only keeps records says no, and is spared them.
+    fn wants_protocol_events(&self) -> bool {
+        true
+    }
     /// An event on connection `id`.
     fn event(&mut self, _id: u64, _event: &FlowEvent) {}
     /// A connection has ended (or the capture did): what the table knows of it, what its protocol
