@@ -314,8 +314,8 @@ impl Intake {
     }
 
     /// Adds the counts of `other`, which counted other frames of the same capture (`parallel`). The
-    /// ports `--port` left out are kept as far as [`OTHER_PORTS_KEPT`] allows, which may differ
-    /// from one thread's choice when more ports than that were seen: they only name a hint.
+    /// ports `--port` left out are added as far as [`OTHER_PORTS_KEPT`] allows (in `parallel` one
+    /// thread counts every frame off the port, so the list is the one a single thread keeps).
     pub(crate) fn add(&mut self, other: Intake) {
         let PacketCounts {
             total,

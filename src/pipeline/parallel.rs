@@ -100,7 +100,6 @@ pub fn analyze<'o>(
             analyst: Analyst::new(options, leader_answers),
             workers,
             port: options.port,
-            shared: Intake::new(options.port),
             batches: followers.iter().map(|_| Batch { entries: Vec::new(), capture_start: None }).collect(),
             followers,
             next: 0,
@@ -204,10 +203,8 @@ impl Findings {
 
 /// What a worker hands back when its walk is over.
 struct WorkerEnd {
-    /// The frames it counted: the plain TCP segments it owns.
-    owned: Intake,
-    /// Every other frame (each worker counts them; the first one's count is used).
-    shared: Intake,
+    /// The frames it counted (each frame is counted by one worker).
+    counted: Intake,
     /// Segments after a close in its table.
     after_close: u64,
     /// Epoch seconds of the capture's first analysed packet.
@@ -219,8 +216,9 @@ struct WorkerEnd {
 struct Analyst<'c> {
     table: FlowTable,
     sink: ChunkSink,
-    /// The frames this thread counted.
-    owned: Intake,
+    /// The frames this thread counted: a follower its own plain TCP frames, the leader every
+    /// other frame.
+    counted: Intake,
     answers: SyncSender<Answer<'c>>,
 }
 
@@ -231,7 +229,7 @@ impl<'c> Analyst<'c> {
             // before one thread would (and the merge redoes the analysis when one thread would).
             table: FlowTable::new(options.port, options.max_connections).with_tls_keys(options.tls_keys.clone()),
             sink: ChunkSink::default(),
-            owned: Intake::new(options.port),
+            counted: Intake::new(options.port),
             answers,
         }
     }
@@ -254,7 +252,6 @@ impl<'c> Analyst<'c> {
     fn finish(
         mut self,
         still_open: SyncSender<Vec<ConnectionRecord>>,
-        shared: Intake,
         start_ts: Option<f64>,
         outcome: Result<ReadOutcome, Error>,
     ) -> WorkerEnd {
@@ -262,7 +259,7 @@ impl<'c> Analyst<'c> {
         let mut open = StillOpenSink { batch: Vec::with_capacity(STILL_OPEN_BATCH), sender: still_open };
         self.table.finish(&mut open);
         open.send();
-        WorkerEnd { owned: self.owned, shared, after_close: self.table.counters().after_close, start_ts, outcome }
+        WorkerEnd { counted: self.counted, after_close: self.table.counters().after_close, start_ts, outcome }
     }
 }
 
@@ -315,7 +312,7 @@ impl<'c> Follower<'c> {
             }
             self.analyst.answer(None, 0, 0);
         }
-        self.analyst.finish(still_open, Intake::new(None), None, Ok(ReadOutcome::default()))
+        self.analyst.finish(still_open, None, Ok(ReadOutcome::default()))
     }
 
     fn entry(&mut self, entry: &Entry<'c>) {
@@ -323,7 +320,7 @@ impl<'c> Follower<'c> {
         match &entry.packet {
             Handed::Plain(link, raw) => {
                 let decoded = decode(*link, raw.data, raw.orig_len, raw.ts);
-                if let Taken::Segment(seg) = analyst.owned.take(&decoded) {
+                if let Taken::Segment(seg) = analyst.counted.take(&decoded) {
                     analyst.process(entry.index, entry.latest_ts, seg);
                 }
             }
@@ -343,8 +340,6 @@ struct Leader<'c> {
     analyst: Analyst<'c>,
     workers: usize,
     port: Option<u16>,
-    /// Every frame that is not plain TCP, counted here.
-    shared: Intake,
     followers: Vec<SyncSender<Batch<'c>>>,
     /// Per follower, its packets of the chunk so far.
     batches: Vec<Batch<'c>>,
@@ -375,10 +370,10 @@ impl<'c> Leader<'c> {
                 self.end_chunk(last_packet);
             }
         });
-        self.shared.finish();
+        self.analyst.counted.finish();
         self.end_chunk(last_packet);
         drop(self.followers);
-        self.analyst.finish(still_open, self.shared, self.start_ts, outcome)
+        self.analyst.finish(still_open, self.start_ts, outcome)
     }
 
     /// One packet of the walk: analysed here when this worker owns its connection, handed to the
@@ -391,7 +386,7 @@ impl<'c> Leader<'c> {
         self.chunk_bytes += raw.data.len() as u64;
         let Some(ends) = Endpoints::of(link, raw.data) else {
             let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-            match self.shared.take(&decoded) {
+            match self.analyst.counted.take(&decoded) {
                 Taken::Segment(seg) => {
                     let handed = Handed::Counted(link, raw);
                     self.segment(index, seg, Endpoints::of_segment(seg), handed);
@@ -414,14 +409,14 @@ impl<'c> Leader<'c> {
         if !self.port.is_none_or(|port| ends.src_port == port || ends.dst_port == port) {
             // Counted here, whoever would own it: it is not analysed.
             let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-            self.analyst.owned.take(&decoded);
+            self.analyst.counted.take(&decoded);
             return;
         }
         self.clock(raw.ts);
         match owner(&ends, self.workers) {
             0 => {
                 let decoded = decode(link, raw.data, raw.orig_len, raw.ts);
-                if let Taken::Segment(seg) = self.analyst.owned.take(&decoded) {
+                if let Taken::Segment(seg) = self.analyst.counted.take(&decoded) {
                     self.analyst.process(index, self.latest_ts, seg);
                 }
             }
@@ -619,11 +614,10 @@ impl<'o> Merger<'o> {
     fn finish(self, ends: Vec<WorkerEnd>) -> (Finished<'o>, Result<ReadOutcome, Error>) {
         let mut ends = ends.into_iter();
         let first = ends.next().expect("at least one worker");
-        let mut intake = first.shared;
-        intake.add(first.owned);
+        let mut intake = first.counted;
         intake.packets.after_close = first.after_close;
         for end in ends {
-            intake.add(end.owned);
+            intake.add(end.counted);
             intake.packets.after_close += end.after_close;
         }
         (Finished { intake, collector: self.collector, start_ts: first.start_ts }, first.outcome)
